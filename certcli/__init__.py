@@ -1,0 +1,3 @@
+"""certcli: a command-line ACME client."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,4 @@
+from certcli.cli.main import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""certcli status: the lineages at a glance, or one in detail."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from certcli.cli.runtime import runtime
+
+if TYPE_CHECKING:
+    from certcli.cli.output import Output
+    from certcli.report import LineageReport
+
+LABELS = {
+    "active": "Active",
+    "pending": "Pending",
+    "dns_missing": "DNS Missing",
+    "dns_wrong": "DNS Wrong",
+    "dns_duplicate": "DNS Duplicate",
+    "expiring": "Expiring",
+    "expired": "Expired",
+    "failed": "Failed",
+    "covered": "Covered",
+    "not_covered": "Not covered",
+}
+_STYLE = {"active": "green", "expiring": "yellow", "pending": "cyan"}
+
+
+def status(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Show this lineage in detail.")] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            help="Exit 1 when a lineage is expired, expiring, dns or any (anything not active).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Show every lineage (or one, with its SANs) and what needs attention."""
+    from certcli.errors import ExitCode, UsageError
+    from certcli.report import FAIL_ON, all_reports, fail_on_matches, lineage_report
+
+    if fail_on is not None and fail_on not in FAIL_ON:
+        raise UsageError(f"--fail-on {fail_on!r} is not one of: {', '.join(FAIL_ON)}")
+    rt = runtime(ctx)
+    now = rt.now()
+    reports = [lineage_report(rt.store, name, now)] if name else all_reports(rt.store, now)
+    if rt.out.json_mode:
+        rt.out.emit_json({"lineages": [r.to_json() for r in reports]})
+    elif name:
+        _detail(rt.out, reports[0])
+    elif reports:
+        _table(rt.out, reports)
+    else:
+        rt.out.info(f"No certificates in {rt.store.certs_dir} yet.")
+    if fail_on and fail_on_matches(reports, fail_on):
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def _status_text(report: LineageReport) -> str:
+    return ", ".join(LABELS[s.value] for s in report.statuses)
+
+
+def _status_style(report: LineageReport) -> str:
+    return _STYLE.get(report.status.value, "red")
+
+
+def _days_style(report: LineageReport) -> str | None:
+    if report.days_left is None:
+        return None
+    statuses = {s.value for s in report.statuses}
+    return "red" if "expired" in statuses else "yellow" if "expiring" in statuses else "green"
+
+
+def _table(out: Output, reports: list[LineageReport]) -> None:
+    rows, styles = [], []
+    for r in reports:
+        cert = r.certificate
+        rows.append(
+            [
+                r.name,
+                ",".join(r.domains),
+                r.mode.value,
+                cert.issuer if cert else "-",
+                cert.not_after.strftime("%Y-%m-%d %H:%M") if cert else "-",
+                str(r.days_left) if r.days_left is not None else "-",
+                _status_text(r),
+            ]
+        )
+        styles.append([None, None, None, None, None, _days_style(r), _status_style(r)])
+    out.table(
+        ["Name", "Domains", "Mode", "Issuer", "Not After", "Days Left", "Status"], rows, styles
+    )
+
+
+def _detail(out: Output, r: LineageReport) -> None:
+    from certcli.models import rfc3339
+
+    cert = r.certificate
+    fields = [
+        ("Name", r.name),
+        ("Status", _status_text(r)),
+        ("Mode", r.mode.value),
+        ("Domains", ", ".join(r.domains)),
+    ]
+    if cert:
+        fields += [
+            ("Issuer", cert.issuer),
+            ("Not before", rfc3339(cert.not_before)),
+            ("Not after", rfc3339(cert.not_after)),
+            ("Days left", str(r.days_left)),
+            ("Serial", cert.serial),
+            ("SHA-256", cert.fingerprint_sha256),
+            ("Key type", cert.key_type),
+            ("Version", str(r.version)),
+        ]
+    if r.pending_csr:
+        fields.append(("Pending", "a key and CSR wait for `certcli upload`"))
+    if r.error:
+        fields.append(("Error", r.error))
+    width = max(len(k) for k, _ in fields)
+    for key, value in fields:
+        out.line(f"{key + ':':<{width + 1}} {value}")
+    out.line()
+    out.table(
+        ["SAN", "SSL Status", "DNS Status"],
+        [[s.name, LABELS[s.ssl_status.value], s.dns_status or "not checked"] for s in r.sans],
+        [[None, "green" if s.ssl_status.value == "covered" else "red", None] for s in r.sans],
+    )

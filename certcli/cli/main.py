@@ -1,0 +1,93 @@
+"""The entry point and the single error boundary: every failure becomes one line on stderr
+and a documented exit code (a traceback only with -v)."""
+
+from __future__ import annotations
+
+import sys
+
+from certcli import __version__
+
+# Options that may appear anywhere on the line, as users type `certcli status --json`.
+_GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose", "--no-color"}
+_GLOBAL_WITH_VALUE = {"--config-dir"}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move global options to the front so that click sees them before the subcommand."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in _GLOBAL_FLAGS or (arg.split("=", 1)[0] in _GLOBAL_WITH_VALUE and "=" in arg):
+            front.append(arg)
+        elif arg in _GLOBAL_WITH_VALUE and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def _fail(message: str, hint: str | None, code: int) -> int:
+    line = f"certcli: error: {message}"
+    if hint:
+        line += f"; {hint}"
+    print(line, file=sys.stderr)
+    return code
+
+
+def run(argv: list[str]) -> int:
+    if argv == ["--version"]:  # the fast path: no Typer, no Rich
+        print(f"certcli {__version__}")
+        return 0
+    verbose = any(a in ("-v", "--verbose") for a in argv)
+    from certcli.errors import CertcliError, ExitCode
+
+    try:
+        import typer
+
+        from certcli.cli.app import app
+
+        command = typer.main.get_command(app)
+        result = command.main(
+            args=hoist_global_options(argv), prog_name="certcli", standalone_mode=False
+        )
+        return result if isinstance(result, int) else 0
+    except CertcliError as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        return _fail(exc.message, exc.hint, exc.exit_code)
+    except KeyboardInterrupt:
+        return _fail("interrupted", None, ExitCode.INTERRUPTED)
+    except Exception as exc:
+        if type(exc).__name__ == "Abort":  # Ctrl-C or EOF at a prompt
+            return _fail("aborted", None, ExitCode.INTERRUPTED)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `certcli`: the help, no error
+            print(exc.format_message(), file=sys.stderr)
+            return ExitCode.USAGE
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):  # click's errors
+            hint = None
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                hint = f"see `{ctx.command_path} --help`"
+            return _fail(exc.format_message(), hint, exc.exit_code)
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        return _fail(
+            f"internal error: {type(exc).__name__}: {exc}",
+            "run again with -v for the traceback and report it",
+            ExitCode.INTERNAL,
+        )
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

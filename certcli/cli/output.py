@@ -1,0 +1,74 @@
+"""Where things are printed: data on stdout (tables, or JSON with --json and nothing else),
+messages on stderr. Rich is imported only when a terminal will see it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import cached_property
+from typing import Any
+
+
+class Output:
+    def __init__(self, *, json_mode: bool, quiet: bool, verbose: bool, color: bool) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.verbose = verbose
+        self.color = color and "NO_COLOR" not in os.environ
+        self.stdout_tty = sys.stdout.isatty()
+        self.stdin_tty = sys.stdin.isatty()
+
+    @cached_property
+    def console(self) -> Any:
+        from rich.console import Console
+
+        return Console(no_color=not self.color, highlight=False, soft_wrap=True)
+
+    def info(self, message: str) -> None:
+        """A message for the person at the terminal; silent with -q."""
+        if not self.quiet:
+            print(message, file=sys.stderr)
+
+    def warn(self, message: str) -> None:
+        print(f"certcli: warning: {message}", file=sys.stderr)
+
+    def line(self, text: str = "") -> None:
+        """Human-readable data on stdout (never with --json)."""
+        if not self.json_mode:
+            print(text)
+
+    def emit_json(self, payload: dict[str, Any]) -> None:
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+    def table(
+        self,
+        headers: list[str],
+        rows: list[list[str]],
+        styles: list[list[str | None]] | None = None,
+    ) -> None:
+        """A rich table at a terminal; tab-separated lines with a header otherwise."""
+        if self.json_mode:
+            return
+        if not self.stdout_tty:
+            print("\t".join(h.lower().replace(" ", "_") for h in headers))
+            for row in rows:
+                print("\t".join(row))
+            return
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(show_edge=False, header_style="bold", pad_edge=False)
+        for header in headers:
+            table.add_column(header)
+        for i, row in enumerate(rows):
+            row_styles = styles[i] if styles else [None] * len(row)
+            table.add_row(*(Text(c, style=s or "") for c, s in zip(row, row_styles, strict=True)))
+        self.console.print(table)
+
+    def confirm(self, question: str) -> bool:
+        if not self.stdin_tty:
+            return False
+        sys.stderr.write(f"{question} [y/N] ")
+        sys.stderr.flush()
+        return sys.stdin.readline().strip().lower() in ("y", "yes")

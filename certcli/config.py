@@ -1,0 +1,69 @@
+"""Settings: command-line flag, then environment (CERTCLI_<SECTION>_<KEY>), then the
+lineage's lineage.toml, then config.toml, then the built-in default."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from certcli.errors import StoreError
+
+CONFIG_ENV = "CERTCLI_CONFIG_DIR"
+
+
+def default_config_dir() -> Path:
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("certcli"))
+
+
+def config_dir(cli_value: Path | None) -> Path:
+    if cli_value is not None:
+        return cli_value
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else default_config_dir()
+
+
+def load_config(root: Path) -> dict[str, Any]:
+    path = root / "config.toml"
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {path}: {exc}", "fix or remove the file") from None
+
+
+def env_name(key: str) -> str:
+    return "CERTCLI_" + key.replace(".", "_").replace("-", "_").upper()
+
+
+def _lookup(table: dict[str, Any], key: str) -> Any:
+    node: Any = table
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def setting(
+    key: str,
+    cli_value: Any,
+    config: dict[str, Any],
+    default: Any,
+    lineage: dict[str, Any] | None = None,
+) -> Any:
+    """The value of a dotted key such as `key_type` or `dns.target`."""
+    if cli_value is not None:
+        return cli_value
+    env = os.environ.get(env_name(key))
+    if env:
+        return env
+    for table in (lineage or {}, config):
+        value = _lookup(table, key)
+        if value is not None:
+            return value
+    return default

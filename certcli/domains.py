@@ -1,0 +1,108 @@
+"""Identifier validation and the wildcard coverage rule, without I/O."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from certcli.errors import UsageError
+
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_LINEAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def normalize_identifier(raw: str) -> str:
+    """Return the canonical form of a DNS name or IP address, or raise UsageError.
+
+    DNS names are lower-cased and lose a trailing dot; a wildcard is allowed only as the
+    whole leftmost label; non-ASCII names must be given in their IDNA (xn--) form.
+    """
+    name = raw.strip()
+    if is_ip(name):
+        return ipaddress.ip_address(name).compressed
+    if not name.isascii():
+        try:
+            suggestion = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            suggestion = None
+        hint = f"use its IDNA form: {suggestion}" if suggestion else "use its IDNA (xn--) form"
+        raise UsageError(f"invalid domain name {raw!r}: not ASCII", hint)
+    name = name.lower().removesuffix(".")
+    if not name:
+        raise UsageError(f"invalid domain name {raw!r}: empty")
+    if len(name) > 253:
+        raise UsageError(f"invalid domain name {raw[:40]}…: {len(name)} characters (at most 253)")
+    labels = name.split(".")
+    if labels[0] == "*":
+        labels = labels[1:]
+    if len(labels) < 2:
+        raise UsageError(f"invalid domain name {raw!r}: needs at least two labels (example.com)")
+    for label in labels:
+        if not label:
+            raise UsageError(f"invalid domain name {raw!r}: empty label")
+        if "*" in label:
+            raise UsageError(
+                f"invalid domain name {raw!r}: a wildcard may only be the whole leftmost label"
+            )
+        if len(label) > 63:
+            raise UsageError(
+                f"invalid domain name {raw[:40]}…: label of {len(label)} characters (at most 63)"
+            )
+        if not _LABEL.match(label):
+            raise UsageError(
+                f"invalid domain name {raw!r}: label {label!r} may hold only letters, digits "
+                "and inner hyphens"
+            )
+    return name
+
+
+def normalize_identifiers(raw: list[str]) -> list[str]:
+    """Normalize a list, dropping repeats but keeping the user's order."""
+    seen: dict[str, None] = {}
+    for item in raw:
+        seen.setdefault(normalize_identifier(item), None)
+    return list(seen)
+
+
+def covers(cert_name: str, domain: str) -> bool:
+    """Whether a certificate SAN covers a domain.
+
+    `*.example.com` covers exactly one label below example.com: not the apex and not
+    `a.b.example.com`. A wildcard domain is covered only by the same wildcard.
+    """
+    cert_name = cert_name.lower().removesuffix(".")
+    domain = domain.lower().removesuffix(".")
+    if cert_name == domain:
+        return True
+    if is_ip(cert_name) or is_ip(domain):
+        return False
+    if not cert_name.startswith("*.") or domain.startswith("*."):
+        return False
+    head, _, rest = domain.partition(".")
+    return bool(head) and rest == cert_name[2:]
+
+
+def covered_by(sans: list[str] | tuple[str, ...], domain: str) -> bool:
+    return any(covers(san, domain) for san in sans)
+
+
+def default_lineage_name(domains: list[str]) -> str:
+    """certbot's convention: the first domain, without a wildcard prefix."""
+    return domains[0].removeprefix("*.").replace(":", "-")
+
+
+def validate_lineage_name(name: str) -> str:
+    if not _LINEAGE_NAME.match(name) or ".." in name:
+        raise UsageError(
+            f"invalid certificate name {name!r}",
+            "use letters, digits, '.', '-' and '_' (at most 100, not starting with '.' or '-')",
+        )
+    return name

@@ -1,0 +1,53 @@
+"""One exception tree; each class carries the exit code documented in docs/exit-codes.md."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1  # an operation ran and reports a failure (or `status --fail-on` matched)
+    USAGE = 2  # bad arguments, invalid domain names
+    NOT_FOUND = 3  # unknown lineage, missing input file
+    INVALID_INPUT = 4  # a certificate, key or CSR that certcli will not accept
+    STORE = 5  # the store cannot be read or written
+    LOCKED = 6  # another certcli process holds the lock
+    NOT_CONFIRMED = 7  # a confirmation was declined, or needed without a TTY or --yes
+    INTERNAL = 70  # a bug: please report it with the output of -v
+    INTERRUPTED = 130
+
+
+class CertcliError(Exception):
+    """An error with a message for the user, an optional next step and an exit code."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(CertcliError):
+    exit_code = ExitCode.USAGE
+
+
+class NotFoundError(CertcliError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class InvalidInputError(CertcliError):
+    exit_code = ExitCode.INVALID_INPUT
+
+
+class StoreError(CertcliError):
+    exit_code = ExitCode.STORE
+
+
+class LockedError(CertcliError):
+    exit_code = ExitCode.LOCKED
+
+
+class NotConfirmedError(CertcliError):
+    exit_code = ExitCode.NOT_CONFIRMED

@@ -1,0 +1,93 @@
+"""`download`: the live certificate material in the shape a server wants."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from certcli.errors import InvalidInputError, NotFoundError, UsageError
+from certcli.store import FILE_MODE, KEY_MODE, Store, atomic_write
+
+WHATS = ("cert", "chain", "fullchain", "key", "bundle", "pkcs12")
+_WITH_KEY = {"key", "bundle", "pkcs12"}
+PASSWORD_ENV = "CERTCLI_PKCS12_PASSWORD"
+
+
+@dataclass(frozen=True)
+class Exported:
+    data: bytes
+    secret: bool  # holds the private key: written 0600
+    binary: bool
+
+
+def export(
+    store: Store, name: str, what: str, *, include_key: bool, password: bytes | None
+) -> Exported:
+    if what not in WHATS:
+        raise UsageError(f"unknown --what {what!r}", f"choose one of: {', '.join(WHATS)}")
+    if what in _WITH_KEY and not include_key:
+        raise UsageError(
+            f"--what {what} contains the private key",
+            "add --include-key to let the key leave the store",
+        )
+    read = store.read_live_file
+    if what == "cert":
+        return Exported(read(name, "cert.pem"), False, False)
+    if what == "chain":
+        chain = read(name, "chain.pem")
+        if not chain.strip():
+            raise NotFoundError(
+                f"{name!r} has no chain: its certificate came without intermediates"
+            )
+        return Exported(chain, False, False)
+    if what == "fullchain":
+        return Exported(read(name, "fullchain.pem"), False, False)
+    if what == "key":
+        return Exported(read(name, "privkey.pem"), True, False)
+    if what == "bundle":  # HAProxy's crt file: the full chain, then the key
+        return Exported(read(name, "fullchain.pem") + read(name, "privkey.pem"), True, False)
+    if not password:
+        raise UsageError(
+            "a PKCS#12 file needs a password",
+            f"give it with --password-file FILE or the {PASSWORD_ENV} environment variable",
+        )
+    return Exported(_pkcs12(store, name, password), True, True)
+
+
+def _pkcs12(store: Store, name: str, password: bytes) -> bytes:
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+
+    from certcli import x509 as x
+
+    certs = x.parse_certificates(store.read_live_file(name, "fullchain.pem"), name)
+    key = x.load_private_key(store.read_live_file(name, "privkey.pem"), name)
+    return pkcs12.serialize_key_and_certificates(
+        name.encode(), key, certs[0], certs[1:] or None, BestAvailableEncryption(password)
+    )
+
+
+def read_password_file(path: Path) -> bytes:
+    from certcli.inputs import read_input
+
+    password = read_input(path, "password").split(b"\n", 1)[0].rstrip(b"\r")
+    if not password:
+        raise InvalidInputError(f"password file {path} is empty")
+    return password
+
+
+def write_export(path: Path, exported: Exported) -> None:
+    """Write atomically, a key-bearing file 0600 from its creation."""
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a directory", "give a file name")
+    if not path.parent.is_dir():
+        raise NotFoundError(f"the directory of --out {path} does not exist")
+    try:
+        atomic_write(path, exported.data, KEY_MODE if exported.secret else FILE_MODE)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def password_from_env() -> bytes | None:
+    value = os.environ.get(PASSWORD_ENV)
+    return value.encode() if value else None

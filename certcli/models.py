@@ -1,0 +1,114 @@
+"""Frozen value types shared by the store, the engine and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Mode(StrEnum):
+    AUTO = "auto"  # obtained and renewed through ACME
+    CUSTOM = "custom"  # uploaded; never renewed, only warned about
+
+
+class LineageStatus(StrEnum):
+    """Ordered from the most to the least urgent; `status` shows the first that holds."""
+
+    EXPIRED = "expired"
+    FAILED = "failed"
+    DNS_MISSING = "dns_missing"
+    DNS_WRONG = "dns_wrong"
+    DNS_DUPLICATE = "dns_duplicate"
+    EXPIRING = "expiring"
+    PENDING = "pending"
+    ACTIVE = "active"
+
+
+class SslStatus(StrEnum):
+    COVERED = "covered"
+    NOT_COVERED = "not_covered"
+
+
+KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096")
+DEFAULT_KEY_TYPE = "ec-p256"
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    """What certcli needs to know of a certificate, kept in each version's meta.json so
+    that `status` never parses X.509."""
+
+    subject_cn: str | None
+    sans: tuple[str, ...]
+    issuer: str
+    not_before: datetime
+    not_after: datetime
+    serial: str
+    fingerprint_sha256: str
+    key_type: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject_cn": self.subject_cn,
+            "sans": list(self.sans),
+            "issuer": self.issuer,
+            "not_before": rfc3339(self.not_before),
+            "not_after": rfc3339(self.not_after),
+            "serial": self.serial,
+            "fingerprint_sha256": self.fingerprint_sha256,
+            "key_type": self.key_type,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CertInfo:
+        return cls(
+            subject_cn=data.get("subject_cn"),
+            sans=tuple(data["sans"]),
+            issuer=data["issuer"],
+            not_before=parse_rfc3339(data["not_before"]),
+            not_after=parse_rfc3339(data["not_after"]),
+            serial=data["serial"],
+            fingerprint_sha256=data["fingerprint_sha256"],
+            key_type=data.get("key_type", "unknown"),
+        )
+
+
+@dataclass(frozen=True)
+class LineageConfig:
+    """The contents of lineage.toml. Keys certcli does not know are kept in `extra`."""
+
+    name: str
+    domains: tuple[str, ...]
+    mode: Mode
+    key_type: str = DEFAULT_KEY_TYPE
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_toml(self) -> dict[str, Any]:
+        return {
+            **self.extra,
+            "name": self.name,
+            "domains": list(self.domains),
+            "mode": self.mode.value,
+            "key_type": self.key_type,
+        }
+
+    @classmethod
+    def from_toml(cls, data: dict[str, Any]) -> LineageConfig:
+        known = {"name", "domains", "mode", "key_type"}
+        return cls(
+            name=data["name"],
+            domains=tuple(data["domains"]),
+            mode=Mode(data.get("mode", Mode.AUTO)),
+            key_type=data.get("key_type", DEFAULT_KEY_TYPE),
+            extra={k: v for k, v in data.items() if k not in known},
+        )

@@ -1,0 +1,43 @@
+"""Pure renewal decisions: functions of their inputs and `now`, no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from certcli.models import CertInfo, LineageStatus
+
+SHORT_LIVED = timedelta(days=10)
+
+
+def renewal_window_start(not_before: datetime, not_after: datetime) -> datetime:
+    """When a certificate becomes due: a third of its lifetime left, or half for
+    certificates that live under 10 days (30 days of 90, 15 of 45, 3 of 6)."""
+    lifetime = not_after - not_before
+    remaining = lifetime / 2 if lifetime < SHORT_LIVED else lifetime / 3
+    return not_after - remaining
+
+
+def days_left(not_after: datetime, now: datetime) -> int:
+    """Whole days until expiry, rounded down; negative once expired."""
+    return (not_after - now) // timedelta(days=1)
+
+
+def lineage_statuses(
+    live: CertInfo | None,
+    now: datetime,
+    *,
+    failed: bool = False,
+    dns: frozenset[LineageStatus] = frozenset(),
+) -> list[LineageStatus]:
+    """Every status that holds, most urgent first; `active` only when nothing else does."""
+    found: set[LineageStatus] = set(dns)
+    if failed:
+        found.add(LineageStatus.FAILED)
+    if live is None:
+        found.add(LineageStatus.PENDING)
+    elif now >= live.not_after:
+        found.add(LineageStatus.EXPIRED)
+    elif now >= renewal_window_start(live.not_before, live.not_after):
+        found.add(LineageStatus.EXPIRING)
+    ordered = [s for s in LineageStatus if s in found]
+    return ordered or [LineageStatus.ACTIVE]

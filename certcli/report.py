@@ -1,0 +1,136 @@
+"""What `status` shows: lineage and SAN reports built from the store, and their JSON form.
+
+Reads only lineage.toml, state.json and the live version's meta.json, so listing a thousand
+lineages never parses a certificate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from certcli.domains import covered_by, is_ip
+from certcli.errors import StoreError
+from certcli.models import CertInfo, LineageStatus, Mode, SslStatus, rfc3339
+from certcli.renewal import days_left, lineage_statuses
+from certcli.store import Store
+
+FAIL_ON: dict[str, frozenset[LineageStatus]] = {
+    "expired": frozenset({LineageStatus.EXPIRED}),
+    "expiring": frozenset({LineageStatus.EXPIRING, LineageStatus.EXPIRED}),
+    "dns": frozenset(
+        {LineageStatus.DNS_MISSING, LineageStatus.DNS_WRONG, LineageStatus.DNS_DUPLICATE}
+    ),
+    "any": frozenset(LineageStatus) - {LineageStatus.ACTIVE},
+}
+
+
+def challenge_name(identifier: str) -> str | None:
+    """`_acme-challenge.<base>`, where `*.x` has base `x`; IP identifiers have none."""
+    if is_ip(identifier):
+        return None
+    return f"_acme-challenge.{identifier.removeprefix('*.')}"
+
+
+@dataclass(frozen=True)
+class SanReport:
+    name: str
+    ssl_status: SslStatus
+    dns_status: str | None = None
+    expected_target: str | None = None
+    found: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dns_status": self.dns_status,
+            "ssl_status": self.ssl_status.value,
+            "challenge_name": challenge_name(self.name),
+            "expected_target": self.expected_target,
+            "found": self.found,
+        }
+
+
+@dataclass(frozen=True)
+class LineageReport:
+    name: str
+    domains: tuple[str, ...]
+    mode: Mode
+    statuses: tuple[LineageStatus, ...]
+    certificate: CertInfo | None
+    days_left: int | None
+    sans: tuple[SanReport, ...]
+    version: int | None
+    pending_csr: bool
+    error: str | None = None
+
+    @property
+    def status(self) -> LineageStatus:
+        return self.statuses[0]
+
+    def to_json(self) -> dict[str, Any]:
+        cert = self.certificate
+        return {
+            "name": self.name,
+            "domains": list(self.domains),
+            "mode": self.mode.value,
+            "status": self.status.value,
+            "statuses": [s.value for s in self.statuses],
+            "issuer": cert.issuer if cert else None,
+            "not_before": rfc3339(cert.not_before) if cert else None,
+            "not_after": rfc3339(cert.not_after) if cert else None,
+            "days_left": self.days_left,
+            "serial": cert.serial if cert else None,
+            "fingerprint_sha256": cert.fingerprint_sha256 if cert else None,
+            "key_type": cert.key_type if cert else None,
+            "version": self.version,
+            "pending_csr": self.pending_csr,
+            "error": self.error,
+            "sans": [s.to_json() for s in self.sans],
+        }
+
+
+def lineage_report(store: Store, name: str, now: datetime) -> LineageReport:
+    config = store.read_config(name)
+    error = None
+    try:
+        version = store.live_version(name)
+        cert = store.live_info(name)
+        state = store.read_state(name)
+    except (StoreError, KeyError, ValueError) as exc:
+        # A damaged lineage is reported, not fatal: the others still get listed.
+        version, cert, state = None, None, {}
+        error = getattr(exc, "message", str(exc))
+    error = error or state.get("last_error")
+    sans = tuple(
+        SanReport(
+            name=domain,
+            ssl_status=SslStatus.COVERED
+            if cert and covered_by(cert.sans, domain)
+            else SslStatus.NOT_COVERED,
+        )
+        for domain in config.domains
+    )
+    statuses = lineage_statuses(cert, now, failed=error is not None)
+    return LineageReport(
+        name=name,
+        domains=config.domains,
+        mode=config.mode,
+        statuses=tuple(statuses),
+        certificate=cert,
+        days_left=days_left(cert.not_after, now) if cert else None,
+        sans=sans,
+        version=version,
+        pending_csr=store.has_pending(name),
+        error=error,
+    )
+
+
+def all_reports(store: Store, now: datetime) -> list[LineageReport]:
+    return [lineage_report(store, name, now) for name in store.names()]
+
+
+def fail_on_matches(reports: list[LineageReport], fail_on: str) -> bool:
+    wanted = FAIL_ON[fail_on]
+    return any(wanted.intersection(r.statuses) for r in reports)

@@ -1,0 +1,379 @@
+"""The file store under the config dir (layout in docs/store.md).
+
+Contract: every file is written atomically (temp file in the same directory, fsync, rename,
+fsync of the directory); directories are created 0700 and private keys 0600, with those modes
+from the start. A new certificate version is written complete under a temporary name, renamed
+into `archive/NNNN`, and only then does the `live` symlink switch, by rename, so a reader sees
+the old version or the new one and never a mix. Leftovers of an interrupted write carry a
+`.partial`/`.tmp` name; readers ignore them and `repair` removes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from certcli.errors import LockedError, NotFoundError, StoreError
+from certcli.models import CertInfo, LineageConfig
+
+DIR_MODE = 0o700
+KEY_MODE = 0o600
+FILE_MODE = 0o644
+
+#: certbot's names, so existing web-server configs can point at live/.
+VERSION_FILES = ("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem")
+_VERSION_DIR = re.compile(r"^\d{4,}$")
+_LOCK_WAIT_DEFAULT = 5.0
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    """Create `path` (which must not exist) with `mode`, write and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
+    """Replace `path` with `data` so that readers see the old or the new content, whole."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        _write_new(tmp, data, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(path.parent)
+
+
+def make_dirs(path: Path) -> None:
+    """Create `path` and any missing parents with mode 0700 (os.makedirs gives the mode to the
+    leaf only)."""
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory, DIR_MODE)
+
+
+def _store_error(action: str, path: Path, exc: OSError) -> StoreError:
+    reason = exc.strerror or str(exc)
+    hint = None
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):
+        hint = "choose a writable directory with --config-dir or CERTCLI_CONFIG_DIR"
+    return StoreError(f"cannot {action} {path}: {reason}", hint)
+
+
+class Store:
+    """A certcli store rooted at the config dir."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.certs_dir = root / "certs"
+        self.locks_dir = root / "locks"
+
+    # -- layout -------------------------------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create the store's directories, or explain why they cannot be created."""
+        for directory in (self.root, self.certs_dir, self.locks_dir):
+            try:
+                make_dirs(directory)
+                if not os.access(directory, os.W_OK | os.X_OK):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+            except OSError as exc:
+                raise _store_error("write to the config dir", directory, exc) from None
+
+    def lineage_dir(self, name: str) -> Path:
+        return self.certs_dir / name
+
+    def names(self) -> list[str]:
+        try:
+            entries = os.listdir(self.certs_dir)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise _store_error("read", self.certs_dir, exc) from None
+        return sorted(
+            e
+            for e in entries
+            if not e.startswith(".") and (self.certs_dir / e / "lineage.toml").is_file()
+        )
+
+    def exists(self, name: str) -> bool:
+        return (self.lineage_dir(name) / "lineage.toml").is_file()
+
+    def _require(self, name: str) -> Path:
+        if not self.exists(name):
+            raise NotFoundError(
+                f"no certificate named {name!r} in {self.certs_dir}",
+                "`certcli status` lists the certificates",
+            )
+        return self.lineage_dir(name)
+
+    # -- lineage.toml and state.json ----------------------------------------------------
+
+    def read_config(self, name: str) -> LineageConfig:
+        path = self._require(name) / "lineage.toml"
+        try:
+            return LineageConfig.from_toml(tomllib.loads(path.read_text()))
+        except (OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from None
+
+    def write_config(self, config: LineageConfig) -> None:
+        import tomli_w
+
+        directory = self.lineage_dir(config.name)
+        try:
+            make_dirs(directory)
+            atomic_write(directory / "lineage.toml", tomli_w.dumps(config.to_toml()).encode())
+        except OSError as exc:
+            raise _store_error("write", directory, exc) from None
+
+    def read_state(self, name: str) -> dict[str, Any]:
+        path = self.lineage_dir(name) / "state.json"
+        try:
+            return json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from None
+
+    def write_state(self, name: str, state: dict[str, Any]) -> None:
+        path = self.lineage_dir(name) / "state.json"
+        try:
+            atomic_write(path, json.dumps(state, indent=2, sort_keys=True).encode())
+        except OSError as exc:
+            raise _store_error("write", path, exc) from None
+
+    # -- versions -----------------------------------------------------------------------
+
+    def versions(self, name: str) -> list[int]:
+        archive = self.lineage_dir(name) / "archive"
+        try:
+            return sorted(int(e) for e in os.listdir(archive) if _VERSION_DIR.match(e))
+        except FileNotFoundError:
+            return []
+
+    def live_version(self, name: str) -> int | None:
+        try:
+            target = os.readlink(self.lineage_dir(name) / "live")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _store_error("read", self.lineage_dir(name) / "live", exc) from None
+        return int(Path(target).name)
+
+    def live_dir(self, name: str) -> Path | None:
+        return self.lineage_dir(name) / "live" if self.live_version(name) is not None else None
+
+    def version_meta(self, name: str, version: int) -> dict[str, Any]:
+        path = self.lineage_dir(name) / "archive" / f"{version:04d}" / "meta.json"
+        try:
+            return json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from None
+
+    def live_info(self, name: str) -> CertInfo | None:
+        version = self.live_version(name)
+        if version is None:
+            return None
+        return CertInfo.from_json(self.version_meta(name, version)["certificate"])
+
+    def read_live_file(self, name: str, filename: str) -> bytes:
+        self._require(name)
+        live = self.live_dir(name)
+        if live is None:
+            raise NotFoundError(
+                f"{name!r} has no certificate yet",
+                "complete it with `certcli upload` (or issue one with `certcli issue`)",
+            )
+        try:
+            return (live / filename).read_bytes()
+        except OSError as exc:
+            raise _store_error("read", live / filename, exc) from None
+
+    def add_version(self, name: str, files: dict[str, bytes], meta: dict[str, Any]) -> int:
+        """Write a complete new version and switch `live` to it; return its number.
+
+        The caller holds the lineage lock. Until the final rename of `live` nothing a reader
+        looks at has changed.
+        """
+        directory = self.lineage_dir(name)
+        archive = directory / "archive"
+        try:
+            make_dirs(archive)
+            self.repair(name)
+            version = max(self.versions(name), default=0) + 1
+            partial = archive / f".{version:04d}.partial.{os.getpid()}"
+            os.mkdir(partial, DIR_MODE)
+            for filename in VERSION_FILES:
+                mode = KEY_MODE if filename == "privkey.pem" else FILE_MODE
+                _write_new(partial / filename, files[filename], mode)
+            _write_new(
+                partial / "meta.json",
+                json.dumps({**meta, "version": version}, indent=2).encode(),
+                FILE_MODE,
+            )
+            fsync_dir(partial)
+            os.rename(partial, archive / f"{version:04d}")
+            fsync_dir(archive)
+            self._switch_live(directory, version)
+        except OSError as exc:
+            raise _store_error("write a new version in", archive, exc) from None
+        return version
+
+    def _switch_live(self, directory: Path, version: int) -> None:
+        tmp = directory / f".live.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(f"archive/{version:04d}", tmp)
+        os.replace(tmp, directory / "live")
+        fsync_dir(directory)
+
+    def repair(self, name: str) -> list[Path]:
+        """Remove what an interrupted write left behind; return what was removed."""
+        removed: list[Path] = []
+        directory = self.lineage_dir(name)
+        for parent in (directory, directory / "archive", directory / "pending"):
+            try:
+                entries = os.listdir(parent)
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if entry.startswith(".") and (".partial." in entry or entry.endswith(".tmp")):
+                    path = parent / entry
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                    removed.append(path)
+        return removed
+
+    # -- pending key and CSR ------------------------------------------------------------
+
+    def pending_dir(self, name: str) -> Path:
+        return self.lineage_dir(name) / "pending"
+
+    def has_pending(self, name: str) -> bool:
+        return (self.pending_dir(name) / "privkey.pem").is_file()
+
+    def write_pending(
+        self, name: str, key_pem: bytes, csr_pem: bytes, meta: dict[str, Any]
+    ) -> Path:
+        """Store a new key and CSR as `pending/`, replacing any earlier one whole."""
+        directory = self.lineage_dir(name)
+        pending = self.pending_dir(name)
+        partial = directory / f".pending.partial.{os.getpid()}"
+        try:
+            make_dirs(directory)
+            self.repair(name)
+            os.mkdir(partial, DIR_MODE)
+            _write_new(partial / "privkey.pem", key_pem, KEY_MODE)
+            _write_new(partial / "csr.pem", csr_pem, FILE_MODE)
+            _write_new(partial / "meta.json", json.dumps(meta, indent=2).encode(), FILE_MODE)
+            fsync_dir(partial)
+            if pending.exists():
+                old = directory / f".pending-old.partial.{os.getpid()}"
+                os.rename(pending, old)
+                os.rename(partial, pending)
+                shutil.rmtree(old)
+            else:
+                os.rename(partial, pending)
+            fsync_dir(directory)
+        except OSError as exc:
+            raise _store_error("write", pending, exc) from None
+        return pending
+
+    def read_pending(self, name: str) -> tuple[bytes, bytes, dict[str, Any]] | None:
+        pending = self.pending_dir(name)
+        try:
+            return (
+                (pending / "privkey.pem").read_bytes(),
+                (pending / "csr.pem").read_bytes(),
+                json.loads((pending / "meta.json").read_bytes()),
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read {pending}: {exc}") from None
+
+    def clear_pending(self, name: str) -> None:
+        pending = self.pending_dir(name)
+        if not pending.exists():
+            return
+        done = self.lineage_dir(name) / f".pending-done.partial.{os.getpid()}"
+        try:
+            os.rename(pending, done)
+            fsync_dir(self.lineage_dir(name))
+            shutil.rmtree(done)
+        except OSError as exc:
+            raise _store_error("remove", pending, exc) from None
+
+    # -- locks --------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Exclusive lock of one lineage, for issue/upload/csr/san."""
+        with self._flock(self.locks_dir / f"lineage-{name}.lock", f"certificate {name!r}"):
+            yield
+
+    @contextlib.contextmanager
+    def lock_store(self) -> Iterator[None]:
+        """Exclusive lock of the whole store, for renew."""
+        with self._flock(self.locks_dir / "store.lock", f"the store {self.root}"):
+            yield
+
+    @contextlib.contextmanager
+    def _flock(self, path: Path, what: str) -> Iterator[None]:
+        self.ensure()
+        wait = float(os.environ.get("CERTCLI_LOCK_WAIT", _LOCK_WAIT_DEFAULT))
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, KEY_MODE)
+        except OSError as exc:
+            raise _store_error("open the lock", path, exc) from None
+        try:
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                        raise LockedError(
+                            f"{what} is locked by PID {holder}",
+                            "another certcli is working on it; try again when it has finished",
+                        ) from None
+                    time.sleep(0.05)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)

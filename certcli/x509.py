@@ -1,0 +1,213 @@
+"""Keys, CSRs and certificates, on `cryptography` only."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from certcli.domains import is_ip
+from certcli.errors import InvalidInputError, UsageError
+from certcli.models import KEY_TYPES, CertInfo
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Distinguished-name fields of a CSR; the CN is the first domain."""
+
+    org: str | None = None
+    org_unit: str | None = None
+    country: str | None = None
+    state: str | None = None
+    city: str | None = None
+
+
+def generate_private_key(key_type: str) -> PrivateKey:
+    if key_type == "ec-p256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if key_type == "ec-p384":
+        return ec.generate_private_key(ec.SECP384R1())
+    if key_type.startswith("rsa-") and key_type in KEY_TYPES:
+        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
+    raise UsageError(f"unknown key type {key_type!r}", f"choose one of: {', '.join(KEY_TYPES)}")
+
+
+def private_key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def key_type_of(public_key: object) -> str:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return f"rsa-{public_key.key_size}"
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return {"secp256r1": "ec-p256", "secp384r1": "ec-p384"}.get(
+            public_key.curve.name, f"ec-{public_key.curve.name}"
+        )
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return "ed25519"
+    if isinstance(public_key, ed448.Ed448PublicKey):
+        return "ed448"
+    return "unknown"
+
+
+def _general_name(identifier: str) -> x509.GeneralName:
+    if is_ip(identifier):
+        return x509.IPAddress(ipaddress.ip_address(identifier))
+    return x509.DNSName(identifier)
+
+
+def make_csr(key: PrivateKey, domains: list[str], subject: Subject | None = None) -> bytes:
+    """A PEM CSR for `domains` (all as SANs, the first also as CN) signed with SHA-256."""
+    subject = subject or Subject()
+    attributes = (
+        [x509.NameAttribute(NameOID.COMMON_NAME, domains[0])] if len(domains[0]) <= 64 else []
+    )
+    for oid, value in (
+        (NameOID.ORGANIZATION_NAME, subject.org),
+        (NameOID.ORGANIZATIONAL_UNIT_NAME, subject.org_unit),
+        (NameOID.COUNTRY_NAME, subject.country),
+        (NameOID.STATE_OR_PROVINCE_NAME, subject.state),
+        (NameOID.LOCALITY_NAME, subject.city),
+    ):
+        if value:
+            attributes.append(x509.NameAttribute(oid, value))
+    builder = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name(attributes))
+        .add_extension(
+            x509.SubjectAlternativeName([_general_name(d) for d in domains]), critical=False
+        )
+    )
+    algorithm = None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(key, algorithm).public_bytes(serialization.Encoding.PEM)
+
+
+def load_csr(data: bytes) -> x509.CertificateSigningRequest:
+    return x509.load_pem_x509_csr(data)
+
+
+def _pem_labels(data: bytes) -> list[str]:
+    return [m.group(1).decode() for m in _PEM_BLOCK.finditer(data)]
+
+
+def parse_certificates(data: bytes, source: str) -> list[x509.Certificate]:
+    """Every certificate in a PEM file, in order; a clear error when there is none."""
+    labels = _pem_labels(data)
+    if "CERTIFICATE" not in labels:
+        if any("PRIVATE KEY" in label for label in labels):
+            raise InvalidInputError(f"{source} holds a private key, not a certificate")
+        if "CERTIFICATE REQUEST" in labels:
+            raise InvalidInputError(
+                f"{source} holds a certificate request (CSR), not a certificate",
+                "send the CSR to your CA and upload the certificate it returns",
+            )
+        raise InvalidInputError(f"{source} is not a PEM certificate (no BEGIN CERTIFICATE block)")
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise InvalidInputError(f"{source} holds a malformed PEM certificate ({exc})") from None
+
+
+def load_private_key(data: bytes, source: str) -> PrivateKey:
+    labels = _pem_labels(data)
+    if not any("PRIVATE KEY" in label for label in labels):
+        if "CERTIFICATE" in labels:
+            raise InvalidInputError(f"{source} holds a certificate, not a private key")
+        raise InvalidInputError(f"{source} is not a PEM private key (no BEGIN PRIVATE KEY block)")
+    if "ENCRYPTED PRIVATE KEY" in labels or b"Proc-Type: 4,ENCRYPTED" in data:
+        raise InvalidInputError(
+            f"{source} holds an encrypted private key",
+            f"decrypt it first, e.g. openssl pkey -in {source} -out plain.key",
+        )
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"{source} holds a malformed private key ({exc})") from None
+    if not isinstance(
+        key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    ):
+        raise InvalidInputError(f"{source} holds a key type certcli does not support")
+    return key
+
+
+def same_public_key(a: object, b: object) -> bool:
+    def der(key: object) -> bytes:
+        return key.public_bytes(  # type: ignore[attr-defined]
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    return der(a) == der(b)
+
+
+def sans_of(cert: x509.Certificate) -> tuple[str, ...]:
+    """DNS names and IP addresses of the SAN extension, lower-cased, in certificate order."""
+    try:
+        ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    except x509.ExtensionNotFound:
+        return ()
+    names = [n.lower() for n in ext.value.get_values_for_type(x509.DNSName)]
+    names += [ip.compressed for ip in ext.value.get_values_for_type(x509.IPAddress)]
+    return tuple(dict.fromkeys(names))
+
+
+def _name_attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
+    attrs = name.get_attributes_for_oid(oid)
+    value = attrs[0].value if attrs else None
+    return value if isinstance(value, str) else None
+
+
+def issuer_label(cert: x509.Certificate) -> str:
+    """The issuer's CN, else its O, else the whole DN."""
+    return (
+        _name_attr(cert.issuer, NameOID.COMMON_NAME)
+        or _name_attr(cert.issuer, NameOID.ORGANIZATION_NAME)
+        or cert.issuer.rfc4514_string()
+    )
+
+
+def fingerprint_sha256(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+
+
+def cert_info(cert: x509.Certificate) -> CertInfo:
+    return CertInfo(
+        subject_cn=_name_attr(cert.subject, NameOID.COMMON_NAME),
+        sans=sans_of(cert),
+        issuer=issuer_label(cert),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        serial=format(cert.serial_number, "x"),
+        fingerprint_sha256=fingerprint_sha256(cert),
+        key_type=key_type_of(cert.public_key()),
+    )
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def check_chain(leaf: x509.Certificate, chain: list[x509.Certificate]) -> None:
+    """Each certificate must be signed by the next one, as servers send them."""
+    for child, parent in zip([leaf, *chain], chain, strict=False):
+        try:
+            child.verify_directly_issued_by(parent)
+        except (InvalidSignature, ValueError, TypeError) as exc:
+            raise InvalidInputError(
+                f"the chain is out of order or does not belong to the certificate: "
+                f"{child.subject.rfc4514_string()} is not signed by "
+                f"{parent.subject.rfc4514_string()} ({type(exc).__name__})",
+                "give the intermediates in order, the one that signed the certificate first",
+            ) from None
