@@ -1,0 +1,133 @@
+"""Shared fixtures: the real `certcli` executable, a local CA, and the lab servers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.lab import Lab, LabError
+from tests.lab.localca import LocalCA
+
+CERTCLI = Path(sys.executable).with_name("certcli")
+
+
+@dataclass
+class Run:
+    """A finished certcli process."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict:
+        import json
+
+        return json.loads(self.stdout)
+
+
+class Certcli:
+    """Runs the installed console script in a subprocess against one config dir."""
+
+    def __init__(self, config_dir: Path, cwd: Path) -> None:
+        self.config_dir = config_dir
+        self.cwd = cwd
+        self.env: dict[str, str] = {}
+
+    def __call__(
+        self, *args: str | Path, input: str | None = None, env: dict[str, str] | None = None
+    ) -> Run:
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("CERTCLI_", "REQUESTS_CA_BUNDLE"))
+        }
+        full_env.update({"CERTCLI_CONFIG_DIR": str(self.config_dir), "CERTCLI_LOCK_WAIT": "1"})
+        full_env.update(self.env)
+        full_env.update(env or {})
+        proc = subprocess.run(
+            [str(CERTCLI), *map(str, args)],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=self.cwd,
+            timeout=120,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def certcli(tmp_path: Path) -> Certcli:
+    return Certcli(tmp_path / "config", tmp_path)
+
+
+@pytest.fixture(scope="session")
+def ca() -> LocalCA:
+    """A CA with two intermediates, like many commercial chains."""
+    return LocalCA("certcli test", intermediates=2)
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under a store with its mode, link target and content digest (lock files
+    excluded: taking a lock is not a change)."""
+    result: dict[str, tuple] = {}
+    if not root.exists():
+        return result
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if rel.startswith("locks"):
+            continue
+        st = path.lstat()
+        if path.is_symlink():
+            result[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            result[rel] = ("dir", st.st_mode)
+        else:
+            result[rel] = ("file", st.st_mode, hashlib.sha256(path.read_bytes()).hexdigest())
+    return result
+
+
+@pytest.fixture
+def store_snapshot() -> Callable[[Path], dict[str, tuple]]:
+    return snapshot
+
+
+# -- the lab ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """Pebble, BIND and the webroot server, started once for the session."""
+    instance = Lab.create(tmp_path_factory.mktemp("lab"))
+    try:
+        instance.start()
+    except LabError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    _LABS.append(instance)
+    yield instance
+    instance.stop()
+    _LABS.remove(instance)
+
+
+_LABS: list[Lab] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Attach the tail of each lab server's log to a failing test that used the lab."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and "lab" in getattr(item, "fixturenames", ()):
+        for instance in _LABS:
+            for service in instance.pids:
+                log = instance.log(service)
+                if log.exists():
+                    tail = log.read_text(errors="replace")[-4000:]
+                    report.sections.append((f"lab {service} log (tail)", tail))

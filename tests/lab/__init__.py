@@ -1,0 +1,326 @@
+"""The test lab: Pebble (ACME CA), BIND (DNS) and a static web server, on loopback only.
+
+Used as session fixtures by tests/conftest.py and by hand through `python -m tests.lab up`
+(and `down`), which `make demo` uses. Every port is a free 127.0.0.1 port; every name the
+servers look up resolves inside the lab (see ../../docs/testing.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tests.lab.localca import LocalCA, key_pem
+
+SITE_ZONE = "certcli.test"
+DELEGATION_ZONE = "acme-delegation.test"
+ACME_KEY_NAME = "certcli-acme"
+ADMIN_KEY_NAME = "lab-admin"
+TSIG_ALGORITHM = "hmac-sha256"
+INSTALL_HINT = (
+    "the test lab needs Debian's pebble and bind9: run `make test` as root (it installs them) "
+    "or `sudo apt-get install -y pebble bind9`"
+)
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def find_binary(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin:/sbin")
+    if not found:
+        raise LabError(f"{name} is not installed; {INSTALL_HINT}")
+    return found
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 for both TCP and UDP (DNS needs both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            return port
+    raise LabError("no free port on 127.0.0.1")
+
+
+@dataclass
+class Lab:
+    directory: Path
+    dns_port: int
+    acme_port: int
+    management_port: int
+    http_port: int
+    tls_port: int
+    acme_tsig_secret: str
+    admin_tsig_secret: str
+    certificate_validity: int
+    pids: dict[str, int] = field(default_factory=dict)
+
+    # -- what tests and the demo use ----------------------------------------------------
+
+    @property
+    def directory_url(self) -> str:
+        return f"https://127.0.0.1:{self.acme_port}/dir"
+
+    @property
+    def ca_bundle(self) -> Path:
+        """Trust for Pebble's HTTPS listener (not for the certificates it issues)."""
+        return self.directory / "tls" / "ca.pem"
+
+    @property
+    def webroot(self) -> Path:
+        return self.directory / "webroot"
+
+    @property
+    def dns_server(self) -> str:
+        return f"127.0.0.1:{self.dns_port}"
+
+    def log(self, service: str) -> Path:
+        return self.directory / "logs" / f"{service}.log"
+
+    def issuing_roots(self) -> bytes:
+        """Pebble's issuing root, regenerated at each start."""
+        return self._get(f"https://127.0.0.1:{self.management_port}/roots/0")
+
+    def tsig_keyring(self, admin: bool = False) -> dict:
+        import dns.tsigkeyring
+
+        name = ADMIN_KEY_NAME if admin else ACME_KEY_NAME
+        secret = self.admin_tsig_secret if admin else self.acme_tsig_secret
+        return dns.tsigkeyring.from_text({name: (TSIG_ALGORITHM, secret)})
+
+    def env(self) -> dict[str, str]:
+        """Environment for a certcli run against the lab."""
+        return {"REQUESTS_CA_BUNDLE": str(self.ca_bundle), "CERTCLI_SERVER": self.directory_url}
+
+    # -- persistence for `python -m tests.lab` ------------------------------------------
+
+    def save(self) -> None:
+        data = asdict(self)
+        data["directory"] = str(self.directory)
+        (self.directory / "lab.json").write_text(json.dumps(data, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> Lab:
+        data = json.loads((directory / "lab.json").read_text())
+        data["directory"] = Path(data["directory"])
+        return cls(**data)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, directory: Path, *, certificate_validity: int = 90 * 86400) -> Lab:
+        for sub in ("tls", "logs", "webroot", "bind", "pebble"):
+            (directory / sub).mkdir(parents=True, exist_ok=True)
+        return cls(
+            directory=directory,
+            dns_port=free_port(),
+            acme_port=free_port(),
+            management_port=free_port(),
+            http_port=free_port(),
+            tls_port=free_port(),
+            acme_tsig_secret=base64.b64encode(secrets.token_bytes(32)).decode(),
+            admin_tsig_secret=base64.b64encode(secrets.token_bytes(32)).decode(),
+            certificate_validity=certificate_validity,
+        )
+
+    def start(self) -> None:
+        pebble, named = find_binary("pebble"), find_binary("named")
+        try:
+            self._start_bind(named)
+            self._start_http()
+            self._start_pebble(pebble)
+        except BaseException:
+            self.stop()
+            raise
+        self.save()
+
+    def stop(self) -> None:
+        for service, pid in list(self.pids.items()):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.05)
+            if _alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+            self.pids.pop(service)
+
+    def _spawn(self, service: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        log = self.log(service).open("ab")
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # its own group: `down` stops it and its children
+            cwd=self.directory,
+        )
+        log.close()
+        self.pids[service] = proc.pid
+
+    def _wait(self, service: str, ready: Callable[[], object], timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if not _alive(self.pids[service]):
+                break
+            try:
+                ready()
+                return
+            except Exception as exc:  # not up yet
+                last = exc
+                time.sleep(0.05)
+        tail = self.log(service).read_text(errors="replace")[-2000:]
+        raise LabError(f"{service} did not come up ({last}); its log ends:\n{tail}")
+
+    # -- BIND -----------------------------------------------------------------------
+
+    def _start_bind(self, named: str) -> None:
+        bind = self.directory / "bind"
+        for journal in bind.glob("*.jnl"):
+            journal.unlink()
+        soa = "@ SOA ns.{z}. hostmaster.{z}. 1 3600 600 86400 60"
+        zones = {
+            ".": [
+                "$TTL 60",
+                "@ SOA localhost. hostmaster.localhost. 1 3600 600 86400 60",
+                "@ NS localhost.",
+                "localhost. A 127.0.0.1",
+            ],
+            SITE_ZONE: [
+                "$TTL 60",
+                soa.format(z=SITE_ZONE),
+                f"@ NS ns.{SITE_ZONE}.",
+                "ns A 127.0.0.1",
+                "@ A 127.0.0.1",
+                "* A 127.0.0.1",
+            ],
+            DELEGATION_ZONE: [
+                "$TTL 60",
+                soa.format(z=DELEGATION_ZONE),
+                f"@ NS ns.{DELEGATION_ZONE}.",
+                "ns A 127.0.0.1",
+            ],
+        }
+        zone_conf = []
+        for zone, lines in zones.items():
+            filename = "root.zone" if zone == "." else f"{zone}.zone"
+            (bind / filename).write_text("\n".join(lines) + "\n")
+            keys = [ADMIN_KEY_NAME] + ([ACME_KEY_NAME] if zone == DELEGATION_ZONE else [])
+            allowed = " ".join(f"key {k};" for k in keys)
+            update = "" if zone == "." else f"allow-update {{ {allowed} }};"
+            zone_conf.append(f'zone "{zone}" {{ type primary; file "{filename}"; {update} }};')
+        dead_port = free_port()
+        conf = f"""
+options {{
+    directory "{bind}";
+    pid-file none;
+    listen-on port {self.dns_port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    query-source address 127.0.0.1;
+    recursion yes;
+    allow-recursion {{ 127.0.0.0/8; }};
+    allow-query {{ 127.0.0.0/8; }};
+    forward only;
+    forwarders {{ 127.0.0.1 port {dead_port}; }};
+    dnssec-validation no;
+    notify no;
+    empty-zones-enable no;
+    session-keyfile "{bind}/session.key";
+}};
+controls {{ }};
+key "{ACME_KEY_NAME}" {{ algorithm {TSIG_ALGORITHM}; secret "{self.acme_tsig_secret}"; }};
+key "{ADMIN_KEY_NAME}" {{ algorithm {TSIG_ALGORITHM}; secret "{self.admin_tsig_secret}"; }};
+{chr(10).join(zone_conf)}
+"""
+        (bind / "named.conf").write_text(conf)
+        self._spawn("named", [named, "-g", "-4", "-c", str(bind / "named.conf")])
+
+        def ready() -> None:
+            import dns.message
+            import dns.query
+
+            query = dns.message.make_query(f"www.{SITE_ZONE}", "A")
+            answer = dns.query.udp(query, "127.0.0.1", port=self.dns_port, timeout=0.5)
+            if not answer.answer:
+                raise LabError("no answer yet")
+
+        self._wait("named", ready)
+
+    # -- the HTTP-01 web server ---------------------------------------------------------
+
+    def _start_http(self) -> None:
+        argv = [sys.executable, "-m", "http.server", str(self.http_port)]
+        argv += ["--bind", "127.0.0.1", "--directory", str(self.webroot)]
+        self._spawn("http", argv)
+        self._wait("http", lambda: urllib.request.urlopen(self._http_url("/"), timeout=1).read())
+
+    def _http_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    # -- Pebble ---------------------------------------------------------------------
+
+    def _start_pebble(self, pebble: str) -> None:
+        tls = self.directory / "tls"
+        ca = LocalCA("certcli lab TLS", intermediates=0)
+        listener = ca.issue(["127.0.0.1", "localhost"], days=365)
+        ca.write_root(tls / "ca.pem")
+        (tls / "pebble.pem").write_bytes(listener.cert_pem)
+        (tls / "pebble.key").write_bytes(key_pem(listener.key))  # type: ignore[arg-type]
+        config = {
+            "pebble": {
+                "listenAddress": f"127.0.0.1:{self.acme_port}",
+                "managementListenAddress": f"127.0.0.1:{self.management_port}",
+                "certificate": str(tls / "pebble.pem"),
+                "privateKey": str(tls / "pebble.key"),
+                "httpPort": self.http_port,
+                "tlsPort": self.tls_port,
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": False,
+                "certificateValidityPeriod": self.certificate_validity,
+            }
+        }
+        config_path = self.directory / "pebble" / "pebble-config.json"
+        config_path.write_text(json.dumps(config, indent=2))
+        argv = [pebble, "-config", str(config_path), "-dnsserver", self.dns_server]
+        self._spawn("pebble", argv, env={"PEBBLE_VA_NOSLEEP": "1"})
+        self._wait("pebble", lambda: self._get(self.directory_url))
+
+    def _get(self, url: str) -> bytes:
+        context = ssl.create_default_context(cafile=str(self.ca_bundle))
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
+            return response.read()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child (the lab was started by another process)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return waited == 0
