@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import pytest
+
+from certcli.domains import (
+    covered_by,
+    covers,
+    default_lineage_name,
+    normalize_identifier,
+    normalize_identifiers,
+    validate_lineage_name,
+)
+from certcli.errors import ExitCode, UsageError
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Example.COM", "example.com"),
+        ("www.example.com.", "www.example.com"),
+        ("*.example.com", "*.example.com"),
+        ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+        ("a-b.example.com", "a-b.example.com"),
+        ("192.0.2.1", "192.0.2.1"),
+        ("2001:DB8::0:1", "2001:db8::1"),
+        ("a" * 63 + ".com", "a" * 63 + ".com"),
+    ],
+)
+def test_valid_identifiers_are_normalized(raw: str, expected: str) -> None:
+    assert normalize_identifier(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("-bad.com", "inner hyphens"),
+        ("bad-.com", "inner hyphens"),
+        ("a..b", "empty label"),
+        ("*.*.x.com", "wildcard"),
+        ("www.*.example.com", "wildcard"),
+        ("w*.example.com", "wildcard"),
+        ("a" * 64 + ".com", "label of 64"),
+        (".".join(["a" * 50] * 5), "at most 253"),
+        ("bücher.example", "not ASCII"),
+        ("localhost", "two labels"),
+        ("", "empty"),
+        ("exa_mple.com", "inner hyphens"),
+        ("exa mple.com", "inner hyphens"),
+    ],
+)
+def test_invalid_identifiers_say_why(raw: str, reason: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        normalize_identifier(raw)
+    assert reason in caught.value.message
+    assert caught.value.exit_code == ExitCode.USAGE
+
+
+def test_non_ascii_suggests_the_idna_form() -> None:
+    with pytest.raises(UsageError) as caught:
+        normalize_identifier("bücher.example")
+    assert caught.value.hint is not None and "xn--bcher-kva.example" in caught.value.hint
+
+
+def test_repeats_are_dropped_in_order() -> None:
+    assert normalize_identifiers(["b.com", "A.com", "B.com."]) == ["b.com", "a.com"]
+
+
+@pytest.mark.parametrize(
+    ("san", "domain", "expected"),
+    [
+        ("example.com", "example.com", True),
+        ("EXAMPLE.com.", "example.com", True),
+        ("*.example.com", "www.example.com", True),
+        ("*.example.com", "example.com", False),  # not the apex
+        ("*.example.com", "a.b.example.com", False),  # exactly one label
+        ("*.example.com", "*.example.com", True),
+        ("www.example.com", "*.example.com", False),
+        ("*.example.com", "*.a.example.com", False),
+        ("*.example.com", "wwwexample.com", False),
+        ("192.0.2.1", "192.0.2.1", True),
+        ("*.example.com", "192.0.2.1", False),
+    ],
+)
+def test_wildcard_coverage(san: str, domain: str, expected: bool) -> None:
+    assert covers(san, domain) is expected
+
+
+def test_covered_by_any_san() -> None:
+    assert covered_by(("example.com", "*.example.com"), "shop.example.com")
+    assert not covered_by(("example.com", "*.example.com"), "a.shop.example.com")
+
+
+def test_lineage_names() -> None:
+    assert default_lineage_name(["*.example.com", "example.com"]) == "example.com"
+    assert validate_lineage_name("shop_2.example.com") == "shop_2.example.com"
+    for bad in ("../etc", ".hidden", "-x", "a/b", "a" * 101, "", "a..b"):
+        with pytest.raises(UsageError):
+            validate_lineage_name(bad)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from certcli.models import CertInfo, LineageStatus
+from certcli.renewal import days_left, lineage_statuses, renewal_window_start
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("lifetime_days", "window_days"),
+    [(90, 30), (45, 15), (6, 3), (9, 4.5), (10, 10 / 3), (365, 365 / 3)],
+)
+def test_window_is_a_third_of_the_lifetime_or_half_under_ten_days(
+    lifetime_days: float, window_days: float
+) -> None:
+    not_after = T0 + timedelta(days=lifetime_days)
+    start = renewal_window_start(T0, not_after)
+    assert not_after - start == timedelta(days=window_days)
+
+
+def test_days_left_rounds_down_and_goes_negative() -> None:
+    assert days_left(T0 + timedelta(days=2, hours=23), T0) == 2
+    assert days_left(T0, T0 + timedelta(hours=1)) == -1
+
+
+def _info(lifetime: float = 90) -> CertInfo:
+    return CertInfo(
+        subject_cn="example.com",
+        sans=("example.com",),
+        issuer="Test CA",
+        not_before=T0,
+        not_after=T0 + timedelta(days=lifetime),
+        serial="1",
+        fingerprint_sha256="AA",
+        key_type="ec-p256",
+    )
+
+
+def test_statuses_over_a_certificates_life() -> None:
+    info = _info()
+    assert lineage_statuses(info, T0 + timedelta(days=1)) == [LineageStatus.ACTIVE]
+    assert lineage_statuses(info, T0 + timedelta(days=60)) == [LineageStatus.EXPIRING]
+    assert lineage_statuses(info, T0 + timedelta(days=59, hours=23)) == [LineageStatus.ACTIVE]
+    assert lineage_statuses(info, T0 + timedelta(days=90)) == [LineageStatus.EXPIRED]
+    assert lineage_statuses(None, T0) == [LineageStatus.PENDING]
+
+
+def test_several_statuses_hold_at_once_most_urgent_first() -> None:
+    got = lineage_statuses(
+        _info(),
+        T0 + timedelta(days=80),
+        failed=True,
+        dns=frozenset({LineageStatus.DNS_WRONG, LineageStatus.DNS_MISSING}),
+    )
+    assert got == [
+        LineageStatus.FAILED,
+        LineageStatus.DNS_MISSING,
+        LineageStatus.DNS_WRONG,
+        LineageStatus.EXPIRING,
+    ]
