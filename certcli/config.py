@@ -30,7 +30,7 @@ def load_config(root: Path) -> dict[str, Any]:
     path = root / "config.toml"
     try:
         return tomllib.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}
     except (OSError, ValueError) as exc:
         raise StoreError(f"cannot read {path}: {exc}", "fix or remove the file") from None

@@ -119,6 +119,11 @@ def upload(
         pending = store.read_pending(name) if config else None
         key = _matching_key(leaf, key_data, key_path, pending, name)
         completes_csr = pending is not None and key_data is None
+        current = store.live_info(name) if config else None
+        if current and current.fingerprint_sha256 == info.fingerprint_sha256:
+            plan = UploadPlan(name, info, current, (), (), completes_csr, False, False)
+            return UploadResult(plan, None)
+        _refuse_duplicate(store, info.fingerprint_sha256)
         if completes_csr:
             required = tuple(pending[2].get("domains", ()))
         else:
@@ -130,11 +135,6 @@ def upload(
                 f"(it covers {', '.join(info.sans)})",
                 "get a certificate for all of the lineage's domains",
             )
-        current = store.live_info(name) if config else None
-        if current and current.fingerprint_sha256 == info.fingerprint_sha256:
-            plan = UploadPlan(name, info, current, (), (), completes_csr, False, False)
-            return UploadResult(plan, None)
-        _refuse_duplicate(store, info.fingerprint_sha256)
         plan = UploadPlan(
             name=name,
             certificate=info,

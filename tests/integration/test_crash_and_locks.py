@@ -1,0 +1,154 @@
+"""Interrupted writes and concurrent processes: `live` never changes until a version is
+complete, and two processes never write one lineage at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Certcli
+from tests.lab.localca import LocalCA
+
+pytestmark = pytest.mark.integration
+
+# Runs the real `certcli upload` code path in a child process whose file writer stops
+# for good after writing two files of the new version, so the test can kill -9 it there.
+STALLING_UPLOAD = textwrap.dedent(
+    """
+    import sys, time
+    from certcli import store
+    real, count = store._write_new, [0]
+    def stall(path, data, mode):
+        real(path, data, mode)
+        count[0] += 1
+        if count[0] == 2 and ".partial." in str(path):
+            print("stalled", flush=True)
+            time.sleep(3600)
+    store._write_new = stall
+    from certcli.cli.main import run
+    sys.exit(run(sys.argv[1:]))
+    """
+)
+
+HOLD_LOCK = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from certcli.store import Store
+    with Store(Path(sys.argv[1])).lock(sys.argv[2]):
+        print("locked", flush=True)
+        time.sleep(3600)
+    """
+)
+
+
+def _files(tmp_path: Path, ca: LocalCA, stem: str, names: list[str]) -> None:
+    issued = ca.issue(names)
+    (tmp_path / f"{stem}.pem").write_bytes(issued.fullchain_pem)
+    (tmp_path / f"{stem}.key").write_bytes(issued.key_pem)
+
+
+def _child(script: str, *args: str | Path, cwd: Path, config: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "CERTCLI_CONFIG_DIR": str(config)}
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def test_kill_9_in_the_middle_of_a_new_version(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path
+) -> None:
+    _files(tmp_path, ca, "v1", ["app.example.com"])
+    _files(tmp_path, ca, "v2", ["app.example.com"])
+    assert certcli("upload", "app", "--cert", "v1.pem", "--key", "v1.key").code == 0
+    before = certcli("download", "app", "--what", "fullchain").stdout
+
+    child = _child(
+        STALLING_UPLOAD,
+        "upload",
+        "app",
+        "--cert",
+        "v2.pem",
+        "--key",
+        "v2.key",
+        cwd=tmp_path,
+        config=certcli.config_dir,
+    )
+    assert child.stdout is not None and child.stdout.readline() == "stalled\n"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+
+    lineage = certcli.config_dir / "certs" / "app"
+    assert os.readlink(lineage / "live") == "archive/0001"
+    assert list((lineage / "archive").glob(".0002.partial.*")), "the half-written version is there"
+    run = certcli("status", "app", "--json")
+    assert run.code == 0 and run.json()["lineages"][0]["status"] == "active"
+    assert certcli("download", "app", "--what", "fullchain").stdout == before
+
+    # the next write repairs the store and carries on
+    assert certcli("upload", "app", "--cert", "v2.pem", "--key", "v2.key").code == 0
+    assert os.readlink(lineage / "live") == "archive/0002"
+    assert not list((lineage / "archive").glob(".*"))
+
+
+def test_a_held_lineage_lock_names_the_holder(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path
+) -> None:
+    _files(tmp_path, ca, "c", ["locked.example.com"])
+    holder = _child(
+        HOLD_LOCK, certcli.config_dir, "locked", cwd=tmp_path, config=certcli.config_dir
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        run = certcli(
+            "upload",
+            "locked",
+            "--cert",
+            "c.pem",
+            "--key",
+            "c.key",
+            env={"CERTCLI_LOCK_WAIT": "0.3"},
+        )
+        assert run.code == 6
+        assert f"locked by PID {holder.pid}" in run.stderr
+        assert not (certcli.config_dir / "certs" / "locked").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert certcli("upload", "locked", "--cert", "c.pem", "--key", "c.key").code == 0
+
+
+def test_two_uploads_racing_for_one_lineage_are_serialized(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path
+) -> None:
+    _files(tmp_path, ca, "a", ["race.example.com"])
+    _files(tmp_path, ca, "b", ["race.example.com"])
+    env = {**os.environ, "CERTCLI_CONFIG_DIR": str(certcli.config_dir), "CERTCLI_LOCK_WAIT": "30"}
+    from tests.conftest import CERTCLI
+
+    procs = [
+        subprocess.Popen(
+            [str(CERTCLI), "upload", "race", "--cert", f"{s}.pem", "--key", f"{s}.key"],
+            cwd=tmp_path,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for s in ("a", "b")
+    ]
+    results = [(p.wait(), p.stderr.read() if p.stderr else "") for p in procs]
+    assert [code for code, _ in results] == [0, 0], results
+    lineage = certcli.config_dir / "certs" / "race"
+    assert sorted(os.listdir(lineage / "archive")) == ["0001", "0002"]
+    assert os.readlink(lineage / "live") == "archive/0002"
+    assert certcli("status", "race", "--json").json()["lineages"][0]["version"] == 2
