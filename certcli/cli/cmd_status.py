@@ -81,10 +81,10 @@ def _table(out: Output, reports: list[LineageReport]) -> None:
         rows.append(
             [
                 r.name,
-                ",".join(r.domains),
+                "\n".join(r.domains),
                 r.mode.value,
                 cert.issuer if cert else "-",
-                cert.not_after.strftime("%Y-%m-%d %H:%M") if cert else "-",
+                cert.not_after.strftime("%Y-%m-%d") if cert else "-",
                 str(r.days_left) if r.days_left is not None else "-",
                 _status_text(r),
             ]

@@ -47,20 +47,23 @@ class Output:
         rows: list[list[str]],
         styles: list[list[str | None]] | None = None,
     ) -> None:
-        """A rich table at a terminal; tab-separated lines with a header otherwise."""
+        """A rich table at a terminal; tab-separated lines with a header otherwise.
+
+        A cell may hold several lines (one domain each); plain output joins them with commas.
+        """
         if self.json_mode:
             return
         if not self.stdout_tty:
             print("\t".join(h.lower().replace(" ", "_") for h in headers))
             for row in rows:
-                print("\t".join(row))
+                print("\t".join(cell.replace("\n", ",") for cell in row))
             return
         from rich.table import Table
         from rich.text import Text
 
         table = Table(show_edge=False, header_style="bold", pad_edge=False)
         for header in headers:
-            table.add_column(header)
+            table.add_column(header, overflow="fold")
         for i, row in enumerate(rows):
             row_styles = styles[i] if styles else [None] * len(row)
             table.add_row(*(Text(c, style=s or "") for c, s in zip(row, row_styles, strict=True)))
