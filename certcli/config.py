@@ -67,3 +67,23 @@ def setting(
         if value is not None:
             return value
     return default
+
+
+LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+SERVER_SHORTCUTS = {
+    "letsencrypt": LETSENCRYPT,
+    "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+}
+
+
+def resolve_server(value: str) -> str:
+    """A directory URL from a URL or a shortcut (letsencrypt, letsencrypt-staging)."""
+    from certcli.errors import UsageError
+
+    url = SERVER_SHORTCUTS.get(value.strip().lower(), value.strip())
+    if not url.startswith(("https://", "http://")):
+        raise UsageError(
+            f"--server {value!r} is neither a URL nor a known shortcut",
+            f"give the CA's directory URL or one of: {', '.join(SERVER_SHORTCUTS)}",
+        )
+    return url

@@ -14,6 +14,13 @@ class ExitCode(IntEnum):
     STORE = 5  # the store cannot be read or written
     LOCKED = 6  # another certcli process holds the lock
     NOT_CONFIRMED = 7  # a confirmation was declined, or needed without a TTY or --yes
+    CA_UNREACHABLE = 10  # no connection to the CA (refused, timed out, DNS)
+    TLS_FAILED = 11  # the CA's TLS certificate did not verify
+    RATE_LIMITED = 12  # the CA asks to wait (Retry-After)
+    VALIDATION_FAILED = 13  # the CA could not validate a challenge
+    UNAUTHORIZED = 14  # the account or the request was refused (terms, EAB, permissions)
+    CA_ERROR = 15  # any other problem the CA reported
+    TIMEOUT = 16  # the CA did not finish in time
     INTERNAL = 70  # a bug: please report it with the output of -v
     INTERRUPTED = 130
 
@@ -51,3 +58,44 @@ class LockedError(CertcliError):
 
 class NotConfirmedError(CertcliError):
     exit_code = ExitCode.NOT_CONFIRMED
+
+
+class AcmeError(CertcliError):
+    """A classified failure of a conversation with the CA; `kind` goes into state.json."""
+
+    kind = "ca_error"
+    exit_code = ExitCode.CA_ERROR
+
+
+class CaUnreachableError(AcmeError):
+    kind = "ca_unreachable"
+    exit_code = ExitCode.CA_UNREACHABLE
+
+
+class TlsVerificationError(AcmeError):
+    kind = "tls_failed"
+    exit_code = ExitCode.TLS_FAILED
+
+
+class RateLimitedError(AcmeError):
+    kind = "rate_limited"
+    exit_code = ExitCode.RATE_LIMITED
+
+    def __init__(self, message: str, hint: str | None = None, retry_after: float = 3600) -> None:
+        super().__init__(message, hint)
+        self.retry_after = retry_after
+
+
+class ValidationFailedError(AcmeError):
+    kind = "validation_failed"
+    exit_code = ExitCode.VALIDATION_FAILED
+
+
+class UnauthorizedError(AcmeError):
+    kind = "unauthorized"
+    exit_code = ExitCode.UNAUTHORIZED
+
+
+class AcmeTimeoutError(AcmeError):
+    kind = "timeout"
+    exit_code = ExitCode.TIMEOUT

@@ -41,3 +41,23 @@ def lineage_statuses(
         found.add(LineageStatus.EXPIRING)
     ordered = [s for s in LineageStatus if s in found]
     return ordered or [LineageStatus.ACTIVE]
+
+
+def renewal_reason(
+    live: CertInfo | None, domains: tuple[str, ...], now: datetime, *, force: bool = False
+) -> str | None:
+    """Why a lineage is due now, or None when it is not."""
+    from certcli.domains import covered_by
+
+    if force:
+        return "forced"
+    if live is None:
+        return "no certificate yet"
+    missing = [d for d in domains if not covered_by(live.sans, d)]
+    if missing:
+        return f"not yet covered: {', '.join(missing)}"
+    if now >= live.not_after:
+        return "expired"
+    if now >= renewal_window_start(live.not_before, live.not_after):
+        return f"{days_left(live.not_after, now)} days left"
+    return None

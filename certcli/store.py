@@ -345,6 +345,12 @@ class Store:
             yield
 
     @contextlib.contextmanager
+    def lock_account(self, account_id: str) -> Iterator[None]:
+        """Exclusive lock of one CA account, while it is created or changed."""
+        with self._flock(self.locks_dir / f"account-{account_id}.lock", "the ACME account"):
+            yield
+
+    @contextlib.contextmanager
     def lock_store(self) -> Iterator[None]:
         """Exclusive lock of the whole store, for renew."""
         with self._flock(self.locks_dir / "store.lock", f"the store {self.root}"):

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from certcli import __version__
-from certcli.cli import cmd_csr, cmd_download, cmd_status, cmd_upload
+from certcli.cli import cmd_csr, cmd_download, cmd_issue, cmd_renew, cmd_status, cmd_upload
 from certcli.cli.output import Output
 from certcli.cli.runtime import Runtime
 
@@ -63,6 +63,8 @@ def root(
     )
 
 
+app.command("issue")(cmd_issue.issue)
+app.command("renew")(cmd_renew.renew)
 app.command("csr")(cmd_csr.csr)
 app.command("upload")(cmd_upload.upload)
 app.command("status")(cmd_status.status)

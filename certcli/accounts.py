@@ -1,0 +1,67 @@
+"""ACME accounts in the store: one per CA directory URL, created once and reused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from certcli.errors import StoreError
+from certcli.store import KEY_MODE, Store, atomic_write, make_dirs
+
+
+@dataclass(frozen=True)
+class Account:
+    directory: str
+    uri: str
+    contact: tuple[str, ...]
+    terms_of_service: str | None
+    created: str
+    key_pem: bytes
+
+    def with_uri(self, uri: str) -> Account:
+        return Account(
+            self.directory, uri, self.contact, self.terms_of_service, self.created, self.key_pem
+        )
+
+
+def account_id(directory_url: str) -> str:
+    return hashlib.sha256(directory_url.encode()).hexdigest()[:16]
+
+
+def account_dir(store: Store, directory_url: str) -> Path:
+    host = urlsplit(directory_url).netloc.replace(":", "_") or "unknown"
+    return store.root / "accounts" / host / account_id(directory_url)
+
+
+def load_account(store: Store, directory_url: str) -> Account | None:
+    directory = account_dir(store, directory_url)
+    try:
+        data = json.loads((directory / "account.json").read_bytes())
+        key_pem = (directory / "key.pem").read_bytes()
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read the account in {directory}: {exc}") from None
+    return Account(
+        directory=data["directory"],
+        uri=data["uri"],
+        contact=tuple(data.get("contact", ())),
+        terms_of_service=data.get("terms_of_service"),
+        created=data["created"],
+        key_pem=key_pem,
+    )
+
+
+def save_account(store: Store, account: Account) -> None:
+    directory = account_dir(store, account.directory)
+    data = {k: v for k, v in asdict(account).items() if k != "key_pem"}
+    data["contact"] = list(account.contact)
+    try:
+        make_dirs(directory)
+        atomic_write(directory / "key.pem", account.key_pem, KEY_MODE)
+        atomic_write(directory / "account.json", json.dumps(data, indent=2).encode())
+    except OSError as exc:
+        raise StoreError(f"cannot write the account in {directory}: {exc.strerror}") from None

@@ -1,0 +1,156 @@
+"""certcli issue: create a lineage and obtain its first certificate over ACME."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from certcli.cli.runtime import Runtime, runtime
+
+if TYPE_CHECKING:
+    from certcli.issuance import CaPool, Outcome
+
+
+def issue(
+    ctx: typer.Context,
+    domains: Annotated[list[str], typer.Argument(help="Names for the certificate.")],
+    webroot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Answer HTTP-01 by writing files under this served directory.", show_default=False
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Lineage name (default: the first domain).")
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="ACME directory URL, or letsencrypt / letsencrypt-staging.", show_default=False
+        ),
+    ] = None,
+    email: Annotated[str | None, typer.Option(help="Contact for the new account.")] = None,
+    agree_tos: Annotated[bool, typer.Option(help="Accept the CA's terms of service.")] = False,
+    key_type: Annotated[
+        str | None,
+        typer.Option(help="ec-p256 (default), ec-p384, rsa-2048/3072/4096.", show_default=False),
+    ] = None,
+    eab_kid: Annotated[str | None, typer.Option(help="External Account Binding key ID.")] = None,
+    eab_hmac_key: Annotated[
+        str | None, typer.Option(help="External Account Binding HMAC key (base64url).")
+    ] = None,
+    preferred_chain: Annotated[
+        str | None,
+        typer.Option(help="Prefer the chain whose root has this CN.", show_default=False),
+    ] = None,
+    ca_bundle: Annotated[
+        Path | None, typer.Option(help="Trust this CA bundle for the CA's TLS.", show_default=False)
+    ] = None,
+    each: Annotated[
+        bool, typer.Option(help="One lineage per domain, issued concurrently.")
+    ] = False,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            help="With --each: at most this many at once (default 4).", show_default=False
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Do everything but store nothing.")] = False,
+    force_renewal: Annotated[
+        bool, typer.Option(help="Re-issue an existing lineage for the same domains now.")
+    ] = False,
+    expand: Annotated[bool, typer.Option(help="Add domains to an existing lineage.")] = False,
+) -> None:
+    """Obtain a certificate over ACME (HTTP-01 through --webroot) and store it as a lineage."""
+    from certcli.cli.progress import PhaseView
+    from certcli.config import setting
+    from certcli.domains import default_lineage_name, normalize_identifiers
+    from certcli.errors import UsageError
+    from certcli.issuance import AcmeOptions, issue_each
+    from certcli.issuance import issue as do_issue
+
+    rt = runtime(ctx)
+    names = normalize_identifiers(domains)
+    if each and name:
+        raise UsageError(
+            "--name and --each do not go together: --each names each lineage by its domain"
+        )
+    options = AcmeOptions(
+        server=server,
+        email=email,
+        agree_tos=agree_tos,
+        eab_kid=eab_kid,
+        eab_hmac_key=eab_hmac_key,
+        ca_bundle=str(ca_bundle) if ca_bundle else None,
+        key_type=key_type,
+        webroot=str(webroot) if webroot else None,
+        preferred_chain=preferred_chain,
+    )
+    cas = _ca_pool(rt)
+    with PhaseView(rt.out) as view:
+        if each:
+            workers = int(parallel or setting("renewal.parallel", None, rt.config, 4))
+            outcomes = issue_each(
+                rt.store, cas, names, options, rt.config, view, parallel=workers, dry_run=dry_run
+            )
+        else:
+            outcomes = [
+                do_issue(
+                    rt.store,
+                    cas,
+                    name or default_lineage_name(names),
+                    names,
+                    options,
+                    rt.config,
+                    view,
+                    dry_run=dry_run,
+                    force_renewal=force_renewal,
+                    expand=expand,
+                )
+            ]
+    report(rt, outcomes, single_error=not each)
+
+
+def _ca_pool(rt: Runtime) -> CaPool:
+    from certcli.issuance import CaPool
+
+    return CaPool(
+        rt.store, lambda url: rt.out.confirm(f"Do you accept the CA's terms of service at {url}?")
+    )
+
+
+def report(rt: Runtime, outcomes: list[Outcome], *, single_error: bool = False) -> None:
+    """Print what happened; exit 1 when anything failed (or, for one lineage, its own code)."""
+    from certcli.errors import ExitCode
+
+    out = rt.out
+    failed = [o for o in outcomes if o.action == "failed"]
+    if out.json_mode:
+        out.emit_json({"results": [o.to_json() for o in outcomes]})
+    for o in outcomes:
+        cert = o.certificate
+        if o.action in ("issued", "renewed") and cert and not out.quiet:
+            live = rt.store.lineage_dir(o.name) / "live"
+            out.line(
+                f"{o.action.capitalize()} {o.name}: {', '.join(cert.sans)}, version {o.version}, "
+                f"expires {cert.not_after:%Y-%m-%d} ({live})"
+            )
+        elif o.action == "dry_run" and cert and not out.quiet:
+            out.line(f"Dry run {o.name}: the CA issued serial {cert.serial}; nothing was stored")
+        elif o.action == "not_due" and out.verbose:
+            out.line(f"{o.name}: not due")
+        elif o.action == "skipped" and (o.extra.get("warn") or out.verbose):
+            out.warn(f"{o.name}: {o.reason}")
+    if not failed:
+        return
+    if single_error and len(outcomes) == 1 and failed[0].error is not None:
+        raise failed[0].error
+    for o in failed:
+        error = o.error
+        hint = f"; {error.hint}" if error is not None and error.hint else ""
+        message = error.message if error is not None else "failed"
+        print(f"certcli: error: {o.name}: {message}{hint}", file=sys.stderr)
+    raise typer.Exit(ExitCode.FAILED)

@@ -1,0 +1,461 @@
+"""The ACME engine: directory → account → order → solve → finalize → download.
+
+The only module that imports `acme.client`. It never prints: progress goes to a callback,
+failures become the classified errors of certcli.errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import josepy as jose
+import requests
+from acme import client as acme_client
+from acme import errors as acme_errors
+from acme import messages
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from certcli import __version__
+from certcli import x509 as x
+from certcli.accounts import Account, account_id, load_account, save_account
+from certcli.errors import (
+    AcmeError,
+    AcmeTimeoutError,
+    CaUnreachableError,
+    CertcliError,
+    RateLimitedError,
+    TlsVerificationError,
+    UnauthorizedError,
+    UsageError,
+    ValidationFailedError,
+)
+from certcli.models import rfc3339
+from certcli.solvers import Challenge, Solver
+from certcli.store import Store
+
+USER_AGENT = f"certcli/{__version__}"
+BAD_NONCE_RETRIES = 10  # the CA may reject any nonce; each retry costs one request
+POLL_FIRST = 0.1  # seconds: validation at a nearby CA is often done by then
+POLL_MAX = 3.0
+
+Progress = Callable[[str], None]
+SolverFor = Callable[[str], Solver]
+
+
+@dataclass(frozen=True)
+class CaSettings:
+    """How to reach one CA and who we are there."""
+
+    directory_url: str
+    email: str | None = None
+    agree_tos: bool = False
+    eab_kid: str | None = None
+    eab_hmac_key: str | None = None
+    ca_bundle: str | None = None  # else REQUESTS_CA_BUNDLE, else the system's trust
+    timeout: float = 300.0  # for one order, from placing it to downloading the certificate
+    network_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class IssuedChain:
+    cert_pem: bytes
+    chain_pem: bytes
+
+    @property
+    def fullchain_pem(self) -> bytes:
+        return self.cert_pem + self.chain_pem
+
+
+class _Network(acme_client.ClientNetwork):
+    """acme's ClientNetwork, retrying badNonce more than once (a CA may reject any nonce)
+    and keeping the nonce that comes with an error response instead of asking for another."""
+
+    last_response: requests.Response | None = None
+
+    def post(self, *args: Any, **kwargs: Any) -> requests.Response:
+        for attempt in range(BAD_NONCE_RETRIES + 1):
+            try:
+                return self._post_once(*args, **kwargs)
+            except messages.Error as error:
+                if error.code != "badNonce" or attempt == BAD_NONCE_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        response = super()._send_request(method, url, *args, **kwargs)
+        self.last_response = response
+        if not response.ok and self.REPLAY_NONCE_HEADER in response.headers:
+            with contextlib.suppress(acme_errors.Error):
+                self._add_nonce(response)
+        return response
+
+
+def _retry_after(response: requests.Response | None) -> float | None:
+    """Seconds from a Retry-After header (a number or an HTTP date)."""
+    value = response.headers.get("Retry-After") if response is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class Ca:
+    """One CA: its directory and our account there. Safe to share between threads: each
+    order runs on its own network session."""
+
+    def __init__(
+        self, store: Store, settings: CaSettings, accept_tos: Callable[[str], bool]
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._accept_tos = accept_tos
+        self._lock = threading.Lock()
+        self._local = threading.local()  # this thread's network, for Retry-After on errors
+        with self._classified():
+            self.directory = self._fetch_directory()
+            self.account = load_account(store, settings.directory_url) or self._register(None)
+
+    # -- connection and account ---------------------------------------------------------
+
+    def _network(self, key: jose.JWK | None = None) -> _Network:
+        net = _Network(
+            key=key,
+            alg=jose.ES256,
+            verify_ssl=self.settings.ca_bundle or True,  # type: ignore[arg-type]
+            user_agent=USER_AGENT,
+            timeout=int(self.settings.network_timeout),
+        )
+        return net
+
+    def _fetch_directory(self) -> messages.Directory:
+        url = self.settings.directory_url
+        response = self._network().get(url)
+        try:
+            directory = messages.Directory.from_json(response.json())
+            if "newOrder" not in directory.to_partial_json():
+                raise KeyError("newOrder")
+        except (ValueError, KeyError, jose.DeserializationError):
+            raise AcmeError(
+                f"{url} is not an ACME directory", "check --server (it ends in /directory)"
+            ) from None
+        return directory
+
+    def _account_key(self, account: Account) -> jose.JWK:
+        return jose.JWKEC(key=x.load_private_key(account.key_pem, "the account key"))
+
+    def _register(self, existing: Account | None) -> Account:
+        """Create the account (or, with `existing`, register its key again at a CA that has
+        forgotten it, as a test CA does when it restarts)."""
+        settings = self.settings
+        with self.store.lock_account(account_id(settings.directory_url)):
+            stored = load_account(self.store, settings.directory_url)
+            if stored is not None and (existing is None or stored.uri != existing.uri):
+                return stored  # another process registered meanwhile
+            key_pem = (
+                existing.key_pem
+                if existing
+                else x.private_key_pem(ec.generate_private_key(ec.SECP256R1()))
+            )
+            jwk = jose.JWKEC(key=x.load_private_key(key_pem, "the account key"))
+            client = acme_client.ClientV2(self.directory, self._network(jwk))
+            meta = self.directory.meta
+            tos = meta.terms_of_service
+            if tos and existing is None and not (settings.agree_tos or self._accept_tos(tos)):
+                raise UsageError(
+                    f"the CA's terms of service must be accepted to create an account: {tos}",
+                    "read them and add --agree-tos",
+                )
+            eab = None
+            if settings.eab_kid and settings.eab_hmac_key:
+                try:
+                    eab = messages.ExternalAccountBinding.from_data(
+                        jwk.public_key(), settings.eab_kid, settings.eab_hmac_key, self.directory
+                    )
+                except (ValueError, TypeError) as exc:
+                    raise UsageError(f"invalid --eab-hmac-key: {exc}") from None
+            elif meta.external_account_required:
+                raise UsageError(
+                    "this CA requires External Account Binding",
+                    "give --eab-kid and --eab-hmac-key from your CA account",
+                )
+            registration = messages.NewRegistration.from_data(
+                email=settings.email,
+                terms_of_service_agreed=bool(tos) or None,
+                external_account_binding=eab,
+            )
+            try:
+                uri = client.new_account(registration).uri
+            except acme_errors.ConflictError as conflict:  # the key already has an account
+                uri = conflict.location
+            contact = (f"mailto:{settings.email}",) if settings.email else ()
+            account = Account(
+                directory=settings.directory_url,
+                uri=uri,
+                contact=existing.contact if existing else contact,
+                terms_of_service=tos,
+                created=existing.created if existing else rfc3339(datetime.now(UTC)),
+                key_pem=key_pem,
+            )
+            save_account(self.store, account)
+            return account
+
+    # -- one order ----------------------------------------------------------------------
+
+    def obtain(
+        self,
+        identifiers: list[str],
+        csr_pem: bytes,
+        solver_for: SolverFor,
+        progress: Progress,
+        preferred_chain: str | None = None,
+    ) -> IssuedChain:
+        """Order a certificate for `identifiers`, solve its challenges, finalize with
+        `csr_pem` and download the chain."""
+        with self._classified():
+            try:
+                return self._obtain(identifiers, csr_pem, solver_for, progress, preferred_chain)
+            except messages.Error as error:
+                if not _is_unknown_account(error):
+                    raise
+            # The CA no longer knows our account (a test CA restarted): register the same
+            # key again and retry once.
+            with self._lock:
+                self.account = self._register(self.account)
+            return self._obtain(identifiers, csr_pem, solver_for, progress, preferred_chain)
+
+    def _obtain(
+        self,
+        identifiers: list[str],
+        csr_pem: bytes,
+        solver_for: SolverFor,
+        progress: Progress,
+        preferred_chain: str | None,
+    ) -> IssuedChain:
+        deadline = time.monotonic() + self.settings.timeout
+        key = self._account_key(self.account)
+        net = self._local.net = self._network(key)
+        net.account = messages.RegistrationResource(
+            uri=self.account.uri, body=messages.Registration()
+        )
+        client = acme_client.ClientV2(self.directory, net)
+
+        # 1. Place the order; acme fetches each authorization with it.
+        progress("Ordering")
+        order = client.new_order(csr_pem)
+
+        # 2. Pick a challenge per pending authorization (a valid one was reused by the CA).
+        work: list[tuple[Solver, Challenge, messages.ChallengeBody, Any]] = []
+        for authz in order.authorizations:
+            if authz.body.status == messages.STATUS_VALID:
+                continue
+            name = authz.body.identifier.value
+            identifier = f"*.{name}" if authz.body.wildcard else name
+            solver = solver_for(identifier)
+            challb = next(
+                (c for c in authz.body.challenges if c.chall.typ == solver.challenge_type), None
+            )
+            if challb is None:
+                offered = ", ".join(sorted({c.chall.typ for c in authz.body.challenges}))
+                raise AcmeError(
+                    f"the CA offers no {solver.challenge_type} challenge for {identifier} "
+                    f"(it offers {offered or 'none'})"
+                )
+            response, validation = challb.chall.response_and_validation(key)
+            challenge = Challenge(
+                identifier=identifier,
+                type=solver.challenge_type,
+                token=challb.chall.encode("token"),
+                key_authorization=response.key_authorization,
+                validation=validation,
+            )
+            work.append((solver, challenge, challb, response))
+
+        # 3. Present every challenge, wait until the CA can see them, answer them all, and
+        #    poll the order (one request per poll, however many names) until it is decided.
+        progress("Validating")
+        by_solver: dict[int, tuple[Solver, list[Challenge]]] = {}
+        for solver, challenge, _, _ in work:
+            by_solver.setdefault(id(solver), (solver, []))[1].append(challenge)
+        try:
+            for solver, challenges in by_solver.values():
+                solver.present(challenges)
+            for solver, challenges in by_solver.values():
+                solver.wait(challenges)
+            for _, _, challb, response in work:
+                client.answer_challenge(challb, response)
+            body = self._poll(client, order.uri, {"ready", "valid", "invalid"}, deadline)
+        finally:
+            for solver, challenges in by_solver.values():
+                solver.cleanup(challenges)
+        if body.status == messages.STATUS_INVALID:
+            raise self._validation_error(client, body)
+
+        # 4. Finalize with our CSR, and poll until the certificate is there.
+        if body.status == messages.STATUS_READY:
+            response = client._post(
+                body.finalize, messages.CertificateRequest(csr=x.load_csr(csr_pem))
+            )
+            body = messages.Order.from_json(response.json())
+        if body.status != messages.STATUS_VALID:
+            body = self._poll(client, order.uri, {"valid", "invalid"}, deadline)
+        if body.status != messages.STATUS_VALID or body.certificate is None:
+            detail = f": {body.error.detail}" if body.error is not None else ""
+            raise AcmeError(f"the CA did not issue the certificate{detail}")
+
+        # 5. Download the chain (and the alternates, only when a preferred one is asked for).
+        cert_response = client._post_as_get(body.certificate)
+        chains = [cert_response.text]
+        if preferred_chain:
+            chains += [
+                client._post_as_get(url).text
+                for url in client._get_links(cert_response, "alternate")
+            ]
+        return _split_chain(_choose_chain(chains, preferred_chain))
+
+    def _poll(
+        self,
+        client: acme_client.ClientV2,
+        uri: str,
+        wanted: set[str],
+        deadline: float,
+    ) -> messages.Order:
+        """POST-as-GET the order until its status is in `wanted`: fast at first, backing
+        off, never sooner than the CA's Retry-After, never past the deadline."""
+        wait = POLL_FIRST
+        while True:
+            time.sleep(wait)
+            response = client._post_as_get(uri)
+            body = messages.Order.from_json(response.json())
+            if body.status.name in wanted:
+                return body
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AcmeTimeoutError(
+                    f"the CA did not finish the order in {self.settings.timeout:.0f} s "
+                    f"(still {body.status.name})",
+                    "try again later, or raise the timeout (CERTCLI_ACME_TIMEOUT)",
+                )
+            wait = min(max(min(wait * 2, POLL_MAX), _retry_after(response) or 0), left)
+
+    def _validation_error(
+        self, client: acme_client.ClientV2, order: messages.Order
+    ) -> ValidationFailedError:
+        """Name each identifier that failed, with the CA's own words."""
+        failures = []
+        for url in order.authorizations:
+            authz = client._authzr_from_response(client._post_as_get(url), uri=url).body
+            for challenge in authz.challenges:
+                if challenge.error is not None:
+                    name = ("*." if authz.wildcard else "") + authz.identifier.value
+                    why = challenge.error.detail or challenge.error.typ
+                    failures.append(f"{name} ({challenge.chall.typ}): {why}")
+        if not failures and order.error is not None:
+            failures.append(order.error.detail or str(order.error.typ))
+        return ValidationFailedError(
+            "validation failed for " + "; ".join(failures or ["an identifier"]),
+            "the CA's words above say what it saw; fix that and try again",
+        )
+
+    # -- error classification -----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _classified(self) -> Iterator[None]:
+        """Turn what the network and the CA raise into one classified certcli error."""
+        url = self.settings.directory_url
+        host = urlsplit(url).netloc or url
+        try:
+            yield
+        except CertcliError:
+            raise
+        except requests.exceptions.SSLError as exc:
+            raise TlsVerificationError(
+                f"the TLS certificate of the CA at {host} did not verify ({_reason(exc)})",
+                "for a private CA give its bundle with --ca-bundle FILE or REQUESTS_CA_BUNDLE",
+            ) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise CaUnreachableError(
+                f"cannot reach the CA at {url} ({_reason(exc)})",
+                "check --server and the network; nothing was changed",
+            ) from None
+        except messages.Error as error:
+            net = getattr(self._local, "net", None)
+            raise _classify_problem(error, net.last_response if net else None) from None
+        except acme_errors.Error as exc:
+            raise AcmeError(f"the CA's answer was not understood: {exc}") from None
+
+
+def _classify_problem(error: messages.Error, response: requests.Response | None) -> AcmeError:
+    detail = error.detail or error.description or str(error.typ)
+    code = error.code
+    if code == "rateLimited":
+        wait = _retry_after(response) or 3600.0
+        return RateLimitedError(
+            f"the CA's rate limit was hit: {detail}",
+            f"certcli will not retry before {wait:.0f} s have passed",
+            retry_after=wait,
+        )
+    if code in (
+        "unauthorized",
+        "accountDoesNotExist",
+        "externalAccountRequired",
+        "userActionRequired",
+    ):
+        return UnauthorizedError(f"the CA refused the request: {detail}")
+    if code in ("connection", "dns", "incorrectResponse", "tls", "caa"):
+        return ValidationFailedError(f"validation failed: {detail}")
+    return AcmeError(f"the CA reported a problem ({code or error.typ}): {detail}")
+
+
+def _is_unknown_account(error: messages.Error) -> bool:
+    if error.code == "accountDoesNotExist":
+        return True
+    return error.code == "unauthorized" and "account" in (error.detail or "").lower()
+
+
+def _reason(exc: Exception) -> str:
+    """The useful end of a requests error: 'Connection refused', 'certificate verify failed'."""
+    text = str(exc)
+    for pattern in (r"certificate verify failed: ([^(')\]]+)", r"\[Errno -?\d+\] ([^'\")]+)"):
+        match = re.search(pattern, text)
+        if match:
+            return match.group(1).strip()
+    if "timed out" in text.lower():
+        return "timed out"
+    return type(exc).__name__
+
+
+def _split_chain(fullchain: str) -> IssuedChain:
+    certs = x.parse_certificates(fullchain.encode(), "the CA's certificate chain")
+    return IssuedChain(
+        cert_pem=x.cert_pem(certs[0]), chain_pem=b"".join(x.cert_pem(c) for c in certs[1:])
+    )
+
+
+def _choose_chain(chains: list[str], preferred: str | None) -> str:
+    """The first chain whose topmost certificate is issued by (or is) `preferred`, by CN;
+    else the CA's default, as certbot does."""
+    if preferred:
+        wanted = preferred.strip().lower()
+        for chain in chains:
+            top = x.parse_certificates(chain.encode(), "a chain")[-1]
+            if wanted in (x.issuer_label(top).lower(), (x.cert_info(top).subject_cn or "").lower()):
+                return chain
+    return chains[0]
