@@ -70,11 +70,13 @@ def _general_name(identifier: str) -> x509.GeneralName:
 
 
 def make_csr(key: PrivateKey, domains: list[str], subject: Subject | None = None) -> bytes:
-    """A PEM CSR for `domains` (all as SANs, the first also as CN) signed with SHA-256."""
+    """A PEM CSR for `domains` (all as SANs) signed with SHA-256."""
     subject = subject or Subject()
-    attributes = (
-        [x509.NameAttribute(NameOID.COMMON_NAME, domains[0])] if len(domains[0]) <= 64 else []
-    )
+    # The CN repeats the first DNS name; never an IP, which CAs would read as a DNS name.
+    first_dns = next((d for d in domains if not is_ip(d)), None)
+    attributes = []
+    if first_dns and len(first_dns) <= 64:
+        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, first_dns))
     for oid, value in (
         (NameOID.ORGANIZATION_NAME, subject.org),
         (NameOID.ORGANIZATIONAL_UNIT_NAME, subject.org_unit),

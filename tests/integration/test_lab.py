@@ -102,4 +102,4 @@ def test_webroot_is_served_on_pebbles_http_port(lab: Lab) -> None:
 
 
 def test_management_listener_serves_the_issuing_root(lab: Lab) -> None:
-    assert lab.issuing_roots().startswith(b"-----BEGIN CERTIFICATE-----")
+    assert lab.issuing_root().startswith(b"-----BEGIN CERTIFICATE-----")

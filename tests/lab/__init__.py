@@ -74,6 +74,8 @@ class Lab:
     acme_tsig_secret: str
     admin_tsig_secret: str
     certificate_validity: int
+    pebble_env: dict[str, str] = field(default_factory=dict)
+    eab_keys: dict[str, str] = field(default_factory=dict)  # kid -> base64url HMAC key
     pids: dict[str, int] = field(default_factory=dict)
 
     # -- what tests and the demo use ----------------------------------------------------
@@ -98,9 +100,16 @@ class Lab:
     def log(self, service: str) -> Path:
         return self.directory / "logs" / f"{service}.log"
 
-    def issuing_roots(self) -> bytes:
-        """Pebble's issuing root, regenerated at each start."""
-        return self._get(f"https://127.0.0.1:{self.management_port}/roots/0")
+    def issuing_root(self, index: int = 0) -> bytes:
+        """Pebble's issuing root (index 1: the alternate one), regenerated at each start."""
+        return self._get(f"https://127.0.0.1:{self.management_port}/roots/{index}")
+
+    def acme_requests(self) -> list[str]:
+        """Every ACME request Pebble has logged so far, as 'METHOD /path'."""
+        lines = self.log("pebble").read_text(errors="replace").splitlines()
+        return [
+            " ".join(line.split()[2:4]) for line in lines if line.endswith("-> calling handler()")
+        ]
 
     def tsig_keyring(self, admin: bool = False) -> dict:
         import dns.tsigkeyring
@@ -129,7 +138,14 @@ class Lab:
     # -- lifecycle ----------------------------------------------------------------------
 
     @classmethod
-    def create(cls, directory: Path, *, certificate_validity: int = 90 * 86400) -> Lab:
+    def create(
+        cls,
+        directory: Path,
+        *,
+        certificate_validity: int = 90 * 86400,
+        pebble_env: dict[str, str] | None = None,
+        eab_keys: dict[str, str] | None = None,
+    ) -> Lab:
         for sub in ("tls", "logs", "webroot", "bind", "pebble"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         return cls(
@@ -142,6 +158,8 @@ class Lab:
             acme_tsig_secret=base64.b64encode(secrets.token_bytes(32)).decode(),
             admin_tsig_secret=base64.b64encode(secrets.token_bytes(32)).decode(),
             certificate_validity=certificate_validity,
+            pebble_env=pebble_env or {},
+            eab_keys=eab_keys or {},
         )
 
     def start(self) -> None:
@@ -298,14 +316,16 @@ key "{ADMIN_KEY_NAME}" {{ algorithm {TSIG_ALGORITHM}; secret "{self.admin_tsig_s
                 "httpPort": self.http_port,
                 "tlsPort": self.tls_port,
                 "ocspResponderURL": "",
-                "externalAccountBindingRequired": False,
+                "externalAccountBindingRequired": bool(self.eab_keys),
+                "externalAccountMACKeys": self.eab_keys,
                 "certificateValidityPeriod": self.certificate_validity,
             }
         }
         config_path = self.directory / "pebble" / "pebble-config.json"
         config_path.write_text(json.dumps(config, indent=2))
         argv = [pebble, "-config", str(config_path), "-dnsserver", self.dns_server]
-        self._spawn("pebble", argv, env={"PEBBLE_VA_NOSLEEP": "1"})
+        env = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_ALTERNATE_ROOTS": "1", **self.pebble_env}
+        self._spawn("pebble", argv, env=env)
         self._wait("pebble", lambda: self._get(self.directory_url))
 
     def _get(self, url: str) -> bytes:
