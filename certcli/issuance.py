@@ -72,11 +72,13 @@ def make_plan(options: AcmeOptions, config: dict[str, Any], lineage: LineageConf
     def get(key: str, cli: Any, default: Any = None) -> Any:
         return setting(key, cli, config, default, table)
 
-    timeout = get("acme.timeout", None, 300)
-    try:
-        timeout = float(timeout)
-    except ValueError:
-        raise UsageError(f"acme.timeout {timeout!r} is not a number of seconds") from None
+    def seconds(key: str, default: float) -> float:
+        value = get(key, None, default)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"{key} {value!r} is not a number of seconds") from None
+
     ca = CaSettings(
         directory_url=resolve_server(get("server", options.server, LETSENCRYPT)),
         email=get("email", options.email),
@@ -84,7 +86,8 @@ def make_plan(options: AcmeOptions, config: dict[str, Any], lineage: LineageConf
         eab_kid=options.eab_kid,
         eab_hmac_key=options.eab_hmac_key,
         ca_bundle=get("ca_bundle", options.ca_bundle),
-        timeout=timeout,
+        timeout=seconds("acme.timeout", 300),
+        network_timeout=seconds("acme.network_timeout", 30),
     )
     return Plan(
         ca=ca,

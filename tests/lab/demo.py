@@ -1,7 +1,11 @@
 """`make demo`: certcli's main job, shown end to end on a throwaway store.
 
-For now the self-managed path: a CSR, signed by a throwaway local CA standing in for a
-commercial one, then upload, status and download, each through the real `certcli`.
+1. A certificate from an ACME CA: the lab's Pebble, validating over HTTP-01 from a webroot
+   that the lab's web server serves; then status and renew.
+2. The self-managed path: a CSR, signed by a throwaway local CA standing in for a
+   commercial one, then upload, status and download.
+
+Each step runs the real `certcli`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.lab import Lab
 from tests.lab.localca import LocalCA
 
 CERTCLI = Path(sys.executable).with_name("certcli")
@@ -29,6 +34,32 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="certcli-demo-"))
     env = {**os.environ, "CERTCLI_CONFIG_DIR": str(work / "store")}
     print(f"Demo store: {work / 'store'} (CERTCLI_CONFIG_DIR)")
+
+    lab = Lab.create(work / "lab")
+    lab.start()
+    try:
+        print(f"\n== 1. From an ACME CA: the lab's Pebble at {lab.directory_url}")
+        acme_env = {**env, **lab.env()}
+        site = ["shop.certcli.test", "www.shop.certcli.test"]
+        step(
+            "issue",
+            *site,
+            "--webroot",
+            str(lab.webroot),
+            "--agree-tos",
+            "--email",
+            "ops@certcli.test",
+            cwd=work,
+            env=acme_env,
+        )
+        step("status", cwd=work, env=acme_env)
+        print("\n(renew with nothing due prints nothing and asks the CA nothing)")
+        step("renew", cwd=work, env=acme_env)
+        step("renew", "--force", cwd=work, env=acme_env)
+    finally:
+        lab.stop()
+
+    print("\n== 2. Self-managed: a CSR for a CA outside ACME")
     domains = ["demo.certcli.test", "www.demo.certcli.test"]
 
     step(

@@ -62,3 +62,18 @@ def test_several_statuses_hold_at_once_most_urgent_first() -> None:
         LineageStatus.DNS_WRONG,
         LineageStatus.EXPIRING,
     ]
+
+
+def test_renewal_reasons() -> None:
+    from certcli.renewal import renewal_reason
+
+    info = _info()
+    domains = ("example.com",)
+    assert renewal_reason(info, domains, T0 + timedelta(days=1)) is None
+    assert renewal_reason(info, domains, T0 + timedelta(days=1), force=True) == "forced"
+    assert renewal_reason(None, domains, T0) == "no certificate yet"
+    assert renewal_reason(info, ("example.com", "www.example.com"), T0) == (
+        "not yet covered: www.example.com"
+    )
+    assert renewal_reason(info, domains, T0 + timedelta(days=61)) == "29 days left"
+    assert renewal_reason(info, domains, T0 + timedelta(days=91)) == "expired"

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from certcli.config import LETSENCRYPT, resolve_server
+from certcli.errors import CertcliError, UsageError
+from certcli.issuance import AcmeOptions, _check_existing, make_plan
+from certcli.models import LineageConfig, Mode
+from certcli.solvers import Challenge
+from certcli.solvers.http01 import WebrootSolver
+from certcli.store import Store
+
+
+def test_server_shortcuts_and_urls() -> None:
+    assert resolve_server("letsencrypt") == LETSENCRYPT
+    assert "staging" in resolve_server("LetsEncrypt-Staging")
+    assert resolve_server("https://ca.example/dir") == "https://ca.example/dir"
+    with pytest.raises(UsageError, match="neither a URL"):
+        resolve_server("lets-encrypt")
+
+
+def test_plan_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = {"server": "https://config/dir", "key_type": "rsa-2048", "acme": {"timeout": 60}}
+    lineage = LineageConfig(
+        "x", ("x.com",), Mode.AUTO, "ec-p384", {"server": "https://lineage/dir"}
+    )
+    plan = make_plan(AcmeOptions(), config, None)
+    assert (plan.ca.directory_url, plan.key_type, plan.ca.timeout) == (
+        "https://config/dir",
+        "rsa-2048",
+        60,
+    )
+    plan = make_plan(AcmeOptions(), config, lineage)
+    assert (plan.ca.directory_url, plan.key_type) == ("https://lineage/dir", "ec-p384")
+    monkeypatch.setenv("CERTCLI_SERVER", "https://env/dir")
+    assert make_plan(AcmeOptions(), config, lineage).ca.directory_url == "https://env/dir"
+    cli = AcmeOptions(server="letsencrypt", key_type="rsa-4096")
+    plan = make_plan(cli, config, lineage)
+    assert (plan.ca.directory_url, plan.key_type) == (LETSENCRYPT, "rsa-4096")
+    assert make_plan(AcmeOptions(), {}, None).ca.directory_url == "https://env/dir"
+    monkeypatch.setenv("CERTCLI_ACME_TIMEOUT", "soon")
+    with pytest.raises(UsageError, match=r"acme\.timeout"):
+        make_plan(AcmeOptions(), {}, None)
+
+
+def test_lineage_extra_records_what_renewal_needs() -> None:
+    plan = make_plan(
+        AcmeOptions(server="https://ca/dir", webroot="/srv/www", ca_bundle="/b.pem"), {}, None
+    )
+    assert plan.lineage_extra() == {
+        "server": "https://ca/dir",
+        "challenge": "http-01",
+        "webroot": "/srv/www",
+        "ca_bundle": "/b.pem",
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "store")
+    s.ensure()
+    s.write_config(LineageConfig("x", ("x.com", "www.x.com"), Mode.AUTO))
+    return s
+
+
+def test_existing_lineage_rules(store: Store) -> None:
+    config = store.read_config("x")
+    _check_existing(store, config, ["x.com"], force_renewal=False, expand=False)  # never issued
+    store.add_version(
+        "x", dict.fromkeys(("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"), b""), {}
+    )
+    with pytest.raises(UsageError, match="already exists for these domains"):
+        _check_existing(store, config, ["www.x.com", "x.com"], force_renewal=False, expand=False)
+    _check_existing(store, config, ["www.x.com", "x.com"], force_renewal=True, expand=False)
+    with pytest.raises(UsageError, match=r"already exists for x\.com") as caught:
+        _check_existing(
+            store, config, ["x.com", "www.x.com", "a.x.com"], force_renewal=False, expand=False
+        )
+    assert caught.value.hint is not None and "--expand" in caught.value.hint
+    _check_existing(
+        store, config, ["x.com", "www.x.com", "a.x.com"], force_renewal=False, expand=True
+    )
+    with pytest.raises(UsageError, match="already exists"):  # expanding never drops a domain
+        _check_existing(store, config, ["x.com", "a.x.com"], force_renewal=False, expand=True)
+    custom = LineageConfig("x", config.domains, Mode.CUSTOM)
+    with pytest.raises(UsageError, match="uploaded certificate"):
+        _check_existing(store, custom, ["x.com"], force_renewal=True, expand=False)
+
+
+def test_webroot_solver_writes_readable_tokens_and_removes_them(tmp_path: Path) -> None:
+    solver = WebrootSolver(tmp_path)
+    challenges = [Challenge("x.com", "http-01", "tok-1_A", "tok-1_A.thumb", "tok-1_A.thumb")]
+    solver.present(challenges)
+    token = tmp_path / ".well-known" / "acme-challenge" / "tok-1_A"
+    assert token.read_text() == "tok-1_A.thumb"
+    assert stat.S_IMODE(os.stat(token).st_mode) == 0o644
+    solver.cleanup(challenges)
+    assert not token.exists()
+    solver.cleanup(challenges)  # twice is harmless
+
+
+def test_webroot_solver_refuses_a_token_that_is_a_path(tmp_path: Path) -> None:
+    solver = WebrootSolver(tmp_path)
+    with pytest.raises(CertcliError, match="malformed token"):
+        solver.present([Challenge("x.com", "http-01", "../../etc/passwd", "v", "v")])
+    assert not (tmp_path / "etc").exists()
+
+
+def test_webroot_must_be_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not a directory"):
+        WebrootSolver(tmp_path / "missing")
