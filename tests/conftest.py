@@ -62,6 +62,11 @@ class Certcli:
         )
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
+    def point_at(self, lab: Lab) -> Certcli:
+        """Talk to the lab's Pebble, trusting its TLS, with a short order timeout."""
+        self.env.update({**lab.env(), "CERTCLI_ACME_TIMEOUT": "30"})
+        return self
+
 
 @pytest.fixture
 def certcli(tmp_path: Path) -> Certcli:

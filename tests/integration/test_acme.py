@@ -20,14 +20,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def acme(certcli: Certcli, lab: Lab) -> Certcli:
-    certcli.env.update(
-        {
-            "CERTCLI_SERVER": lab.directory_url,
-            "REQUESTS_CA_BUNDLE": str(lab.ca_bundle),
-            "CERTCLI_ACME_TIMEOUT": "30",
-        }
-    )
-    return certcli
+    return certcli.point_at(lab)
 
 
 def _ok(run: Run) -> Run:

@@ -43,14 +43,7 @@ def hostile_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 @pytest.fixture
 def hostile(certcli: Certcli, hostile_lab: Lab) -> Certcli:
-    certcli.env.update(
-        {
-            "CERTCLI_SERVER": hostile_lab.directory_url,
-            "REQUESTS_CA_BUNDLE": str(hostile_lab.ca_bundle),
-            "CERTCLI_ACME_TIMEOUT": "30",
-        }
-    )
-    return certcli
+    return certcli.point_at(hostile_lab)
 
 
 def _issue(certcli: Certcli, lab: Lab, *args: str) -> Run:
