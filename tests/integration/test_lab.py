@@ -103,3 +103,10 @@ def test_webroot_is_served_on_pebbles_http_port(lab: Lab) -> None:
 
 def test_management_listener_serves_the_issuing_root(lab: Lab) -> None:
     assert lab.issuing_root().startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+def test_authoritative_answers_on_port_53_of_the_lab_address(lab: Lab) -> None:
+    lab.update(DELEGATION_ZONE, ("replace", f"ns53.{DELEGATION_ZONE}", "TXT", ['"on-53"']))
+    assert lab.txt(f"ns53.{DELEGATION_ZONE}") == ["on-53"]
+    lab.update(DELEGATION_ZONE, ("delete", f"ns53.{DELEGATION_ZONE}", "TXT", []))
+    assert lab.txt(f"ns53.{DELEGATION_ZONE}") == []

@@ -48,6 +48,24 @@ def find_binary(name: str) -> str:
     return found
 
 
+def free_ns_address() -> str:
+    """A 127.0.0.N whose port 53 is free: the lab's authoritative address, as real name
+    servers answer on port 53 (certcli's propagation check asks them there)."""
+    import random
+
+    for n in random.sample(range(2, 250), 60):
+        address = f"127.0.0.{n}"
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                tcp.bind((address, 53))
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    udp.bind((address, 53))
+        except OSError:
+            continue
+        return address
+    raise LabError("no 127.0.0.N address with a free port 53 (the lab runs as root)")
+
+
 def free_port() -> int:
     """A port free on 127.0.0.1 for both TCP and UDP (DNS needs both)."""
     for _ in range(50):
@@ -67,6 +85,7 @@ def free_port() -> int:
 class Lab:
     directory: Path
     dns_port: int
+    ns_address: str
     acme_port: int
     management_port: int
     http_port: int
@@ -122,6 +141,69 @@ class Lab:
         """Environment for a certcli run against the lab."""
         return {"REQUESTS_CA_BUNDLE": str(self.ca_bundle), "CERTCLI_SERVER": self.directory_url}
 
+    def dns_config(self, target: str, *, secret: str | None = None) -> str:
+        """config.toml text that delegates to `target` and updates it by RFC 2136."""
+        return (
+            "[dns]\n"
+            'provider = "rfc2136"\n'
+            f'target = "{target}"\n'
+            f'resolvers = ["{self.dns_server}"]\n'
+            "propagation_timeout = 20\n"
+            "[dns.rfc2136]\n"
+            f'server = "{self.dns_server}"\n'
+            f'tsig_name = "{ACME_KEY_NAME}"\n'
+            f'tsig_secret = "{secret or self.acme_tsig_secret}"\n'
+            f'tsig_algorithm = "{TSIG_ALGORITHM}"\n'
+        )
+
+    # -- changing the lab's zones, as a user changes their DNS --------------------------
+
+    def update(self, zone: str, *changes: tuple[str, str, str, list[str]]) -> None:
+        """Apply (action, name, type, values) changes with the admin key; action is
+        "replace" or "delete"; names are absolute without the trailing dot."""
+        import dns.name
+        import dns.query
+        import dns.rcode
+        import dns.update
+
+        update = dns.update.UpdateMessage(zone, keyring=self.tsig_keyring(admin=True))
+        for action, name, rtype, values in changes:
+            owner = dns.name.from_text(name)
+            if action == "replace":
+                update.delete(owner, rtype)
+                for value in values:
+                    update.add(owner, 60, rtype, value)
+            else:
+                update.delete(owner, rtype)
+        response = dns.query.tcp(update, "127.0.0.1", port=self.dns_port, timeout=5)
+        if response.rcode() != dns.rcode.NOERROR:
+            raise LabError(f"update of {zone} failed: {dns.rcode.to_text(response.rcode())}")
+
+    def delegate(self, domain: str, target: str) -> None:
+        """`_acme-challenge.<domain> CNAME <target>` in the site zone, and an A record for
+        <domain> itself (it becomes an empty non-terminal that the zone's * no longer covers)."""
+        base = domain.removeprefix("*.")
+        self.update(
+            SITE_ZONE,
+            ("replace", f"_acme-challenge.{base}", "CNAME", [f"{target}."]),
+            ("replace", base, "A", ["127.0.0.1"]),
+        )
+
+    def txt(self, name: str) -> list[str]:
+        """The TXT values at `name`, asked of the lab's authoritative address."""
+        import dns.message
+        import dns.query
+        import dns.rdatatype
+
+        query = dns.message.make_query(name, "TXT")
+        response = dns.query.udp(query, self.ns_address, port=53, timeout=2)
+        return sorted(
+            b"".join(r.strings).decode()
+            for rrset in response.answer
+            if rrset.rdtype == dns.rdatatype.TXT
+            for r in rrset
+        )
+
     # -- persistence for `python -m tests.lab` ------------------------------------------
 
     def save(self) -> None:
@@ -151,6 +233,7 @@ class Lab:
         return cls(
             directory=directory,
             dns_port=free_port(),
+            ns_address=free_ns_address(),
             acme_port=free_port(),
             management_port=free_port(),
             http_port=free_port(),
@@ -231,7 +314,7 @@ class Lab:
                 "$TTL 60",
                 soa.format(z=SITE_ZONE),
                 f"@ NS ns.{SITE_ZONE}.",
-                "ns A 127.0.0.1",
+                f"ns A {self.ns_address}",
                 "@ A 127.0.0.1",
                 "* A 127.0.0.1",
             ],
@@ -239,7 +322,7 @@ class Lab:
                 "$TTL 60",
                 soa.format(z=DELEGATION_ZONE),
                 f"@ NS ns.{DELEGATION_ZONE}.",
-                "ns A 127.0.0.1",
+                f"ns A {self.ns_address}",
             ],
         }
         zone_conf = []
@@ -256,6 +339,7 @@ options {{
     directory "{bind}";
     pid-file none;
     listen-on port {self.dns_port} {{ 127.0.0.1; }};
+    listen-on port 53 {{ {self.ns_address}; }};
     listen-on-v6 {{ none; }};
     query-source address 127.0.0.1;
     recursion yes;
