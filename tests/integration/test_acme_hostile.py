@@ -32,6 +32,7 @@ def hostile_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         certificate_validity=VALIDITY,
         pebble_env={"PEBBLE_WFE_NONCEREJECT": "50"},
         eab_keys={KID: HMAC},
+        port_53=False,  # the session's lab has it
     )
     try:
         lab.start()

@@ -48,22 +48,19 @@ def find_binary(name: str) -> str:
     return found
 
 
-def free_ns_address() -> str:
-    """A 127.0.0.N whose port 53 is free: the lab's authoritative address, as real name
-    servers answer on port 53 (certcli's propagation check asks them there)."""
-    import random
-
-    for n in random.sample(range(2, 250), 60):
-        address = f"127.0.0.{n}"
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                tcp.bind((address, 53))
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                    udp.bind((address, 53))
-        except OSError:
-            continue
-        return address
-    raise LabError("no 127.0.0.N address with a free port 53 (the lab runs as root)")
+def port_53_free() -> bool:
+    """Whether the lab can answer on 127.0.0.1:53, where real name servers answer (so that
+    certcli's propagation check finds the zone's servers through their NS records). BIND
+    listens only on addresses of an interface, so another 127.0.0.N would not do."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            tcp.bind(("127.0.0.1", 53))
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind(("127.0.0.1", 53))
+    except OSError:
+        return False
+    return True
 
 
 def free_port() -> int:
@@ -85,7 +82,7 @@ def free_port() -> int:
 class Lab:
     directory: Path
     dns_port: int
-    ns_address: str
+    on_port_53: bool
     acme_port: int
     management_port: int
     http_port: int
@@ -149,7 +146,9 @@ class Lab:
             f'target = "{target}"\n'
             f'resolvers = ["{self.dns_server}"]\n'
             "propagation_timeout = 20\n"
-            "[dns.rfc2136]\n"
+            # without port 53 the zone's NS cannot be asked: name the servers instead
+            + ("" if self.on_port_53 else f'authoritative = ["{self.dns_server}"]\n')
+            + "[dns.rfc2136]\n"
             f'server = "{self.dns_server}"\n'
             f'tsig_name = "{ACME_KEY_NAME}"\n'
             f'tsig_secret = "{secret or self.acme_tsig_secret}"\n'
@@ -190,13 +189,13 @@ class Lab:
         )
 
     def txt(self, name: str) -> list[str]:
-        """The TXT values at `name`, asked of the lab's authoritative address."""
+        """The TXT values at `name`, asked of the lab's BIND."""
         import dns.message
         import dns.query
         import dns.rdatatype
 
         query = dns.message.make_query(name, "TXT")
-        response = dns.query.udp(query, self.ns_address, port=53, timeout=2)
+        response = dns.query.udp(query, "127.0.0.1", port=self.dns_port, timeout=2)
         return sorted(
             b"".join(r.strings).decode()
             for rrset in response.answer
@@ -227,13 +226,14 @@ class Lab:
         certificate_validity: int = 90 * 86400,
         pebble_env: dict[str, str] | None = None,
         eab_keys: dict[str, str] | None = None,
+        port_53: bool = True,
     ) -> Lab:
         for sub in ("tls", "logs", "webroot", "bind", "pebble"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         return cls(
             directory=directory,
             dns_port=free_port(),
-            ns_address=free_ns_address(),
+            on_port_53=port_53 and port_53_free(),
             acme_port=free_port(),
             management_port=free_port(),
             http_port=free_port(),
@@ -314,7 +314,7 @@ class Lab:
                 "$TTL 60",
                 soa.format(z=SITE_ZONE),
                 f"@ NS ns.{SITE_ZONE}.",
-                f"ns A {self.ns_address}",
+                "ns A 127.0.0.1",
                 "@ A 127.0.0.1",
                 "* A 127.0.0.1",
             ],
@@ -322,7 +322,7 @@ class Lab:
                 "$TTL 60",
                 soa.format(z=DELEGATION_ZONE),
                 f"@ NS ns.{DELEGATION_ZONE}.",
-                f"ns A {self.ns_address}",
+                "ns A 127.0.0.1",
             ],
         }
         zone_conf = []
@@ -339,7 +339,7 @@ options {{
     directory "{bind}";
     pid-file none;
     listen-on port {self.dns_port} {{ 127.0.0.1; }};
-    listen-on port 53 {{ {self.ns_address}; }};
+    {"listen-on port 53 { 127.0.0.1; };" if self.on_port_53 else ""}
     listen-on-v6 {{ none; }};
     query-source address 127.0.0.1;
     recursion yes;
