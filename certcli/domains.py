@@ -106,3 +106,15 @@ def validate_lineage_name(name: str) -> str:
             "use letters, digits, '.', '-' and '_' (at most 100, not starting with '.' or '-')",
         )
     return name
+
+
+def challenge_name(identifier: str) -> str | None:
+    """`_acme-challenge.<base>`, where `*.x` has base `x`; IP identifiers have none."""
+    if is_ip(identifier):
+        return None
+    return f"_acme-challenge.{identifier.removeprefix('*.')}"
+
+
+def normalize_dns_name(name: str) -> str:
+    """Case and a trailing dot never matter when comparing DNS names."""
+    return name.strip().lower().removesuffix(".")

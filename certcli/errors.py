@@ -20,7 +20,9 @@ class ExitCode(IntEnum):
     VALIDATION_FAILED = 13  # the CA could not validate a challenge
     UNAUTHORIZED = 14  # the account or the request was refused (terms, EAB, permissions)
     CA_ERROR = 15  # any other problem the CA reported
-    TIMEOUT = 16  # the CA did not finish in time
+    TIMEOUT = 16  # the CA did not finish in time, or DNS did not propagate in time
+    DNS_NOT_READY = 17  # a SAN's _acme-challenge delegation is not Valid
+    DNS_PROVIDER = 18  # the DNS provider could not write or remove a TXT record
     INTERNAL = 70  # a bug: please report it with the output of -v
     INTERRUPTED = 130
 
@@ -98,4 +100,25 @@ class UnauthorizedError(AcmeError):
 
 class AcmeTimeoutError(AcmeError):
     kind = "timeout"
+    exit_code = ExitCode.TIMEOUT
+
+
+class DnsNotReadyError(AcmeError):
+    """Some SAN's delegation is not Valid; `diagnoses` says which and why."""
+
+    kind = "dns_not_ready"
+    exit_code = ExitCode.DNS_NOT_READY
+
+    def __init__(self, message: str, hint: str | None = None, diagnoses: tuple = ()) -> None:
+        super().__init__(message, hint)
+        self.diagnoses = diagnoses
+
+
+class DnsProviderError(AcmeError):
+    kind = "dns_provider"
+    exit_code = ExitCode.DNS_PROVIDER
+
+
+class DnsPropagationError(AcmeError):
+    kind = "dns_propagation"
     exit_code = ExitCode.TIMEOUT

@@ -21,8 +21,10 @@ from certcli.renewal import days_left, renewal_reason, renewal_window_start
 from certcli.store import Store
 
 if TYPE_CHECKING:
+    from certcli.dnscheck import Diagnosis
     from certcli.engine import Ca, CaSettings
     from certcli.solvers import Solver
+    from certcli.solvers.dns01 import DnsSettings
 
 #: Called with (lineage name, phase) as an issuance moves on.
 Progress = Callable[[str, str], None]
@@ -41,6 +43,7 @@ class AcmeOptions:
     key_type: str | None = None
     webroot: str | None = None
     preferred_chain: str | None = None
+    challenge: str | None = None  # "http-01" or "dns-01"; else the lineage's, else by webroot
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,13 @@ class Plan:
     key_type: str
     webroot: str | None
     preferred_chain: str | None
+    challenge: str = "http-01"
+    dns: DnsSettings | None = None
 
     def lineage_extra(self) -> dict[str, Any]:
-        extra: dict[str, Any] = {"server": self.ca.directory_url, "challenge": "http-01"}
+        extra: dict[str, Any] = {"server": self.ca.directory_url, "challenge": self.challenge}
+        if self.dns is not None:
+            extra["dns"] = {"target": self.dns.target}
         for key, value in (
             ("webroot", self.webroot),
             ("preferred_chain", self.preferred_chain),
@@ -64,7 +71,14 @@ class Plan:
         return extra
 
 
-def make_plan(options: AcmeOptions, config: dict[str, Any], lineage: LineageConfig | None) -> Plan:
+def make_plan(
+    options: AcmeOptions,
+    config: dict[str, Any],
+    lineage: LineageConfig | None,
+    root: Path | None = None,
+) -> Plan:
+    """Resolve every setting of one issuance; `root` (the store) holds the installation id
+    that names the default delegation target."""
     from certcli.engine import CaSettings
 
     table = lineage.to_toml() if lineage else None
@@ -89,21 +103,90 @@ def make_plan(options: AcmeOptions, config: dict[str, Any], lineage: LineageConf
         timeout=seconds("acme.timeout", 300),
         network_timeout=seconds("acme.network_timeout", 30),
     )
+    webroot = get("webroot", options.webroot)
+    challenge = options.challenge or get("challenge", None, "http-01" if webroot else None)
+    if challenge not in ("http-01", "dns-01"):
+        raise UsageError(
+            "no way to answer the CA's challenge",
+            "give --webroot DIR (HTTP-01) or --dns (DNS-01 by CNAME delegation)",
+        )
+    dns = None
+    if challenge == "dns-01":
+        from certcli.dnscheck import parse_servers
+        from certcli.solvers.dns01 import DnsSettings
+
+        dns = DnsSettings(
+            provider=str(get("dns.provider", None, "rfc2136")),
+            target=_delegation_target(get, root),
+            resolvers=parse_servers(get("dns.resolvers", None)),
+            propagation_timeout=seconds("dns.propagation_timeout", 120),
+            query_timeout=seconds("dns.query_timeout", 5),
+            authoritative=parse_servers(get("dns.authoritative", None)),
+            zone=get("dns.rfc2136.zone", None) or get("dns.zone", None),
+            rfc2136={k: get(f"dns.rfc2136.{k}", None) for k in _RFC2136_KEYS},
+            hook={k: get(f"dns.hook.{k}", None) for k in ("auth", "cleanup", "timeout")},
+        )
     return Plan(
         ca=ca,
         key_type=get("key_type", options.key_type, DEFAULT_KEY_TYPE),
-        webroot=get("webroot", options.webroot),
+        webroot=webroot,
         preferred_chain=get("preferred_chain", options.preferred_chain),
+        challenge=challenge,
+        dns=dns,
     )
 
 
-class CaPool:
-    """One engine connection per CA, made on first use (so a renew with nothing due sends
-    nothing) and shared by the threads of one run."""
+_RFC2136_KEYS = ("server", "tsig_name", "tsig_secret", "tsig_algorithm")
 
-    def __init__(self, store: Store, accept_tos: Callable[[str], bool]) -> None:
+
+def _delegation_target(get: Callable[..., Any], root: Path | None) -> str:
+    """`[dns] target`, else one name per installation under `[dns] zone`."""
+    from certcli.domains import normalize_dns_name
+
+    target = get("dns.target", None)
+    if target:
+        return normalize_dns_name(str(target))
+    zone = get("dns.zone", None) or get("dns.rfc2136.zone", None)
+    if not zone or root is None:
+        raise UsageError(
+            "DNS-01 needs a delegation target",
+            "set [dns] target (the name every _acme-challenge CNAMEs to) or [dns] zone",
+        )
+    return f"{installation_id(root)}.{normalize_dns_name(str(zone))}"
+
+
+def installation_id(root: Path) -> str:
+    """A random name made once per store, so two installations never share a target."""
+    import secrets
+
+    from certcli.store import atomic_write, make_dirs
+
+    path = root / "installation-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        make_dirs(root)
+        atomic_write(path, f"certcli-{secrets.token_hex(5)}\n".encode())
+        return path.read_text().strip()
+
+
+class Session:
+    """What one run shares: the store, how to ask the person at the terminal (if any),
+    and one engine connection per CA, made on first use (so a renew with nothing due sends
+    nothing) and shared by the run's threads."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        interactive: bool,
+        accept_tos: Callable[[str], bool],
+        pause: Callable[[str], None],
+    ) -> None:
         self.store = store
+        self.interactive = interactive
         self.accept_tos = accept_tos
+        self.pause = pause  # shows a message and waits for Enter (manual DNS)
         self._cas: dict[CaSettings, Ca] = {}
         self._lock = threading.Lock()
 
@@ -145,15 +228,49 @@ class Outcome:
         }
 
 
-def _solver(plan: Plan) -> Solver:
+def _solver(plan: Plan, session: Session, *, preflight: bool = True) -> Solver:
+    """The solver for the plan's challenge; with `preflight`, its provider proves now
+    (before any order) that it can write, e.g. that the TSIG key is accepted."""
+    if plan.dns is not None:
+        from certcli.solvers.dns01 import DelegationSolver, make_provider
+
+        provider = make_provider(plan.dns, session.interactive, session.pause)
+        if preflight:
+            provider.check()
+        return DelegationSolver(plan.dns, provider)
     from certcli.solvers.http01 import WebrootSolver
 
     if not plan.webroot:
         raise UsageError(
-            "no way to answer the CA's challenge",
-            "give --webroot DIR, the directory your web server serves",
+            "no webroot for HTTP-01", "give --webroot DIR, the directory your web server serves"
         )
     return WebrootSolver(Path(plan.webroot))
+
+
+def check_dns(domains: tuple[str, ...] | list[str], dns: DnsSettings) -> list[Diagnosis]:
+    """The CNAME Check: diagnose every SAN; raise DnsNotReadyError unless all are Valid."""
+    from certcli.dnscheck import DnsStatus, diagnose
+    from certcli.errors import DnsNotReadyError
+
+    diagnoses = diagnose(list(domains), dns.target, dns.resolvers, dns.query_timeout)
+    bad = [d for d in diagnoses if d.status is not DnsStatus.VALID]
+    if bad:
+        raise DnsNotReadyError(
+            "DNS is not ready for " + ", ".join(f"{d.san} ({d.status.value})" for d in bad),
+            "create the records shown, then `certcli renew` issues it "
+            "(`certcli dns check` re-checks)",
+            diagnoses=tuple(diagnoses),
+        )
+    return diagnoses
+
+
+def dns_cache(diagnoses: tuple[Diagnosis, ...] | list[Diagnosis], target: str) -> dict[str, Any]:
+    """The SAN DNS cache kept in state.json, which `status` shows without asking DNS."""
+    return {
+        "checked_at": rfc3339(datetime.now(UTC)),
+        "target": target,
+        "sans": {d.san: {"status": d.status.value, "found": d.found} for d in diagnoses},
+    }
 
 
 def _attempt(
@@ -184,6 +301,15 @@ def _attempt(
         state["last_attempt"] = rfc3339(datetime.now(UTC))
     phase("Starting")
     try:
+        if plan.dns is not None:
+            from certcli.errors import DnsNotReadyError
+
+            phase("CNAME Check")
+            try:
+                state["dns"] = dns_cache(check_dns(config.domains, plan.dns), plan.dns.target)
+            except DnsNotReadyError as exc:
+                state["dns"] = dns_cache(exc.diagnoses, plan.dns.target)
+                raise
         key = x.generate_private_key(plan.key_type)
         csr_pem = x.make_csr(key, list(config.domains))
         chain = ca.obtain(
@@ -225,7 +351,7 @@ def _attempt(
 
 def issue(
     store: Store,
-    cas: CaPool,
+    session: Session,
     name: str,
     domains: list[str],
     options: AcmeOptions,
@@ -241,9 +367,9 @@ def issue(
     order leaves the lineage as Failed for `renew` to retry."""
     validate_lineage_name(name)
     store.ensure()
-    plan = make_plan(options, config, None)
-    solver = _solver(plan)
-    ca = cas.get(plan.ca)
+    plan = make_plan(options, config, None, store.root)
+    solver = _solver(plan, session)
+    ca = session.get(plan.ca)
     progress(name, "Pending")
     lineage = LineageConfig(name, tuple(domains), Mode.AUTO, plan.key_type, plan.lineage_extra())
     if dry_run:
@@ -290,7 +416,7 @@ def _check_existing(
 
 def issue_each(
     store: Store,
-    cas: CaPool,
+    session: Session,
     domains: list[str],
     options: AcmeOptions,
     config: dict[str, Any],
@@ -303,14 +429,14 @@ def issue_each(
     from certcli.domains import default_lineage_name
 
     # Account creation and usage errors happen once, before the pool starts.
-    plan = make_plan(options, config, None)
-    _solver(plan)
-    cas.get(plan.ca)
+    plan = make_plan(options, config, None, store.root)
+    _solver(plan, session)
+    session.get(plan.ca)
 
     def one(domain: str) -> Outcome:
         name = default_lineage_name([domain])
         try:
-            return issue(store, cas, name, [domain], options, config, progress, dry_run=dry_run)
+            return issue(store, session, name, [domain], options, config, progress, dry_run=dry_run)
         except CertcliError as exc:  # e.g. the name exists or is locked: report it, go on
             progress(name, "Failed")
             return Outcome(name, "failed", (domain,), error=exc)
@@ -321,7 +447,7 @@ def issue_each(
 
 def renew(
     store: Store,
-    cas: CaPool,
+    session: Session,
     names: list[str],
     config: dict[str, Any],
     progress: Progress,
@@ -360,9 +486,9 @@ def renew(
             lineage, reason = item
             progress(lineage.name, "Pending")
             try:
-                plan = make_plan(AcmeOptions(), config, lineage)
-                solver = _solver(plan)
-                ca = cas.get(plan.ca)
+                plan = make_plan(AcmeOptions(), config, lineage, store.root)
+                solver = _solver(plan, session)
+                ca = session.get(plan.ca)
                 if dry_run:
                     return _attempt(
                         store, ca, lineage, plan, solver, progress, record=False, action="renewed"

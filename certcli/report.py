@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from certcli.domains import covered_by, is_ip
+from certcli.domains import challenge_name, covered_by
 from certcli.errors import StoreError
 from certcli.models import CertInfo, LineageStatus, Mode, SslStatus, rfc3339
 from certcli.renewal import days_left, lineage_statuses
@@ -24,13 +24,6 @@ FAIL_ON: dict[str, frozenset[LineageStatus]] = {
     ),
     "any": frozenset(LineageStatus) - {LineageStatus.ACTIVE},
 }
-
-
-def challenge_name(identifier: str) -> str | None:
-    """`_acme-challenge.<base>`, where `*.x` has base `x`; IP identifiers have none."""
-    if is_ip(identifier):
-        return None
-    return f"_acme-challenge.{identifier.removeprefix('*.')}"
 
 
 @dataclass(frozen=True)

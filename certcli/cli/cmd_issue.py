@@ -11,7 +11,7 @@ import typer
 from certcli.cli.runtime import Runtime, runtime
 
 if TYPE_CHECKING:
-    from certcli.issuance import CaPool, Outcome
+    from certcli.issuance import Outcome, Session
 
 
 def issue(
@@ -89,7 +89,7 @@ def issue(
         webroot=str(webroot) if webroot else None,
         preferred_chain=preferred_chain,
     )
-    cas = _ca_pool(rt)
+    cas = session(rt)
     with PhaseView(rt.out) as view:
         if each:
             workers = int(parallel or setting("renewal.parallel", None, rt.config, 4))
@@ -114,11 +114,18 @@ def issue(
     report(rt, outcomes, single_error=not each)
 
 
-def _ca_pool(rt: Runtime) -> CaPool:
-    from certcli.issuance import CaPool
+def session(rt: Runtime) -> Session:
+    from certcli.issuance import Session
 
-    return CaPool(
-        rt.store, lambda url: rt.out.confirm(f"Do you accept the CA's terms of service at {url}?")
+    def pause(message: str) -> None:
+        print(message, file=sys.stderr)
+        sys.stdin.readline()
+
+    return Session(
+        rt.store,
+        interactive=rt.out.stdin_tty,
+        pause=pause,
+        accept_tos=lambda url: rt.out.confirm(f"Do you accept the CA's terms of service at {url}?"),
     )
 
 

@@ -29,7 +29,7 @@ def renew(
     Nothing is printed on stdout when nothing was due; the exit status is 1 when any
     renewal failed.
     """
-    from certcli.cli.cmd_issue import _ca_pool, report
+    from certcli.cli.cmd_issue import report, session
     from certcli.cli.progress import PhaseView
     from certcli.config import setting
     from certcli.issuance import renew as do_renew
@@ -40,7 +40,7 @@ def renew(
     with PhaseView(rt.out) as view:
         outcomes = do_renew(
             rt.store,
-            _ca_pool(rt),
+            session(rt),
             list(names or []),
             rt.config,
             view,

@@ -23,28 +23,31 @@ def test_server_shortcuts_and_urls() -> None:
         resolve_server("lets-encrypt")
 
 
+WEB = AcmeOptions(webroot="/w")
+
+
 def test_plan_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     config = {"server": "https://config/dir", "key_type": "rsa-2048", "acme": {"timeout": 60}}
     lineage = LineageConfig(
         "x", ("x.com",), Mode.AUTO, "ec-p384", {"server": "https://lineage/dir"}
     )
-    plan = make_plan(AcmeOptions(), config, None)
+    plan = make_plan(WEB, config, None)
     assert (plan.ca.directory_url, plan.key_type, plan.ca.timeout) == (
         "https://config/dir",
         "rsa-2048",
         60,
     )
-    plan = make_plan(AcmeOptions(), config, lineage)
+    plan = make_plan(WEB, config, lineage)
     assert (plan.ca.directory_url, plan.key_type) == ("https://lineage/dir", "ec-p384")
     monkeypatch.setenv("CERTCLI_SERVER", "https://env/dir")
-    assert make_plan(AcmeOptions(), config, lineage).ca.directory_url == "https://env/dir"
-    cli = AcmeOptions(server="letsencrypt", key_type="rsa-4096")
+    assert make_plan(WEB, config, lineage).ca.directory_url == "https://env/dir"
+    cli = AcmeOptions(server="letsencrypt", key_type="rsa-4096", webroot="/w")
     plan = make_plan(cli, config, lineage)
     assert (plan.ca.directory_url, plan.key_type) == (LETSENCRYPT, "rsa-4096")
-    assert make_plan(AcmeOptions(), {}, None).ca.directory_url == "https://env/dir"
+    assert make_plan(WEB, {}, None).ca.directory_url == "https://env/dir"
     monkeypatch.setenv("CERTCLI_ACME_TIMEOUT", "soon")
     with pytest.raises(UsageError, match=r"acme\.timeout"):
-        make_plan(AcmeOptions(), {}, None)
+        make_plan(WEB, {}, None)
 
 
 def test_lineage_extra_records_what_renewal_needs() -> None:
@@ -113,3 +116,31 @@ def test_webroot_solver_refuses_a_token_that_is_a_path(tmp_path: Path) -> None:
 def test_webroot_must_be_a_directory(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not a directory"):
         WebrootSolver(tmp_path / "missing")
+
+
+def test_a_plan_needs_a_way_to_answer() -> None:
+    with pytest.raises(UsageError, match="no way to answer"):
+        make_plan(AcmeOptions(), {}, None)
+
+
+def test_dns_plan_settings_and_the_default_target(tmp_path: Path) -> None:
+    config = {
+        "dns": {
+            "zone": "acme.example.net.",
+            "resolvers": ["127.0.0.1:8053", "192.0.2.1"],
+            "rfc2136": {"server": "127.0.0.1:8053", "tsig_name": "k", "tsig_secret": "c2VjcmV0"},
+        }
+    }
+    plan = make_plan(AcmeOptions(challenge="dns-01"), config, None, tmp_path)
+    assert plan.dns is not None
+    assert plan.dns.resolvers == [("127.0.0.1", 8053), ("192.0.2.1", 53)]
+    assert plan.dns.target.endswith(".acme.example.net")
+    assert plan.dns.target.startswith("certcli-")
+    again = make_plan(AcmeOptions(challenge="dns-01"), config, None, tmp_path)
+    assert again.dns is not None and again.dns.target == plan.dns.target  # one per installation
+    assert plan.lineage_extra()["dns"] == {"target": plan.dns.target}
+    config["dns"]["target"] = "Fixed.Example.NET."
+    fixed = make_plan(AcmeOptions(challenge="dns-01"), config, None, tmp_path)
+    assert fixed.dns is not None and fixed.dns.target == "fixed.example.net"
+    with pytest.raises(UsageError, match="delegation target"):
+        make_plan(AcmeOptions(challenge="dns-01"), {}, None, tmp_path)

@@ -1,0 +1,268 @@
+"""DNS for DNS-01 by CNAME delegation: the per-SAN diagnosis (Valid / Missing / Wrong /
+Duplicate / Error) and the propagation check at the target zone's authoritative servers.
+
+Every query goes to the configured resolvers (`[dns] resolvers`), or the system's when none
+are configured; the propagation check asks the authoritative servers directly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.nameserver
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
+
+from certcli.domains import challenge_name, normalize_dns_name
+from certcli.errors import DnsPropagationError, UsageError
+
+MAX_CNAME_HOPS = 16
+
+
+class DnsStatus(StrEnum):
+    VALID = "valid"
+    MISSING = "missing"
+    WRONG = "wrong"
+    DUPLICATE = "duplicate"
+    ERROR = "error"  # the resolver failed: never reported as missing
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    san: str
+    challenge_name: str
+    status: DnsStatus
+    expected_target: str
+    found: str | None = None  # where a chain ends, the stray TXT values, or the error
+
+    @property
+    def record(self) -> str:
+        """The record to create, in zone-file syntax."""
+        return f"{self.challenge_name}. 300 IN CNAME {self.expected_target}."
+
+    def to_json(self, ssl_status: str | None = None) -> dict[str, Any]:
+        return {
+            "name": self.san,
+            "dns_status": self.status.value,
+            "ssl_status": ssl_status,
+            "challenge_name": self.challenge_name,
+            "expected_target": self.expected_target,
+            "found": self.found,
+        }
+
+    def explain(self) -> str:
+        """One line: what is wrong and what to do."""
+        if self.status is DnsStatus.VALID:
+            return "delegated to the target"
+        if self.status is DnsStatus.MISSING:
+            return f"no CNAME: create {self.record}"
+        if self.status is DnsStatus.WRONG:
+            return f"the CNAME ends at {self.found}, not the target: make it {self.record}"
+        if self.status is DnsStatus.DUPLICATE:
+            return (
+                f"a TXT record ({self.found}) sits at {self.challenge_name} itself: "
+                f"remove it and create {self.record}"
+            )
+        return f"the resolver failed ({self.found}); try again, or check [dns] resolvers"
+
+
+def parse_servers(value: str | list[str] | None) -> list[tuple[str, int]]:
+    """`["127.0.0.1:8053", "[::1]:53", "192.0.2.1"]` (or one comma-separated string)."""
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    servers = []
+    for item in (str(i).strip() for i in items):
+        host, port = item, 53
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 53
+        elif item.count(":") == 1:
+            host, _, port_text = item.partition(":")
+            if not port_text.isdigit():
+                raise UsageError(f"invalid DNS server {item!r}", "write it as IP or IP:PORT")
+            port = int(port_text)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise UsageError(
+                f"invalid DNS server {item!r}: not an IP address", "write it as IP or IP:PORT"
+            ) from None
+        servers.append((host, port))
+    return servers
+
+
+def make_resolver(servers: list[tuple[str, int]], timeout: float) -> dns.resolver.Resolver:
+    if servers:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in servers]
+    else:
+        resolver = dns.resolver.Resolver()
+    resolver.lifetime = timeout
+    resolver.timeout = min(timeout, 2.0)
+    return resolver
+
+
+def diagnose_one(san: str, target: str, resolver: dns.resolver.Resolver) -> Diagnosis:
+    name = challenge_name(san)
+    if name is None:
+        raise UsageError(f"{san} is an IP address: DNS-01 cannot validate it", "use --webroot")
+    expected = normalize_dns_name(target)
+
+    def result(status: DnsStatus, found: str | None = None) -> Diagnosis:
+        return Diagnosis(san, name, status, expected, found)
+
+    try:
+        chain: list[str] = []
+        current = name
+        while True:
+            try:
+                answer = resolver.resolve(current, "CNAME", raise_on_no_answer=False)
+            except dns.resolver.NXDOMAIN:
+                break  # the chain (if any) ends at a name with no records yet: the target, often
+            if answer.rrset is None:
+                break
+            current = normalize_dns_name(answer.rrset[0].target.to_text())
+            if current in chain or len(chain) >= MAX_CNAME_HOPS:
+                return result(DnsStatus.WRONG, f"a CNAME loop through {current}")
+            chain.append(current)
+        if chain:
+            return result(DnsStatus.VALID if chain[-1] == expected else DnsStatus.WRONG, chain[-1])
+        try:
+            txt = resolver.resolve(name, "TXT", raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            return result(DnsStatus.MISSING)
+        if txt.rrset is not None:
+            values = ", ".join(
+                f'"{b"".join(r.strings).decode(errors="replace")}"' for r in txt.rrset
+            )
+            return result(DnsStatus.DUPLICATE, f"TXT {values}")
+        return result(DnsStatus.MISSING)
+    except dns.resolver.NoNameservers as exc:
+        return result(DnsStatus.ERROR, _short(exc))
+    except dns.exception.Timeout:
+        return result(DnsStatus.ERROR, "no answer from the resolver")
+    except dns.exception.DNSException as exc:
+        return result(DnsStatus.ERROR, _short(exc))
+
+
+def diagnose(
+    sans: list[str], target: str, servers: list[tuple[str, int]], timeout: float = 5.0
+) -> list[Diagnosis]:
+    """Every SAN's diagnosis, checked concurrently, in the order given."""
+    unique = list(dict.fromkeys(sans))
+
+    def one(san: str) -> Diagnosis:
+        return diagnose_one(san, target, make_resolver(servers, timeout))
+
+    with ThreadPoolExecutor(max_workers=min(8, max(1, len(unique)))) as pool:
+        return list(pool.map(one, unique))
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    if "SERVFAIL" in text:
+        return "SERVFAIL"
+    if "REFUSED" in text:
+        return "REFUSED"
+    return text.split(";")[0][:120]
+
+
+# -- the target zone and its servers --------------------------------------------------
+
+
+def find_zone(name: str, servers: list[tuple[str, int]], timeout: float = 5.0) -> str:
+    """The zone holding `name`, from the SOA found walking up from it."""
+    try:
+        zone = dns.resolver.zone_for_name(name, resolver=make_resolver(servers, timeout))
+    except dns.exception.DNSException as exc:
+        raise DnsPropagationError(
+            f"cannot find the DNS zone of {name}: {_short(exc)}",
+            "set [dns.rfc2136] zone, or check [dns] resolvers",
+        ) from None
+    return normalize_dns_name(zone.to_text())
+
+
+def authoritative_servers(
+    zone: str, servers: list[tuple[str, int]], timeout: float = 5.0
+) -> list[tuple[str, int]]:
+    """The addresses of the zone's NS hosts (port 53), looked up through `servers`."""
+    resolver = make_resolver(servers, timeout)
+    try:
+        hosts = [r.target.to_text() for r in resolver.resolve(zone, "NS")]
+        addresses = []
+        for host in hosts:
+            for rtype in ("A", "AAAA"):
+                answer = resolver.resolve(host, rtype, raise_on_no_answer=False)
+                addresses += [(r.address, 53) for r in answer.rrset or ()]
+    except dns.exception.DNSException as exc:
+        raise DnsPropagationError(
+            f"cannot find the name servers of {zone}: {_short(exc)}",
+            "check [dns] resolvers, or name the servers in [dns] authoritative",
+        ) from None
+    if not addresses:
+        raise DnsPropagationError(f"the name servers of {zone} have no address")
+    return sorted(set(addresses))
+
+
+def txt_values(name: str, server: tuple[str, int], timeout: float = 2.0) -> set[str]:
+    """The TXT values a server itself holds at `name` (empty when it has none)."""
+    query = dns.message.make_query(name, "TXT")
+    query.flags &= ~dns.flags.RD
+    response = dns.query.udp(query, server[0], port=server[1], timeout=timeout)
+    if response.flags & dns.flags.TC:
+        response = dns.query.tcp(query, server[0], port=server[1], timeout=timeout)
+    return {
+        b"".join(r.strings).decode(errors="replace")
+        for rrset in response.answer
+        if rrset.rdtype == dns.rdatatype.TXT
+        for r in rrset
+    }
+
+
+def wait_for_txt(
+    name: str,
+    values: set[str],
+    servers: list[tuple[str, int]],
+    timeout: float,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Return once every server serves every value; raise after `timeout` seconds saying
+    which server still lacks what."""
+    deadline = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        lacking: dict[tuple[str, int], set[str] | str] = {}
+        for server in servers:
+            try:
+                found = txt_values(name, server)
+                if not values <= found:
+                    lacking[server] = found
+            except (dns.exception.DNSException, OSError) as exc:
+                lacking[server] = _short(exc) or type(exc).__name__
+        if not lacking:
+            return
+        if progress:
+            progress(f"waiting for {len(lacking)} of {len(servers)} name servers")
+        if time.monotonic() + delay > deadline:
+            (host, port), found = next(iter(lacking.items()))
+            shown = found if isinstance(found, str) else (", ".join(sorted(found)) or "nothing")
+            raise DnsPropagationError(
+                f"{name} did not propagate in {timeout:.0f} s: {host}:{port} serves {shown}, "
+                f"expected {', '.join(sorted(values))}",
+                "check the DNS provider, or raise [dns] propagation_timeout",
+            )
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
