@@ -118,3 +118,10 @@ def challenge_name(identifier: str) -> str | None:
 def normalize_dns_name(name: str) -> str:
     """Case and a trailing dot never matter when comparing DNS names."""
     return name.strip().lower().removesuffix(".")
+
+
+def order_identifiers(domains: list[str] | tuple[str, ...]) -> list[str]:
+    """The names to put in an order: a lineage's domains less those its own wildcards cover
+    (a.example.com beside *.example.com adds nothing but a validation)."""
+    wildcards = [d for d in domains if d.startswith("*.")]
+    return [d for d in domains if not any(w != d and covers(w, d) for w in wildcards)]

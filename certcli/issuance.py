@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from certcli.config import LETSENCRYPT, resolve_server, setting
-from certcli.domains import validate_lineage_name
+from certcli.domains import order_identifiers, validate_lineage_name
 from certcli.errors import CertcliError, NotFoundError, UsageError
 from certcli.models import DEFAULT_KEY_TYPE, CertInfo, LineageConfig, Mode, rfc3339
 from certcli.renewal import days_left, renewal_reason, renewal_window_start
@@ -225,6 +225,7 @@ class Outcome:
             "fingerprint_sha256": cert.fingerprint_sha256 if cert else None,
             "error": self.error.message if self.error else None,
             "error_kind": getattr(self.error, "kind", "error") if self.error else None,
+            "sans": [d.to_json() for d in getattr(self.error, "diagnoses", ())],
         }
 
 
@@ -300,20 +301,21 @@ def _attempt(
     if record:
         state["last_attempt"] = rfc3339(datetime.now(UTC))
     phase("Starting")
+    identifiers = order_identifiers(config.domains)
     try:
         if plan.dns is not None:
             from certcli.errors import DnsNotReadyError
 
             phase("CNAME Check")
             try:
-                state["dns"] = dns_cache(check_dns(config.domains, plan.dns), plan.dns.target)
+                state["dns"] = dns_cache(check_dns(identifiers, plan.dns), plan.dns.target)
             except DnsNotReadyError as exc:
                 state["dns"] = dns_cache(exc.diagnoses, plan.dns.target)
                 raise
         key = x.generate_private_key(plan.key_type)
-        csr_pem = x.make_csr(key, list(config.domains))
+        csr_pem = x.make_csr(key, identifiers)
         chain = ca.obtain(
-            list(config.domains), csr_pem, lambda _identifier: solver, phase, plan.preferred_chain
+            identifiers, csr_pem, lambda _identifier: solver, phase, plan.preferred_chain
         )
         info = x.cert_info(x.parse_certificates(chain.cert_pem, "the issued certificate")[0])
         version = None
@@ -540,3 +542,110 @@ def _record_failure(store: Store, name: str, exc: CertcliError) -> None:
         phase="Failed",
     )
     store.write_state(name, state)
+
+
+def diagnose_lineage(
+    store: Store, config: dict[str, Any], lineage: LineageConfig
+) -> list[Diagnosis] | None:
+    """A fresh DNS diagnosis of a DNS-01 lineage's SANs (None for other lineages)."""
+    if lineage.extra.get("challenge") != "dns-01":
+        return None
+    from certcli.dnscheck import diagnose
+
+    dns = make_plan(AcmeOptions(), config, lineage, store.root).dns
+    assert dns is not None
+    return diagnose(
+        order_identifiers(lineage.domains), dns.target, dns.resolvers, dns.query_timeout
+    )
+
+
+@dataclass(frozen=True)
+class SanChange:
+    name: str
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()  # already in the lineage
+    covered: tuple[str, ...] = ()  # new, but the live certificate covers them already
+    outcome: Outcome | None = None  # the re-issue, when one ran
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "unchanged": list(self.unchanged),
+            "covered": list(self.covered),
+            "result": self.outcome.to_json() if self.outcome else None,
+        }
+
+
+def san_add(
+    store: Store,
+    session: Session,
+    name: str,
+    sans: list[str],
+    config: dict[str, Any],
+    progress: Progress,
+    *,
+    issue: bool = True,
+) -> SanChange:
+    """Add SANs to a lineage and, unless the live certificate covers them already, re-issue
+    at once. When the DNS of a new SAN is not Valid yet the lineage shows that, and the next
+    `renew` re-issues as soon as it is."""
+    from certcli.domains import covered_by
+    from certcli.errors import DnsNotReadyError
+
+    validate_lineage_name(name)
+    with store.lock(name):
+        lineage = store.read_config(name)
+        new = [s for s in sans if s not in lineage.domains]
+        live = store.live_info(name)
+        covered = [s for s in new if live is not None and covered_by(live.sans, s)]
+        updated = replace(lineage, domains=lineage.domains + tuple(new))
+        if new:
+            store.write_config(updated)
+        change = SanChange(
+            name, tuple(new), (), tuple(s for s in sans if s not in new), tuple(covered)
+        )
+        if lineage.mode is Mode.CUSTOM or len(covered) == len(new):
+            return change
+        plan = make_plan(AcmeOptions(), config, updated, store.root)
+        if not issue:
+            if plan.dns is not None:  # record the diagnosis, so status shows the problem
+                state = store.read_state(name)
+                try:
+                    identifiers = order_identifiers(updated.domains)
+                    state["dns"] = dns_cache(check_dns(identifiers, plan.dns), plan.dns.target)
+                except DnsNotReadyError as exc:
+                    state["dns"] = dns_cache(exc.diagnoses, plan.dns.target)
+                store.write_state(name, state)
+            return change
+        solver = _solver(plan, session)
+        ca = session.get(plan.ca)
+        progress(name, "Pending")
+        outcome = _attempt(store, ca, updated, plan, solver, progress, record=True, action="issued")
+        return replace(change, outcome=outcome)
+
+
+def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
+    """Remove SANs from a lineage. The live certificate stays (it covers the rest); the
+    next renewal leaves them out."""
+    validate_lineage_name(name)
+    with store.lock(name):
+        lineage = store.read_config(name)
+        unknown = [s for s in sans if s not in lineage.domains]
+        if unknown:
+            raise UsageError(
+                f"{name!r} has no SAN {', '.join(unknown)}", f"`certcli san list {name}` shows them"
+            )
+        remaining = tuple(d for d in lineage.domains if d not in sans)
+        if not remaining:
+            raise UsageError(f"{name!r} would have no domain left", "keep at least one")
+        store.write_config(replace(lineage, domains=remaining))
+        state = store.read_state(name)
+        cached = (state.get("dns") or {}).get("sans")
+        if cached:
+            for san in sans:
+                cached.pop(san, None)
+            store.write_state(name, state)
+    return SanChange(name, removed=tuple(sans), unchanged=remaining)

@@ -84,7 +84,18 @@ class LineageReport:
         }
 
 
-def lineage_report(store: Store, name: str, now: datetime) -> LineageReport:
+_DNS_STATUS = {
+    "missing": LineageStatus.DNS_MISSING,
+    "wrong": LineageStatus.DNS_WRONG,
+    "duplicate": LineageStatus.DNS_DUPLICATE,
+}
+
+
+def lineage_report(
+    store: Store, name: str, now: datetime, fresh_dns: list[Any] | None = None
+) -> LineageReport:
+    """A lineage as `status` shows it. DNS statuses come from `fresh_dns` (diagnoses just
+    made, for --check-dns) or else from the cache of the last CNAME Check in state.json."""
     config = store.read_config(name)
     error = None
     try:
@@ -95,17 +106,30 @@ def lineage_report(store: Store, name: str, now: datetime) -> LineageReport:
         # A damaged lineage is reported, not fatal: the others still get listed.
         version, cert, state = None, None, {}
         error = getattr(exc, "message", str(exc))
+    failed = error is not None or (
+        "last_error" in state and state.get("last_error_kind") != "dns_not_ready"
+    )
     error = error or state.get("last_error")
+    cache = state.get("dns") or {}
+    if fresh_dns is not None:
+        dns = {d.san: {"status": d.status.value, "found": d.found} for d in fresh_dns}
+        target = fresh_dns[0].expected_target if fresh_dns else None
+    else:
+        dns, target = cache.get("sans", {}), cache.get("target")
     sans = tuple(
         SanReport(
             name=domain,
             ssl_status=SslStatus.COVERED
             if cert and covered_by(cert.sans, domain)
             else SslStatus.NOT_COVERED,
+            dns_status=dns.get(domain, {}).get("status"),
+            expected_target=target if domain in dns else None,
+            found=dns.get(domain, {}).get("found"),
         )
         for domain in config.domains
     )
-    statuses = lineage_statuses(cert, now, failed=error is not None)
+    dns_flags = frozenset(_DNS_STATUS[s.dns_status] for s in sans if s.dns_status in _DNS_STATUS)
+    statuses = lineage_statuses(cert, now, failed=failed, dns=dns_flags)
     return LineageReport(
         name=name,
         domains=config.domains,

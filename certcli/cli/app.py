@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from certcli import __version__
-from certcli.cli import cmd_csr, cmd_download, cmd_issue, cmd_renew, cmd_status, cmd_upload
+from certcli.cli import (
+    cmd_csr,
+    cmd_dns,
+    cmd_download,
+    cmd_issue,
+    cmd_renew,
+    cmd_san,
+    cmd_status,
+    cmd_upload,
+)
 from certcli.cli.output import Output
 from certcli.cli.runtime import Runtime
 
@@ -69,3 +78,5 @@ app.command("csr")(cmd_csr.csr)
 app.command("upload")(cmd_upload.upload)
 app.command("status")(cmd_status.status)
 app.command("download")(cmd_download.download)
+app.add_typer(cmd_san.app, name="san")
+app.add_typer(cmd_dns.app, name="dns")

@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 def issue(
     ctx: typer.Context,
     domains: Annotated[list[str], typer.Argument(help="Names for the certificate.")],
+    dns: Annotated[
+        bool, typer.Option("--dns", help="Answer DNS-01 through the CNAME delegation ([dns]).")
+    ] = False,
+    wildcard: Annotated[
+        bool, typer.Option(help="Add *.DOMAIN for each DOMAIN (implies --dns).")
+    ] = False,
     webroot: Annotated[
         Path | None,
         typer.Option(
@@ -74,6 +80,10 @@ def issue(
 
     rt = runtime(ctx)
     names = normalize_identifiers(domains)
+    if wildcard:
+        names = list(dict.fromkeys(n for d in names for n in (d, f"*.{d.removeprefix('*.')}")))
+    if (dns or wildcard) and webroot:
+        raise UsageError("--webroot (HTTP-01) and --dns/--wildcard (DNS-01) exclude each other")
     if each and name:
         raise UsageError(
             "--name and --each do not go together: --each names each lineage by its domain"
@@ -88,6 +98,7 @@ def issue(
         key_type=key_type,
         webroot=str(webroot) if webroot else None,
         preferred_chain=preferred_chain,
+        challenge="dns-01" if dns or wildcard else ("http-01" if webroot else None),
     )
     cas = session(rt)
     with PhaseView(rt.out) as view:
@@ -153,6 +164,10 @@ def report(rt: Runtime, outcomes: list[Outcome], *, single_error: bool = False) 
             out.warn(f"{o.name}: {o.reason}")
     if not failed:
         return
+    from certcli.cli.dnsview import render_diagnoses
+
+    for o in failed:
+        render_diagnoses(out, getattr(o.error, "diagnoses", ()))
     if single_error and len(outcomes) == 1 and failed[0].error is not None:
         raise failed[0].error
     for o in failed:

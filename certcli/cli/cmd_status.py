@@ -30,6 +30,9 @@ _STYLE = {"active": "green", "expiring": "yellow", "pending": "cyan"}
 def status(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="Show this lineage in detail.")] = None,
+    check_dns: Annotated[
+        bool, typer.Option(help="Check each DNS-01 lineage's delegation now (else: last check).")
+    ] = False,
     fail_on: Annotated[
         str | None,
         typer.Option(
@@ -46,7 +49,18 @@ def status(
         raise UsageError(f"--fail-on {fail_on!r} is not one of: {', '.join(FAIL_ON)}")
     rt = runtime(ctx)
     now = rt.now()
-    reports = [lineage_report(rt.store, name, now)] if name else all_reports(rt.store, now)
+    if check_dns:
+        from certcli.issuance import diagnose_lineage
+
+        names = [name] if name else rt.store.names()
+        reports = [
+            lineage_report(
+                rt.store, n, now, diagnose_lineage(rt.store, rt.config, rt.store.read_config(n))
+            )
+            for n in names
+        ]
+    else:
+        reports = [lineage_report(rt.store, name, now)] if name else all_reports(rt.store, now)
     if rt.out.json_mode:
         rt.out.emit_json({"lineages": [r.to_json() for r in reports]})
     elif name:
@@ -124,8 +138,31 @@ def _detail(out: Output, r: LineageReport) -> None:
     for key, value in fields:
         out.line(f"{key + ':':<{width + 1}} {value}")
     out.line()
+    san_table(out, r)
+
+
+def san_table(out: Output, r: LineageReport) -> None:
+    from certcli.cli.dnsview import LABELS as DNS_LABELS
+    from certcli.cli.dnsview import STYLES as DNS_STYLES
+
     out.table(
-        ["SAN", "SSL Status", "DNS Status"],
-        [[s.name, LABELS[s.ssl_status.value], s.dns_status or "not checked"] for s in r.sans],
-        [[None, "green" if s.ssl_status.value == "covered" else "red", None] for s in r.sans],
+        ["SAN", "SSL Status", "DNS Status", "Found"],
+        [
+            [
+                s.name,
+                LABELS[s.ssl_status.value],
+                DNS_LABELS.get(s.dns_status or "", "not checked"),
+                s.found or "-",
+            ]
+            for s in r.sans
+        ],
+        [
+            [
+                None,
+                "green" if s.ssl_status.value == "covered" else "red",
+                DNS_STYLES.get(s.dns_status, "red") if s.dns_status else None,
+                None,
+            ]
+            for s in r.sans
+        ],
     )

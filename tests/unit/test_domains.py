@@ -96,3 +96,11 @@ def test_lineage_names() -> None:
     for bad in ("../etc", ".hidden", "-x", "a/b", "a" * 101, "", "a..b"):
         with pytest.raises(UsageError):
             validate_lineage_name(bad)
+
+
+def test_order_identifiers_drop_what_the_lineages_wildcards_cover() -> None:
+    from certcli.domains import order_identifiers
+
+    domains = ["x.com", "*.x.com", "shop.x.com", "a.b.x.com", "y.com"]
+    assert order_identifiers(domains) == ["x.com", "*.x.com", "a.b.x.com", "y.com"]
+    assert order_identifiers(["a.com"]) == ["a.com"]

@@ -1,0 +1,98 @@
+"""certcli san add | remove | list: change what a lineage covers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from certcli.cli.runtime import Runtime, runtime
+
+if TYPE_CHECKING:
+    from certcli.issuance import SanChange
+
+app = typer.Typer(help="Change or list a lineage's SANs.", no_args_is_help=True)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The lineage.")],
+    sans: Annotated[list[str], typer.Argument(help="Names to add.")],
+    no_issue: Annotated[
+        bool, typer.Option("--no-issue", help="Only record them; `renew` issues later.")
+    ] = False,
+) -> None:
+    """Add SANs; check their DNS and re-issue at once when all are Valid."""
+    from certcli.cli.cmd_issue import report, session
+    from certcli.cli.progress import PhaseView
+    from certcli.domains import normalize_identifiers
+    from certcli.issuance import san_add
+
+    rt = runtime(ctx)
+    with PhaseView(rt.out) as view:
+        change = san_add(
+            rt.store,
+            session(rt),
+            name,
+            normalize_identifiers(sans),
+            rt.config,
+            view,
+            issue=not no_issue,
+        )
+    _summary(rt, change)
+    if change.outcome is not None and not rt.out.json_mode:
+        report(rt, [change.outcome], single_error=True)
+    elif change.outcome is not None and change.outcome.error is not None:
+        raise change.outcome.error
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The lineage.")],
+    sans: Annotated[list[str], typer.Argument(help="Names to remove.")],
+) -> None:
+    """Remove SANs; the live certificate stays until the next renewal leaves them out."""
+    from certcli.domains import normalize_identifiers
+    from certcli.issuance import san_remove
+
+    rt = runtime(ctx)
+    _summary(rt, san_remove(rt.store, name, normalize_identifiers(sans)))
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The lineage.")],
+) -> None:
+    """Each SAN with its SSL status and last DNS status."""
+    from certcli.cli.cmd_status import san_table
+    from certcli.domains import validate_lineage_name
+    from certcli.report import lineage_report
+
+    rt = runtime(ctx)
+    report = lineage_report(rt.store, validate_lineage_name(name), rt.now())
+    if rt.out.json_mode:
+        rt.out.emit_json({"sans": [s.to_json() for s in report.sans]})
+    else:
+        san_table(rt.out, report)
+
+
+def _summary(rt: Runtime, change: SanChange) -> None:
+    out = rt.out
+    if out.json_mode:
+        out.emit_json(change.to_json())
+        return
+    for san in change.added:
+        note = " (covered by the live certificate)" if san in change.covered else ""
+        out.info(f"{change.name}: added {san}{note}")
+    for san in change.removed:
+        out.info(f"{change.name}: removed {san}; the next renewal leaves it out")
+    if change.added and not change.removed and change.outcome is None:
+        if len(change.covered) == len(change.added):
+            out.info(f"{change.name}: no new certificate needed")
+        else:
+            out.info(f"{change.name}: `certcli renew` issues the new certificate")
+    if not change.added and not change.removed:
+        out.info(f"{change.name}: nothing changed")

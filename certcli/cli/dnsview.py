@@ -1,0 +1,37 @@
+"""How a DNS diagnosis is shown: a table of SANs, then the exact records to create."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from certcli.cli.output import Output
+
+LABELS = {
+    "valid": "Valid",
+    "missing": "Missing",
+    "wrong": "Wrong",
+    "duplicate": "Duplicate",
+    "error": "Error",
+}
+STYLES = {"valid": "green", "error": "yellow"}
+
+
+def render_diagnoses(out: Output, diagnoses: Sequence[Any]) -> None:
+    if out.json_mode or not diagnoses:
+        return
+    out.table(
+        ["SAN", "DNS Status", "Challenge name", "Found"],
+        [[d.san, LABELS[d.status.value], d.challenge_name, d.found or "-"] for d in diagnoses],
+        [[None, STYLES.get(d.status.value, "red"), None, None] for d in diagnoses],
+    )
+    todo = [d for d in diagnoses if d.status.value in ("missing", "wrong", "duplicate")]
+    if todo:
+        out.line(f"\nDelegate each name to {todo[0].expected_target} (zone-file syntax):")
+        for record in dict.fromkeys(d.record for d in todo):
+            out.line(f"  {record}")
+        for d in todo:
+            if d.status.value == "duplicate":
+                out.line(f"  ; and remove the TXT record at {d.challenge_name}: {d.found}")
+            elif d.status.value == "wrong":
+                out.line(f"  ; replacing the CNAME of {d.challenge_name} that ends at {d.found}")
