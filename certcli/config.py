@@ -36,6 +36,21 @@ def load_config(root: Path) -> dict[str, Any]:
         raise StoreError(f"cannot read {path}: {exc}", "fix or remove the file") from None
 
 
+def secret_warning(root: Path, config: dict[str, Any]) -> str | None:
+    """A warning when config.toml holds a secret and others may read it."""
+    path = root / "config.toml"
+    holds_secret = bool(((config.get("dns") or {}).get("rfc2136") or {}).get("tsig_secret"))
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return None
+    if holds_secret and mode & 0o077:
+        return (
+            f"{path} holds a TSIG secret and is readable by others (mode {mode:04o}): chmod 600 it"
+        )
+    return None
+
+
 def env_name(key: str) -> str:
     return "CERTCLI_" + key.replace(".", "_").replace("-", "_").upper()
 

@@ -229,15 +229,11 @@ class Outcome:
         }
 
 
-def _solver(plan: Plan, session: Session, *, preflight: bool = True) -> Solver:
-    """The solver for the plan's challenge; with `preflight`, its provider proves now
-    (before any order) that it can write, e.g. that the TSIG key is accepted."""
+def _solver(plan: Plan, session: Session) -> Solver:
     if plan.dns is not None:
         from certcli.solvers.dns01 import DelegationSolver, make_provider
 
         provider = make_provider(plan.dns, session.interactive, session.pause)
-        if preflight:
-            provider.check()
         return DelegationSolver(plan.dns, provider)
     from certcli.solvers.http01 import WebrootSolver
 
@@ -312,6 +308,7 @@ def _attempt(
             except DnsNotReadyError as exc:
                 state["dns"] = dns_cache(exc.diagnoses, plan.dns.target)
                 raise
+        solver.check()  # e.g. the TSIG key is accepted: before any order
         key = x.generate_private_key(plan.key_type)
         csr_pem = x.make_csr(key, identifiers)
         chain = ca.obtain(

@@ -27,9 +27,13 @@ class Runtime:
 
     @cached_property
     def config(self) -> dict[str, Any]:
-        from certcli.config import load_config
+        from certcli.config import load_config, secret_warning
 
-        return load_config(self.store.root)
+        config = load_config(self.store.root)
+        warning = secret_warning(self.store.root, config)
+        if warning:
+            self.out.warn(warning)
+        return config
 
     @staticmethod
     def now() -> datetime:

@@ -21,6 +21,10 @@ class Challenge:
 class Solver(Protocol):
     challenge_type: str
 
+    def check(self) -> None:
+        """Prove now, before any order, that presenting will work (a writable webroot,
+        DNS credentials the server accepts)."""
+
     def present(self, challenges: list[Challenge]) -> None:
         """Make every challenge answerable (write files, add TXT records)."""
 

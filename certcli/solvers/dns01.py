@@ -158,7 +158,7 @@ class HookProvider:
             )
         self.auth = shlex.split(str(conf["auth"]))
         self.cleanup = shlex.split(str(conf["cleanup"]))
-        self.timeout = float(conf.get("timeout", 120))
+        self.timeout = float(conf.get("timeout") or 120)
 
     def check(self) -> None:
         for command in (self.auth, self.cleanup):
@@ -236,6 +236,9 @@ class DelegationSolver:
         self.provider = provider
         self._added: list[Challenge] = []
         self.cleanup_errors: list[str] = []
+
+    def check(self) -> None:
+        self.provider.check()
 
     def present(self, challenges: list[Challenge]) -> None:
         for challenge in challenges:

@@ -27,6 +27,14 @@ class WebrootSolver:
         self.webroot = webroot
         self.directory = webroot / ".well-known" / "acme-challenge"
 
+    def check(self) -> None:
+        existing = self.directory if self.directory.is_dir() else self.webroot
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(
+                f"certcli cannot write in the webroot {existing}",
+                "run certcli as a user that may write there",
+            )
+
     def present(self, challenges: list[Challenge]) -> None:
         try:
             # The directories stay afterwards: concurrent issuances share them.
