@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+
+from certcli.dnscheck import Diagnosis, DnsStatus, parse_servers
+from certcli.errors import UsageError
+from certcli.solvers.dns01 import (
+    DnsSettings,
+    HookProvider,
+    ManualProvider,
+    Rfc2136Provider,
+    make_provider,
+)
+
+
+def test_servers_parse_with_and_without_ports() -> None:
+    assert parse_servers(["127.0.0.1:8053", "192.0.2.1", "[::1]:5353", "[2001:db8::1]"]) == [
+        ("127.0.0.1", 8053),
+        ("192.0.2.1", 53),
+        ("::1", 5353),
+        ("2001:db8::1", 53),
+    ]
+    assert parse_servers("127.0.0.1:1, 127.0.0.2") == [("127.0.0.1", 1), ("127.0.0.2", 53)]
+    assert parse_servers(None) == [] and parse_servers([]) == []
+    for bad in (["ns1.example.com"], ["127.0.0.1:x"]):
+        with pytest.raises(UsageError, match="invalid DNS server"):
+            parse_servers(bad)
+
+
+def _d(status: DnsStatus, found: str | None = None) -> Diagnosis:
+    return Diagnosis("*.x.com", "_acme-challenge.x.com", status, "t.acme.net", found)
+
+
+def test_each_status_explains_what_to_do() -> None:
+    assert _d(DnsStatus.VALID).explain() == "delegated to the target"
+    assert (
+        "create _acme-challenge.x.com. 300 IN CNAME t.acme.net." in _d(DnsStatus.MISSING).explain()
+    )
+    assert "ends at y.net" in _d(DnsStatus.WRONG, "y.net").explain()
+    assert "remove it" in _d(DnsStatus.DUPLICATE, 'TXT "a"').explain()
+    assert "resolver failed" in _d(DnsStatus.ERROR, "SERVFAIL").explain()
+    assert _d(DnsStatus.MISSING).to_json()["dns_status"] == "missing"
+
+
+def _settings(**kw: object) -> DnsSettings:
+    base: dict = dict(
+        provider="rfc2136",
+        target="t.acme.net",
+        resolvers=[],
+        propagation_timeout=1,
+        query_timeout=1,
+        authoritative=[],
+        zone="acme.net",
+        rfc2136={"server": "127.0.0.1:53", "tsig_name": "k", "tsig_secret": "c2VjcmV0"},
+        hook={},
+    )
+    base.update(kw)
+    return DnsSettings(**base)
+
+
+def test_provider_settings_are_checked() -> None:
+    with pytest.raises(UsageError, match=r"dns\.rfc2136\.tsig_secret"):
+        Rfc2136Provider(_settings(rfc2136={"server": "127.0.0.1", "tsig_name": "k"}))
+    with pytest.raises(UsageError, match="tsig_algorithm"):
+        Rfc2136Provider(
+            _settings(
+                rfc2136={
+                    "server": "127.0.0.1",
+                    "tsig_name": "k",
+                    "tsig_secret": "a",
+                    "tsig_algorithm": "md5",
+                }
+            )
+        )
+    with pytest.raises(UsageError, match=r"dns\.hook\.auth"):
+        HookProvider(_settings(provider="hook"))
+    hook = HookProvider(
+        _settings(provider="hook", hook={"auth": "/nonexistent/add", "cleanup": "true"})
+    )
+    with pytest.raises(UsageError, match="not an executable"):
+        hook.check()
+    with pytest.raises(UsageError, match=r"unknown dns\.provider"):
+        make_provider(_settings(provider="route53"), True, print)
+
+
+def test_the_manual_provider_needs_a_terminal_and_shows_the_record() -> None:
+    with pytest.raises(UsageError, match="needs a terminal"):
+        ManualProvider(False, print).check()
+    shown: list[str] = []
+    provider = ManualProvider(True, shown.append)
+    provider.check()
+    provider.add("T.acme.net.", "value-1", "*.x.com")
+    assert shown == [
+        'For *.x.com, create this record, then press Enter:\n  t.acme.net. 60 IN TXT "value-1"'
+    ]
