@@ -5,7 +5,9 @@ Shared by `issue` and `renew` (and later `san add`); the protocol itself is cert
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -16,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from certcli.config import LETSENCRYPT, resolve_server, setting
 from certcli.domains import order_identifiers, validate_lineage_name
 from certcli.errors import CertcliError, NotFoundError, UsageError
-from certcli.models import DEFAULT_KEY_TYPE, CertInfo, LineageConfig, Mode, rfc3339
-from certcli.renewal import days_left, renewal_reason, renewal_window_start
+from certcli.hooks import event, notify, run_hook
+from certcli.models import DEFAULT_KEY_TYPE, CertInfo, LineageConfig, Mode, parse_rfc3339, rfc3339
+from certcli.renewal import days_left, next_attempt, renewal_reason, renewal_window_start
 from certcli.store import Store
 
 if TYPE_CHECKING:
@@ -44,6 +47,7 @@ class AcmeOptions:
     webroot: str | None = None
     preferred_chain: str | None = None
     challenge: str | None = None  # "http-01" or "dns-01"; else the lineage's, else by webroot
+    deploy_hook: str | None = None  # kept in lineage.toml as hooks.deploy
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,14 @@ class Plan:
     preferred_chain: str | None
     challenge: str = "http-01"
     dns: DnsSettings | None = None
+    deploy_hook: str | None = None
 
     def lineage_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"server": self.ca.directory_url, "challenge": self.challenge}
         if self.dns is not None:
             extra["dns"] = {"target": self.dns.target}
+        if self.deploy_hook:
+            extra["hooks"] = {"deploy": self.deploy_hook}
         for key, value in (
             ("webroot", self.webroot),
             ("preferred_chain", self.preferred_chain),
@@ -133,6 +140,7 @@ def make_plan(
         preferred_chain=get("preferred_chain", options.preferred_chain),
         challenge=challenge,
         dns=dns,
+        deploy_hook=options.deploy_hook,
     )
 
 
@@ -211,6 +219,7 @@ class Outcome:
     error: CertcliError | None = None
     reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()  # e.g. a deploy hook that failed after a renewal
 
     def to_json(self) -> dict[str, Any]:
         cert = self.certificate
@@ -226,6 +235,7 @@ class Outcome:
             "error": self.error.message if self.error else None,
             "error_kind": getattr(self.error, "kind", "error") if self.error else None,
             "sans": [d.to_json() for d in getattr(self.error, "diagnoses", ())],
+            "problems": list(self.problems),
         }
 
 
@@ -333,17 +343,13 @@ def _attempt(
                 },
             )
             state.update(last_success=state["last_attempt"], failures=0)
-            state.pop("last_error", None)
-            state.pop("last_error_kind", None)
+            for key in ("last_error", "last_error_kind", "next_attempt"):
+                state.pop(key, None)
         phase("Completed")
         return Outcome(name, action if record else "dry_run", config.domains, version, info)
     except CertcliError as exc:
         if record:
-            state.update(
-                last_error=exc.message,
-                last_error_kind=getattr(exc, "kind", "error"),
-                failures=int(state.get("failures", 0)) + 1,
-            )
+            _failed(state, exc)
         phase("Failed")
         return Outcome(name, "failed", config.domains, error=exc)
 
@@ -381,7 +387,10 @@ def issue(
                 name, lineage.domains, Mode.AUTO, plan.key_type, {**existing.extra, **lineage.extra}
             )
         store.write_config(lineage)
-        return _attempt(store, ca, lineage, plan, solver, progress, record=True, action="issued")
+        outcome = _attempt(store, ca, lineage, plan, solver, progress, record=True, action="issued")
+    if outcome.action == "issued":
+        outcome = replace(outcome, problems=deploy(store, config, lineage))
+    return outcome
 
 
 def _check_existing(
@@ -444,6 +453,16 @@ def issue_each(
         return list(pool.map(one, domains))
 
 
+@dataclass(frozen=True)
+class RenewRun:
+    outcomes: list[Outcome]
+    problems: list[str]  # pre/post hooks and notifications that failed
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems) or any(o.action == "failed" or o.problems for o in self.outcomes)
+
+
 def renew(
     store: Store,
     session: Session,
@@ -455,12 +474,16 @@ def renew(
     force: bool = False,
     dry_run: bool = False,
     parallel: int = 4,
-) -> list[Outcome]:
-    """Renew every auto lineage that is due (all of them with --force or --dry-run).
+    jitter: float = 0.0,
+) -> RenewRun:
+    """Renew every auto lineage that is due (all of them with --force or --dry-run), with
+    the hooks and notifications of config.toml.
 
-    Deciding what is due reads only the store: with nothing due, no request is sent.
+    Deciding what is due reads only the store: with nothing due, no request is sent, no hook
+    runs and there is no jitter. A lineage that failed waits out its backoff (not with
+    --force). A second run while one holds the store lock raises LockedError at once.
     """
-    with store.lock_store():
+    with store.lock_store(wait=0):
         for name in names:
             validate_lineage_name(name)
             if not store.exists(name):
@@ -476,10 +499,22 @@ def renew(
                 outcomes.append(_custom_outcome(lineage, live, now))
                 continue
             reason = renewal_reason(live, lineage.domains, now, force=force or dry_run)
+            waiting = store.read_state(name).get("next_attempt")
             if reason is None:
                 outcomes.append(Outcome(name, "not_due", lineage.domains, certificate=live))
+            elif waiting and not force and parse_rfc3339(waiting) > now:
+                outcomes.append(
+                    Outcome(name, "backoff", lineage.domains, reason=f"next attempt at {waiting}")
+                )
             else:
                 due.append((lineage, reason))
+
+        hooks = config.get("hooks") or {}
+        problems: list[str] = []
+        if due and jitter > 0 and not (force or dry_run):
+            time.sleep(random.uniform(0, jitter))  # spread a fleet's runs over the CA's day
+        if due and not dry_run and hooks.get("pre"):
+            problems += filter(None, [run_hook("pre", str(hooks["pre"]), {})])
 
         def one(item: tuple[LineageConfig, str]) -> Outcome:
             lineage, reason = item
@@ -501,11 +536,59 @@ def renew(
                 if not dry_run:
                     _record_failure(store, lineage.name, exc)
                 return Outcome(lineage.name, "failed", lineage.domains, error=exc, reason=reason)
+            if outcome.action == "renewed":
+                outcome = replace(outcome, problems=deploy(store, config, lineage))
             return replace(outcome, reason=reason)
 
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
             outcomes += list(pool.map(one, due))
-    return sorted(outcomes, key=lambda o: o.name)
+        outcomes.sort(key=lambda o: o.name)
+
+        if due and not dry_run and hooks.get("post"):
+            failed = " ".join(d for o in outcomes if o.action == "failed" for d in o.domains)
+            renewed = " ".join(d for o in outcomes if o.action == "renewed" for d in o.domains)
+            env = {"FAILED_DOMAINS": failed, "RENEWED_DOMAINS": renewed}
+            problems += filter(None, [run_hook("post", str(hooks["post"]), env)])
+        if not dry_run:
+            problems += _notify(config, outcomes)
+    return RenewRun(outcomes, problems)
+
+
+def deploy(store: Store, config: dict[str, Any], lineage: LineageConfig) -> tuple[str, ...]:
+    """Run the lineage's deploy hook (its own, else config.toml's) after a new version."""
+    command = setting("hooks.deploy", None, config, None, lineage.to_toml())
+    if not command:
+        return ()
+    live = str(store.lineage_dir(lineage.name) / "live")
+    domains = " ".join(lineage.domains)
+    env = {
+        "CERTCLI_NAME": lineage.name,
+        "CERTCLI_LIVE_DIR": live,
+        "CERTCLI_DOMAINS": domains,
+        "RENEWED_LINEAGE": live,  # certbot's names, so its deploy hooks work unchanged
+        "RENEWED_DOMAINS": domains,
+    }
+    problem = run_hook("deploy", str(command), env)
+    return (f"{lineage.name}: {problem}",) if problem else ()
+
+
+def _notify(config: dict[str, Any], outcomes: list[Outcome]) -> list[str]:
+    settings = config.get("notify") or {}
+    if not (settings.get("command") or settings.get("webhook")):
+        return []
+    problems: list[str] = []
+    for o in outcomes:
+        if o.action == "failed" and o.error is not None:
+            text = f"certcli: renewing {o.name} failed: {o.error.message}"
+            kind = "renewal_failed"
+        elif o.action == "skipped" and o.extra.get("warn"):
+            text, kind = f"certcli: {o.name}: {o.reason}", "custom_expiring"
+        elif o.action == "renewed" and settings.get("on_success"):
+            text, kind = f"certcli: renewed {o.name} (version {o.version})", "renewed"
+        else:
+            continue
+        problems += notify(settings, event(kind, o.name, o.domains, text, **o.to_json()))
+    return problems
 
 
 def _custom_outcome(lineage: LineageConfig, live: CertInfo | None, now: datetime) -> Outcome:
@@ -531,14 +614,24 @@ def _custom_outcome(lineage: LineageConfig, live: CertInfo | None, now: datetime
 def _record_failure(store: Store, name: str, exc: CertcliError) -> None:
     """A failure before the attempt could start (a CA unreachable, a bad setting)."""
     state = store.read_state(name)
-    state.update(
-        last_attempt=rfc3339(datetime.now(UTC)),
-        last_error=exc.message,
-        last_error_kind=getattr(exc, "kind", "error"),
-        failures=int(state.get("failures", 0)) + 1,
-        phase="Failed",
-    )
+    state["phase"] = "Failed"
+    _failed(state, exc)
     store.write_state(name, state)
+
+
+def _failed(state: dict[str, Any], exc: CertcliError) -> None:
+    """Record a failure and when to try again (the backoff of renewal.next_attempt)."""
+    now = datetime.now(UTC)
+    failures = int(state.get("failures", 0)) + 1
+    kind = getattr(exc, "kind", "error")
+    when = next_attempt(now, failures, kind, getattr(exc, "retry_after", None))
+    state.update(
+        last_attempt=rfc3339(now),
+        last_error=exc.message,
+        last_error_kind=kind,
+        failures=failures,
+        next_attempt=rfc3339(when) if when else None,
+    )
 
 
 def diagnose_lineage(

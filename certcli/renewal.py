@@ -61,3 +61,22 @@ def renewal_reason(
     if now >= renewal_window_start(live.not_before, live.not_after):
         return f"{days_left(live.not_after, now)} days left"
     return None
+
+
+#: Let's Encrypt's integration guide: 1 min, 10 min, 100 min, then once a day.
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=10), timedelta(minutes=100))
+DAILY = timedelta(days=1)
+#: Failures that never reached the CA put no load on it, so they do not back off.
+NO_BACKOFF = frozenset({"dns_not_ready"})
+
+
+def next_attempt(
+    failed_at: datetime, failures: int, kind: str, retry_after: float | None = None
+) -> datetime | None:
+    """When a failed lineage may be tried again (None: at the next run)."""
+    if kind in NO_BACKOFF:
+        return None
+    delay = BACKOFF[failures - 1] if 1 <= failures <= len(BACKOFF) else DAILY
+    if retry_after:
+        delay = max(delay, timedelta(seconds=retry_after))
+    return failed_at + delay

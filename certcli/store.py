@@ -351,15 +351,16 @@ class Store:
             yield
 
     @contextlib.contextmanager
-    def lock_store(self) -> Iterator[None]:
+    def lock_store(self, wait: float | None = None) -> Iterator[None]:
         """Exclusive lock of the whole store, for renew."""
-        with self._flock(self.locks_dir / "store.lock", f"the store {self.root}"):
+        with self._flock(self.locks_dir / "store.lock", f"the store {self.root}", wait):
             yield
 
     @contextlib.contextmanager
-    def _flock(self, path: Path, what: str) -> Iterator[None]:
+    def _flock(self, path: Path, what: str, wait: float | None = None) -> Iterator[None]:
         self.ensure()
-        wait = float(os.environ.get("CERTCLI_LOCK_WAIT", _LOCK_WAIT_DEFAULT))
+        if wait is None:
+            wait = float(os.environ.get("CERTCLI_LOCK_WAIT", _LOCK_WAIT_DEFAULT))
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, KEY_MODE)
         except OSError as exc:

@@ -48,7 +48,13 @@ class Certcli:
             for k, v in os.environ.items()
             if not k.startswith(("CERTCLI_", "REQUESTS_CA_BUNDLE"))
         }
-        full_env.update({"CERTCLI_CONFIG_DIR": str(self.config_dir), "CERTCLI_LOCK_WAIT": "1"})
+        full_env.update(
+            {
+                "CERTCLI_CONFIG_DIR": str(self.config_dir),
+                "CERTCLI_LOCK_WAIT": "1",
+                "CERTCLI_RENEWAL_JITTER": "0",  # tests are unattended runs: no random sleep
+            }
+        )
         full_env.update(self.env)
         full_env.update(env or {})
         proc = subprocess.run(

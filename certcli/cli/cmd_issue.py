@@ -69,6 +69,12 @@ def issue(
         bool, typer.Option(help="Re-issue an existing lineage for the same domains now.")
     ] = False,
     expand: Annotated[bool, typer.Option(help="Add domains to an existing lineage.")] = False,
+    deploy_hook: Annotated[
+        str | None,
+        typer.Option(
+            help="Run this (via sh) after each new certificate of this lineage.", show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Obtain a certificate over ACME (HTTP-01 through --webroot) and store it as a lineage."""
     from certcli.cli.progress import PhaseView
@@ -99,6 +105,7 @@ def issue(
         webroot=str(webroot) if webroot else None,
         preferred_chain=preferred_chain,
         challenge="dns-01" if dns or wildcard else ("http-01" if webroot else None),
+        deploy_hook=deploy_hook,
     )
     cas = session(rt)
     with PhaseView(rt.out) as view:
@@ -140,14 +147,21 @@ def session(rt: Runtime) -> Session:
     )
 
 
-def report(rt: Runtime, outcomes: list[Outcome], *, single_error: bool = False) -> None:
+def report(
+    rt: Runtime,
+    outcomes: list[Outcome],
+    *,
+    single_error: bool = False,
+    problems: list[str] | None = None,
+) -> None:
     """Print what happened; exit 1 when anything failed (or, for one lineage, its own code)."""
     from certcli.errors import ExitCode
 
     out = rt.out
     failed = [o for o in outcomes if o.action == "failed"]
+    problems = [p for o in outcomes for p in o.problems] + (problems or [])
     if out.json_mode:
-        out.emit_json({"results": [o.to_json() for o in outcomes]})
+        out.emit_json({"results": [o.to_json() for o in outcomes], "problems": problems})
     for o in outcomes:
         cert = o.certificate
         if o.action in ("issued", "renewed") and cert and not out.quiet:
@@ -162,7 +176,13 @@ def report(rt: Runtime, outcomes: list[Outcome], *, single_error: bool = False) 
             out.line(f"{o.name}: not due")
         elif o.action == "skipped" and (o.extra.get("warn") or out.verbose):
             out.warn(f"{o.name}: {o.reason}")
+        elif o.action == "backoff" and out.verbose:
+            out.line(f"{o.name}: failed before; {o.reason}")
+    for problem in problems:
+        print(f"certcli: error: {problem}", file=sys.stderr)
     if not failed:
+        if problems:
+            raise typer.Exit(ExitCode.FAILED)
         return
     from certcli.cli.dnsview import render_diagnoses
 

@@ -19,6 +19,9 @@ def renew(
     dry_run: Annotated[
         bool, typer.Option(help="Run every renewal through the CA, store nothing.")
     ] = False,
+    no_jitter: Annotated[
+        bool, typer.Option("--no-jitter", help="Do not sleep first (unattended runs do).")
+    ] = False,
     parallel: Annotated[
         int | None,
         typer.Option(help="At most this many renewals at once (default 4).", show_default=False),
@@ -32,21 +35,32 @@ def renew(
     from certcli.cli.cmd_issue import report, session
     from certcli.cli.progress import PhaseView
     from certcli.config import setting
+    from certcli.errors import LockedError
     from certcli.issuance import renew as do_renew
 
     rt = runtime(ctx)
     workers = int(parallel or setting("renewal.parallel", None, rt.config, 4))
+    # A random sleep spreads unattended runs; never at a terminal.
+    unattended = not (rt.out.stdin_tty or no_jitter)
+    jitter = float(setting("renewal.jitter", None, rt.config, 300)) if unattended else 0.0
     rt.store.ensure()
-    with PhaseView(rt.out) as view:
-        outcomes = do_renew(
-            rt.store,
-            session(rt),
-            list(names or []),
-            rt.config,
-            view,
-            now=rt.now(),
-            force=force,
-            dry_run=dry_run,
-            parallel=workers,
+    try:
+        with PhaseView(rt.out) as view:
+            run = do_renew(
+                rt.store,
+                session(rt),
+                list(names or []),
+                rt.config,
+                view,
+                now=rt.now(),
+                force=force,
+                dry_run=dry_run,
+                parallel=workers,
+                jitter=jitter,
+            )
+    except LockedError as exc:
+        rt.out.info(
+            f"{exc.message.replace('is locked', 'is being renewed')}: another run is at work"
         )
-    report(rt, outcomes)
+        return
+    report(rt, run.outcomes, problems=run.problems)

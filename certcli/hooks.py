@@ -1,0 +1,78 @@
+"""Hooks (pre, post, deploy) and notifications (a command, a webhook): how certcli tells the
+rest of the machine, and someone, what happened in an unattended run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.error
+import urllib.request
+from typing import Any
+
+from certcli import __version__
+
+
+def run_hook(kind: str, command: str, env: dict[str, str], timeout: float = 300) -> str | None:
+    """Run a hook through the shell (as certbot does); return what went wrong, or None."""
+    try:
+        proc = subprocess.run(
+            ["/bin/sh", "-c", command],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return f"the {kind} hook `{command}` did not finish in {timeout:.0f} s"
+    except OSError as exc:
+        return f"cannot run the {kind} hook `{command}`: {exc.strerror}"
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        return f"the {kind} hook `{command}` failed (exit {proc.returncode})" + (
+            f": {last}" if last else ""
+        )
+    return None
+
+
+def notify(settings: dict[str, Any], event: dict[str, Any], timeout: float = 30) -> list[str]:
+    """Send one event to `[notify] command` (JSON on stdin, CERTCLI_EVENT set) and to
+    `[notify] webhook` (a JSON POST whose `text` suits Slack-compatible receivers)."""
+    problems = []
+    payload = json.dumps(event).encode()
+    command = settings.get("command")
+    if command:
+        try:
+            proc = subprocess.run(
+                ["/bin/sh", "-c", str(command)],
+                input=payload,
+                env={**os.environ, "CERTCLI_EVENT": event["event"]},
+                capture_output=True,
+                timeout=timeout,
+            )
+            if proc.returncode != 0:
+                problems.append(f"the notify command failed (exit {proc.returncode})")
+        except (subprocess.TimeoutExpired, OSError) as exc:
+            problems.append(f"the notify command failed: {exc}")
+    webhook = settings.get("webhook")
+    if webhook:
+        request = urllib.request.Request(
+            str(webhook),
+            data=payload,
+            headers={"Content-Type": "application/json", "User-Agent": f"certcli/{__version__}"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                response.read()
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            problems.append(f"the notify webhook {webhook} failed: {reason}")
+    return problems
+
+
+def event(
+    kind: str, name: str, domains: tuple[str, ...], text: str, **extra: Any
+) -> dict[str, Any]:
+    return {"event": kind, "name": name, "domains": list(domains), "text": text, **extra}
