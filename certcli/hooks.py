@@ -70,9 +70,3 @@ def notify(settings: dict[str, Any], event: dict[str, Any], timeout: float = 30)
             reason = getattr(exc, "reason", None) or exc
             problems.append(f"the notify webhook {webhook} failed: {reason}")
     return problems
-
-
-def event(
-    kind: str, name: str, domains: tuple[str, ...], text: str, **extra: Any
-) -> dict[str, Any]:
-    return {"event": kind, "name": name, "domains": list(domains), "text": text, **extra}

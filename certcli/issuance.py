@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from certcli.config import LETSENCRYPT, resolve_server, setting
 from certcli.domains import order_identifiers, validate_lineage_name
 from certcli.errors import CertcliError, NotFoundError, UsageError
-from certcli.hooks import event, notify, run_hook
+from certcli.hooks import notify, run_hook
 from certcli.models import DEFAULT_KEY_TYPE, CertInfo, LineageConfig, Mode, parse_rfc3339, rfc3339
 from certcli.renewal import days_left, next_attempt, renewal_reason, renewal_window_start
 from certcli.store import Store
@@ -587,7 +587,7 @@ def _notify(config: dict[str, Any], outcomes: list[Outcome]) -> list[str]:
             text, kind = f"certcli: renewed {o.name} (version {o.version})", "renewed"
         else:
             continue
-        problems += notify(settings, event(kind, o.name, o.domains, text, **o.to_json()))
+        problems += notify(settings, {**o.to_json(), "event": kind, "text": text})
     return problems
 
 

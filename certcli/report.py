@@ -57,6 +57,8 @@ class LineageReport:
     version: int | None
     pending_csr: bool
     error: str | None = None
+    error_kind: str | None = None
+    next_attempt: str | None = None
 
     @property
     def status(self) -> LineageStatus:
@@ -80,6 +82,8 @@ class LineageReport:
             "version": self.version,
             "pending_csr": self.pending_csr,
             "error": self.error,
+            "error_kind": self.error_kind,
+            "next_attempt": self.next_attempt,
             "sans": [s.to_json() for s in self.sans],
         }
 
@@ -141,6 +145,8 @@ def lineage_report(
         version=version,
         pending_csr=store.has_pending(name),
         error=error,
+        error_kind=state.get("last_error_kind") if error else None,
+        next_attempt=state.get("next_attempt"),
     )
 
 

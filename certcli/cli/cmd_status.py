@@ -133,7 +133,9 @@ def _detail(out: Output, r: LineageReport) -> None:
     if r.pending_csr:
         fields.append(("Pending", "a key and CSR wait for `certcli upload`"))
     if r.error:
-        fields.append(("Error", r.error))
+        fields.append(("Error", f"{r.error} ({r.error_kind})" if r.error_kind else r.error))
+    if r.next_attempt:
+        fields.append(("Next attempt", r.next_attempt))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         out.line(f"{key + ':':<{width + 1}} {value}")

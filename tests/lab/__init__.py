@@ -408,7 +408,13 @@ key "{ADMIN_KEY_NAME}" {{ algorithm {TSIG_ALGORITHM}; secret "{self.admin_tsig_s
         config_path = self.directory / "pebble" / "pebble-config.json"
         config_path.write_text(json.dumps(config, indent=2))
         argv = [pebble, "-config", str(config_path), "-dnsserver", self.dns_server]
-        env = {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_ALTERNATE_ROOTS": "1", **self.pebble_env}
+        env = {
+            "PEBBLE_VA_NOSLEEP": "1",
+            "PEBBLE_ALTERNATE_ROOTS": "1",
+            # every order validates afresh: a test that breaks a webroot sees it fail
+            "PEBBLE_AUTHZREUSE": "0",
+            **self.pebble_env,
+        }
         self._spawn("pebble", argv, env=env)
         self._wait("pebble", lambda: self._get(self.directory_url))
 

@@ -77,3 +77,21 @@ def test_renewal_reasons() -> None:
     )
     assert renewal_reason(info, domains, T0 + timedelta(days=61)) == "29 days left"
     assert renewal_reason(info, domains, T0 + timedelta(days=91)) == "expired"
+
+
+def test_backoff_follows_the_integration_guide() -> None:
+    from certcli.renewal import next_attempt
+
+    at = T0
+    assert [next_attempt(at, n, "validation_failed") - at for n in (1, 2, 3, 4, 9)] == [
+        timedelta(minutes=1),
+        timedelta(minutes=10),
+        timedelta(minutes=100),
+        timedelta(days=1),
+        timedelta(days=1),
+    ]
+    # a rate limit waits at least its Retry-After
+    assert next_attempt(at, 1, "rate_limited", 7200) - at == timedelta(hours=2)
+    assert next_attempt(at, 3, "rate_limited", 60) - at == timedelta(minutes=100)
+    # a failure that never reached the CA does not back off
+    assert next_attempt(at, 5, "dns_not_ready") is None
