@@ -65,3 +65,28 @@ def save_account(store: Store, account: Account) -> None:
         atomic_write(directory / "account.json", json.dumps(data, indent=2).encode())
     except OSError as exc:
         raise StoreError(f"cannot write the account in {directory}: {exc.strerror}") from None
+
+
+def save_pending_key(store: Store, account: Account, key_pem: bytes) -> Path:
+    """Keep a new account key beside the old one until the CA has taken it (a crash in
+    between leaves both, and the operator can tell which the CA knows)."""
+    path = account_dir(store, account.directory) / "key.pem.new"
+    try:
+        atomic_write(path, key_pem, KEY_MODE)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+    return path
+
+
+def retire_account(store: Store, account: Account) -> Path:
+    """Move a deactivated account aside: the next issuance creates a new one."""
+    import os
+    import time
+
+    directory = account_dir(store, account.directory)
+    retired = directory.with_name(f"{directory.name}.deactivated-{int(time.time())}")
+    try:
+        os.rename(directory, retired)
+    except OSError as exc:
+        raise StoreError(f"cannot move {directory} aside: {exc.strerror}") from None
+    return retired

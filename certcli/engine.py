@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import json
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,12 +27,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from certcli import __version__
 from certcli import x509 as x
-from certcli.accounts import Account, account_id, load_account, save_account
+from certcli.accounts import (
+    Account,
+    account_id,
+    load_account,
+    retire_account,
+    save_account,
+    save_pending_key,
+)
 from certcli.errors import (
     AcmeError,
     AcmeTimeoutError,
     CaUnreachableError,
     CertcliError,
+    NotFoundError,
     RateLimitedError,
     TlsVerificationError,
     UnauthorizedError,
@@ -122,16 +131,27 @@ class Ca:
     order runs on its own network session."""
 
     def __init__(
-        self, store: Store, settings: CaSettings, accept_tos: Callable[[str], bool]
+        self,
+        store: Store,
+        settings: CaSettings,
+        accept_tos: Callable[[str], bool],
+        *,
+        create: bool = True,
     ) -> None:
         self.store = store
         self.settings = settings
         self._accept_tos = accept_tos
         self._lock = threading.Lock()
         self._local = threading.local()  # this thread's network, for Retry-After on errors
+        account = load_account(store, settings.directory_url)
+        if account is None and not create:
+            raise NotFoundError(
+                f"no account at {settings.directory_url} yet",
+                "`certcli issue` creates one (or check --server)",
+            )
         with self._classified():
             self.directory = self._fetch_directory()
-            self.account = load_account(store, settings.directory_url) or self._register(None)
+            self.account = account or self._register(None)
 
     # -- connection and account ---------------------------------------------------------
 
@@ -250,12 +270,8 @@ class Ca:
         preferred_chain: str | None,
     ) -> IssuedChain:
         deadline = time.monotonic() + self.settings.timeout
-        key = self._account_key(self.account)
-        net = self._local.net = self._network(key)
-        net.account = messages.RegistrationResource(
-            uri=self.account.uri, body=messages.Registration()
-        )
-        client = acme_client.ClientV2(self.directory, net)
+        client = self._client()
+        key = client.net.key
 
         # 1. Place the order; acme fetches each authorization with it.
         progress("Ordering")
@@ -329,6 +345,58 @@ class Ca:
                 for url in client._get_links(cert_response, "alternate")
             ]
         return _split_chain(_choose_chain(chains, preferred_chain))
+
+    def _client(self) -> acme_client.ClientV2:
+        """A client on a network session of this thread's own, signing as our account."""
+        net = self._local.net = self._network(self._account_key(self.account))
+        net.account = messages.RegistrationResource(
+            uri=self.account.uri, body=messages.Registration()
+        )
+        return acme_client.ClientV2(self.directory, net)
+
+    # -- the account and certificates after issuance ------------------------------------
+
+    def update_contact(self, email: str | None) -> Account:
+        """Send the new contact to the CA, then keep it."""
+        contact = (f"mailto:{email}",) if email else ()
+        with self._classified():
+            self._client()._post(self.account.uri, messages.UpdateRegistration(contact=contact))
+        self.account = replace(self.account, contact=contact)
+        save_account(self.store, self.account)
+        return self.account
+
+    def deactivate(self) -> Account:
+        """Deactivate the account at the CA (for good) and retire it from the store."""
+        with self._classified():
+            self._client()._post(
+                self.account.uri, messages.UpdateRegistration.from_json({"status": "deactivated"})
+            )
+        retire_account(self.store, self.account)
+        return self.account
+
+    def rollover(self) -> Account:
+        """Replace the account key (RFC 8555 §7.3.5): an inner JWS signed by the new key,
+        inside a request signed by the old one. The new key is on disk before it is sent."""
+        from acme import jws
+
+        new_pem = x.private_key_pem(ec.generate_private_key(ec.SECP256R1()))
+        new_jwk = jose.JWKEC(key=x.load_private_key(new_pem, "the new account key"))
+        url = self.directory["keyChange"]
+        old_public = self._account_key(self.account).public_key()
+        payload = json.dumps({"account": self.account.uri, "oldKey": old_public.to_partial_json()})
+        inner = jws.JWS.sign(payload.encode(), key=new_jwk, alg=jose.ES256, nonce=None, url=url)
+        pending = save_pending_key(self.store, self.account, new_pem)
+        with self._classified():
+            self._client()._post(url, inner)
+        self.account = replace(self.account, key_pem=new_pem)
+        save_account(self.store, self.account)
+        pending.unlink()
+        return self.account
+
+    def revoke(self, cert_pem: bytes, reason: int) -> None:
+        certificate = x.parse_certificates(cert_pem, "the certificate")[0]
+        with self._classified():
+            self._client().revoke(certificate, reason)
 
     def _poll(
         self,

@@ -78,19 +78,13 @@ class Plan:
         return extra
 
 
-def make_plan(
-    options: AcmeOptions,
-    config: dict[str, Any],
-    lineage: LineageConfig | None,
-    root: Path | None = None,
-) -> Plan:
-    """Resolve every setting of one issuance; `root` (the store) holds the installation id
-    that names the default delegation target."""
-    from certcli.engine import CaSettings
-
+def _settings(
+    config: dict[str, Any], lineage: LineageConfig | None
+) -> tuple[Callable[..., Any], Callable[[str, float], float]]:
+    """Getters for (key, flag value, default) and for a number of seconds."""
     table = lineage.to_toml() if lineage else None
 
-    def get(key: str, cli: Any, default: Any = None) -> Any:
+    def get(key: str, cli: Any = None, default: Any = None) -> Any:
         return setting(key, cli, config, default, table)
 
     def seconds(key: str, default: float) -> float:
@@ -100,7 +94,16 @@ def make_plan(
         except (TypeError, ValueError):
             raise UsageError(f"{key} {value!r} is not a number of seconds") from None
 
-    ca = CaSettings(
+    return get, seconds
+
+
+def ca_settings(
+    options: AcmeOptions, config: dict[str, Any], lineage: LineageConfig | None = None
+) -> CaSettings:
+    from certcli.engine import CaSettings
+
+    get, seconds = _settings(config, lineage)
+    return CaSettings(
         directory_url=resolve_server(get("server", options.server, LETSENCRYPT)),
         email=get("email", options.email),
         agree_tos=options.agree_tos,
@@ -110,6 +113,18 @@ def make_plan(
         timeout=seconds("acme.timeout", 300),
         network_timeout=seconds("acme.network_timeout", 30),
     )
+
+
+def make_plan(
+    options: AcmeOptions,
+    config: dict[str, Any],
+    lineage: LineageConfig | None,
+    root: Path | None = None,
+) -> Plan:
+    """Resolve every setting of one issuance; `root` (the store) holds the installation id
+    that names the default delegation target."""
+    get, seconds = _settings(config, lineage)
+    ca = ca_settings(options, config, lineage)
     webroot = get("webroot", options.webroot)
     challenge = options.challenge or get("challenge", None, "http-01" if webroot else None)
     if challenge not in ("http-01", "dns-01"):
@@ -498,8 +513,15 @@ def renew(
             if lineage.mode is Mode.CUSTOM:
                 outcomes.append(_custom_outcome(lineage, live, now))
                 continue
-            reason = renewal_reason(live, lineage.domains, now, force=force or dry_run)
-            waiting = store.read_state(name).get("next_attempt")
+            state = store.read_state(name)
+            reason = renewal_reason(
+                live,
+                lineage.domains,
+                now,
+                force=force or dry_run,
+                revoked_serial=(state.get("revoked") or {}).get("serial"),
+            )
+            waiting = state.get("next_attempt")
             if reason is None:
                 outcomes.append(Outcome(name, "not_due", lineage.domains, certificate=live))
             elif waiting and not force and parse_rfc3339(waiting) > now:

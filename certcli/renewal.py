@@ -44,7 +44,12 @@ def lineage_statuses(
 
 
 def renewal_reason(
-    live: CertInfo | None, domains: tuple[str, ...], now: datetime, *, force: bool = False
+    live: CertInfo | None,
+    domains: tuple[str, ...],
+    now: datetime,
+    *,
+    force: bool = False,
+    revoked_serial: str | None = None,
 ) -> str | None:
     """Why a lineage is due now, or None when it is not."""
     from certcli.domains import covered_by
@@ -53,6 +58,8 @@ def renewal_reason(
         return "forced"
     if live is None:
         return "no certificate yet"
+    if revoked_serial == live.serial:
+        return "revoked"
     missing = [d for d in domains if not covered_by(live.sans, d)]
     if missing:
         return f"not yet covered: {', '.join(missing)}"

@@ -13,6 +13,7 @@ from certcli.cli import (
     cmd_dns,
     cmd_download,
     cmd_issue,
+    cmd_manage,
     cmd_renew,
     cmd_san,
     cmd_status,
@@ -80,3 +81,7 @@ app.command("status")(cmd_status.status)
 app.command("download")(cmd_download.download)
 app.add_typer(cmd_san.app, name="san")
 app.add_typer(cmd_dns.app, name="dns")
+app.command("revoke")(cmd_manage.revoke)
+app.command("delete")(cmd_manage.delete)
+app.add_typer(cmd_manage.account_app, name="account")
+app.add_typer(cmd_manage.config_app, name="config")

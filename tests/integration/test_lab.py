@@ -97,8 +97,11 @@ def test_webroot_is_served_on_pebbles_http_port(lab: Lab) -> None:
     token_dir.mkdir(parents=True, exist_ok=True)
     (token_dir / "smoke").write_text("served")
     url = f"http://127.0.0.1:{lab.http_port}/.well-known/acme-challenge/smoke"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        assert response.read() == b"served"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert response.read() == b"served"
+    finally:
+        (token_dir / "smoke").unlink()
 
 
 def test_management_listener_serves_the_issuing_root(lab: Lab) -> None:
@@ -113,3 +116,9 @@ def test_authoritative_answers_on_port_53(lab: Lab) -> None:
     assert [r.strings for r in answer[0]] == [(b"on-53",)]
     lab.update(DELEGATION_ZONE, ("delete", f"ns53.{DELEGATION_ZONE}", "TXT", []))
     assert lab.txt(f"ns53.{DELEGATION_ZONE}") == []
+
+
+def test_acme_requests_are_counted_by_endpoint(lab: Lab) -> None:
+    before = len(lab.acme_requests())
+    lab._get(lab.directory_url)
+    assert lab.acme_requests()[before:] == ["GET /dir"]

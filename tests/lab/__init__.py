@@ -123,8 +123,11 @@ class Lab:
     def acme_requests(self) -> list[str]:
         """Every ACME request Pebble has logged so far, as 'METHOD /path'."""
         lines = self.log("pebble").read_text(errors="replace").splitlines()
+        # "Pebble 2026/11/23 12:00:00 POST /order-plz -> calling handler()"
         return [
-            " ".join(line.split()[2:4]) for line in lines if line.endswith("-> calling handler()")
+            " ".join(line.split(" -> ")[0].split()[-2:])
+            for line in lines
+            if line.endswith("-> calling handler()")
         ]
 
     def tsig_keyring(self, admin: bool = False) -> dict:

@@ -1,0 +1,191 @@
+"""certcli delete, revoke, account and config: managing what exists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from certcli.cli.runtime import Runtime, runtime
+
+if TYPE_CHECKING:
+    from certcli.accounts import Account
+    from certcli.engine import Ca
+
+
+def delete(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The lineage to delete, all versions included.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Delete a lineage from the store (its certificates are not revoked)."""
+    from certcli.errors import NotConfirmedError
+    from certcli.manage import delete_lineage
+
+    rt = runtime(ctx)
+    rt.store.read_config(name)  # an unknown name says so before any question
+    if not yes:
+        if not rt.out.stdin_tty:
+            raise NotConfirmedError(f"deleting {name!r} needs confirmation", "add --yes")
+        if not rt.out.confirm(f"Delete {name!r} and every version of its certificate?"):
+            raise NotConfirmedError(f"{name!r} was not deleted")
+    delete_lineage(rt.store, name)
+    if rt.out.json_mode:
+        rt.out.emit_json({"name": name, "deleted": True})
+    rt.out.info(f"Deleted {name!r}.")
+
+
+def revoke(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The lineage whose live certificate to revoke.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            help="unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation."
+        ),
+    ] = "unspecified",
+) -> None:
+    """Revoke the live certificate at the CA that issued it; `renew` then replaces it."""
+    from certcli.domains import validate_lineage_name
+    from certcli.errors import UsageError
+    from certcli.issuance import AcmeOptions, ca_settings
+    from certcli.manage import mark_revoked, reason_code
+
+    rt = runtime(ctx)
+    code = reason_code(reason)
+    lineage = rt.store.read_config(validate_lineage_name(name))
+    info = rt.store.live_info(name)
+    if info is None:
+        raise UsageError(f"{name!r} has no certificate to revoke")
+    ca = _ca(rt, ca_settings(AcmeOptions(), rt.config, lineage))
+    ca.revoke(rt.store.read_live_file(name, "cert.pem"), code)
+    mark_revoked(rt.store, name, info.serial, reason)
+    if rt.out.json_mode:
+        rt.out.emit_json({"name": name, "serial": info.serial, "reason": reason, "revoked": True})
+    rt.out.info(f"Revoked {name!r} (serial {info.serial}); `certcli renew` replaces it.")
+
+
+account_app = typer.Typer(help="The ACME account at a CA.", no_args_is_help=True)
+ServerOption = Annotated[
+    str | None, typer.Option("--server", help="The CA (default: as for issue).", show_default=False)
+]
+
+
+def _ca(rt: Runtime, settings: Any) -> Ca:
+    from certcli.engine import Ca
+
+    return Ca(rt.store, settings, lambda _url: False, create=False)
+
+
+def _settings(rt: Runtime, server: str | None) -> Any:
+    from certcli.issuance import AcmeOptions, ca_settings
+
+    return ca_settings(AcmeOptions(server=server), rt.config)
+
+
+def _show_account(rt: Runtime, account: Account, verb: str) -> None:
+    data = {
+        "directory": account.directory,
+        "uri": account.uri,
+        "contact": list(account.contact),
+        "terms_of_service": account.terms_of_service,
+        "created": account.created,
+    }
+    if rt.out.json_mode:
+        rt.out.emit_json(data)
+        return
+    if verb:
+        rt.out.info(verb)
+    for key, value in data.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        rt.out.line(f"{key + ':':<18} {shown or '-'}")
+
+
+@account_app.command("show")
+def account_show(ctx: typer.Context, server: ServerOption = None) -> None:
+    """The stored account (no request to the CA; the key is never shown)."""
+    from certcli.accounts import load_account
+    from certcli.errors import NotFoundError
+
+    rt = runtime(ctx)
+    settings = _settings(rt, server)
+    account = load_account(rt.store, settings.directory_url)
+    if account is None:
+        raise NotFoundError(
+            f"no account at {settings.directory_url} yet", "`certcli issue` creates one"
+        )
+    _show_account(rt, account, "")
+
+
+@account_app.command("update")
+def account_update(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Option(help="The new contact address ('' for none).")],
+    server: ServerOption = None,
+) -> None:
+    """Change the account's contact at the CA."""
+    rt = runtime(ctx)
+    account = _ca(rt, _settings(rt, server)).update_contact(email or None)
+    _show_account(rt, account, "Contact updated at the CA.")
+
+
+@account_app.command("rollover")
+def account_rollover(ctx: typer.Context, server: ServerOption = None) -> None:
+    """Replace the account key at the CA (RFC 8555 key change)."""
+    rt = runtime(ctx)
+    account = _ca(rt, _settings(rt, server)).rollover()
+    _show_account(rt, account, "The account key was replaced at the CA.")
+
+
+@account_app.command("deactivate")
+def account_deactivate(
+    ctx: typer.Context,
+    server: ServerOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Deactivate the account at the CA, for good; the next issuance creates a new one."""
+    from certcli.errors import NotConfirmedError
+
+    rt = runtime(ctx)
+    if not yes and not (rt.out.stdin_tty and rt.out.confirm("Deactivate the account for good?")):
+        raise NotConfirmedError("the account was not deactivated", "add --yes")
+    account = _ca(rt, _settings(rt, server)).deactivate()
+    _show_account(rt, account, "The account was deactivated.")
+
+
+config_app = typer.Typer(help="Read or change config.toml.", no_args_is_help=True)
+
+
+@config_app.command("get")
+def config_get(
+    ctx: typer.Context, key: Annotated[str, typer.Argument(help="A dotted name: dns.target.")]
+) -> None:
+    """Print a setting of config.toml."""
+    from certcli.manage import config_get as get
+
+    rt = runtime(ctx)
+    value = get(rt.config, key)
+    if rt.out.json_mode:
+        rt.out.emit_json({"key": key, "value": value})
+    elif isinstance(value, str):
+        rt.out.line(value)
+    else:
+        import json
+
+        rt.out.line(json.dumps(value))  # TOML and JSON agree on numbers, booleans, lists
+
+
+@config_app.command("set")
+def config_set(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="A dotted name: dns.target, hooks.deploy, …")],
+    value: Annotated[str, typer.Argument(help='A TOML value (60, true, ["a"]) or text.')],
+) -> None:
+    """Set a setting in config.toml (the file is written 0600)."""
+    from certcli.manage import config_set as set_
+    from certcli.manage import parse_value
+
+    rt = runtime(ctx)
+    set_(rt.store, key, parse_value(value))
+    rt.out.info(f"Set {key} in {Path(rt.store.root) / 'config.toml'}.")

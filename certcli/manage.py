@@ -1,0 +1,106 @@
+"""Managing what exists: deleting and revoking lineages, the ACME account, config.toml."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tomllib
+from datetime import UTC, datetime
+from typing import Any
+
+from certcli.domains import validate_lineage_name
+from certcli.errors import NotFoundError, StoreError, UsageError
+from certcli.models import rfc3339
+from certcli.store import KEY_MODE, Store, atomic_write, fsync_dir
+
+#: RFC 5280 reason codes that ACME CAs accept for revocation.
+REVOCATION_REASONS = {
+    "unspecified": 0,
+    "keyCompromise": 1,
+    "affiliationChanged": 3,
+    "superseded": 4,
+    "cessationOfOperation": 5,
+}
+_KEY = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
+
+
+def delete_lineage(store: Store, name: str) -> None:
+    """Remove a lineage whole: renamed away in one step, then erased."""
+    validate_lineage_name(name)
+    with store.lock(name):
+        if not store.exists(name):
+            raise NotFoundError(f"no certificate named {name!r}", "`certcli status` lists them")
+        directory = store.lineage_dir(name)
+        doomed = store.certs_dir / f".{name}.deleted.partial.{os.getpid()}"
+        try:
+            os.rename(directory, doomed)
+            fsync_dir(store.certs_dir)
+            shutil.rmtree(doomed)
+        except OSError as exc:
+            raise StoreError(f"cannot delete {directory}: {exc.strerror}") from None
+
+
+def reason_code(reason: str) -> int:
+    for label, code in REVOCATION_REASONS.items():
+        if reason.lower() in (label.lower(), str(code)):
+            return code
+    raise UsageError(
+        f"unknown revocation reason {reason!r}", f"choose one of: {', '.join(REVOCATION_REASONS)}"
+    )
+
+
+def mark_revoked(store: Store, name: str, serial: str, reason: str) -> None:
+    """Remember the revocation: the lineage is then due for renewal."""
+    state = store.read_state(name)
+    state["revoked"] = {"serial": serial, "reason": reason, "at": rfc3339(datetime.now(UTC))}
+    store.write_state(name, state)
+
+
+# -- config.toml ------------------------------------------------------------------------
+
+
+def _check_key(key: str) -> list[str]:
+    if not _KEY.match(key):
+        raise UsageError(f"invalid setting name {key!r}", "use dotted names like dns.target")
+    return key.split(".")
+
+
+def config_get(config: dict[str, Any], key: str) -> Any:
+    node: Any = config
+    for part in _check_key(key):
+        if not isinstance(node, dict) or part not in node:
+            raise NotFoundError(f"{key} is not set in config.toml")
+        node = node[part]
+    return node
+
+
+def parse_value(text: str) -> Any:
+    """A TOML value (a number, true, a list, a quoted string), else the text as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def config_set(store: Store, key: str, value: Any) -> None:
+    """Set a key in config.toml, written atomically and 0600 (it may hold secrets)."""
+    import tomli_w
+
+    from certcli.config import load_config
+
+    parts = _check_key(key)
+    store.ensure()
+    config = load_config(store.root)
+    node = config
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UsageError(f"{part} in config.toml is a value, not a section")
+        node = child
+    node[parts[-1]] = value
+    path = store.root / "config.toml"
+    try:
+        atomic_write(path, tomli_w.dumps(config).encode(), KEY_MODE)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror}") from None
