@@ -108,6 +108,42 @@ class _Network(acme_client.ClientNetwork):
         return response
 
 
+class _NewOrder(messages.NewOrder):
+    """acme's NewOrder plus RFC 9773's `replaces` (the certificate this order renews)."""
+
+    replaces: str | None = jose.field("replaces", omitempty=True)
+
+
+@dataclass(frozen=True)
+class RenewalWindow:
+    start: datetime
+    end: datetime
+    retry_after: float  # seconds before asking again
+
+
+def fetch_renewal_window(
+    url: str, settings: CaSettings, default_retry: float = 6 * 3600
+) -> RenewalWindow:
+    """GET one certificate's renewal information (RFC 9773): no account, one request."""
+    net = _Network(
+        key=None,
+        verify_ssl=settings.ca_bundle or True,  # type: ignore[arg-type]
+        user_agent=USER_AGENT,
+        timeout=int(settings.network_timeout),
+    )
+    try:
+        response = net.get(url)
+        window = response.json()["suggestedWindow"]
+        start, end = (
+            datetime.fromisoformat(window[k].replace("Z", "+00:00")) for k in ("start", "end")
+        )
+    except (requests.exceptions.RequestException, acme_errors.Error, messages.Error) as exc:
+        raise CaUnreachableError(f"cannot fetch renewal information from {url}: {exc}") from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise AcmeError(f"the renewal information at {url} is malformed ({exc})") from None
+    return RenewalWindow(start, end, _retry_after(response) or default_retry)
+
+
 def _retry_after(response: requests.Response | None) -> float | None:
     """Seconds from a Retry-After header (a number or an HTTP date)."""
     value = response.headers.get("Retry-After") if response is not None else None
@@ -237,6 +273,16 @@ class Ca:
             save_account(self.store, account)
             return account
 
+    @property
+    def renewal_info_url(self) -> str | None:
+        """The CA's renewalInfo resource (RFC 9773), when it offers one."""
+        return self.directory.to_partial_json().get("renewalInfo")
+
+    @property
+    def profiles(self) -> dict[str, str]:
+        """The ACME profiles the CA offers, by name, with their descriptions."""
+        return dict(self.directory.meta.profiles or {})
+
     # -- one order ----------------------------------------------------------------------
 
     def obtain(
@@ -246,12 +292,16 @@ class Ca:
         solver_for: SolverFor,
         progress: Progress,
         preferred_chain: str | None = None,
+        profile: str | None = None,
+        replaces: str | None = None,
     ) -> IssuedChain:
-        """Order a certificate for `identifiers`, solve its challenges, finalize with
-        `csr_pem` and download the chain."""
+        """Order a certificate for `identifiers` (with an ACME profile, and as the renewal
+        of the certificate `replaces` names), solve its challenges, finalize with `csr_pem`
+        and download the chain."""
+        args = (identifiers, csr_pem, solver_for, progress, preferred_chain, profile, replaces)
         with self._classified():
             try:
-                return self._obtain(identifiers, csr_pem, solver_for, progress, preferred_chain)
+                return self._obtain(*args)
             except messages.Error as error:
                 if not _is_unknown_account(error):
                     raise
@@ -259,7 +309,7 @@ class Ca:
             # key again and retry once.
             with self._lock:
                 self.account = self._register(self.account)
-            return self._obtain(identifiers, csr_pem, solver_for, progress, preferred_chain)
+            return self._obtain(*args)
 
     def _obtain(
         self,
@@ -268,14 +318,23 @@ class Ca:
         solver_for: SolverFor,
         progress: Progress,
         preferred_chain: str | None,
+        profile: str | None,
+        replaces: str | None,
     ) -> IssuedChain:
         deadline = time.monotonic() + self.settings.timeout
         client = self._client()
         key = client.net.key
 
-        # 1. Place the order; acme fetches each authorization with it.
+        # 1. Place the order, and fetch each of its authorizations.
         progress("Ordering")
-        order = client.new_order(csr_pem)
+        try:
+            order = self._new_order(client, identifiers, csr_pem, profile, replaces)
+        except messages.Error as error:
+            if replaces is None or error.code in ("rateLimited", "badNonce"):
+                raise
+            # A CA may refuse the certificate ID (unknown, or already replaced): once more
+            # without it, as RFC 9773 allows.
+            order = self._new_order(client, identifiers, csr_pem, profile, None)
 
         # 2. Pick a challenge per pending authorization (a valid one was reused by the CA).
         work: list[tuple[Solver, Challenge, messages.ChallengeBody, Any]] = []
@@ -345,6 +404,39 @@ class Ca:
                 for url in client._get_links(cert_response, "alternate")
             ]
         return _split_chain(_choose_chain(chains, preferred_chain))
+
+    @staticmethod
+    def _new_order(
+        client: acme_client.ClientV2,
+        identifiers: list[str],
+        csr_pem: bytes,
+        profile: str | None,
+        replaces: str | None,
+    ) -> messages.OrderResource:
+        from certcli.domains import is_ip
+
+        order = _NewOrder(
+            identifiers=[
+                messages.Identifier(
+                    typ=messages.IDENTIFIER_IP if is_ip(i) else messages.IDENTIFIER_FQDN, value=i
+                )
+                for i in identifiers
+            ],
+            profile=profile,
+            replaces=replaces,
+        )
+        response = client._post(client.directory["newOrder"], order)
+        body = messages.Order.from_json(response.json())
+        authorizations = [
+            client._authzr_from_response(client._post_as_get(url), uri=url)
+            for url in body.authorizations
+        ]
+        return messages.OrderResource(
+            body=body,
+            uri=response.headers.get("Location"),
+            authorizations=authorizations,
+            csr_pem=csr_pem,
+        )
 
     def _client(self) -> acme_client.ClientV2:
         """A client on a network session of this thread's own, signing as our account."""

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,13 @@ from certcli.domains import order_identifiers, validate_lineage_name
 from certcli.errors import CertcliError, NotFoundError, UsageError
 from certcli.hooks import notify, run_hook
 from certcli.models import DEFAULT_KEY_TYPE, CertInfo, LineageConfig, Mode, parse_rfc3339, rfc3339
-from certcli.renewal import days_left, next_attempt, renewal_reason, renewal_window_start
+from certcli.renewal import (
+    ari_moment,
+    days_left,
+    next_attempt,
+    renewal_reason,
+    renewal_window_start,
+)
 from certcli.store import Store
 
 if TYPE_CHECKING:
@@ -48,6 +54,7 @@ class AcmeOptions:
     preferred_chain: str | None = None
     challenge: str | None = None  # "http-01" or "dns-01"; else the lineage's, else by webroot
     deploy_hook: str | None = None  # kept in lineage.toml as hooks.deploy
+    profile: str | None = None  # an ACME profile the CA offers; kept for renewals
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,7 @@ class Plan:
     challenge: str = "http-01"
     dns: DnsSettings | None = None
     deploy_hook: str | None = None
+    profile: str | None = None
 
     def lineage_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"server": self.ca.directory_url, "challenge": self.challenge}
@@ -68,6 +76,8 @@ class Plan:
             extra["dns"] = {"target": self.dns.target}
         if self.deploy_hook:
             extra["hooks"] = {"deploy": self.deploy_hook}
+        if self.profile:
+            extra["profile"] = self.profile
         for key, value in (
             ("webroot", self.webroot),
             ("preferred_chain", self.preferred_chain),
@@ -156,6 +166,7 @@ def make_plan(
         challenge=challenge,
         dns=dns,
         deploy_hook=options.deploy_hook,
+        profile=get("profile", options.profile),
     )
 
 
@@ -305,6 +316,7 @@ def _attempt(
     *,
     record: bool,
     action: str,
+    replaces: str | None = None,
 ) -> Outcome:
     """One issuance for a lineage: a fresh key, the order, and (when `record`) the new
     version switched live, with each phase written to state.json."""
@@ -358,8 +370,16 @@ def _attempt(
                 },
             )
             state.update(last_success=state["last_attempt"], failures=0)
-            for key in ("last_error", "last_error_kind", "next_attempt"):
+            for key in ("last_error", "last_error_kind", "next_attempt", "revoked", "ari"):
                 state.pop(key, None)
+            if ca.renewal_info_url:
+                cert = x.parse_certificates(chain.cert_pem, "the issued certificate")[0]
+                cert_id = x.ari_cert_id(cert)
+                if cert_id:
+                    state["ari"] = refresh_ari(
+                        {"url": f"{ca.renewal_info_url.rstrip('/')}/{cert_id}", "id": cert_id},
+                        plan.ca,
+                    )
         phase("Completed")
         return Outcome(name, action if record else "dry_run", config.domains, version, info)
     except CertcliError as exc:
@@ -390,6 +410,7 @@ def issue(
     plan = make_plan(options, config, None, store.root)
     solver = _solver(plan, session)
     ca = session.get(plan.ca)
+    _check_profile(ca, plan)
     progress(name, "Pending")
     lineage = LineageConfig(name, tuple(domains), Mode.AUTO, plan.key_type, plan.lineage_extra())
     if dry_run:
@@ -406,6 +427,12 @@ def issue(
     if outcome.action == "issued":
         outcome = replace(outcome, problems=deploy(store, config, lineage))
     return outcome
+
+
+def _check_profile(ca: Ca, plan: Plan) -> None:
+    if plan.profile and plan.profile not in ca.profiles:
+        offered = ", ".join(sorted(ca.profiles)) or "none"
+        raise UsageError(f"the CA offers no profile {plan.profile!r}", f"its profiles: {offered}")
 
 
 def _check_existing(
@@ -507,6 +534,7 @@ def renew(
                 )
         outcomes: list[Outcome] = []
         due: list[tuple[LineageConfig, str]] = []
+        replaces: dict[str, str | None] = {}  # the certificate each renewal replaces (ARI)
         for name in names or store.names():
             lineage = store.read_config(name)
             live = store.live_info(name)
@@ -514,12 +542,14 @@ def renew(
                 outcomes.append(_custom_outcome(lineage, live, now))
                 continue
             state = store.read_state(name)
+            ari = None if live is None else _ari_window(store, name, state, config, lineage, now)
             reason = renewal_reason(
                 live,
                 lineage.domains,
                 now,
                 force=force or dry_run,
                 revoked_serial=(state.get("revoked") or {}).get("serial"),
+                ari=ari,
             )
             waiting = state.get("next_attempt")
             if reason is None:
@@ -530,6 +560,7 @@ def renew(
                 )
             else:
                 due.append((lineage, reason))
+                replaces[name] = (state.get("ari") or {}).get("id")
 
         hooks = config.get("hooks") or {}
         problems: list[str] = []
@@ -551,7 +582,15 @@ def renew(
                     )
                 with store.lock(lineage.name):
                     outcome = _attempt(
-                        store, ca, lineage, plan, solver, progress, record=True, action="renewed"
+                        store,
+                        ca,
+                        lineage,
+                        plan,
+                        solver,
+                        progress,
+                        record=True,
+                        action="renewed",
+                        replaces=replaces.get(lineage.name),
                     )
             except CertcliError as exc:
                 progress(lineage.name, "Failed")
@@ -574,6 +613,52 @@ def renew(
         if not dry_run:
             problems += _notify(config, outcomes)
     return RenewRun(outcomes, problems)
+
+
+def refresh_ari(ari: dict[str, Any], settings: CaSettings) -> dict[str, Any]:
+    """Fetch a certificate's renewal window and pick (once per window) a random moment in
+    it. A CA that does not answer leaves the previous window, asked again in an hour."""
+    from certcli.engine import fetch_renewal_window
+
+    now = datetime.now(UTC)
+    try:
+        window = fetch_renewal_window(ari["url"], settings)
+    except CertcliError:
+        return {**ari, "next_check": rfc3339(now + timedelta(hours=1))}
+    start, end = rfc3339(window.start), rfc3339(window.end)
+    same = (ari.get("start"), ari.get("end")) == (start, end) and "fraction" in ari
+    return {
+        **ari,
+        "start": start,
+        "end": end,
+        "fraction": ari["fraction"] if same else random.random(),
+        "next_check": rfc3339(now + timedelta(seconds=window.retry_after)),
+    }
+
+
+def _ari_window(
+    store: Store,
+    name: str,
+    state: dict[str, Any],
+    config: dict[str, Any],
+    lineage: LineageConfig,
+    now: datetime,
+) -> tuple[datetime, datetime] | None:
+    """The (chosen moment, window end) of a lineage whose CA offers ARI, asking the CA
+    again only once the last answer's Retry-After has passed."""
+    ari = state.get("ari")
+    if not ari or "url" not in ari:
+        return None
+    if "start" not in ari or now >= parse_rfc3339(ari["next_check"]):
+        ari = refresh_ari(ari, ca_settings(AcmeOptions(), config, lineage))
+        with store.lock(name):
+            fresh = store.read_state(name)
+            fresh["ari"] = ari
+            store.write_state(name, fresh)
+    if "start" not in ari:
+        return None
+    start, end = parse_rfc3339(ari["start"]), parse_rfc3339(ari["end"])
+    return ari_moment(start, end, float(ari["fraction"])), end
 
 
 def deploy(store: Store, config: dict[str, Any], lineage: LineageConfig) -> tuple[str, ...]:

@@ -50,8 +50,10 @@ def renewal_reason(
     *,
     force: bool = False,
     revoked_serial: str | None = None,
+    ari: tuple[datetime, datetime] | None = None,
 ) -> str | None:
-    """Why a lineage is due now, or None when it is not."""
+    """Why a lineage is due now, or None when it is not. With `ari` (the moment chosen in
+    the CA's window, and the window's end) that window replaces the lifetime-third rule."""
     from certcli.domains import covered_by
 
     if force:
@@ -65,6 +67,8 @@ def renewal_reason(
         return f"not yet covered: {', '.join(missing)}"
     if now >= live.not_after:
         return "expired"
+    if ari is not None:
+        return ari_reason(ari[0], ari[1], live, now)
     if now >= renewal_window_start(live.not_before, live.not_after):
         return f"{days_left(live.not_after, now)} days left"
     return None
@@ -87,3 +91,21 @@ def next_attempt(
     if retry_after:
         delay = max(delay, timedelta(seconds=retry_after))
     return failed_at + delay
+
+
+ARI_DEFAULT_RECHECK = timedelta(hours=6)  # RFC 9773's suggestion when no Retry-After comes
+
+
+def ari_moment(start: datetime, end: datetime, fraction: float) -> datetime:
+    """The moment to renew inside an ARI window; `fraction` is drawn at random once."""
+    return start + (end - start) * min(max(fraction, 0.0), 1.0)
+
+
+def ari_reason(chosen: datetime, window_end: datetime, live: CertInfo, now: datetime) -> str | None:
+    """Due by ACME Renewal Information: at the moment chosen inside the CA's window, once
+    the window has passed, or in the last twentieth of the lifetime whatever ARI says."""
+    if now >= chosen or now >= window_end:
+        return "inside the CA's renewal window (ARI)"
+    if now >= live.not_after - (live.not_after - live.not_before) / 20:
+        return f"{days_left(live.not_after, now)} days left"
+    return None

@@ -213,3 +213,23 @@ def check_chain(leaf: x509.Certificate, chain: list[x509.Certificate]) -> None:
                 f"{parent.subject.rfc4514_string()} ({type(exc).__name__})",
                 "give the intermediates in order, the one that signed the certificate first",
             ) from None
+
+
+def ari_cert_id(cert: x509.Certificate) -> str | None:
+    """The certificate's ID for ACME Renewal Information (RFC 9773): base64url of its
+    authority key identifier, a dot, base64url of its serial's DER bytes; None without AKI."""
+    import base64
+
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    if aki.key_identifier is None:
+        return None
+    serial = cert.serial_number
+    serial_bytes = serial.to_bytes((serial.bit_length() + 8) // 8, "big", signed=True)
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    return f"{b64(aki.key_identifier)}.{b64(serial_bytes)}"

@@ -48,6 +48,10 @@ def issue(
     eab_hmac_key: Annotated[
         str | None, typer.Option(help="External Account Binding HMAC key (base64url).")
     ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(help="An ACME profile the CA offers (kept for renewals).", show_default=False),
+    ] = None,
     preferred_chain: Annotated[
         str | None,
         typer.Option(help="Prefer the chain whose root has this CN.", show_default=False),
@@ -106,6 +110,7 @@ def issue(
         preferred_chain=preferred_chain,
         challenge="dns-01" if dns or wildcard else ("http-01" if webroot else None),
         deploy_hook=deploy_hook,
+        profile=profile,
     )
     cas = session(rt)
     with PhaseView(rt.out) as view:

@@ -95,3 +95,51 @@ def test_backoff_follows_the_integration_guide() -> None:
     assert next_attempt(at, 3, "rate_limited", 60) - at == timedelta(minutes=100)
     # a failure that never reached the CA does not back off
     assert next_attempt(at, 5, "dns_not_ready") is None
+
+
+def test_ari_moment_and_reasons() -> None:
+    from certcli.renewal import ari_moment, ari_reason, renewal_reason
+
+    start, end = T0 + timedelta(days=60), T0 + timedelta(days=62)
+    assert ari_moment(start, end, 0.5) == T0 + timedelta(days=61)
+    assert ari_moment(start, end, 7) == end
+    info = _info()  # 90 days from T0
+    chosen = T0 + timedelta(days=61)
+    assert ari_reason(chosen, end, info, T0 + timedelta(days=30)) is None
+    assert ari_reason(chosen, end, info, chosen) is not None
+    # the window replaces the third-of-lifetime rule...
+    assert (
+        renewal_reason(
+            info,
+            ("example.com",),
+            T0 + timedelta(days=61),
+            ari=(T0 + timedelta(days=70), T0 + timedelta(days=71)),
+        )
+        is None
+    )
+    # ...but not the last twentieth of the lifetime (4.5 days of 90)
+    late = T0 + timedelta(days=86)
+    assert (
+        ari_reason(T0 + timedelta(days=200), T0 + timedelta(days=201), info, late) == "4 days left"
+    )
+
+
+def test_ari_certificate_id() -> None:
+    from cryptography import x509 as cx
+
+    from certcli.x509 import ari_cert_id
+    from tests.lab.localca import LocalCA
+
+    issued = LocalCA(intermediates=0).issue(["x.example.com"])
+    assert ari_cert_id(issued.cert) is None  # the test CA sets no AKI
+    # RFC 9773's example: AKI 69:88:5B:6B:87:46:40:41:E1:B3:7B:84:7B:A0:AE:2C:DE:01:C8:D4,
+    # serial 00:87:65:43:21 -> aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE
+    from unittest import mock
+
+    cert = mock.Mock()
+    cert.serial_number = 0x87654321
+    aki = cx.AuthorityKeyIdentifier(
+        bytes.fromhex("69885B6B87464041E1B37B847BA0AE2CDE01C8D4"), None, None
+    )
+    cert.extensions.get_extension_for_class.return_value.value = aki
+    assert ari_cert_id(cert) == "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"
