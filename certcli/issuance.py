@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from certcli.config import LETSENCRYPT, resolve_server, setting
 from certcli.domains import order_identifiers, validate_lineage_name
-from certcli.errors import CertcliError, NotFoundError, UsageError
+from certcli.errors import CertcliError, NotFoundError, StoreError, UsageError
 from certcli.hooks import notify, run_hook
 from certcli.models import DEFAULT_KEY_TYPE, CertInfo, LineageConfig, Mode, parse_rfc3339, rfc3339
 from certcli.renewal import (
@@ -385,7 +385,10 @@ def _attempt(
     except CertcliError as exc:
         if record:
             _failed(state, exc)
-        phase("Failed")
+        try:
+            phase("Failed")
+        except StoreError:  # a full disk, say: the failure is still reported
+            progress(name, "Failed")
         return Outcome(name, "failed", config.domains, error=exc)
 
 
@@ -720,10 +723,13 @@ def _custom_outcome(lineage: LineageConfig, live: CertInfo | None, now: datetime
 
 def _record_failure(store: Store, name: str, exc: CertcliError) -> None:
     """A failure before the attempt could start (a CA unreachable, a bad setting)."""
-    state = store.read_state(name)
-    state["phase"] = "Failed"
-    _failed(state, exc)
-    store.write_state(name, state)
+    try:
+        state = store.read_state(name)
+        state["phase"] = "Failed"
+        _failed(state, exc)
+        store.write_state(name, state)
+    except StoreError:
+        pass  # best effort: the run reports the failure anyway
 
 
 def _failed(state: dict[str, Any], exc: CertcliError) -> None:

@@ -379,8 +379,11 @@ class Store:
                             "another certcli is working on it; try again when it has finished",
                         ) from None
                     time.sleep(0.05)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            try:  # who holds it, for the message of the next one; the lock holds regardless
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError:
+                pass
             yield
         finally:
             os.close(fd)

@@ -102,3 +102,29 @@ def test_renew_renews_what_is_due_and_only_that(
     renewed = x509.load_pem_x509_certificate((live / "cert.pem").read_bytes())
     assert renewed.serial_number != cert.serial_number
     assert (hostile.config_dir / "certs" / "due.certcli.test" / "archive" / "0001").is_dir()
+
+
+def test_renewing_ten_lineages_four_at_a_time_through_half_the_nonces_rejected(
+    hostile: Certcli, hostile_lab: Lab
+) -> None:
+    names = [f"p{i}.certcli.test" for i in range(10)]
+    run = hostile(
+        "issue",
+        *names,
+        "--each",
+        "--webroot",
+        hostile_lab.webroot,
+        "--agree-tos",
+        "--eab-kid",
+        KID,
+        "--eab-hmac-key",
+        HMAC,
+    )
+    assert run.code == 0, run.stderr
+    run = hostile("renew", *names, "--force", "--parallel", "4", "--json")
+    assert run.code == 0, run.stderr
+    results = run.json()["results"]
+    assert sorted(r["name"] for r in results) == names
+    assert {r["action"] for r in results} == {"renewed"}
+    for name in names:
+        assert (hostile.config_dir / "certs" / name / "archive" / "0002").is_dir()

@@ -259,8 +259,11 @@ class Lab:
             raise
         self.save()
 
-    def stop(self) -> None:
+    def stop(self, only: str | None = None) -> None:
+        """Stop every server, or only one (`pebble`, `named`, `http`)."""
         for service, pid in list(self.pids.items()):
+            if only is not None and service != only:
+                continue
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
             deadline = time.monotonic() + 5
@@ -386,6 +389,11 @@ key "{ADMIN_KEY_NAME}" {{ algorithm {TSIG_ALGORITHM}; secret "{self.admin_tsig_s
         return f"http://127.0.0.1:{self.http_port}{path}"
 
     # -- Pebble ---------------------------------------------------------------------
+
+    def restart_pebble(self) -> None:
+        """Start Pebble again (after `stop("pebble")`): it forgets every account and order,
+        and makes a new issuing root, as a CA's staging environment may."""
+        self._start_pebble(find_binary("pebble"))
 
     def _start_pebble(self, pebble: str) -> None:
         tls = self.directory / "tls"

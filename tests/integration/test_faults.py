@@ -1,0 +1,190 @@
+"""Faults during renewal: the CA going away, certcli killed at each step, a full disk.
+Whatever happens, `status` reads the store, `live` is the old version or the complete new
+one, and the next run finishes the job.
+
+These tests stop servers, so they use a lab of their own."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CERTCLI, Certcli, Run
+from tests.lab import Lab, LabError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def fault_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    lab = Lab.create(tmp_path_factory.mktemp("fault-lab"), port_53=False)
+    try:
+        lab.start()
+    except LabError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield lab
+    lab.stop()
+
+
+@pytest.fixture
+def acme(certcli: Certcli, fault_lab: Lab) -> Certcli:
+    return certcli.point_at(fault_lab)
+
+
+def _ok(run: Run) -> Run:
+    assert run.code == 0, run.stderr
+    return run
+
+
+def _live(certcli: Certcli, name: str) -> str:
+    return os.readlink(certcli.config_dir / "certs" / name / "live")
+
+
+def _assert_whole(certcli: Certcli, name: str) -> None:
+    """`status` reads the lineage and `live` is a complete version."""
+    run = _ok(certcli("status", name, "--json"))
+    assert run.json()["lineages"][0]["version"] is not None
+    live = certcli.config_dir / "certs" / name / "live"
+    assert {p.name for p in live.iterdir()} == {
+        "cert.pem",
+        "chain.pem",
+        "fullchain.pem",
+        "privkey.pem",
+        "meta.json",
+    }
+
+
+def test_the_ca_going_away_mid_run_backs_off_and_the_next_run_succeeds(
+    acme: Certcli, fault_lab: Lab
+) -> None:
+    for name in ("gone1.certcli.test", "gone2.certcli.test"):
+        _ok(acme("issue", name, "--webroot", fault_lab.webroot, "--agree-tos"))
+    pid = fault_lab.pids["pebble"]
+    # The pre hook runs once the run has decided what is due: the CA vanishes right then.
+    (acme.config_dir / "config.toml").write_text(f"[hooks]\npre = 'kill {pid}'\n")
+    try:
+        run = acme("renew", "--force")
+        assert run.code == 1
+        assert run.stderr.count("cannot reach the CA") == 2
+        for name in ("gone1.certcli.test", "gone2.certcli.test"):
+            assert _live(acme, name) == "archive/0001"
+            _assert_whole(acme, name)
+            state = json.loads((acme.config_dir / "certs" / name / "state.json").read_text())
+            assert state["last_error_kind"] == "ca_unreachable" and state["next_attempt"]
+    finally:
+        fault_lab.stop("pebble")
+        fault_lab.restart_pebble()
+    (acme.config_dir / "config.toml").write_text("")
+    # Restarted, Pebble has forgotten the account: certcli registers its key again.
+    run = _ok(acme("renew", "--force"))
+    assert run.stdout.count("Renewed") == 2
+    assert _live(acme, "gone1.certcli.test") == "archive/0002"
+
+
+# Runs the real `certcli renew --force` in a child whose code stops for good at one step,
+# so the test can kill -9 it exactly there.
+STALL = textwrap.dedent(
+    """
+    import sys, time
+    from certcli import engine, store
+    point = sys.argv[1]
+
+    def stall():
+        print("stalled", flush=True)
+        time.sleep(3600)
+
+    if point == "after-order":
+        real_order = engine.Ca._new_order
+        def new_order(*args, **kwargs):
+            order = real_order(*args, **kwargs)
+            stall()
+        engine.Ca._new_order = staticmethod(new_order)
+    elif point == "after-finalize":
+        real_split = engine._split_chain
+        def split(fullchain):
+            real_split(fullchain)
+            stall()
+        engine._split_chain = split
+    else:
+        real_write, count = store._write_new, [0]
+        def write(path, data, mode):
+            real_write(path, data, mode)
+            if ".partial." in str(path):
+                count[0] += 1
+                if count[0] == 2:
+                    stall()
+        store._write_new = write
+    from certcli.cli.main import run
+    sys.exit(run(sys.argv[2:]))
+    """
+)
+
+
+@pytest.mark.parametrize("point", ["after-order", "after-finalize", "during-write"])
+def test_kill_9_at_each_step_leaves_a_whole_store(
+    acme: Certcli, fault_lab: Lab, point: str
+) -> None:
+    name = f"kill-{point}.certcli.test"
+    _ok(acme("issue", name, "--webroot", fault_lab.webroot, "--agree-tos"))
+    env = {**os.environ, **acme.env, "CERTCLI_CONFIG_DIR": str(acme.config_dir)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", STALL, point, "renew", "--force"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline() == "stalled\n"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+
+    assert _live(acme, name) == "archive/0001"
+    _assert_whole(acme, name)
+    _ok(acme("renew", "--force"))  # the next run finishes the job
+    assert _live(acme, name) == "archive/0002"
+    assert not [
+        p
+        for p in (acme.config_dir / "certs" / name / "archive").iterdir()
+        if p.name.startswith(".")
+    ]
+    _assert_whole(acme, name)
+
+
+def test_a_full_filesystem_is_a_clear_error_and_live_is_unchanged(
+    acme: Certcli, fault_lab: Lab, tmp_path: Path
+) -> None:
+    """The store on a 2 MiB tmpfs, filled up, in a mount namespace of its own."""
+    _ok(acme("issue", "full.certcli.test", "--webroot", fault_lab.webroot, "--agree-tos"))
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.fail("this test needs root and mount namespaces (unshare -m)")
+    store = acme.config_dir
+    saved = tmp_path / "saved"
+    subprocess.run(["cp", "-a", str(store), str(saved)], check=True)
+    script = f"""
+        set -e
+        mount -t tmpfs -o size=2m tmpfs {store}
+        cp -a {saved}/. {store}/
+        dd if=/dev/zero of={store}/filler bs=4k 2>/dev/null || true
+        set +e
+        {shlex.quote(str(CERTCLI))} renew --force -v >/dev/null 2>{tmp_path}/err
+        echo $? > {tmp_path}/code
+        readlink {store}/certs/full.certcli.test/live > {tmp_path}/live
+        {shlex.quote(str(CERTCLI))} status full.certcli.test --json > {tmp_path}/status
+    """
+    env = {**os.environ, **acme.env, "CERTCLI_CONFIG_DIR": str(store)}
+    subprocess.run(["unshare", "-m", "sh", "-c", script], env=env, check=True)
+    assert (tmp_path / "code").read_text().strip() == "1"
+    error = (tmp_path / "err").read_text()
+    assert "No space left on device" in error, error
+    assert "internal error" not in error, error
+    assert (tmp_path / "live").read_text().strip() == "archive/0001"
+    assert json.loads((tmp_path / "status").read_text())["lineages"][0]["version"] == 1
