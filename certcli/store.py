@@ -20,7 +20,7 @@ import secrets
 import shutil
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +91,22 @@ def _store_error(action: str, path: Path, exc: OSError) -> StoreError:
 
 
 class Store:
-    """A certcli store rooted at the config dir."""
+    """A certcli store rooted at the config dir.
 
-    def __init__(self, root: Path) -> None:
+    `key_passphrase`, when given, returns the passphrase that encrypts archived and pending
+    keys, or None when encryption is off; it is asked only when a key is written or read.
+    """
+
+    def __init__(
+        self, root: Path, key_passphrase: Callable[[], bytes | None] | None = None
+    ) -> None:
         self.root = root
         self.certs_dir = root / "certs"
         self.locks_dir = root / "locks"
+        self._key_passphrase = key_passphrase
+
+    def _passphrase(self) -> bytes | None:
+        return self._key_passphrase() if self._key_passphrase else None
 
     # -- layout -------------------------------------------------------------------------
 
@@ -227,6 +237,12 @@ class Store:
         """
         directory = self.lineage_dir(name)
         archive = directory / "archive"
+        passphrase = self._passphrase()
+        sealed = None
+        if passphrase is not None:
+            from certcli.keycrypt import encrypt
+
+            sealed = encrypt(files["privkey.pem"], passphrase)
         try:
             make_dirs(archive)
             self.repair(name)
@@ -236,6 +252,8 @@ class Store:
             for filename in VERSION_FILES:
                 mode = KEY_MODE if filename == "privkey.pem" else FILE_MODE
                 _write_new(partial / filename, files[filename], mode)
+            if sealed is not None:
+                _write_new(partial / "privkey.pem.enc", sealed, KEY_MODE)
             _write_new(
                 partial / "meta.json",
                 json.dumps({**meta, "version": version}, indent=2).encode(),
@@ -245,9 +263,20 @@ class Store:
             os.rename(partial, archive / f"{version:04d}")
             fsync_dir(archive)
             self._switch_live(directory, version)
+            if sealed is not None:
+                self._strip_plain_keys(name, keep=version)
         except OSError as exc:
             raise _store_error("write a new version in", archive, exc) from None
         return version
+
+    def _strip_plain_keys(self, name: str, keep: int) -> None:
+        """With encryption on, only the live version keeps a plaintext key (for the web
+        server); older ones keep only their encrypted copy."""
+        for version in self.versions(name):
+            directory = self.lineage_dir(name) / "archive" / f"{version:04d}"
+            if version != keep and (directory / "privkey.pem.enc").exists():
+                with contextlib.suppress(FileNotFoundError):
+                    (directory / "privkey.pem").unlink()
 
     def _switch_live(self, directory: Path, version: int) -> None:
         tmp = directory / f".live.{os.getpid()}.tmp"
@@ -282,7 +311,8 @@ class Store:
         return self.lineage_dir(name) / "pending"
 
     def has_pending(self, name: str) -> bool:
-        return (self.pending_dir(name) / "privkey.pem").is_file()
+        pending = self.pending_dir(name)
+        return (pending / "privkey.pem").is_file() or (pending / "privkey.pem.enc").is_file()
 
     def write_pending(
         self, name: str, key_pem: bytes, csr_pem: bytes, meta: dict[str, Any]
@@ -291,11 +321,17 @@ class Store:
         directory = self.lineage_dir(name)
         pending = self.pending_dir(name)
         partial = directory / f".pending.partial.{os.getpid()}"
+        passphrase = self._passphrase()
         try:
             make_dirs(directory)
             self.repair(name)
             os.mkdir(partial, DIR_MODE)
-            _write_new(partial / "privkey.pem", key_pem, KEY_MODE)
+            if passphrase is None:
+                _write_new(partial / "privkey.pem", key_pem, KEY_MODE)
+            else:
+                from certcli.keycrypt import encrypt
+
+                _write_new(partial / "privkey.pem.enc", encrypt(key_pem, passphrase), KEY_MODE)
             _write_new(partial / "csr.pem", csr_pem, FILE_MODE)
             _write_new(partial / "meta.json", json.dumps(meta, indent=2).encode(), FILE_MODE)
             fsync_dir(partial)
@@ -314,11 +350,23 @@ class Store:
     def read_pending(self, name: str) -> tuple[bytes, bytes, dict[str, Any]] | None:
         pending = self.pending_dir(name)
         try:
-            return (
-                (pending / "privkey.pem").read_bytes(),
-                (pending / "csr.pem").read_bytes(),
-                json.loads((pending / "meta.json").read_bytes()),
-            )
+            csr = (pending / "csr.pem").read_bytes()
+            meta = json.loads((pending / "meta.json").read_bytes())
+            if (pending / "privkey.pem.enc").exists():
+                from certcli.keycrypt import decrypt
+
+                passphrase = self._passphrase()
+                if passphrase is None:
+                    from certcli.errors import UsageError
+
+                    raise UsageError(
+                        f"the key waiting in {pending} is encrypted",
+                        "give its passphrase with --passphrase-file or CERTCLI_PASSPHRASE",
+                    )
+                key = decrypt((pending / "privkey.pem.enc").read_bytes(), passphrase, str(pending))
+            else:
+                key = (pending / "privkey.pem").read_bytes()
+            return key, csr, meta
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:

@@ -51,6 +51,14 @@ def root(
             show_default=False,
         ),
     ] = None,
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--passphrase-file",
+            help="Passphrase for keys at rest ([store] encrypt_keys); or CERTCLI_PASSPHRASE.",
+            show_default=False,
+        ),
+    ] = None,
     json_mode: Annotated[
         bool, typer.Option("--json", help="Machine-readable output on stdout, nothing else.")
     ] = False,
@@ -69,7 +77,9 @@ def root(
     """certcli keeps TLS certificates in a local store and exports them for your servers.
     Global options may also follow the command (certcli status --json)."""
     ctx.obj = Runtime(
-        config_dir, Output(json_mode=json_mode, quiet=quiet, verbose=verbose, color=not no_color)
+        config_dir,
+        Output(json_mode=json_mode, quiet=quiet, verbose=verbose, color=not no_color),
+        passphrase_file,
     )
 
 

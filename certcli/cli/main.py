@@ -9,7 +9,7 @@ from certcli import __version__
 
 # Options that may appear anywhere on the line, as users type `certcli status --json`.
 _GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose", "--no-color"}
-_GLOBAL_WITH_VALUE = {"--config-dir"}
+_GLOBAL_WITH_VALUE = {"--config-dir", "--passphrase-file"}
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:

@@ -18,12 +18,34 @@ from certcli.store import Store
 class Runtime:
     config_dir_flag: Path | None
     out: Output
+    passphrase_file: Path | None = None
 
     @cached_property
     def store(self) -> Store:
         from certcli.config import config_dir
 
-        return Store(config_dir(self.config_dir_flag))
+        return Store(config_dir(self.config_dir_flag), self._key_passphrase)
+
+    def _key_passphrase(self) -> bytes | None:
+        """The passphrase for keys at rest when `[store] encrypt_keys` is on, else None."""
+        import os
+
+        from certcli.config import setting
+        from certcli.errors import UsageError
+
+        enabled = setting("store.encrypt_keys", None, self.config, False)
+        if str(enabled).lower() not in ("true", "1", "yes", "on"):
+            return None
+        if self.passphrase_file is not None:
+            from certcli.export import read_password_file
+
+            return read_password_file(self.passphrase_file)
+        if os.environ.get("CERTCLI_PASSPHRASE"):
+            return os.environ["CERTCLI_PASSPHRASE"].encode()
+        raise UsageError(
+            "store.encrypt_keys is on, and certcli has no passphrase",
+            "give it with --passphrase-file FILE or CERTCLI_PASSPHRASE",
+        )
 
     @cached_property
     def config(self) -> dict[str, Any]:

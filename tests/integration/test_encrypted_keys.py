@@ -1,0 +1,75 @@
+"""`[store] encrypt_keys`: archived and pending keys encrypted at rest; live stays plaintext."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from certcli.keycrypt import decrypt
+from tests.conftest import Certcli, Run, snapshot
+from tests.lab import Lab
+from tests.lab.localca import LocalCA
+
+pytestmark = pytest.mark.integration
+
+SECRET = "a long passphrase"
+
+
+def _ok(run: Run) -> Run:
+    assert run.code == 0, run.stderr
+    return run
+
+
+@pytest.fixture
+def sealed(certcli: Certcli, lab: Lab) -> Certcli:
+    certcli.point_at(lab)
+    certcli.config_dir.mkdir(parents=True)
+    (certcli.config_dir / "config.toml").write_text("[store]\nencrypt_keys = true\n")
+    certcli.env["CERTCLI_PASSPHRASE"] = SECRET
+    return certcli
+
+
+def test_archived_keys_are_encrypted_and_live_is_plain(sealed: Certcli, lab: Lab) -> None:
+    _ok(sealed("issue", "enc.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
+    _ok(sealed("renew", "--force"))
+    archive = sealed.config_dir / "certs" / "enc.certcli.test" / "archive"
+    old, live = archive / "0001", archive / "0002"
+    assert not (old / "privkey.pem").exists()
+    old_sealed = (old / "privkey.pem.enc").read_bytes()
+    assert b"PRIVATE KEY" not in old_sealed
+    assert stat.S_IMODE(os.stat(old / "privkey.pem.enc").st_mode) == 0o600
+    assert decrypt(old_sealed, SECRET.encode(), "k").startswith(b"-----BEGIN PRIVATE KEY-----")
+    plain = (live / "privkey.pem").read_bytes()
+    assert plain.startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert decrypt((live / "privkey.pem.enc").read_bytes(), SECRET.encode(), "k") == plain
+    key = _ok(sealed("download", "enc.certcli.test", "--what", "key", "--include-key")).stdout
+    assert key.encode() == plain
+
+
+def test_without_the_passphrase_nothing_is_written(sealed: Certcli, lab: Lab) -> None:
+    del sealed.env["CERTCLI_PASSPHRASE"]
+    run = sealed("csr", "nopass.certcli.test", "--out", "x.csr")
+    assert run.code == 2 and "--passphrase-file" in run.stderr
+    assert not (sealed.config_dir / "certs" / "nopass.certcli.test" / "pending").exists()
+
+
+def test_a_pending_key_is_encrypted_and_needs_the_right_passphrase(
+    sealed: Certcli, tmp_path
+) -> None:
+    _ok(sealed("csr", "csr.certcli.test", "--out", "req.csr"))
+    pending = sealed.config_dir / "certs" / "csr.certcli.test" / "pending"
+    assert sorted(os.listdir(pending)) == ["csr.pem", "meta.json", "privkey.pem.enc"]
+    assert b"PRIVATE KEY" not in (pending / "privkey.pem.enc").read_bytes()
+    issued = LocalCA(intermediates=1).sign_csr((tmp_path / "req.csr").read_bytes())
+    (tmp_path / "cert.pem").write_bytes(issued.fullchain_pem)
+
+    before = snapshot(sealed.config_dir)
+    (tmp_path / "wrong").write_text("not it\n")
+    run = sealed("upload", "csr.certcli.test", "--cert", "cert.pem", "--passphrase-file", "wrong")
+    assert run.code == 4 and "passphrase does not open" in run.stderr
+    assert snapshot(sealed.config_dir) == before
+    _ok(sealed("upload", "csr.certcli.test", "--cert", "cert.pem"))
+    live = sealed.config_dir / "certs" / "csr.certcli.test" / "live"
+    assert (live / "privkey.pem").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
