@@ -102,3 +102,13 @@ def resolve_server(value: str) -> str:
             f"give the CA's directory URL or one of: {', '.join(SERVER_SHORTCUTS)}",
         )
     return url
+
+
+def number(key: str, value: object) -> float:
+    """A numeric setting, or a clear error naming it."""
+    from certcli.errors import UsageError
+
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UsageError(f"{key} must be a number, not {value!r}") from None

@@ -165,7 +165,12 @@ def diagnose(
     unique = list(dict.fromkeys(sans))
 
     def one(san: str) -> Diagnosis:
-        return diagnose_one(san, target, make_resolver(servers, timeout))
+        try:
+            resolver = make_resolver(servers, timeout)
+        except dns.exception.DNSException as exc:  # e.g. no /etc/resolv.conf
+            name = challenge_name(san) or san
+            return Diagnosis(san, name, DnsStatus.ERROR, normalize_dns_name(target), _short(exc))
+        return diagnose_one(san, target, resolver)
 
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(unique)))) as pool:
         return list(pool.map(one, unique))
@@ -197,24 +202,25 @@ def find_zone(name: str, servers: list[tuple[str, int]], timeout: float = 5.0) -
 
 def authoritative_servers(
     zone: str, servers: list[tuple[str, int]], timeout: float = 5.0
-) -> list[tuple[str, int]]:
-    """The addresses of the zone's NS hosts (port 53), looked up through `servers`."""
+) -> dict[str, list[tuple[str, int]]]:
+    """Each NS host of the zone with its addresses (port 53), looked up through `servers`."""
     resolver = make_resolver(servers, timeout)
     try:
         hosts = [r.target.to_text() for r in resolver.resolve(zone, "NS")]
-        addresses = []
+        found: dict[str, list[tuple[str, int]]] = {}
         for host in hosts:
             for rtype in ("A", "AAAA"):
                 answer = resolver.resolve(host, rtype, raise_on_no_answer=False)
-                addresses += [(r.address, 53) for r in answer.rrset or ()]
+                found.setdefault(host, []).extend((r.address, 53) for r in answer.rrset or ())
     except dns.exception.DNSException as exc:
         raise DnsPropagationError(
             f"cannot find the name servers of {zone}: {_short(exc)}",
             "check [dns] resolvers, or name the servers in [dns] authoritative",
         ) from None
-    if not addresses:
+    found = {host: addresses for host, addresses in found.items() if addresses}
+    if not found:
         raise DnsPropagationError(f"the name servers of {zone} have no address")
-    return sorted(set(addresses))
+    return found
 
 
 def txt_values(name: str, server: tuple[str, int], timeout: float = 2.0) -> set[str]:
@@ -235,32 +241,39 @@ def txt_values(name: str, server: tuple[str, int], timeout: float = 2.0) -> set[
 def wait_for_txt(
     name: str,
     values: set[str],
-    servers: list[tuple[str, int]],
+    servers: dict[str, list[tuple[str, int]]],
     timeout: float,
     progress: Callable[[str], None] | None = None,
 ) -> None:
-    """Return once every server serves every value; raise after `timeout` seconds saying
-    which server still lacks what."""
+    """Return once every name server (any one of its addresses: a host may have an IPv6
+    address this machine cannot reach) serves every value; raise after `timeout` seconds
+    saying which server still lacks what."""
     deadline = time.monotonic() + timeout
     delay = 0.2
     while True:
-        lacking: dict[tuple[str, int], set[str] | str] = {}
-        for server in servers:
-            try:
-                found = txt_values(name, server)
-                if not values <= found:
-                    lacking[server] = found
-            except (dns.exception.DNSException, OSError) as exc:
-                lacking[server] = _short(exc) or type(exc).__name__
+        lacking: dict[str, str] = {}
+        for host, addresses in servers.items():
+            seen = []
+            for address in addresses:
+                try:
+                    found = txt_values(name, address)
+                except (dns.exception.DNSException, OSError) as exc:
+                    seen.append(f"{address[0]}:{address[1]}: {_short(exc) or type(exc).__name__}")
+                    continue
+                if values <= found:
+                    break
+                shown = ", ".join(sorted(found)) or "nothing"
+                seen.append(f"{address[0]}:{address[1]} serves {shown}")
+            else:
+                lacking[host] = "; ".join(seen)
         if not lacking:
             return
         if progress:
             progress(f"waiting for {len(lacking)} of {len(servers)} name servers")
         if time.monotonic() + delay > deadline:
-            (host, port), found = next(iter(lacking.items()))
-            shown = found if isinstance(found, str) else (", ".join(sorted(found)) or "nothing")
+            host, what = next(iter(lacking.items()))
             raise DnsPropagationError(
-                f"{name} did not propagate in {timeout:.0f} s: {host}:{port} serves {shown}, "
+                f"{name} did not propagate in {timeout:.0f} s: {host} ({what}), "
                 f"expected {', '.join(sorted(values))}",
                 "check the DNS provider, or raise [dns] propagation_timeout",
             )

@@ -52,7 +52,7 @@ from certcli.solvers import Challenge, Solver
 from certcli.store import Store
 
 USER_AGENT = f"certcli/{__version__}"
-BAD_NONCE_RETRIES = 10  # the CA may reject any nonce; each retry costs one request
+BAD_NONCE_RETRIES = 30  # a CA may reject any nonce (a test CA half of them); one request each
 POLL_FIRST = 0.1  # seconds: validation at a nearby CA is often done by then
 POLL_MAX = 3.0
 
@@ -139,8 +139,9 @@ def fetch_renewal_window(
         )
     except (requests.exceptions.RequestException, acme_errors.Error, messages.Error) as exc:
         raise CaUnreachableError(f"cannot fetch renewal information from {url}: {exc}") from None
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise AcmeError(f"the renewal information at {url} is malformed ({exc})") from None
+    start, end = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (start, end))
     return RenewalWindow(start, end, _retry_after(response) or default_retry)
 
 
@@ -208,7 +209,7 @@ class Ca:
             directory = messages.Directory.from_json(response.json())
             if "newOrder" not in directory.to_partial_json():
                 raise KeyError("newOrder")
-        except (ValueError, KeyError, jose.DeserializationError):
+        except (ValueError, KeyError, TypeError, AttributeError, jose.DeserializationError):
             raise AcmeError(
                 f"{url} is not an ACME directory", "check --server (it ends in /directory)"
             ) from None
@@ -555,11 +556,19 @@ class Ca:
                 f"cannot reach the CA at {url} ({_reason(exc)})",
                 "check --server and the network; nothing was changed",
             ) from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+            raise UsageError(f"--server {url} is not a usable URL ({exc})") from None
+        except requests.exceptions.RequestException as exc:
+            raise CaUnreachableError(
+                f"the connection to the CA at {host} failed ({type(exc).__name__})"
+            ) from None
         except messages.Error as error:
             net = getattr(self._local, "net", None)
             raise _classify_problem(error, net.last_response if net else None) from None
-        except acme_errors.Error as exc:
-            raise AcmeError(f"the CA's answer was not understood: {exc}") from None
+        except (acme_errors.Error, jose.DeserializationError, ValueError, KeyError) as exc:
+            raise AcmeError(
+                f"the CA's answer was not understood ({type(exc).__name__}: {exc})"
+            ) from None
 
 
 def _classify_problem(error: messages.Error, response: requests.Response | None) -> AcmeError:

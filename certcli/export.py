@@ -46,7 +46,9 @@ def export(
     if what == "key":
         return Exported(read(name, "privkey.pem"), True, False)
     if what == "bundle":  # HAProxy's crt file: the full chain, then the key
-        return Exported(read(name, "fullchain.pem") + read(name, "privkey.pem"), True, False)
+        return Exported(
+            b"".join(store.read_live_files(name, "fullchain.pem", "privkey.pem")), True, False
+        )
     if not password:
         raise UsageError(
             "a PKCS#12 file needs a password",
@@ -60,8 +62,9 @@ def _pkcs12(store: Store, name: str, password: bytes) -> bytes:
 
     from certcli import x509 as x
 
-    certs = x.parse_certificates(store.read_live_file(name, "fullchain.pem"), name)
-    key = x.load_private_key(store.read_live_file(name, "privkey.pem"), name)
+    fullchain, key_pem = store.read_live_files(name, "fullchain.pem", "privkey.pem")
+    certs = x.parse_certificates(fullchain, name)
+    key = x.load_private_key(key_pem, name)
     return pkcs12.serialize_key_and_certificates(
         name.encode(), key, certs[0], certs[1:] or None, BestAvailableEncryption(password)
     )

@@ -12,13 +12,20 @@ from typing import Any
 
 from certcli import __version__
 
+#: certcli's own secrets, never handed to a hook or a notification command.
+SECRET_ENV = ("CERTCLI_PASSPHRASE", "CERTCLI_DNS_RFC2136_TSIG_SECRET", "CERTCLI_PKCS12_PASSWORD")
+
+
+def hook_environment(extra: dict[str, str]) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if k not in SECRET_ENV}, **extra}
+
 
 def run_hook(kind: str, command: str, env: dict[str, str], timeout: float = 300) -> str | None:
     """Run a hook through the shell (as certbot does); return what went wrong, or None."""
     try:
         proc = subprocess.run(
             ["/bin/sh", "-c", command],
-            env={**os.environ, **env},
+            env=hook_environment(env),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -47,7 +54,7 @@ def notify(settings: dict[str, Any], event: dict[str, Any], timeout: float = 30)
             proc = subprocess.run(
                 ["/bin/sh", "-c", str(command)],
                 input=payload,
-                env={**os.environ, "CERTCLI_EVENT": event["event"]},
+                env=hook_environment({"CERTCLI_EVENT": event["event"]}),
                 capture_output=True,
                 timeout=timeout,
             )

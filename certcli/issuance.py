@@ -5,6 +5,7 @@ Shared by `issue` and `renew` (and later `san add`); the protocol itself is cert
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from certcli.config import LETSENCRYPT, resolve_server, setting
 from certcli.domains import order_identifiers, validate_lineage_name
-from certcli.errors import CertcliError, NotFoundError, StoreError, UsageError
+from certcli.errors import CertcliError, LockedError, NotFoundError, StoreError, UsageError
 from certcli.hooks import notify, run_hook
 from certcli.models import DEFAULT_KEY_TYPE, CertInfo, LineageConfig, Mode, parse_rfc3339, rfc3339
 from certcli.renewal import (
@@ -349,7 +350,13 @@ def _attempt(
         key = x.generate_private_key(plan.key_type)
         csr_pem = x.make_csr(key, identifiers)
         chain = ca.obtain(
-            identifiers, csr_pem, lambda _identifier: solver, phase, plan.preferred_chain
+            identifiers,
+            csr_pem,
+            lambda _identifier: solver,
+            phase,
+            plan.preferred_chain,
+            profile=plan.profile,
+            replaces=replaces,
         )
         info = x.cert_info(x.parse_certificates(chain.cert_pem, "the issued certificate")[0])
         version = None
@@ -380,7 +387,10 @@ def _attempt(
                         {"url": f"{ca.renewal_info_url.rstrip('/')}/{cert_id}", "id": cert_id},
                         plan.ca,
                     )
-        phase("Completed")
+        try:
+            phase("Completed")
+        except StoreError:  # live has switched already: the new certificate stands
+            progress(name, "Completed")
         return Outcome(name, action if record else "dry_run", config.domains, version, info)
     except CertcliError as exc:
         if record:
@@ -412,6 +422,8 @@ def issue(
     store.ensure()
     plan = make_plan(options, config, None, store.root)
     solver = _solver(plan, session)
+    if not dry_run:
+        store.check_key_protection()
     ca = session.get(plan.ca)
     _check_profile(ca, plan)
     progress(name, "Pending")
@@ -470,7 +482,7 @@ def _check_existing(
 def issue_each(
     store: Store,
     session: Session,
-    domains: list[str],
+    groups: list[list[str]],
     options: AcmeOptions,
     config: dict[str, Any],
     progress: Progress,
@@ -478,7 +490,8 @@ def issue_each(
     parallel: int,
     dry_run: bool = False,
 ) -> list[Outcome]:
-    """One lineage per domain, issued concurrently by a bounded pool."""
+    """One lineage per group of domains (a domain, or a domain and its wildcard), issued
+    concurrently by a bounded pool."""
     from certcli.domains import default_lineage_name
 
     # Account creation and usage errors happen once, before the pool starts.
@@ -486,16 +499,16 @@ def issue_each(
     _solver(plan, session)
     session.get(plan.ca)
 
-    def one(domain: str) -> Outcome:
-        name = default_lineage_name([domain])
+    def one(domains: list[str]) -> Outcome:
+        name = default_lineage_name(domains)
         try:
-            return issue(store, session, name, [domain], options, config, progress, dry_run=dry_run)
+            return issue(store, session, name, domains, options, config, progress, dry_run=dry_run)
         except CertcliError as exc:  # e.g. the name exists or is locked: report it, go on
             progress(name, "Failed")
-            return Outcome(name, "failed", (domain,), error=exc)
+            return Outcome(name, "failed", tuple(domains), error=exc)
 
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return list(pool.map(one, domains))
+        return list(pool.map(one, groups))
 
 
 @dataclass(frozen=True)
@@ -539,34 +552,29 @@ def renew(
         due: list[tuple[LineageConfig, str]] = []
         replaces: dict[str, str | None] = {}  # the certificate each renewal replaces (ARI)
         for name in names or store.names():
-            lineage = store.read_config(name)
-            live = store.live_info(name)
-            if lineage.mode is Mode.CUSTOM:
-                outcomes.append(_custom_outcome(lineage, live, now))
-                continue
-            state = store.read_state(name)
-            ari = None if live is None else _ari_window(store, name, state, config, lineage, now)
-            reason = renewal_reason(
-                live,
-                lineage.domains,
-                now,
-                force=force or dry_run,
-                revoked_serial=(state.get("revoked") or {}).get("serial"),
-                ari=ari,
-            )
-            waiting = state.get("next_attempt")
-            if reason is None:
-                outcomes.append(Outcome(name, "not_due", lineage.domains, certificate=live))
-            elif waiting and not force and parse_rfc3339(waiting) > now:
-                outcomes.append(
-                    Outcome(name, "backoff", lineage.domains, reason=f"next attempt at {waiting}")
+            try:
+                item = _scan(store, name, config, now, force=force or dry_run)
+            except (CertcliError, KeyError, TypeError, ValueError) as exc:
+                # One damaged lineage is reported; the others are still renewed.
+                error = (
+                    exc
+                    if isinstance(exc, CertcliError)
+                    else StoreError(
+                        f"cannot read the lineage {name!r}: {type(exc).__name__}: {exc}"
+                    )
                 )
+                outcomes.append(Outcome(name, "failed", error=error))
+                continue
+            if isinstance(item, Outcome):
+                outcomes.append(item)
             else:
-                due.append((lineage, reason))
-                replaces[name] = (state.get("ari") or {}).get("id")
+                due.append(item[:2])
+                replaces[name] = item[2]
 
         hooks = config.get("hooks") or {}
         problems: list[str] = []
+        if due and not dry_run:
+            store.check_key_protection()  # no certificate is ordered that could not be stored
         if due and jitter > 0 and not (force or dry_run):
             time.sleep(random.uniform(0, jitter))  # spread a fleet's runs over the CA's day
         if due and not dry_run and hooks.get("pre"):
@@ -595,27 +603,65 @@ def renew(
                         action="renewed",
                         replaces=replaces.get(lineage.name),
                     )
-            except CertcliError as exc:
+            except LockedError as exc:  # an issue or upload at work: its state is its own
+                progress(lineage.name, "Failed")
+                return Outcome(lineage.name, "failed", lineage.domains, error=exc, reason=reason)
+            except Exception as exc:  # one lineage's trouble must not stop the run
+                error = (
+                    exc
+                    if isinstance(exc, CertcliError)
+                    else CertcliError(
+                        f"unexpected {type(exc).__name__}: {exc}", "run with -v and report it"
+                    )
+                )
                 progress(lineage.name, "Failed")
                 if not dry_run:
-                    _record_failure(store, lineage.name, exc)
-                return Outcome(lineage.name, "failed", lineage.domains, error=exc, reason=reason)
+                    _record_failure(store, lineage.name, error)
+                return Outcome(lineage.name, "failed", lineage.domains, error=error, reason=reason)
             if outcome.action == "renewed":
                 outcome = replace(outcome, problems=deploy(store, config, lineage))
             return replace(outcome, reason=reason)
 
-        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            outcomes += list(pool.map(one, due))
-        outcomes.sort(key=lambda o: o.name)
-
-        if due and not dry_run and hooks.get("post"):
-            failed = " ".join(d for o in outcomes if o.action == "failed" for d in o.domains)
-            renewed = " ".join(d for o in outcomes if o.action == "renewed" for d in o.domains)
-            env = {"FAILED_DOMAINS": failed, "RENEWED_DOMAINS": renewed}
-            problems += filter(None, [run_hook("post", str(hooks["post"]), env)])
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                outcomes += list(pool.map(one, due))
+        finally:  # the post hook undoes the pre hook, whatever happened
+            outcomes.sort(key=lambda o: o.name)
+            if due and not dry_run and hooks.get("post"):
+                failed = " ".join(d for o in outcomes if o.action == "failed" for d in o.domains)
+                renewed = " ".join(d for o in outcomes if o.action == "renewed" for d in o.domains)
+                env = {"FAILED_DOMAINS": failed, "RENEWED_DOMAINS": renewed}
+                problems += filter(None, [run_hook("post", str(hooks["post"]), env)])
         if not dry_run:
             problems += _notify(config, outcomes)
     return RenewRun(outcomes, problems)
+
+
+def _scan(
+    store: Store, name: str, config: dict[str, Any], now: datetime, *, force: bool
+) -> Outcome | tuple[LineageConfig, str, str | None]:
+    """What `renew` does with one lineage: an outcome already (custom, not due, in backoff),
+    or (lineage, why it is due, the certificate ID it replaces)."""
+    lineage = store.read_config(name)
+    live = store.live_info(name)
+    if lineage.mode is Mode.CUSTOM:
+        return _custom_outcome(lineage, live, now)
+    state = store.read_state(name)
+    ari = None if live is None else _ari_window(store, name, state, config, lineage, now)
+    reason = renewal_reason(
+        live,
+        lineage.domains,
+        now,
+        force=force,
+        revoked_serial=(state.get("revoked") or {}).get("serial"),
+        ari=ari,
+    )
+    waiting = state.get("next_attempt")
+    if reason is None:
+        return Outcome(name, "not_due", lineage.domains, certificate=live)
+    if waiting and not force and parse_rfc3339(waiting) > now:
+        return Outcome(name, "backoff", lineage.domains, reason=f"next attempt at {waiting}")
+    return lineage, reason, (state.get("ari") or {}).get("id")
 
 
 def refresh_ari(ari: dict[str, Any], settings: CaSettings) -> dict[str, Any]:
@@ -654,7 +700,7 @@ def _ari_window(
         return None
     if "start" not in ari or now >= parse_rfc3339(ari["next_check"]):
         ari = refresh_ari(ari, ca_settings(AcmeOptions(), config, lineage))
-        with store.lock(name):
+        with contextlib.suppress(LockedError), store.lock(name):  # else: next run keeps it
             fresh = store.read_state(name)
             fresh["ari"] = ari
             store.write_state(name, fresh)
@@ -827,7 +873,9 @@ def san_add(
         ca = session.get(plan.ca)
         progress(name, "Pending")
         outcome = _attempt(store, ca, updated, plan, solver, progress, record=True, action="issued")
-        return replace(change, outcome=outcome)
+    if outcome.action == "issued":
+        outcome = replace(outcome, problems=deploy(store, config, updated))
+    return replace(change, outcome=outcome)
 
 
 def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:

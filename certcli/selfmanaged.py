@@ -211,7 +211,10 @@ def _matching_key(
 def _refuse_duplicate(store: Store, fingerprint: str) -> None:
     """The same certificate twice in the store is a mistake (a wrong file, a stale copy)."""
     for other in store.names():
+        live = store.live_version(other) or 0
         for version in store.versions(other):
+            if version > live:
+                continue  # written, never made live (a crash before the switch)
             meta = store.version_meta(other, version)
             if meta.get("certificate", {}).get("fingerprint_sha256") == fingerprint:
                 raise InvalidInputError(

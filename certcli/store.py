@@ -108,6 +108,11 @@ class Store:
     def _passphrase(self) -> bytes | None:
         return self._key_passphrase() if self._key_passphrase else None
 
+    def check_key_protection(self) -> None:
+        """Fail now, before a CA issues anything, if keys could not be stored as configured
+        (encryption on, passphrase missing)."""
+        self._passphrase()
+
     # -- layout -------------------------------------------------------------------------
 
     def ensure(self) -> None:
@@ -152,9 +157,12 @@ class Store:
     def read_config(self, name: str) -> LineageConfig:
         path = self._require(name) / "lineage.toml"
         try:
-            return LineageConfig.from_toml(tomllib.loads(path.read_text()))
-        except (OSError, ValueError, KeyError) as exc:
+            config = LineageConfig.from_toml(tomllib.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
+        if not all(isinstance(d, str) for d in config.domains) or not config.domains:
+            raise StoreError(f"cannot read {path}: domains must be a list of names")
+        return config
 
     def write_config(self, config: LineageConfig) -> None:
         import tomli_w
@@ -169,11 +177,14 @@ class Store:
     def read_state(self, name: str) -> dict[str, Any]:
         path = self.lineage_dir(name) / "state.json"
         try:
-            return json.loads(path.read_bytes())
+            state = json.loads(path.read_bytes())
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
+        if not isinstance(state, dict):
+            raise StoreError(f"cannot read {path}: not a JSON object", "remove the file")
+        return state
 
     def write_state(self, name: str, state: dict[str, Any]) -> None:
         path = self.lineage_dir(name) / "state.json"
@@ -217,17 +228,22 @@ class Store:
         return CertInfo.from_json(self.version_meta(name, version)["certificate"])
 
     def read_live_file(self, name: str, filename: str) -> bytes:
+        return self.read_live_files(name, filename)[0]
+
+    def read_live_files(self, name: str, *filenames: str) -> list[bytes]:
+        """Files of the live version, all from one version even if `live` switches meanwhile."""
         self._require(name)
-        live = self.live_dir(name)
-        if live is None:
+        version = self.live_version(name)
+        if version is None:
             raise NotFoundError(
                 f"{name!r} has no certificate yet",
                 "complete it with `certcli upload` (or issue one with `certcli issue`)",
             )
+        directory = self.lineage_dir(name) / "archive" / f"{version:04d}"
         try:
-            return (live / filename).read_bytes()
+            return [(directory / filename).read_bytes() for filename in filenames]
         except OSError as exc:
-            raise _store_error("read", live / filename, exc) from None
+            raise _store_error("read", directory, exc) from None
 
     def add_version(self, name: str, files: dict[str, bytes], meta: dict[str, Any]) -> int:
         """Write a complete new version and switch `live` to it; return its number.
@@ -296,6 +312,13 @@ class Store:
             except FileNotFoundError:
                 continue
             for entry in entries:
+                if (
+                    entry.startswith(".pending-old.partial.")
+                    and not self.pending_dir(name).exists()
+                ):
+                    # killed while replacing pending/: the earlier key comes back
+                    os.rename(parent / entry, self.pending_dir(name))
+                    continue
                 if entry.startswith(".") and (".partial." in entry or entry.endswith(".tmp")):
                     path = parent / entry
                     if path.is_dir() and not path.is_symlink():
@@ -408,7 +431,10 @@ class Store:
     def _flock(self, path: Path, what: str, wait: float | None = None) -> Iterator[None]:
         self.ensure()
         if wait is None:
-            wait = float(os.environ.get("CERTCLI_LOCK_WAIT", _LOCK_WAIT_DEFAULT))
+            try:
+                wait = float(os.environ.get("CERTCLI_LOCK_WAIT", _LOCK_WAIT_DEFAULT))
+            except ValueError:
+                wait = _LOCK_WAIT_DEFAULT
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, KEY_MODE)
         except OSError as exc:

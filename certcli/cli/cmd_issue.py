@@ -82,16 +82,19 @@ def issue(
 ) -> None:
     """Obtain a certificate over ACME (HTTP-01 through --webroot) and store it as a lineage."""
     from certcli.cli.progress import PhaseView
-    from certcli.config import setting
+    from certcli.config import number, setting
     from certcli.domains import default_lineage_name, normalize_identifiers
     from certcli.errors import UsageError
     from certcli.issuance import AcmeOptions, issue_each
     from certcli.issuance import issue as do_issue
 
     rt = runtime(ctx)
-    names = normalize_identifiers(domains)
-    if wildcard:
-        names = list(dict.fromkeys(n for d in names for n in (d, f"*.{d.removeprefix('*.')}")))
+    given = normalize_identifiers(domains)
+    # with --wildcard each domain brings *.domain; --each keeps the two in one lineage
+    groups = [
+        list(dict.fromkeys([d, f"*.{d.removeprefix('*.')}"])) if wildcard else [d] for d in given
+    ]
+    names = list(dict.fromkeys(n for group in groups for n in group))
     if (dns or wildcard) and webroot:
         raise UsageError("--webroot (HTTP-01) and --dns/--wildcard (DNS-01) exclude each other")
     if each and name:
@@ -115,9 +118,12 @@ def issue(
     cas = session(rt)
     with PhaseView(rt.out) as view:
         if each:
-            workers = int(parallel or setting("renewal.parallel", None, rt.config, 4))
+            workers = int(
+                parallel
+                or number("renewal.parallel", setting("renewal.parallel", None, rt.config, 4))
+            )
             outcomes = issue_each(
-                rt.store, cas, names, options, rt.config, view, parallel=workers, dry_run=dry_run
+                rt.store, cas, groups, options, rt.config, view, parallel=workers, dry_run=dry_run
             )
         else:
             outcomes = [

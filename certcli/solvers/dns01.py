@@ -156,9 +156,12 @@ class HookProvider:
                 "the hook DNS provider needs dns.hook.auth and dns.hook.cleanup commands",
                 "set them in config.toml ([dns.hook])",
             )
-        self.auth = shlex.split(str(conf["auth"]))
-        self.cleanup = shlex.split(str(conf["cleanup"]))
-        self.timeout = float(conf.get("timeout") or 120)
+        try:
+            self.auth = shlex.split(str(conf["auth"]))
+            self.cleanup = shlex.split(str(conf["cleanup"]))
+            self.timeout = float(conf.get("timeout") or 120)
+        except ValueError as exc:
+            raise UsageError(f"invalid [dns.hook] setting: {exc}") from None
 
     def check(self) -> None:
         for command in (self.auth, self.cleanup):
@@ -169,12 +172,15 @@ class HookProvider:
                 )
 
     def _run(self, command: list[str], name: str, value: str, domain: str) -> None:
-        env = {
-            **os.environ,
-            "CERTCLI_DNS_NAME": normalize_dns_name(name),
-            "CERTCLI_DNS_VALUE": value,
-            "CERTCLI_DOMAIN": domain,
-        }
+        from certcli.hooks import hook_environment
+
+        env = hook_environment(
+            {
+                "CERTCLI_DNS_NAME": normalize_dns_name(name),
+                "CERTCLI_DNS_VALUE": value,
+                "CERTCLI_DOMAIN": domain,
+            }
+        )
         try:
             proc = subprocess.run(
                 command, env=env, capture_output=True, text=True, timeout=self.timeout
@@ -248,8 +254,9 @@ class DelegationSolver:
     def wait(self, challenges: list[Challenge]) -> None:
         from certcli.dnscheck import authoritative_servers, find_zone, wait_for_txt
 
-        servers = self.settings.authoritative
-        if not servers:
+        if self.settings.authoritative:
+            servers = {f"{h}:{p}": [(h, p)] for h, p in self.settings.authoritative}
+        else:
             zone = self.settings.zone or find_zone(self.settings.target, self.settings.resolvers)
             servers = authoritative_servers(zone, self.settings.resolvers)
         values = {c.validation for c in challenges}

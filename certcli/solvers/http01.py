@@ -41,11 +41,13 @@ class WebrootSolver:
             for part in (self.webroot / ".well-known", self.directory):
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, 0o755)
+                    os.chmod(part, 0o755)  # the web server must read it, whatever the umask
             for challenge in challenges:
                 if not _TOKEN.match(challenge.token):
                     raise CertcliError(f"the CA sent a malformed token {challenge.token!r}")
                 path = self.directory / challenge.token
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+                os.fchmod(fd, 0o644)  # not a secret; readable by the web server, whatever the umask
                 with os.fdopen(fd, "w") as handle:
                     handle.write(challenge.key_authorization)
         except OSError as exc:

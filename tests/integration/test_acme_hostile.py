@@ -74,7 +74,7 @@ def test_twenty_issuances_in_a_row_through_half_the_nonces_rejected(
     hostile: Certcli, hostile_lab: Lab
 ) -> None:
     # Pebble logs no rejection, only its setting; at 50 % some of 200+ requests are rejected
-    # with near certainty (certcli retries each up to 10 times).
+    # with near certainty (certcli retries each up to 30 times).
     assert "Configured to reject 50% of good nonces" in hostile_lab.log("pebble").read_text()
     for i in range(20):
         run = _issue(hostile, hostile_lab, f"n{i}.certcli.test")

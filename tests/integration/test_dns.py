@@ -298,3 +298,14 @@ def test_a_secret_readable_by_others_is_warned_about(dns: Certcli) -> None:
     (dns.config_dir / "config.toml").chmod(0o644)
     run = dns("dns", "check", f"x.{SITE_ZONE}")
     assert "TSIG secret and is readable by others (mode 0644)" in run.stderr
+
+
+def test_each_with_wildcard_keeps_a_domain_and_its_wildcard_together(
+    dns: Certcli, lab: Lab, target: str
+) -> None:
+    first, second = _name(), _name()
+    for domain in (first, second):
+        lab.delegate(domain, target)
+    _ok(dns("issue", first, second, "--each", "--wildcard", "--agree-tos"))
+    assert _sans(dns, first) == {first, f"*.{first}"}
+    assert _sans(dns, second) == {second, f"*.{second}"}

@@ -196,3 +196,14 @@ def test_three_renews_at_once_one_works_the_others_exit_0(
     assert [code for code, _, _ in results] == [0, 0, 0], results
     assert sum("Renewed lock.certcli.test" in out for _, out, _ in results) == 1
     assert sum("another run is at work" in err for _, _, err in results) == 2
+
+
+def test_one_damaged_lineage_does_not_stop_the_others(acme: Certcli, lab: Lab) -> None:
+    _issue(acme, lab, "fine.certcli.test")
+    _issue(acme, lab, "broken.certcli.test")
+    (acme.config_dir / "certs" / "broken.certcli.test" / "lineage.toml").write_text("domains = [")
+    run = acme("renew", "--force")
+    assert run.code == 1
+    assert "Renewed fine.certcli.test" in run.stdout
+    assert "certcli: error: broken.certcli.test: cannot read" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -93,3 +93,34 @@ def test_the_manual_provider_needs_a_terminal_and_shows_the_record() -> None:
     assert shown == [
         'For *.x.com, create this record, then press Enter:\n  t.acme.net. 60 IN TXT "value-1"'
     ]
+
+
+def test_propagation_needs_one_answering_address_per_name_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A host whose IPv6 address is unreachable from here still counts by its IPv4 one."""
+    from certcli import dnscheck
+    from certcli.errors import DnsPropagationError
+
+    def txt_values(name: str, server: tuple[str, int], timeout: float = 2.0) -> set[str]:
+        if ":" in server[0]:
+            raise OSError(101, "Network is unreachable")
+        return {"v1"} if server[0] == "192.0.2.1" else set()
+
+    monkeypatch.setattr(dnscheck, "txt_values", txt_values)
+    ok = {"ns1.": [("2001:db8::1", 53), ("192.0.2.1", 53)]}
+    dnscheck.wait_for_txt("t.acme.net", {"v1"}, ok, timeout=1)
+    lagging = {**ok, "ns2.": [("192.0.2.2", 53)]}
+    with pytest.raises(DnsPropagationError, match=r"ns2\. \(192\.0\.2\.2:53 serves nothing\)"):
+        dnscheck.wait_for_txt("t.acme.net", {"v1"}, lagging, timeout=0.3)
+
+
+def test_hooks_never_see_certclis_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from certcli.hooks import hook_environment
+
+    monkeypatch.setenv("CERTCLI_PASSPHRASE", "p")
+    monkeypatch.setenv("CERTCLI_DNS_RFC2136_TSIG_SECRET", "s")
+    monkeypatch.setenv("PATH", "/bin")
+    env = hook_environment({"CERTCLI_NAME": "x"})
+    assert "CERTCLI_PASSPHRASE" not in env and "CERTCLI_DNS_RFC2136_TSIG_SECRET" not in env
+    assert env["PATH"] == "/bin" and env["CERTCLI_NAME"] == "x"

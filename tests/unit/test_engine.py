@@ -101,3 +101,39 @@ def test_split_chain() -> None:
     assert split.cert_pem == issued.cert_pem
     assert split.chain_pem == issued.chain_pem
     assert split.fullchain_pem == issued.fullchain_pem
+
+
+def test_new_orders_carry_the_profile_and_replaces() -> None:
+    """What Pebble 2.4 cannot show: the newOrder body certcli sends."""
+    import json as jsonlib
+    from unittest import mock
+
+    sent = []
+    client = mock.Mock()
+    client.directory = {"newOrder": "https://ca/new-order"}
+
+    def post(url: str, message: object) -> object:
+        sent.append((url, jsonlib.loads(message.json_dumps())))  # type: ignore[attr-defined]
+        response = mock.Mock()
+        response.json.return_value = {"status": "pending", "authorizations": [], "finalize": "f"}
+        response.headers = {"Location": "https://ca/order/1"}
+        return response
+
+    client._post.side_effect = post
+    order = engine.Ca._new_order(
+        client, ["x.example.com", "192.0.2.1"], b"csr", "shortlived", "aYhb.AIdl"
+    )
+    assert order.uri == "https://ca/order/1"
+    assert sent == [
+        (
+            "https://ca/new-order",
+            {
+                "identifiers": [
+                    {"type": "dns", "value": "x.example.com"},
+                    {"type": "ip", "value": "192.0.2.1"},
+                ],
+                "profile": "shortlived",
+                "replaces": "aYhb.AIdl",
+            },
+        )
+    ]

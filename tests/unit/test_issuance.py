@@ -144,3 +144,15 @@ def test_dns_plan_settings_and_the_default_target(tmp_path: Path) -> None:
     assert fixed.dns is not None and fixed.dns.target == "fixed.example.net"
     with pytest.raises(UsageError, match="delegation target"):
         make_plan(AcmeOptions(challenge="dns-01"), {}, None, tmp_path)
+
+
+def test_webroot_tokens_are_readable_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        solver = WebrootSolver(tmp_path)
+        solver.present([Challenge("x.com", "http-01", "tok", "tok.t", "tok.t")])
+    finally:
+        os.umask(old)
+    directory = tmp_path / ".well-known" / "acme-challenge"
+    assert stat.S_IMODE(os.stat(directory).st_mode) == 0o755
+    assert stat.S_IMODE(os.stat(directory / "tok").st_mode) == 0o644

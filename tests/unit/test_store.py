@@ -149,3 +149,31 @@ def test_ensure_reports_an_unusable_config_dir(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot write to the config dir") as caught:
         Store(blocker / "sub").ensure()
     assert caught.value.hint is not None and "--config-dir" in caught.value.hint
+
+
+def test_a_kill_while_replacing_pending_keeps_the_earlier_key(store: Store) -> None:
+    store.write_pending("example.com", b"k1", b"c1", {})
+    lineage = store.lineage_dir("example.com")
+    # as if killed between the two renames of write_pending
+    os.rename(store.pending_dir("example.com"), lineage / ".pending-old.partial.999")
+    os.mkdir(lineage / ".pending.partial.999")
+    store.repair("example.com")
+    assert store.read_pending("example.com") == (b"k1", b"c1", {})
+    assert sorted(os.listdir(lineage)) == ["lineage.toml", "pending"]
+
+
+def test_damaged_state_and_lineage_files_are_store_errors(store: Store) -> None:
+    (store.lineage_dir("example.com") / "state.json").write_text("[1, 2]")
+    with pytest.raises(StoreError, match="not a JSON object"):
+        store.read_state("example.com")
+    (store.lineage_dir("example.com") / "lineage.toml").write_text(
+        'name = "example.com"\ndomains = 3\n'
+    )
+    with pytest.raises(StoreError, match="cannot read"):
+        store.read_config("example.com")
+
+
+def test_live_files_come_from_one_version(store: Store) -> None:
+    store.add_version("example.com", FILES, {})
+    store.add_version("example.com", {**FILES, "privkey.pem": b"key2", "fullchain.pem": b"fc2"}, {})
+    assert store.read_live_files("example.com", "fullchain.pem", "privkey.pem") == [b"fc2", b"key2"]
