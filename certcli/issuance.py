@@ -578,7 +578,9 @@ def renew(
         if due and jitter > 0 and not (force or dry_run):
             time.sleep(random.uniform(0, jitter))  # spread a fleet's runs over the CA's day
         if due and not dry_run and hooks.get("pre"):
-            problems += filter(None, [run_hook("pre", str(hooks["pre"]), {})])
+            problems += filter(
+                None, [run_hook("pre", str(hooks["pre"]), {}, _hook_timeout(config))]
+            )
 
         def one(item: tuple[LineageConfig, str]) -> Outcome:
             lineage, reason = item
@@ -631,7 +633,8 @@ def renew(
                 failed = " ".join(d for o in outcomes if o.action == "failed" for d in o.domains)
                 renewed = " ".join(d for o in outcomes if o.action == "renewed" for d in o.domains)
                 env = {"FAILED_DOMAINS": failed, "RENEWED_DOMAINS": renewed}
-                problems += filter(None, [run_hook("post", str(hooks["post"]), env)])
+                problem = run_hook("post", str(hooks["post"]), env, _hook_timeout(config))
+                problems += filter(None, [problem])
         if not dry_run:
             problems += _notify(config, outcomes)
     return RenewRun(outcomes, problems)
@@ -724,8 +727,15 @@ def deploy(store: Store, config: dict[str, Any], lineage: LineageConfig) -> tupl
         "RENEWED_LINEAGE": live,  # certbot's names, so its deploy hooks work unchanged
         "RENEWED_DOMAINS": domains,
     }
-    problem = run_hook("deploy", str(command), env)
+    problem = run_hook("deploy", str(command), env, _hook_timeout(config, lineage))
     return (f"{lineage.name}: {problem}",) if problem else ()
+
+
+def _hook_timeout(config: dict[str, Any], lineage: LineageConfig | None = None) -> float:
+    from certcli.config import number
+
+    table = lineage.to_toml() if lineage else None
+    return number("hooks.timeout", setting("hooks.timeout", None, config, 300, table))
 
 
 def _notify(config: dict[str, Any], outcomes: list[Outcome]) -> list[str]:

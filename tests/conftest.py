@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,6 +80,18 @@ def certcli(tmp_path: Path) -> Certcli:
     return Certcli(tmp_path / "config", tmp_path)
 
 
+@pytest.fixture
+def acme(certcli: Certcli, lab: Lab) -> Certcli:
+    """certcli pointed at the session's lab."""
+    return certcli.point_at(lab)
+
+
+def ok(run: Run) -> Run:
+    """The run, once it is known to have succeeded (else its stderr is the failure)."""
+    assert run.code == 0, run.stderr
+    return run
+
+
 @pytest.fixture(scope="session")
 def ca() -> LocalCA:
     """A CA with two intermediates, like many commercial chains."""
@@ -113,10 +126,10 @@ def store_snapshot() -> Callable[[Path], dict[str, tuple]]:
 # -- the lab ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """Pebble, BIND and the webroot server, started once for the session."""
-    instance = Lab.create(tmp_path_factory.mktemp("lab"))
+def started_lab(factory: pytest.TempPathFactory, name: str, **options: Any) -> Iterator[Lab]:
+    """A lab of its own for a fixture (`yield from started_lab(...)`), stopped afterwards;
+    it fails the tests that need it, saying how to install what is missing."""
+    instance = Lab.create(factory.mktemp(name), **options)
     try:
         instance.start()
     except LabError as exc:
@@ -125,6 +138,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     yield instance
     instance.stop()
     _LABS.remove(instance)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """Pebble, BIND and the webroot server, started once for the session."""
+    yield from started_lab(tmp_path_factory, "lab")
 
 
 _LABS: list[Lab] = []

@@ -12,20 +12,10 @@ import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from tests.conftest import Certcli, Run, snapshot
+from tests.conftest import Certcli, Run, ok, snapshot
 from tests.lab import Lab, free_port
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def acme(certcli: Certcli, lab: Lab) -> Certcli:
-    return certcli.point_at(lab)
-
-
-def _ok(run: Run) -> Run:
-    assert run.code == 0, run.stderr
-    return run
 
 
 def _issue(acme: Certcli, lab: Lab, *args: str) -> Run:
@@ -64,7 +54,7 @@ def _no_tokens_left(lab: Lab) -> None:
 
 
 def test_single_san(acme: Certcli, lab: Lab) -> None:
-    run = _ok(_issue(acme, lab, "one.certcli.test"))
+    run = ok(_issue(acme, lab, "one.certcli.test"))
     assert run.stdout.startswith("Issued one.certcli.test: one.certcli.test, version 1")
     assert "one.certcli.test: Validating" in run.stderr  # phases, as plain lines
     assert _sans(_leaf(acme, "one.certcli.test")) == {"one.certcli.test"}
@@ -75,16 +65,16 @@ def test_single_san(acme: Certcli, lab: Lab) -> None:
     assert (lineage / "live" / "privkey.pem").stat().st_mode & 0o777 == 0o600
     state = json.loads((lineage / "state.json").read_text())
     assert state["phase"] == "Completed" and "last_error" not in state
-    (entry,) = _ok(acme("status", "--json")).json()["lineages"]
+    (entry,) = ok(acme("status", "--json")).json()["lineages"]
     assert entry["mode"] == "auto" and entry["status"] == "active"
     assert entry["issuer"].startswith("Pebble Intermediate CA")
 
 
 def test_three_sans_and_the_account_is_reused(acme: Certcli, lab: Lab) -> None:
-    _ok(_issue(acme, lab, "first.certcli.test"))
+    ok(_issue(acme, lab, "first.certcli.test"))
     accounts_before = sum(1 for r in lab.acme_requests() if r == "POST /sign-me-up")
     names = ["three.certcli.test", "www.three.certcli.test", "api.three.certcli.test"]
-    _ok(_issue(acme, lab, *names))
+    ok(_issue(acme, lab, *names))
     assert sum(1 for r in lab.acme_requests() if r == "POST /sign-me-up") == accounts_before
     assert _sans(_leaf(acme, "three.certcli.test")) == set(names)
     _verify_to_pebble_root(acme, lab, "three.certcli.test", "api.three.certcli.test")
@@ -93,7 +83,7 @@ def test_three_sans_and_the_account_is_reused(acme: Certcli, lab: Lab) -> None:
 
 def test_each_issues_five_lineages_concurrently(acme: Certcli, lab: Lab) -> None:
     domains = [f"e{i}.certcli.test" for i in range(5)]
-    run = _ok(acme("issue", *domains, "--each", "--webroot", lab.webroot, "--agree-tos", "--json"))
+    run = ok(acme("issue", *domains, "--each", "--webroot", lab.webroot, "--agree-tos", "--json"))
     results = run.json()["results"]
     assert sorted(r["name"] for r in results) == domains
     assert {r["action"] for r in results} == {"issued"}
@@ -103,9 +93,9 @@ def test_each_issues_five_lineages_concurrently(acme: Certcli, lab: Lab) -> None
 
 
 def test_renew_force_moves_live_and_keeps_the_old_version(acme: Certcli, lab: Lab) -> None:
-    _ok(_issue(acme, lab, "renew.certcli.test"))
+    ok(_issue(acme, lab, "renew.certcli.test"))
     old_serial = _leaf(acme, "renew.certcli.test").serial_number
-    run = _ok(acme("renew", "--force"))
+    run = ok(acme("renew", "--force"))
     assert run.stdout.startswith("Renewed renew.certcli.test")
     lineage = acme.config_dir / "certs" / "renew.certcli.test"
     assert os.readlink(lineage / "live") == "archive/0002"
@@ -119,7 +109,7 @@ def test_renew_force_moves_live_and_keeps_the_old_version(acme: Certcli, lab: La
 def test_renew_with_nothing_due_sends_no_request_and_prints_nothing(
     acme: Certcli, lab: Lab
 ) -> None:
-    _ok(_issue(acme, lab, "quiet.certcli.test"))
+    ok(_issue(acme, lab, "quiet.certcli.test"))
     before = len(lab.acme_requests())
     run = acme("renew")
     assert run.code == 0, run.stderr
@@ -129,12 +119,12 @@ def test_renew_with_nothing_due_sends_no_request_and_prints_nothing(
 
 
 def test_dry_run_stores_nothing(acme: Certcli, lab: Lab) -> None:
-    run = _ok(_issue(acme, lab, "dry.certcli.test", "--dry-run"))
+    run = ok(_issue(acme, lab, "dry.certcli.test", "--dry-run"))
     assert "Dry run dry.certcli.test" in run.stdout
     assert not (acme.config_dir / "certs" / "dry.certcli.test").exists()
-    _ok(_issue(acme, lab, "wet.certcli.test"))
+    ok(_issue(acme, lab, "wet.certcli.test"))
     before = snapshot(acme.config_dir / "certs")
-    run = _ok(acme("renew", "--dry-run"))
+    run = ok(acme("renew", "--dry-run"))
     assert "Dry run wet.certcli.test" in run.stdout
     assert snapshot(acme.config_dir / "certs") == before
 
@@ -149,12 +139,12 @@ def test_a_webroot_that_is_not_served_fails_validation_naming_the_domain(
     error = run.stderr.strip().splitlines()[-1]
     assert error.startswith("certcli: error: validation failed for lost.certcli.test (http-01)")
     assert os.listdir(unserved / ".well-known" / "acme-challenge") == []
-    (entry,) = _ok(acme("status", "--json")).json()["lineages"]
+    (entry,) = ok(acme("status", "--json")).json()["lineages"]
     assert entry["status"] == "failed" and "lost.certcli.test" in entry["error"]
     assert acme("status", "--fail-on", "any").code == 1
     # renew retries it; fixed (served webroot) it succeeds, with no flag needed to re-issue
-    _ok(_issue(acme, lab, "lost.certcli.test"))
-    assert _ok(acme("status", "--json")).json()["lineages"][0]["status"] == "active"
+    ok(_issue(acme, lab, "lost.certcli.test"))
+    assert ok(acme("status", "--json")).json()["lineages"][0]["status"] == "active"
 
 
 def test_ca_unreachable_is_one_clear_line_and_stores_nothing(acme: Certcli, lab: Lab) -> None:
@@ -175,9 +165,9 @@ def test_tls_to_the_ca_is_verified(acme: Certcli, lab: Lab) -> None:
     run = _issue(acme, lab, "tls.certcli.test")
     assert run.code == 11, run.stderr
     assert "did not verify" in run.stderr and "--ca-bundle" in run.stderr
-    _ok(_issue(acme, lab, "tls.certcli.test", "--ca-bundle", str(lab.ca_bundle)))
+    ok(_issue(acme, lab, "tls.certcli.test", "--ca-bundle", str(lab.ca_bundle)))
     # the bundle is remembered for renewals
-    _ok(acme("renew", "tls.certcli.test", "--force"))
+    ok(acme("renew", "tls.certcli.test", "--force"))
 
 
 def test_terms_of_service_must_be_accepted(acme: Certcli, lab: Lab) -> None:
@@ -188,13 +178,13 @@ def test_terms_of_service_must_be_accepted(acme: Certcli, lab: Lab) -> None:
 
 
 def test_an_existing_name_is_refused_unless_forced_or_expanded(acme: Certcli, lab: Lab) -> None:
-    _ok(_issue(acme, lab, "exists.certcli.test"))
+    ok(_issue(acme, lab, "exists.certcli.test"))
     run = _issue(acme, lab, "exists.certcli.test")
     assert run.code == 2 and "already exists" in run.stderr and "--force" in run.stderr
-    _ok(_issue(acme, lab, "exists.certcli.test", "--force-renewal"))
+    ok(_issue(acme, lab, "exists.certcli.test", "--force-renewal"))
     run = _issue(acme, lab, "exists.certcli.test", "www.exists.certcli.test")
     assert run.code == 2 and "--expand" in run.stderr
-    _ok(_issue(acme, lab, "exists.certcli.test", "www.exists.certcli.test", "--expand"))
+    ok(_issue(acme, lab, "exists.certcli.test", "www.exists.certcli.test", "--expand"))
     assert _sans(_leaf(acme, "exists.certcli.test")) == {
         "exists.certcli.test",
         "www.exists.certcli.test",
@@ -209,12 +199,12 @@ def test_an_existing_name_is_refused_unless_forced_or_expanded(acme: Certcli, la
 def test_preferred_chain_picks_the_alternate_root(acme: Certcli, lab: Lab) -> None:
     alternate = x509.load_pem_x509_certificate(lab.issuing_root(1))
     cn = alternate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
-    _ok(_issue(acme, lab, "chain.certcli.test", "--preferred-chain", str(cn)))
+    ok(_issue(acme, lab, "chain.certcli.test", "--preferred-chain", str(cn)))
     chain = x509.load_pem_x509_certificates(
         (_live(acme, "chain.certcli.test") / "fullchain.pem").read_bytes()
     )
     assert chain[-1].issuer == alternate.subject
-    _ok(_issue(acme, lab, "default.certcli.test"))
+    ok(_issue(acme, lab, "default.certcli.test"))
     default = x509.load_pem_x509_certificates(
         (_live(acme, "default.certcli.test") / "fullchain.pem").read_bytes()
     )
@@ -222,7 +212,7 @@ def test_preferred_chain_picks_the_alternate_root(acme: Certcli, lab: Lab) -> No
 
 
 def test_an_ip_address_identifier(acme: Certcli, lab: Lab) -> None:
-    _ok(_issue(acme, lab, "127.0.0.1"))
+    ok(_issue(acme, lab, "127.0.0.1"))
     ext = _leaf(acme, "127.0.0.1").extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert [str(ip) for ip in ext.value.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
 
@@ -233,9 +223,9 @@ def test_custom_lineages_are_never_renewed(acme: Certcli, lab: Lab, ca, tmp_path
     issued = ca.issue(["mine.example.com"], not_before=datetime.now(UTC) - timedelta(days=80))
     (tmp_path / "c.pem").write_bytes(issued.fullchain_pem)
     (tmp_path / "k.pem").write_bytes(issued.key_pem)
-    _ok(acme("upload", "mine", "--cert", "c.pem", "--key", "k.pem"))
+    ok(acme("upload", "mine", "--cert", "c.pem", "--key", "k.pem"))
     before = len(lab.acme_requests())
-    run = _ok(acme("renew"))
+    run = ok(acme("renew"))
     assert run.stdout == ""
     assert "mine: uploaded certificate expires in 9 days: upload a new one" in run.stderr
     assert len(lab.acme_requests()) == before

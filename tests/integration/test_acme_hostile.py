@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.conftest import Certcli, Run
-from tests.lab import Lab, LabError
+from tests.conftest import Certcli, Run, started_lab
+from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
 
@@ -27,19 +27,14 @@ VALIDITY = 8  # seconds: due after 4 (half the lifetime, as for any certificate 
 
 @pytest.fixture(scope="module")
 def hostile_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    lab = Lab.create(
-        tmp_path_factory.mktemp("hostile-lab"),
+    yield from started_lab(
+        tmp_path_factory,
+        "hostile-lab",
         certificate_validity=VALIDITY,
         pebble_env={"PEBBLE_WFE_NONCEREJECT": "50"},
         eab_keys={KID: HMAC},
         port_53=False,  # the session's lab has it
     )
-    try:
-        lab.start()
-    except LabError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield lab
-    lab.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import Certcli, Run
+from tests.conftest import Certcli, ok
 from tests.lab import Lab
 from tests.lab.ari import AriShim
 
@@ -31,11 +31,6 @@ def ari(certcli: Certcli, lab: Lab, shim: AriShim) -> Certcli:
     return certcli
 
 
-def _ok(run: Run) -> Run:
-    assert run.code == 0, run.stderr
-    return run
-
-
 def _state(certcli: Certcli, name: str) -> dict:
     return json.loads((certcli.config_dir / "certs" / name / "state.json").read_text())
 
@@ -43,21 +38,21 @@ def _state(certcli: Certcli, name: str) -> dict:
 def test_the_window_is_fetched_at_issuance_and_cached_until_retry_after(
     ari: Certcli, lab: Lab, shim: AriShim
 ) -> None:
-    _ok(ari("issue", "ari.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
+    ok(ari("issue", "ari.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
     assert shim.ari_requests() == 1
     state = _state(ari, "ari.certcli.test")["ari"]
     assert state["url"].startswith(f"{shim.base}/renewal-info/")
     assert 0 <= state["fraction"] <= 1
     before = (len(lab.acme_requests()), len(shim.requests))
-    run = _ok(ari("renew"))
+    run = ok(ari("renew"))
     assert run.stdout == ""  # the window is 60 days away: not due
     assert (len(lab.acme_requests()), len(shim.requests)) == before  # nothing asked
 
     shim.retry_after = 1
-    _ok(ari("renew", "--force"))  # a new certificate: its window is fetched, Retry-After 1 s
+    ok(ari("renew", "--force"))  # a new certificate: its window is fetched, Retry-After 1 s
     asked = shim.ari_requests()
     time.sleep(1.2)
-    _ok(ari("renew"))
+    ok(ari("renew"))
     assert shim.ari_requests() == asked + 1  # Retry-After passed: asked once more
 
 
@@ -66,8 +61,8 @@ def test_a_window_that_has_begun_makes_a_fresh_certificate_due(
 ) -> None:
     now = datetime.now(UTC)
     shim.window = (now - timedelta(minutes=5), now - timedelta(minutes=1))  # already passed
-    _ok(ari("issue", "early.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
-    run = _ok(ari("renew", "--json"))
+    ok(ari("issue", "early.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
+    run = ok(ari("renew", "--json"))
     (result,) = run.json()["results"]
     assert result["action"] == "renewed"
     assert result["reason"] == "inside the CA's renewal window (ARI)"
@@ -83,7 +78,7 @@ def test_profiles_are_checked_before_any_order_and_kept(
     assert run.code == 2
     assert "no profile 'tiny'" in run.stderr and "classic, shortlived" in run.stderr
     assert sum(1 for r in lab.acme_requests() if r == "POST /order-plz") == orders
-    _ok(
+    ok(
         ari(
             "issue",
             "p.certcli.test",
@@ -96,12 +91,12 @@ def test_profiles_are_checked_before_any_order_and_kept(
     )
     lineage = (ari.config_dir / "certs" / "p.certcli.test" / "lineage.toml").read_text()
     assert 'profile = "shortlived"' in lineage
-    _ok(ari("renew", "--force"))
+    ok(ari("renew", "--force"))
 
 
 def test_without_ari_the_lifetime_rule_holds(certcli: Certcli, lab: Lab) -> None:
     certcli.point_at(lab)  # Pebble itself: no renewalInfo
-    _ok(certcli("issue", "noari.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
+    ok(certcli("issue", "noari.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
     assert "ari" not in _state(certcli, "noari.certcli.test")
     run = certcli(
         "issue", "noari2.certcli.test", "--webroot", lab.webroot, "--agree-tos", "--profile", "x"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.conftest import CERTCLI, Certcli, Run
+from tests.conftest import CERTCLI, Certcli, ok
 from tests.lab import ADMIN_KEY_NAME, DELEGATION_ZONE, SITE_ZONE, TSIG_ALGORITHM, Lab, free_port
 
 pytestmark = pytest.mark.integration
@@ -41,11 +41,6 @@ def _name() -> str:
     return f"d{secrets.token_hex(3)}.{SITE_ZONE}"
 
 
-def _ok(run: Run) -> Run:
-    assert run.code == 0, run.stderr
-    return run
-
-
 def _orders(lab: Lab) -> int:
     return sum(1 for r in lab.acme_requests() if r == "POST /order-plz")
 
@@ -63,11 +58,11 @@ def _sans(certcli: Certcli, name: str) -> set[str]:
 def test_apex_and_wildcard_through_delegation(dns: Certcli, lab: Lab, target: str) -> None:
     domain = _name()
     lab.delegate(domain, target)
-    run = _ok(dns("issue", domain, "--wildcard", "--agree-tos"))
+    run = ok(dns("issue", domain, "--wildcard", "--agree-tos"))
     assert f"{domain}: CNAME Check" in run.stderr
     assert _sans(dns, domain) == {domain, f"*.{domain}"}
     assert lab.txt(target) == [], "certcli removes the values it added"
-    (entry,) = _ok(dns("status", domain, "--json")).json()["lineages"]
+    (entry,) = ok(dns("status", domain, "--json")).json()["lineages"]
     assert entry["status"] == "active"
     assert {s["name"]: s["dns_status"] for s in entry["sans"]} == {
         domain: "valid",
@@ -86,7 +81,7 @@ def test_missing_delegation_orders_nothing_and_says_what_to_create(
     assert f"_acme-challenge.{domain}. 300 IN CNAME {target}." in run.stdout
     assert "Missing" in run.stdout
     assert _orders(lab) == before
-    (entry,) = _ok(dns("status", "--json")).json()["lineages"]
+    (entry,) = ok(dns("status", "--json")).json()["lineages"]
     assert entry["status"] == "dns_missing"
     assert entry["sans"][0]["dns_status"] == "missing"
 
@@ -119,9 +114,9 @@ def test_each_dns_status_with_dns_check(dns: Certcli, lab: Lab, target: str) -> 
     plain = dns("dns", "check", wrong, duplicate)
     assert f"ends at elsewhere.{DELEGATION_ZONE}" in plain.stdout
     assert f"remove the TXT record at _acme-challenge.{duplicate}" in plain.stdout
-    assert _ok(dns("dns", "check", valid, chained)).code == 0
+    assert ok(dns("dns", "check", valid, chained)).code == 0
     # a chain of CNAMEs validates for real too
-    _ok(dns("issue", chained, "--dns", "--agree-tos"))
+    ok(dns("issue", chained, "--dns", "--agree-tos"))
     assert _sans(dns, chained) == {chained}
 
 
@@ -153,7 +148,7 @@ def test_a_wrong_tsig_secret_is_a_clear_error_and_nothing_is_ordered(
     line = run.stderr.strip().splitlines()[-1]
     assert "rejected TSIG key 'certcli-acme'" in line and "tsig_secret" in line
     assert _orders(lab) == before
-    (entry,) = _ok(dns("status", "--json")).json()["lineages"]
+    (entry,) = ok(dns("status", "--json")).json()["lineages"]
     assert entry["status"] == "failed" and "TSIG" in entry["error"]
 
 
@@ -161,7 +156,7 @@ def test_only_its_own_values_are_removed(dns: Certcli, lab: Lab, target: str) ->
     domain = _name()
     lab.delegate(domain, target)
     lab.update(DELEGATION_ZONE, ("replace", target, "TXT", ['"another-lineage"']))
-    _ok(dns("issue", domain, "--dns", "--agree-tos"))
+    ok(dns("issue", domain, "--dns", "--agree-tos"))
     assert lab.txt(target) == ["another-lineage"]
 
 
@@ -189,14 +184,14 @@ def test_two_lineages_through_one_target_at_the_same_time(
 def test_san_add_reissues_when_the_dns_is_valid(dns: Certcli, lab: Lab, target: str) -> None:
     domain = _name()
     lab.delegate(domain, target)
-    _ok(dns("issue", domain, "--dns", "--agree-tos"))
+    ok(dns("issue", domain, "--dns", "--agree-tos"))
     extra = f"www.{domain}"
     lab.delegate(extra, target)
-    run = _ok(dns("san", "add", domain, extra))
+    run = ok(dns("san", "add", domain, extra))
     assert f"added {extra}" in run.stderr
     assert _sans(dns, domain) == {domain, extra}
     assert sorted(os.listdir(dns.config_dir / "certs" / domain / "archive")) == ["0001", "0002"]
-    listed = _ok(dns("san", "list", domain, "--json")).json()["sans"]
+    listed = ok(dns("san", "list", domain, "--json")).json()["sans"]
     assert [(s["name"], s["ssl_status"], s["dns_status"]) for s in listed] == [
         (domain, "covered", "valid"),
         (extra, "covered", "valid"),
@@ -206,22 +201,22 @@ def test_san_add_reissues_when_the_dns_is_valid(dns: Certcli, lab: Lab, target: 
 def test_san_add_waits_for_dns_then_renew_picks_it_up(dns: Certcli, lab: Lab, target: str) -> None:
     domain = _name()
     lab.delegate(domain, target)
-    _ok(dns("issue", domain, "--dns", "--agree-tos"))
+    ok(dns("issue", domain, "--dns", "--agree-tos"))
     extra = f"api.{domain}"
     run = dns("san", "add", domain, extra)
     assert run.code == 17
     assert f"_acme-challenge.{extra}. 300 IN CNAME {target}." in run.stdout
-    (entry,) = _ok(dns("status", "--json")).json()["lineages"]
+    (entry,) = ok(dns("status", "--json")).json()["lineages"]
     assert entry["status"] == "dns_missing"
     assert entry["domains"] == [domain, extra]
     assert _sans(dns, domain) == {domain}  # the old certificate is still served
 
     assert dns("renew").code == 1  # still missing: renew says so
     lab.delegate(extra, target)
-    run = _ok(dns("renew"))
+    run = ok(dns("renew"))
     assert f"Renewed {domain}" in run.stdout
     assert _sans(dns, domain) == {domain, extra}
-    assert _ok(dns("status", "--json")).json()["lineages"][0]["status"] == "active"
+    assert ok(dns("status", "--json")).json()["lineages"][0]["status"] == "active"
 
 
 def test_a_san_covered_by_the_wildcard_needs_no_certificate(
@@ -229,22 +224,22 @@ def test_a_san_covered_by_the_wildcard_needs_no_certificate(
 ) -> None:
     domain = _name()
     lab.delegate(domain, target)
-    _ok(dns("issue", domain, "--wildcard", "--agree-tos"))
+    ok(dns("issue", domain, "--wildcard", "--agree-tos"))
     before = _orders(lab)
-    run = _ok(dns("san", "add", domain, f"shop.{domain}"))
+    run = ok(dns("san", "add", domain, f"shop.{domain}"))
     assert "covered by the live certificate" in run.stderr
     assert _orders(lab) == before
-    _ok(dns("renew", "--force"))  # the order leaves the covered name out: no delegation needed
+    ok(dns("renew", "--force"))  # the order leaves the covered name out: no delegation needed
     assert _sans(dns, domain) == {domain, f"*.{domain}"}
 
 
 def test_status_check_dns_sees_a_change_at_once(dns: Certcli, lab: Lab, target: str) -> None:
     domain = _name()
     lab.delegate(domain, target)
-    _ok(dns("issue", domain, "--dns", "--agree-tos"))
+    ok(dns("issue", domain, "--dns", "--agree-tos"))
     lab.delegate(domain, f"moved.{DELEGATION_ZONE}")
-    assert _ok(dns("status", "--json")).json()["lineages"][0]["status"] == "active"  # cached
-    entry = _ok(dns("status", domain, "--check-dns", "--json")).json()["lineages"][0]
+    assert ok(dns("status", "--json")).json()["lineages"][0]["status"] == "active"  # cached
+    entry = ok(dns("status", domain, "--check-dns", "--json")).json()["lineages"][0]
     assert entry["status"] == "dns_wrong"
     assert entry["sans"][0]["found"] == f"moved.{DELEGATION_ZONE}"
     assert dns("status", "--check-dns", "--fail-on", "dns").code == 1
@@ -284,7 +279,7 @@ def test_the_hook_provider_runs_real_commands(
     )
     domain = _name()
     lab.delegate(domain, target)
-    _ok(dns("issue", domain, "--wildcard", "--agree-tos"))
+    ok(dns("issue", domain, "--wildcard", "--agree-tos"))
     import json
 
     calls = [json.loads(line) for line in log.read_text().splitlines()]
@@ -306,6 +301,6 @@ def test_each_with_wildcard_keeps_a_domain_and_its_wildcard_together(
     first, second = _name(), _name()
     for domain in (first, second):
         lab.delegate(domain, target)
-    _ok(dns("issue", first, second, "--each", "--wildcard", "--agree-tos"))
+    ok(dns("issue", first, second, "--each", "--wildcard", "--agree-tos"))
     assert _sans(dns, first) == {first, f"*.{first}"}
     assert _sans(dns, second) == {second, f"*.{second}"}

@@ -8,18 +8,13 @@ import stat
 import pytest
 
 from certcli.keycrypt import decrypt
-from tests.conftest import Certcli, Run, snapshot
+from tests.conftest import Certcli, ok, snapshot
 from tests.lab import Lab
 from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
 
 SECRET = "a long passphrase"
-
-
-def _ok(run: Run) -> Run:
-    assert run.code == 0, run.stderr
-    return run
 
 
 @pytest.fixture
@@ -32,8 +27,8 @@ def sealed(certcli: Certcli, lab: Lab) -> Certcli:
 
 
 def test_archived_keys_are_encrypted_and_live_is_plain(sealed: Certcli, lab: Lab) -> None:
-    _ok(sealed("issue", "enc.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
-    _ok(sealed("renew", "--force"))
+    ok(sealed("issue", "enc.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
+    ok(sealed("renew", "--force"))
     archive = sealed.config_dir / "certs" / "enc.certcli.test" / "archive"
     old, live = archive / "0001", archive / "0002"
     assert not (old / "privkey.pem").exists()
@@ -44,7 +39,7 @@ def test_archived_keys_are_encrypted_and_live_is_plain(sealed: Certcli, lab: Lab
     plain = (live / "privkey.pem").read_bytes()
     assert plain.startswith(b"-----BEGIN PRIVATE KEY-----")
     assert decrypt((live / "privkey.pem.enc").read_bytes(), SECRET.encode(), "k") == plain
-    key = _ok(sealed("download", "enc.certcli.test", "--what", "key", "--include-key")).stdout
+    key = ok(sealed("download", "enc.certcli.test", "--what", "key", "--include-key")).stdout
     assert key.encode() == plain
 
 
@@ -58,7 +53,7 @@ def test_without_the_passphrase_nothing_is_written(sealed: Certcli, lab: Lab) ->
 def test_a_pending_key_is_encrypted_and_needs_the_right_passphrase(
     sealed: Certcli, tmp_path
 ) -> None:
-    _ok(sealed("csr", "csr.certcli.test", "--out", "req.csr"))
+    ok(sealed("csr", "csr.certcli.test", "--out", "req.csr"))
     pending = sealed.config_dir / "certs" / "csr.certcli.test" / "pending"
     assert sorted(os.listdir(pending)) == ["csr.pem", "meta.json", "privkey.pem.enc"]
     assert b"PRIVATE KEY" not in (pending / "privkey.pem.enc").read_bytes()
@@ -70,6 +65,6 @@ def test_a_pending_key_is_encrypted_and_needs_the_right_passphrase(
     run = sealed("upload", "csr.certcli.test", "--cert", "cert.pem", "--passphrase-file", "wrong")
     assert run.code == 4 and "passphrase does not open" in run.stderr
     assert snapshot(sealed.config_dir) == before
-    _ok(sealed("upload", "csr.certcli.test", "--cert", "cert.pem"))
+    ok(sealed("upload", "csr.certcli.test", "--cert", "cert.pem"))
     live = sealed.config_dir / "certs" / "csr.certcli.test" / "live"
     assert (live / "privkey.pem").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")

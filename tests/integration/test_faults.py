@@ -18,31 +18,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CERTCLI, Certcli, Run
-from tests.lab import Lab, LabError
+from tests.conftest import CERTCLI, Certcli, ok, started_lab
+from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def fault_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    lab = Lab.create(tmp_path_factory.mktemp("fault-lab"), port_53=False)
-    try:
-        lab.start()
-    except LabError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield lab
-    lab.stop()
+    yield from started_lab(tmp_path_factory, "fault-lab", port_53=False)
 
 
 @pytest.fixture
 def acme(certcli: Certcli, fault_lab: Lab) -> Certcli:
+    """Here, certcli talks to this module's own lab."""
     return certcli.point_at(fault_lab)
-
-
-def _ok(run: Run) -> Run:
-    assert run.code == 0, run.stderr
-    return run
 
 
 def _live(certcli: Certcli, name: str) -> str:
@@ -51,7 +41,7 @@ def _live(certcli: Certcli, name: str) -> str:
 
 def _assert_whole(certcli: Certcli, name: str) -> None:
     """`status` reads the lineage and `live` is a complete version."""
-    run = _ok(certcli("status", name, "--json"))
+    run = ok(certcli("status", name, "--json"))
     assert run.json()["lineages"][0]["version"] is not None
     live = certcli.config_dir / "certs" / name / "live"
     assert {p.name for p in live.iterdir()} == {
@@ -67,7 +57,7 @@ def test_the_ca_going_away_mid_run_backs_off_and_the_next_run_succeeds(
     acme: Certcli, fault_lab: Lab
 ) -> None:
     for name in ("gone1.certcli.test", "gone2.certcli.test"):
-        _ok(acme("issue", name, "--webroot", fault_lab.webroot, "--agree-tos"))
+        ok(acme("issue", name, "--webroot", fault_lab.webroot, "--agree-tos"))
     pid = fault_lab.pids["pebble"]
     # The pre hook runs once the run has decided what is due: the CA vanishes right then.
     (acme.config_dir / "config.toml").write_text(f"[hooks]\npre = 'kill {pid}'\n")
@@ -85,7 +75,7 @@ def test_the_ca_going_away_mid_run_backs_off_and_the_next_run_succeeds(
         fault_lab.restart_pebble()
     (acme.config_dir / "config.toml").write_text("")
     # Restarted, Pebble has forgotten the account: certcli registers its key again.
-    run = _ok(acme("renew", "--force"))
+    run = ok(acme("renew", "--force"))
     assert run.stdout.count("Renewed") == 2
     assert _live(acme, "gone1.certcli.test") == "archive/0002"
 
@@ -134,7 +124,7 @@ def test_kill_9_at_each_step_leaves_a_whole_store(
     acme: Certcli, fault_lab: Lab, point: str
 ) -> None:
     name = f"kill-{point}.certcli.test"
-    _ok(acme("issue", name, "--webroot", fault_lab.webroot, "--agree-tos"))
+    ok(acme("issue", name, "--webroot", fault_lab.webroot, "--agree-tos"))
     env = {**os.environ, **acme.env, "CERTCLI_CONFIG_DIR": str(acme.config_dir)}
     child = subprocess.Popen(
         [sys.executable, "-c", STALL, point, "renew", "--force"],
@@ -149,7 +139,7 @@ def test_kill_9_at_each_step_leaves_a_whole_store(
 
     assert _live(acme, name) == "archive/0001"
     _assert_whole(acme, name)
-    _ok(acme("renew", "--force"))  # the next run finishes the job
+    ok(acme("renew", "--force"))  # the next run finishes the job
     assert _live(acme, name) == "archive/0002"
     assert not [
         p
@@ -163,7 +153,7 @@ def test_a_full_filesystem_is_a_clear_error_and_live_is_unchanged(
     acme: Certcli, fault_lab: Lab, tmp_path: Path
 ) -> None:
     """The store on a 2 MiB tmpfs, filled up, in a mount namespace of its own."""
-    _ok(acme("issue", "full.certcli.test", "--webroot", fault_lab.webroot, "--agree-tos"))
+    ok(acme("issue", "full.certcli.test", "--webroot", fault_lab.webroot, "--agree-tos"))
     if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
         pytest.fail("this test needs root and mount namespaces (unshare -m)")
     store = acme.config_dir

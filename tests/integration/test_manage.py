@@ -9,24 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Certcli, Run
+from tests.conftest import Certcli, ok
 from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def acme(certcli: Certcli, lab: Lab) -> Certcli:
-    return certcli.point_at(lab)
-
-
-def _ok(run: Run) -> Run:
-    assert run.code == 0, run.stderr
-    return run
-
-
 def _issue(acme: Certcli, lab: Lab, name: str, *args: str) -> None:
-    _ok(acme("issue", name, "--webroot", lab.webroot, "--agree-tos", *args))
+    ok(acme("issue", name, "--webroot", lab.webroot, "--agree-tos", *args))
 
 
 def _endpoint(lab: Lab, resource: str) -> str:
@@ -46,22 +36,22 @@ def test_delete_asks_and_removes_the_whole_lineage(acme: Certcli, lab: Lab) -> N
     lineage = acme.config_dir / "certs" / "del.certcli.test"
     run = acme("delete", "del.certcli.test")
     assert run.code == 7 and "--yes" in run.stderr and lineage.is_dir()
-    _ok(acme("delete", "del.certcli.test", "--yes"))
+    ok(acme("delete", "del.certcli.test", "--yes"))
     assert not lineage.exists()
     assert list((acme.config_dir / "certs").iterdir()) == []
     assert acme("delete", "del.certcli.test", "--yes").code == 3
 
 
 def test_config_set_and_get(certcli: Certcli) -> None:
-    _ok(certcli("config", "set", "renewal.jitter", "60"))
-    _ok(certcli("config", "set", "dns.resolvers", '["127.0.0.1:8053"]'))
-    _ok(certcli("config", "set", "hooks.deploy", "systemctl reload nginx"))
+    ok(certcli("config", "set", "renewal.jitter", "60"))
+    ok(certcli("config", "set", "dns.resolvers", '["127.0.0.1:8053"]'))
+    ok(certcli("config", "set", "hooks.deploy", "systemctl reload nginx"))
     path = certcli.config_dir / "config.toml"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert _ok(certcli("config", "get", "renewal.jitter")).stdout == "60\n"
-    assert _ok(certcli("config", "get", "dns.resolvers")).stdout == '["127.0.0.1:8053"]\n'
-    assert _ok(certcli("config", "get", "hooks.deploy")).stdout == "systemctl reload nginx\n"
-    assert _ok(certcli("config", "get", "dns.resolvers", "--json")).json() == {
+    assert ok(certcli("config", "get", "renewal.jitter")).stdout == "60\n"
+    assert ok(certcli("config", "get", "dns.resolvers")).stdout == '["127.0.0.1:8053"]\n'
+    assert ok(certcli("config", "get", "hooks.deploy")).stdout == "systemctl reload nginx\n"
+    assert ok(certcli("config", "get", "dns.resolvers", "--json")).json() == {
         "key": "dns.resolvers",
         "value": ["127.0.0.1:8053"],
     }
@@ -72,12 +62,12 @@ def test_config_set_and_get(certcli: Certcli) -> None:
 def test_account_show_update_rollover_deactivate(acme: Certcli, lab: Lab) -> None:
     assert acme("account", "show").code == 3
     _issue(acme, lab, "acct.certcli.test", "--email", "first@certcli.test")
-    shown = _ok(acme("account", "show", "--json")).json()
+    shown = ok(acme("account", "show", "--json")).json()
     assert shown["contact"] == ["mailto:first@certcli.test"]
     assert "key" not in json.dumps(shown).lower().replace("key_", "")
 
     before = len(lab.acme_requests())
-    updated = _ok(acme("account", "update", "--email", "second@certcli.test", "--json")).json()
+    updated = ok(acme("account", "update", "--email", "second@certcli.test", "--json")).json()
     assert updated["contact"] == ["mailto:second@certcli.test"]
     assert "POST /my-account/" in lab.acme_requests()[before:]  # Pebble logs the route
     stored = json.loads((_account_dir(acme) / "account.json").read_text())
@@ -85,7 +75,7 @@ def test_account_show_update_rollover_deactivate(acme: Certcli, lab: Lab) -> Non
 
     old_key = (_account_dir(acme) / "key.pem").read_bytes()
     before = len(lab.acme_requests())
-    _ok(acme("account", "rollover"))
+    ok(acme("account", "rollover"))
     assert _endpoint(lab, "keyChange") in lab.acme_requests()[before:]
     key = _account_dir(acme) / "key.pem"
     assert key.read_bytes() != old_key and stat.S_IMODE(key.stat().st_mode) == 0o600
@@ -96,22 +86,22 @@ def test_account_show_update_rollover_deactivate(acme: Certcli, lab: Lab) -> Non
     assert _endpoint(lab, "newAccount") not in lab.acme_requests()[before:]
 
     assert acme("account", "deactivate").code == 7
-    _ok(acme("account", "deactivate", "--yes"))
+    ok(acme("account", "deactivate", "--yes"))
     assert acme("account", "show").code == 3
     before = len(lab.acme_requests())
     _issue(acme, lab, "new-account.certcli.test")
     assert _endpoint(lab, "newAccount") in lab.acme_requests()[before:]
-    assert _ok(acme("account", "show", "--json")).json()["uri"] != shown["uri"]
+    assert ok(acme("account", "show", "--json")).json()["uri"] != shown["uri"]
 
 
 def test_revoke_then_renew_replaces_it(acme: Certcli, lab: Lab) -> None:
     _issue(acme, lab, "rev.certcli.test")
     assert acme("revoke", "rev.certcli.test", "--reason", "stolen").code == 2
     before = len(lab.acme_requests())
-    run = _ok(acme("revoke", "rev.certcli.test", "--reason", "keyCompromise", "--json"))
+    run = ok(acme("revoke", "rev.certcli.test", "--reason", "keyCompromise", "--json"))
     assert run.json()["revoked"] is True
     assert _endpoint(lab, "revokeCert") in lab.acme_requests()[before:]
-    run = _ok(acme("renew", "--json"))
+    run = ok(acme("renew", "--json"))
     (result,) = run.json()["results"]
     assert result["action"] == "renewed" and result["reason"] == "revoked"
-    assert _ok(acme("renew", "--json")).json()["results"][0]["action"] == "not_due"
+    assert ok(acme("renew", "--json")).json()["results"][0]["action"] == "not_due"

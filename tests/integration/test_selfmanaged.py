@@ -11,15 +11,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from tests.conftest import Certcli, Run
+from tests.conftest import Certcli, ok
 from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
-
-
-def _ok(run: Run) -> Run:
-    assert run.code == 0, run.stderr
-    return run
 
 
 def _mode(path: Path) -> int:
@@ -28,7 +23,7 @@ def _mode(path: Path) -> int:
 
 def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Path) -> None:
     # csr: the key stays in the store, the CSR verifies and carries both SANs
-    run = _ok(
+    run = ok(
         certcli(
             "csr",
             "example.com",
@@ -49,13 +44,13 @@ def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Pat
     assert "O=Acme" in csr.subject.rfc4514_string()
     lineage = certcli.config_dir / "certs" / "example.com"
     assert _mode(lineage / "pending" / "privkey.pem") == 0o600
-    assert _ok(certcli("status", "--json")).json()["lineages"][0]["status"] == "pending"
+    assert ok(certcli("status", "--json")).json()["lineages"][0]["status"] == "pending"
 
     # the CA signs; upload completes the CSR without --key
     issued = ca.sign_csr((tmp_path / "req.csr").read_bytes(), days=90)
     (tmp_path / "cert.pem").write_bytes(issued.cert_pem)
     (tmp_path / "chain.pem").write_bytes(issued.chain_pem)
-    run = _ok(certcli("upload", "example.com", "--cert", "cert.pem", "--chain", "chain.pem"))
+    run = ok(certcli("upload", "example.com", "--cert", "cert.pem", "--chain", "chain.pem"))
     assert "version 1" in run.stderr
     assert not (lineage / "pending").exists()
     assert os.readlink(lineage / "live") == "archive/0001"
@@ -63,7 +58,7 @@ def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Pat
     assert (lineage / "live" / "fullchain.pem").read_bytes() == issued.cert_pem + issued.chain_pem
 
     # status: JSON with the stable fields; the plain table when not a terminal
-    (entry,) = _ok(certcli("status", "--json")).json()["lineages"]
+    (entry,) = ok(certcli("status", "--json")).json()["lineages"]
     assert entry["status"] == "active"
     assert entry["mode"] == "custom"
     assert entry["domains"] == ["example.com", "www.example.com"]
@@ -82,7 +77,7 @@ def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Pat
         ("www.example.com", "covered"),
     ]
     assert "privkey" not in str(entry) and "PRIVATE" not in str(entry)
-    table = _ok(certcli("status")).stdout.splitlines()
+    table = ok(certcli("status")).stdout.splitlines()
     assert table[0].split("\t") == [
         "name",
         "domains",
@@ -93,36 +88,36 @@ def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Pat
         "status",
     ]
     assert table[1].split("\t")[0::6] == ["example.com", "Active"]
-    detail = _ok(certcli("status", "example.com")).stdout
+    detail = ok(certcli("status", "example.com")).stdout
     assert "www.example.com\tCovered" in detail
 
     # download: each shape, the key only with --include-key and then 0600
     assert (
-        _ok(certcli("download", "example.com", "--what", "cert")).stdout == issued.cert_pem.decode()
+        ok(certcli("download", "example.com", "--what", "cert")).stdout == issued.cert_pem.decode()
     )
     assert (
-        _ok(certcli("download", "example.com", "--what", "chain")).stdout
+        ok(certcli("download", "example.com", "--what", "chain")).stdout
         == issued.chain_pem.decode()
     )
     assert (
-        _ok(certcli("download", "example.com")).stdout
+        ok(certcli("download", "example.com")).stdout
         == (issued.cert_pem + issued.chain_pem).decode()
     )
     refused = certcli("download", "example.com", "--what", "key", "--out", "k.pem")
     assert refused.code == 2 and "--include-key" in refused.stderr
     assert not (tmp_path / "k.pem").exists()
-    _ok(certcli("download", "example.com", "--what", "key", "--include-key", "--out", "k.pem"))
+    ok(certcli("download", "example.com", "--what", "key", "--include-key", "--out", "k.pem"))
     assert _mode(tmp_path / "k.pem") == 0o600
     key_pem = (lineage / "live" / "privkey.pem").read_bytes()
     assert (tmp_path / "k.pem").read_bytes() == key_pem
-    _ok(certcli("download", "example.com", "--what", "bundle", "--include-key", "--out", "b.pem"))
+    ok(certcli("download", "example.com", "--what", "bundle", "--include-key", "--out", "b.pem"))
     assert (tmp_path / "b.pem").read_bytes() == issued.cert_pem + issued.chain_pem + key_pem
     assert _mode(tmp_path / "b.pem") == 0o600
-    _ok(certcli("download", "example.com", "--what", "cert", "--out", "c.pem"))
+    ok(certcli("download", "example.com", "--what", "cert", "--out", "c.pem"))
     assert _mode(tmp_path / "c.pem") == 0o644
 
     (tmp_path / "pw").write_text("s3cret\n")
-    _ok(
+    ok(
         certcli(
             "download",
             "example.com",
@@ -140,7 +135,7 @@ def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Pat
     )
     assert cert == issued.cert and len(extra) == 2 and key is not None
     assert _mode(tmp_path / "x.p12") == 0o600
-    run = _ok(
+    run = ok(
         certcli(
             "download",
             "example.com",
@@ -156,7 +151,7 @@ def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Pat
         pkcs12.load_key_and_certificates((tmp_path / "y.p12").read_bytes(), b"envpw")[1]
         == issued.cert
     )
-    run = _ok(certcli("download", "example.com", "--what", "cert", "--out", "z.pem", "--json"))
+    run = ok(certcli("download", "example.com", "--what", "cert", "--out", "z.pem", "--json"))
     assert run.json() == {"name": "example.com", "what": "cert", "path": "z.pem", "mode": "0644"}
 
 
@@ -166,7 +161,7 @@ def test_replacing_a_certificate_shows_the_san_diff_and_archives(
     first = ca.issue(["shop.example.com", "www.shop.example.com"])
     (tmp_path / "one.pem").write_bytes(first.fullchain_pem)
     (tmp_path / "one.key").write_bytes(first.key_pem)
-    _ok(certcli("upload", "shop", "--cert", "one.pem", "--key", "one.key"))
+    ok(certcli("upload", "shop", "--cert", "one.pem", "--key", "one.key"))
 
     second = ca.issue(["shop.example.com", "*.shop.example.com"])  # www is covered by the wildcard
     (tmp_path / "two.pem").write_bytes(second.fullchain_pem)
@@ -178,7 +173,7 @@ def test_replacing_a_certificate_shows_the_san_diff_and_archives(
     assert "--yes" in run.stderr.splitlines()[-1]
     assert store_snapshot(certcli.config_dir) == before
 
-    run = _ok(certcli("upload", "shop", "--cert", "two.pem", "--key", "two.key", "--yes", "--json"))
+    run = ok(certcli("upload", "shop", "--cert", "two.pem", "--key", "two.key", "--yes", "--json"))
     assert run.json()["added"] == ["*.shop.example.com"]
     assert run.json()["removed"] == ["www.shop.example.com"]
     assert run.json()["version"] == 2
@@ -187,7 +182,7 @@ def test_replacing_a_certificate_shows_the_san_diff_and_archives(
     assert (lineage / "live" / "cert.pem").read_bytes() == second.cert_pem
 
     # the same certificate again: nothing to do; an archived one: refused as a duplicate
-    run = _ok(certcli("upload", "shop", "--cert", "two.pem", "--key", "two.key"))
+    run = ok(certcli("upload", "shop", "--cert", "two.pem", "--key", "two.key"))
     assert "nothing changed" in run.stderr
     before = store_snapshot(certcli.config_dir)
     run = certcli("upload", "shop", "--cert", "one.pem", "--key", "one.key", "--yes")
@@ -201,8 +196,8 @@ def test_a_wildcard_certificate_covers_one_label(
     issued = ca.issue(["*.example.org"])
     (tmp_path / "w.pem").write_bytes(issued.fullchain_pem)
     (tmp_path / "w.key").write_bytes(issued.key_pem)
-    _ok(certcli("upload", "wild", "--cert", "w.pem", "--key", "w.key"))
-    (entry,) = _ok(certcli("status", "wild", "--json")).json()["lineages"]
+    ok(certcli("upload", "wild", "--cert", "w.pem", "--key", "w.key"))
+    (entry,) = ok(certcli("status", "wild", "--json")).json()["lineages"]
     assert entry["domains"] == ["*.example.org"]
     assert entry["sans"][0]["challenge_name"] == "_acme-challenge.example.org"
 
@@ -215,26 +210,26 @@ def test_fail_on_for_monitoring(certcli: Certcli, ca: LocalCA, tmp_path: Path) -
     for name, issued in (("fresh", fresh), ("due", due)):
         (tmp_path / f"{name}.pem").write_bytes(issued.fullchain_pem)
         (tmp_path / f"{name}.key").write_bytes(issued.key_pem)
-        _ok(certcli("upload", name, "--cert", f"{name}.pem", "--key", f"{name}.key"))
+        ok(certcli("upload", name, "--cert", f"{name}.pem", "--key", f"{name}.key"))
     assert certcli("status", "--fail-on", "expired").code == 0
     run = certcli("status", "--fail-on", "expiring")
     assert run.code == 1
     assert "Expiring" in run.stdout
     assert certcli("status", "fresh", "--fail-on", "any").code == 0
     assert certcli("status", "due", "--fail-on", "any").code == 1
-    statuses = {e["name"]: e["status"] for e in _ok(certcli("status", "--json")).json()["lineages"]}
+    statuses = {e["name"]: e["status"] for e in ok(certcli("status", "--json")).json()["lineages"]}
     assert statuses == {"due": "expiring", "fresh": "active"}
 
 
 def test_csr_refuses_to_discard_a_waiting_key(certcli: Certcli, tmp_path: Path) -> None:
-    _ok(certcli("csr", "a.example.com", "--out", "1.csr"))
+    ok(certcli("csr", "a.example.com", "--out", "1.csr"))
     key = (certcli.config_dir / "certs" / "a.example.com" / "pending" / "privkey.pem").read_bytes()
     run = certcli("csr", "a.example.com", "--out", "2.csr")
     assert run.code == 2 and "--replace" in run.stderr
     assert (
         certcli.config_dir / "certs" / "a.example.com" / "pending" / "privkey.pem"
     ).read_bytes() == key
-    _ok(certcli("csr", "a.example.com", "--replace", "--key-type", "rsa-2048", "--out", "2.csr"))
+    ok(certcli("csr", "a.example.com", "--replace", "--key-type", "rsa-2048", "--out", "2.csr"))
     assert (
         certcli.config_dir / "certs" / "a.example.com" / "pending" / "privkey.pem"
     ).read_bytes() != key
@@ -243,7 +238,7 @@ def test_csr_refuses_to_discard_a_waiting_key(certcli: Certcli, tmp_path: Path) 
 def test_upload_of_a_certificate_for_another_csr_is_refused(
     certcli: Certcli, ca: LocalCA, tmp_path: Path, store_snapshot
 ) -> None:
-    _ok(certcli("csr", "b.example.com", "--out", "b.csr"))
+    ok(certcli("csr", "b.example.com", "--out", "b.csr"))
     stranger = ca.issue(["b.example.com"])  # right name, but not the waiting key
     (tmp_path / "s.pem").write_bytes(stranger.fullchain_pem)
     before = store_snapshot(certcli.config_dir)

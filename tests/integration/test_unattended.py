@@ -14,20 +14,10 @@ from typing import ClassVar
 
 import pytest
 
-from tests.conftest import CERTCLI, Certcli, Run
+from tests.conftest import CERTCLI, Certcli, ok
 from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def acme(certcli: Certcli, lab: Lab) -> Certcli:
-    return certcli.point_at(lab)
-
-
-def _ok(run: Run) -> Run:
-    assert run.code == 0, run.stderr
-    return run
 
 
 def _config(certcli: Certcli, text: str) -> None:
@@ -36,7 +26,7 @@ def _config(certcli: Certcli, text: str) -> None:
 
 
 def _issue(acme: Certcli, lab: Lab, name: str, *args: str) -> None:
-    _ok(acme("issue", name, "--webroot", lab.webroot, "--agree-tos", *args))
+    ok(acme("issue", name, "--webroot", lab.webroot, "--agree-tos", *args))
 
 
 def _edit_lineage(acme: Certcli, name: str, **changes: object) -> None:
@@ -74,10 +64,10 @@ def test_hooks_run_once_per_run_and_per_renewed_lineage(
         ["deploy", "h2.certcli.test"],
     ]
     log.unlink()
-    _ok(acme("renew"))  # nothing due: no hook at all
+    ok(acme("renew"))  # nothing due: no hook at all
     assert not log.exists()
 
-    _ok(acme("renew", "--force"))
+    ok(acme("renew", "--force"))
     lines = log.read_text().splitlines()
     assert lines[0] == "pre" and lines[-1].startswith("post failed=[] renewed=[")
     assert "h1.certcli.test" in lines[-1] and "h2.certcli.test" in lines[-1]
@@ -144,17 +134,17 @@ def test_a_failed_renewal_is_notified_and_backs_off(
     assert state["failures"] == 1 and state["last_error_kind"] == "validation_failed"
     waited = datetime.fromisoformat(state["next_attempt"].replace("Z", "+00:00"))
     assert timedelta(seconds=55) < waited - datetime.now(UTC) <= timedelta(seconds=60)
-    (entry,) = _ok(acme("status", "--json")).json()["lineages"]
+    (entry,) = ok(acme("status", "--json")).json()["lineages"]
     assert entry["status"] == "failed" and entry["next_attempt"] == state["next_attempt"]
-    assert "Next attempt:" in _ok(acme("status", "nb.certcli.test")).stdout
+    assert "Next attempt:" in ok(acme("status", "nb.certcli.test")).stdout
 
     # inside the backoff, a plain run asks the CA nothing; the lineage's SANs are still due
     # only under --force, so make it due by adding a name first
     before = len(lab.acme_requests())
-    run = _ok(acme("renew", "-v"))
+    run = ok(acme("renew", "-v"))
     assert len(lab.acme_requests()) == before
     _break_webroot(acme, "nb.certcli.test", lab.webroot)  # fixed
-    _ok(acme("renew", "--force"))  # --force bypasses the backoff
+    ok(acme("renew", "--force"))  # --force bypasses the backoff
     state = json.loads((acme.config_dir / "certs" / "nb.certcli.test" / "state.json").read_text())
     assert "next_attempt" not in state and state["failures"] == 0
 
@@ -168,7 +158,7 @@ def test_backoff_skips_a_due_lineage_until_its_time(
     # make it due: a new name that the certificate does not cover (and that is served)
     _edit_lineage(acme, "bo.certcli.test", domains=["bo.certcli.test", "www.bo.certcli.test"])
     before = len(lab.acme_requests())
-    run = _ok(acme("renew", "-v"))
+    run = ok(acme("renew", "-v"))
     assert "bo.certcli.test: failed before; next attempt at" in run.stdout
     assert len(lab.acme_requests()) == before
 
@@ -207,3 +197,11 @@ def test_one_damaged_lineage_does_not_stop_the_others(acme: Certcli, lab: Lab) -
     assert "Renewed fine.certcli.test" in run.stdout
     assert "certcli: error: broken.certcli.test: cannot read" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_hook_that_hangs_is_stopped_at_its_timeout(acme: Certcli, lab: Lab) -> None:
+    _config(acme, "[hooks]\ntimeout = 1\ndeploy = 'sleep 30'\n")
+    run = acme("issue", "slow.certcli.test", "--webroot", lab.webroot, "--agree-tos")
+    assert run.code == 1
+    assert "the deploy hook `sleep 30` did not finish in 1 s" in run.stderr
+    assert (acme.config_dir / "certs" / "slow.certcli.test" / "live").is_symlink()
