@@ -102,6 +102,7 @@ class Store:
     ) -> None:
         self.root = root
         self.certs_dir = root / "certs"
+        self._certs = str(self.certs_dir)
         self.locks_dir = root / "locks"
         self._key_passphrase = key_passphrase
 
@@ -128,6 +129,11 @@ class Store:
     def lineage_dir(self, name: str) -> Path:
         return self.certs_dir / name
 
+    def _path(self, name: str, *parts: str) -> str:
+        # Plain strings on the read paths: `status` and `renew` visit every lineage, and
+        # pathlib's joins cost more than the reads themselves.
+        return os.path.join(self._certs, name, *parts)
+
     def names(self) -> list[str]:
         try:
             entries = os.listdir(self.certs_dir)
@@ -138,11 +144,11 @@ class Store:
         return sorted(
             e
             for e in entries
-            if not e.startswith(".") and (self.certs_dir / e / "lineage.toml").is_file()
+            if not e.startswith(".") and os.path.isfile(self._path(e, "lineage.toml"))
         )
 
     def exists(self, name: str) -> bool:
-        return (self.lineage_dir(name) / "lineage.toml").is_file()
+        return os.path.isfile(self._path(name, "lineage.toml"))
 
     def _require(self, name: str) -> Path:
         if not self.exists(name):
@@ -155,9 +161,13 @@ class Store:
     # -- lineage.toml and state.json ----------------------------------------------------
 
     def read_config(self, name: str) -> LineageConfig:
-        path = self._require(name) / "lineage.toml"
+        path = self._path(name, "lineage.toml")
         try:
-            config = LineageConfig.from_toml(tomllib.loads(path.read_text()))
+            with open(path, "rb") as handle:
+                config = LineageConfig.from_toml(tomllib.load(handle))
+        except (FileNotFoundError, NotADirectoryError):
+            self._require(name)
+            raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
         if not all(isinstance(d, str) for d in config.domains) or not config.domains:
@@ -175,9 +185,10 @@ class Store:
             raise _store_error("write", directory, exc) from None
 
     def read_state(self, name: str) -> dict[str, Any]:
-        path = self.lineage_dir(name) / "state.json"
+        path = self._path(name, "state.json")
         try:
-            state = json.loads(path.read_bytes())
+            with open(path, "rb") as handle:
+                state = json.load(handle)
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
@@ -204,20 +215,24 @@ class Store:
 
     def live_version(self, name: str) -> int | None:
         try:
-            target = os.readlink(self.lineage_dir(name) / "live")
+            target = os.readlink(self._path(name, "live"))
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise _store_error("read", self.lineage_dir(name) / "live", exc) from None
-        return int(Path(target).name)
+        try:
+            return int(os.path.basename(target))
+        except ValueError:
+            raise StoreError(f"{self.lineage_dir(name) / 'live'} points at {target}") from None
 
     def live_dir(self, name: str) -> Path | None:
         return self.lineage_dir(name) / "live" if self.live_version(name) is not None else None
 
     def version_meta(self, name: str, version: int) -> dict[str, Any]:
-        path = self.lineage_dir(name) / "archive" / f"{version:04d}" / "meta.json"
+        path = self._path(name, "archive", f"{version:04d}", "meta.json")
         try:
-            return json.loads(path.read_bytes())
+            with open(path, "rb") as handle:
+                return json.load(handle)
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
 
@@ -334,8 +349,7 @@ class Store:
         return self.lineage_dir(name) / "pending"
 
     def has_pending(self, name: str) -> bool:
-        pending = self.pending_dir(name)
-        return (pending / "privkey.pem").is_file() or (pending / "privkey.pem.enc").is_file()
+        return os.path.isdir(self._path(name, "pending"))
 
     def write_pending(
         self, name: str, key_pem: bytes, csr_pem: bytes, meta: dict[str, Any]
