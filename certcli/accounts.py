@@ -21,11 +21,6 @@ class Account:
     created: str
     key_pem: bytes
 
-    def with_uri(self, uri: str) -> Account:
-        return Account(
-            self.directory, uri, self.contact, self.terms_of_service, self.created, self.key_pem
-        )
-
 
 def account_id(directory_url: str) -> str:
     return hashlib.sha256(directory_url.encode()).hexdigest()[:16]

@@ -62,21 +62,6 @@ class Diagnosis:
             "found": self.found,
         }
 
-    def explain(self) -> str:
-        """One line: what is wrong and what to do."""
-        if self.status is DnsStatus.VALID:
-            return "delegated to the target"
-        if self.status is DnsStatus.MISSING:
-            return f"no CNAME: create {self.record}"
-        if self.status is DnsStatus.WRONG:
-            return f"the CNAME ends at {self.found}, not the target: make it {self.record}"
-        if self.status is DnsStatus.DUPLICATE:
-            return (
-                f"a TXT record ({self.found}) sits at {self.challenge_name} itself: "
-                f"remove it and create {self.record}"
-            )
-        return f"the resolver failed ({self.found}); try again, or check [dns] resolvers"
-
 
 def parse_servers(value: str | list[str] | None) -> list[tuple[str, int]]:
     """`["127.0.0.1:8053", "[::1]:53", "192.0.2.1"]` (or one comma-separated string)."""

@@ -18,7 +18,6 @@ PASSWORD_ENV = "CERTCLI_PKCS12_PASSWORD"
 class Exported:
     data: bytes
     secret: bool  # holds the private key: written 0600
-    binary: bool
 
 
 def export(
@@ -33,28 +32,26 @@ def export(
         )
     read = store.read_live_file
     if what == "cert":
-        return Exported(read(name, "cert.pem"), False, False)
+        return Exported(read(name, "cert.pem"), False)
     if what == "chain":
         chain = read(name, "chain.pem")
         if not chain.strip():
             raise NotFoundError(
                 f"{name!r} has no chain: its certificate came without intermediates"
             )
-        return Exported(chain, False, False)
+        return Exported(chain, False)
     if what == "fullchain":
-        return Exported(read(name, "fullchain.pem"), False, False)
+        return Exported(read(name, "fullchain.pem"), False)
     if what == "key":
-        return Exported(read(name, "privkey.pem"), True, False)
+        return Exported(read(name, "privkey.pem"), True)
     if what == "bundle":  # HAProxy's crt file: the full chain, then the key
-        return Exported(
-            b"".join(store.read_live_files(name, "fullchain.pem", "privkey.pem")), True, False
-        )
+        return Exported(b"".join(store.read_live_files(name, "fullchain.pem", "privkey.pem")), True)
     if not password:
         raise UsageError(
             "a PKCS#12 file needs a password",
             f"give it with --password-file FILE or the {PASSWORD_ENV} environment variable",
         )
-    return Exported(_pkcs12(store, name, password), True, True)
+    return Exported(_pkcs12(store, name, password), True)
 
 
 def _pkcs12(store: Store, name: str, password: bytes) -> bytes:

@@ -93,9 +93,6 @@ def next_attempt(
     return failed_at + delay
 
 
-ARI_DEFAULT_RECHECK = timedelta(hours=6)  # RFC 9773's suggestion when no Retry-After comes
-
-
 def ari_moment(start: datetime, end: datetime, fraction: float) -> datetime:
     """The moment to renew inside an ARI window; `fraction` is drawn at random once."""
     return start + (end - start) * min(max(fraction, 0.0), 1.0)

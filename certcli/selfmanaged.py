@@ -75,7 +75,6 @@ class UploadPlan:
     removed: tuple[str, ...]
     completes_csr: bool
     mode_change: bool
-    new_lineage: bool
 
     @property
     def needs_confirmation(self) -> bool:
@@ -121,7 +120,7 @@ def upload(
         completes_csr = pending is not None and key_data is None
         current = store.live_info(name) if config else None
         if current and current.fingerprint_sha256 == info.fingerprint_sha256:
-            plan = UploadPlan(name, info, current, (), (), completes_csr, False, False)
+            plan = UploadPlan(name, info, current, (), (), completes_csr, False)
             return UploadResult(plan, None)
         _refuse_duplicate(store, info.fingerprint_sha256)
         if completes_csr:
@@ -143,7 +142,6 @@ def upload(
             removed=tuple(s for s in current.sans if s not in info.sans) if current else (),
             completes_csr=completes_csr,
             mode_change=config is not None and config.mode is Mode.AUTO,
-            new_lineage=config is None,
         )
         if plan.needs_confirmation and not confirm(plan):
             raise NotConfirmedError(f"upload to {name!r} cancelled; nothing changed")

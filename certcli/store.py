@@ -225,9 +225,6 @@ class Store:
         except ValueError:
             raise StoreError(f"{self.lineage_dir(name) / 'live'} points at {target}") from None
 
-    def live_dir(self, name: str) -> Path | None:
-        return self.lineage_dir(name) / "live" if self.live_version(name) is not None else None
-
     def version_meta(self, name: str, version: int) -> dict[str, Any]:
         path = self._path(name, "archive", f"{version:04d}", "meta.json")
         try:

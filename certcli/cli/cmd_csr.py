@@ -59,7 +59,7 @@ def csr(
         replace=replace,
     )
     if out is not None and str(out) != "-":
-        write_export(out, Exported(result.csr_pem, secret=False, binary=False))
+        write_export(out, Exported(result.csr_pem, secret=False))
     elif not rt.out.json_mode:
         print(result.csr_pem.decode(), end="")
     if rt.out.json_mode:

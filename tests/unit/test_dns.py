@@ -31,14 +31,9 @@ def _d(status: DnsStatus, found: str | None = None) -> Diagnosis:
     return Diagnosis("*.x.com", "_acme-challenge.x.com", status, "t.acme.net", found)
 
 
-def test_each_status_explains_what_to_do() -> None:
-    assert _d(DnsStatus.VALID).explain() == "delegated to the target"
-    assert (
-        "create _acme-challenge.x.com. 300 IN CNAME t.acme.net." in _d(DnsStatus.MISSING).explain()
-    )
-    assert "ends at y.net" in _d(DnsStatus.WRONG, "y.net").explain()
-    assert "remove it" in _d(DnsStatus.DUPLICATE, 'TXT "a"').explain()
-    assert "resolver failed" in _d(DnsStatus.ERROR, "SERVFAIL").explain()
+def test_a_diagnosis_names_the_record_to_create() -> None:
+    assert _d(DnsStatus.MISSING).record == "_acme-challenge.x.com. 300 IN CNAME t.acme.net."
+    assert _d(DnsStatus.WRONG, "y.net").to_json()["found"] == "y.net"
     assert _d(DnsStatus.MISSING).to_json()["dns_status"] == "missing"
 
 
