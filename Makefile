@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint unit demo lab-up lab-down system-packages clean
+.PHONY: test lint unit demo bench bench-tools lab-up lab-down system-packages clean
 
 test: $(VENV)/.installed system-packages lint
 	$(BIN)/pytest
@@ -17,6 +17,18 @@ unit: $(VENV)/.installed
 
 demo: $(VENV)/.installed system-packages
 	$(BIN)/python -m tests.lab.demo
+
+# Side by side with certbot and lego; writes docs/benchmarks.md (never part of `make test`).
+bench: $(VENV)/.installed system-packages bench-tools
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m tests.bench
+
+bench-tools:
+	@[ -x .bench/certbot/bin/certbot ] || { $(PYTHON) -m venv .bench/certbot && \
+		.bench/certbot/bin/pip install --quiet certbot certbot-dns-rfc2136; }
+	@command -v lego >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends lego >/dev/null; } || \
+		{ echo "make bench needs Debian's lego: sudo apt-get install -y lego"; exit 1; }
 
 lab-up: $(VENV)/.installed system-packages
 	$(BIN)/python -m tests.lab up
@@ -36,4 +48,4 @@ system-packages:
 	@sh tests/lab/install-packages.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .lab *.egg-info
+	rm -rf $(VENV) .bench .pytest_cache .ruff_cache .lab *.egg-info
