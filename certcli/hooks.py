@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import urllib.error
-import urllib.request
 from typing import Any
 
 from certcli import __version__
@@ -64,6 +62,9 @@ def notify(settings: dict[str, Any], event: dict[str, Any], timeout: float = 30)
             problems.append(f"the notify command failed: {exc}")
     webhook = settings.get("webhook")
     if webhook:
+        import urllib.error
+        import urllib.request
+
         request = urllib.request.Request(
             str(webhook),
             data=payload,

@@ -10,7 +10,6 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -507,6 +506,8 @@ def issue_each(
             progress(name, "Failed")
             return Outcome(name, "failed", tuple(domains), error=exc)
 
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         return list(pool.map(one, groups))
 
@@ -625,8 +626,11 @@ def renew(
             return replace(outcome, reason=reason)
 
         try:
-            with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-                outcomes += list(pool.map(one, due))
+            if due:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                    outcomes += list(pool.map(one, due))
         finally:  # the post hook undoes the pre hook, whatever happened
             outcomes.sort(key=lambda o: o.name)
             if due and not dry_run and hooks.get("post"):
