@@ -137,3 +137,23 @@ def test_new_orders_carry_the_profile_and_replaces() -> None:
             },
         )
     ]
+
+
+def test_an_order_the_ca_refuses_for_its_replaces_is_placed_once_more_without() -> None:
+    from unittest import mock
+
+    ca = engine.Ca.__new__(engine.Ca)  # only the order step, without a CA behind it
+    ca.settings = engine.CaSettings("https://ca/dir")
+    calls = []
+
+    def new_order(client, identifiers, csr_pem, profile, replaces):
+        calls.append(replaces)
+        if replaces:
+            raise messages.Error.with_code("malformed", detail="unknown certificate ID")
+        raise RuntimeError("stop here: the retry happened")
+
+    ca._new_order = new_order  # type: ignore[method-assign]
+    ca._client = mock.Mock()  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="the retry happened"):
+        ca._obtain(["x.example.com"], b"csr", mock.Mock(), lambda _p: None, None, None, "id.1")
+    assert calls == ["id.1", None]
