@@ -130,9 +130,7 @@ def diagnose_one(san: str, target: str, resolver: dns.resolver.Resolver) -> Diag
         except dns.resolver.NXDOMAIN:
             return result(DnsStatus.MISSING)
         if txt.rrset is not None:
-            values = ", ".join(
-                f'"{b"".join(r.strings).decode(errors="replace")}"' for r in txt.rrset
-            )
+            values = ", ".join(f'"{_text(r)}"' for r in txt.rrset)
             return result(DnsStatus.DUPLICATE, f"TXT {values}")
         return result(DnsStatus.MISSING)
     except dns.resolver.NoNameservers as exc:
@@ -159,6 +157,11 @@ def diagnose(
 
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(unique)))) as pool:
         return list(pool.map(one, unique))
+
+
+def _text(txt: Any) -> str:
+    """A TXT record's value: its character strings joined."""
+    return b"".join(txt.strings).decode(errors="replace")
 
 
 def _short(exc: Exception) -> str:
@@ -216,10 +219,7 @@ def txt_values(name: str, server: tuple[str, int], timeout: float = 2.0) -> set[
     if response.flags & dns.flags.TC:
         response = dns.query.tcp(query, server[0], port=server[1], timeout=timeout)
     return {
-        b"".join(r.strings).decode(errors="replace")
-        for rrset in response.answer
-        if rrset.rdtype == dns.rdatatype.TXT
-        for r in rrset
+        _text(r) for rrset in response.answer if rrset.rdtype == dns.rdatatype.TXT for r in rrset
     }
 
 

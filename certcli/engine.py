@@ -47,7 +47,7 @@ from certcli.errors import (
     UsageError,
     ValidationFailedError,
 )
-from certcli.models import rfc3339
+from certcli.models import parse_rfc3339, rfc3339
 from certcli.solvers import Challenge, Solver
 from certcli.store import Store
 
@@ -79,10 +79,6 @@ class IssuedChain:
     cert_pem: bytes
     chain_pem: bytes
 
-    @property
-    def fullchain_pem(self) -> bytes:
-        return self.cert_pem + self.chain_pem
-
 
 class _Network(acme_client.ClientNetwork):
     """acme's ClientNetwork, retrying badNonce more than once (a CA may reject any nonce)
@@ -108,6 +104,21 @@ class _Network(acme_client.ClientNetwork):
         return response
 
 
+def _network(settings: CaSettings, key: jose.JWK | None = None) -> _Network:
+    """A session to the CA: TLS verified (with the configured bundle), our User-Agent."""
+    return _Network(
+        key=key,
+        alg=jose.ES256,
+        verify_ssl=settings.ca_bundle or True,  # type: ignore[arg-type]
+        user_agent=USER_AGENT,
+        timeout=int(settings.network_timeout),
+    )
+
+
+def _jwk(key_pem: bytes, what: str = "the account key") -> jose.JWK:
+    return jose.JWKEC(key=x.load_private_key(key_pem, what))
+
+
 class _NewOrder(messages.NewOrder):
     """acme's NewOrder plus RFC 9773's `replaces` (the certificate this order renews)."""
 
@@ -125,18 +136,10 @@ def fetch_renewal_window(
     url: str, settings: CaSettings, default_retry: float = 6 * 3600
 ) -> RenewalWindow:
     """GET one certificate's renewal information (RFC 9773): no account, one request."""
-    net = _Network(
-        key=None,
-        verify_ssl=settings.ca_bundle or True,  # type: ignore[arg-type]
-        user_agent=USER_AGENT,
-        timeout=int(settings.network_timeout),
-    )
     try:
-        response = net.get(url)
+        response = _network(settings).get(url)
         window = response.json()["suggestedWindow"]
-        start, end = (
-            datetime.fromisoformat(window[k].replace("Z", "+00:00")) for k in ("start", "end")
-        )
+        start, end = (parse_rfc3339(window[k]) for k in ("start", "end"))
     except (requests.exceptions.RequestException, acme_errors.Error, messages.Error) as exc:
         raise CaUnreachableError(f"cannot fetch renewal information from {url}: {exc}") from None
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
@@ -192,19 +195,9 @@ class Ca:
 
     # -- connection and account ---------------------------------------------------------
 
-    def _network(self, key: jose.JWK | None = None) -> _Network:
-        net = _Network(
-            key=key,
-            alg=jose.ES256,
-            verify_ssl=self.settings.ca_bundle or True,  # type: ignore[arg-type]
-            user_agent=USER_AGENT,
-            timeout=int(self.settings.network_timeout),
-        )
-        return net
-
     def _fetch_directory(self) -> messages.Directory:
         url = self.settings.directory_url
-        response = self._network().get(url)
+        response = _network(self.settings).get(url)
         try:
             directory = messages.Directory.from_json(response.json())
             if "newOrder" not in directory.to_partial_json():
@@ -214,9 +207,6 @@ class Ca:
                 f"{url} is not an ACME directory", "check --server (it ends in /directory)"
             ) from None
         return directory
-
-    def _account_key(self, account: Account) -> jose.JWK:
-        return jose.JWKEC(key=x.load_private_key(account.key_pem, "the account key"))
 
     def _register(self, existing: Account | None) -> Account:
         """Create the account (or, with `existing`, register its key again at a CA that has
@@ -231,8 +221,8 @@ class Ca:
                 if existing
                 else x.private_key_pem(ec.generate_private_key(ec.SECP256R1()))
             )
-            jwk = jose.JWKEC(key=x.load_private_key(key_pem, "the account key"))
-            client = acme_client.ClientV2(self.directory, self._network(jwk))
+            jwk = _jwk(key_pem)
+            client = acme_client.ClientV2(self.directory, _network(settings, jwk))
             meta = self.directory.meta
             tos = meta.terms_of_service
             if tos and existing is None and not (settings.agree_tos or self._accept_tos(tos)):
@@ -441,7 +431,7 @@ class Ca:
 
     def _client(self) -> acme_client.ClientV2:
         """A client on a network session of this thread's own, signing as our account."""
-        net = self._local.net = self._network(self._account_key(self.account))
+        net = self._local.net = _network(self.settings, _jwk(self.account.key_pem))
         net.account = messages.RegistrationResource(
             uri=self.account.uri, body=messages.Registration()
         )
@@ -473,9 +463,9 @@ class Ca:
         from acme import jws
 
         new_pem = x.private_key_pem(ec.generate_private_key(ec.SECP256R1()))
-        new_jwk = jose.JWKEC(key=x.load_private_key(new_pem, "the new account key"))
+        new_jwk = _jwk(new_pem, "the new account key")
         url = self.directory["keyChange"]
-        old_public = self._account_key(self.account).public_key()
+        old_public = _jwk(self.account.key_pem).public_key()
         payload = json.dumps({"account": self.account.uri, "oldKey": old_public.to_partial_json()})
         inner = jws.JWS.sign(payload.encode(), key=new_jwk, alg=jose.ES256, nonce=None, url=url)
         pending = save_pending_key(self.store, self.account, new_pem)

@@ -18,27 +18,29 @@ def hook_environment(extra: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k not in SECRET_ENV}, **extra}
 
 
-def run_hook(kind: str, command: str, env: dict[str, str], timeout: float = 300) -> str | None:
-    """Run a hook through the shell (as certbot does); return what went wrong, or None."""
+def run_command(
+    what: str, argv: list[str], env: dict[str, str], timeout: float, stdin: bytes | None = None
+) -> str | None:
+    """Run a user's command without certcli's secrets; return what went wrong, or None.
+    `what` names it in that message ("the deploy hook `…`")."""
+    feed: dict[str, Any] = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
     try:
         proc = subprocess.run(
-            ["/bin/sh", "-c", command],
-            env=hook_environment(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            argv, env=hook_environment(env), capture_output=True, timeout=timeout, **feed
         )
     except subprocess.TimeoutExpired:
-        return f"the {kind} hook `{command}` did not finish in {timeout:.0f} s"
+        return f"{what} did not finish in {timeout:.0f} s"
     except OSError as exc:
-        return f"cannot run the {kind} hook `{command}`: {exc.strerror}"
+        return f"cannot run {what}: {exc.strerror}"
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or [""])[-1]
-        return f"the {kind} hook `{command}` failed (exit {proc.returncode})" + (
-            f": {last}" if last else ""
-        )
+        last = (proc.stderr.decode(errors="replace").strip().splitlines() or [""])[-1]
+        return f"{what} failed (exit {proc.returncode})" + (f": {last}" if last else "")
     return None
+
+
+def run_hook(kind: str, command: str, env: dict[str, str], timeout: float = 300) -> str | None:
+    """Run a hook through the shell (as certbot does); return what went wrong, or None."""
+    return run_command(f"the {kind} hook `{command}`", ["/bin/sh", "-c", command], env, timeout)
 
 
 def notify(settings: dict[str, Any], event: dict[str, Any], timeout: float = 30) -> list[str]:
@@ -48,18 +50,14 @@ def notify(settings: dict[str, Any], event: dict[str, Any], timeout: float = 30)
     payload = json.dumps(event).encode()
     command = settings.get("command")
     if command:
-        try:
-            proc = subprocess.run(
-                ["/bin/sh", "-c", str(command)],
-                input=payload,
-                env=hook_environment({"CERTCLI_EVENT": event["event"]}),
-                capture_output=True,
-                timeout=timeout,
-            )
-            if proc.returncode != 0:
-                problems.append(f"the notify command failed (exit {proc.returncode})")
-        except (subprocess.TimeoutExpired, OSError) as exc:
-            problems.append(f"the notify command failed: {exc}")
+        problem = run_command(
+            f"the notify command `{command}`",
+            ["/bin/sh", "-c", str(command)],
+            {"CERTCLI_EVENT": event["event"]},
+            timeout,
+            stdin=payload,
+        )
+        problems += [problem] if problem else []
     webhook = settings.get("webhook")
     if webhook:
         import urllib.error

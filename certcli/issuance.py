@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certcli.config import LETSENCRYPT, resolve_server, setting
+from certcli.config import LETSENCRYPT, number, resolve_server, setting
 from certcli.domains import order_identifiers, validate_lineage_name
-from certcli.errors import CertcliError, LockedError, NotFoundError, StoreError, UsageError
+from certcli.errors import CertcliError, LockedError, StoreError, UsageError
 from certcli.hooks import notify, run_hook
 from certcli.models import DEFAULT_KEY_TYPE, CertInfo, LineageConfig, Mode, parse_rfc3339, rfc3339
 from certcli.renewal import (
@@ -27,7 +27,7 @@ from certcli.renewal import (
     renewal_reason,
     renewal_window_start,
 )
-from certcli.store import Store
+from certcli.store import Store, version_files
 
 if TYPE_CHECKING:
     from certcli.dnscheck import Diagnosis
@@ -98,11 +98,7 @@ def _settings(
         return setting(key, cli, config, default, table)
 
     def seconds(key: str, default: float) -> float:
-        value = get(key, None, default)
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise UsageError(f"{key} {value!r} is not a number of seconds") from None
+        return number(key, get(key, None, default))
 
     return get, seconds
 
@@ -297,6 +293,19 @@ def check_dns(domains: tuple[str, ...] | list[str], dns: DnsSettings) -> list[Di
     return diagnoses
 
 
+def _check_dns_into(state: dict[str, Any], identifiers: list[str], dns: DnsSettings) -> None:
+    """The CNAME Check, its result kept in `state` (the SAN DNS cache) whether or not all
+    SANs are Valid; raises DnsNotReadyError as check_dns does."""
+    from certcli.errors import DnsNotReadyError
+
+    try:
+        diagnoses = check_dns(identifiers, dns)
+    except DnsNotReadyError as exc:
+        state["dns"] = dns_cache(exc.diagnoses, dns.target)
+        raise
+    state["dns"] = dns_cache(diagnoses, dns.target)
+
+
 def dns_cache(diagnoses: tuple[Diagnosis, ...] | list[Diagnosis], target: str) -> dict[str, Any]:
     """The SAN DNS cache kept in state.json, which `status` shows without asking DNS."""
     return {
@@ -337,14 +346,8 @@ def _attempt(
     identifiers = order_identifiers(config.domains)
     try:
         if plan.dns is not None:
-            from certcli.errors import DnsNotReadyError
-
             phase("CNAME Check")
-            try:
-                state["dns"] = dns_cache(check_dns(identifiers, plan.dns), plan.dns.target)
-            except DnsNotReadyError as exc:
-                state["dns"] = dns_cache(exc.diagnoses, plan.dns.target)
-                raise
+            _check_dns_into(state, identifiers, plan.dns)
         solver.check()  # e.g. the TSIG key is accepted: before any order
         key = x.generate_private_key(plan.key_type)
         csr_pem = x.make_csr(key, identifiers)
@@ -357,17 +360,13 @@ def _attempt(
             profile=plan.profile,
             replaces=replaces,
         )
-        info = x.cert_info(x.parse_certificates(chain.cert_pem, "the issued certificate")[0])
+        cert = x.parse_certificates(chain.cert_pem, "the issued certificate")[0]
+        info = x.cert_info(cert)
         version = None
         if record:
             version = store.add_version(
                 name,
-                {
-                    "cert.pem": chain.cert_pem,
-                    "chain.pem": chain.chain_pem,
-                    "fullchain.pem": chain.fullchain_pem,
-                    "privkey.pem": x.private_key_pem(key),
-                },
+                version_files(chain.cert_pem, chain.chain_pem, x.private_key_pem(key)),
                 {
                     "certificate": info.to_json(),
                     "source": "acme",
@@ -376,10 +375,9 @@ def _attempt(
                 },
             )
             state.update(last_success=state["last_attempt"], failures=0)
-            for key in ("last_error", "last_error_kind", "next_attempt", "revoked", "ari"):
-                state.pop(key, None)
+            for stale in ("last_error", "last_error_kind", "next_attempt", "revoked", "ari"):
+                state.pop(stale, None)
             if ca.renewal_info_url:
-                cert = x.parse_certificates(chain.cert_pem, "the issued certificate")[0]
                 cert_id = x.ari_cert_id(cert)
                 if cert_id:
                     state["ari"] = refresh_ari(
@@ -438,9 +436,7 @@ def issue(
             )
         store.write_config(lineage)
         outcome = _attempt(store, ca, lineage, plan, solver, progress, record=True, action="issued")
-    if outcome.action == "issued":
-        outcome = replace(outcome, problems=deploy(store, config, lineage))
-    return outcome
+    return _deployed(store, config, lineage, outcome)
 
 
 def _check_profile(ca: Ca, plan: Plan) -> None:
@@ -544,11 +540,7 @@ def renew(
     """
     with store.lock_store(wait=0):
         for name in names:
-            validate_lineage_name(name)
-            if not store.exists(name):
-                raise NotFoundError(
-                    f"no certificate named {name!r}", "`certcli status` lists the certificates"
-                )
+            store.require(validate_lineage_name(name))
         outcomes: list[Outcome] = []
         due: list[tuple[LineageConfig, str]] = []
         replaces: dict[str, str | None] = {}  # the certificate each renewal replaces (ARI)
@@ -621,9 +613,7 @@ def renew(
                 if not dry_run:
                     _record_failure(store, lineage.name, error)
                 return Outcome(lineage.name, "failed", lineage.domains, error=error, reason=reason)
-            if outcome.action == "renewed":
-                outcome = replace(outcome, problems=deploy(store, config, lineage))
-            return replace(outcome, reason=reason)
+            return replace(_deployed(store, config, lineage, outcome), reason=reason)
 
         try:
             if due:
@@ -715,6 +705,15 @@ def _ari_window(
         return None
     start, end = parse_rfc3339(ari["start"]), parse_rfc3339(ari["end"])
     return ari_moment(start, end, float(ari["fraction"])), end
+
+
+def _deployed(
+    store: Store, config: dict[str, Any], lineage: LineageConfig, outcome: Outcome
+) -> Outcome:
+    """The outcome, with the deploy hook run when it stored a new version."""
+    if outcome.version is None:
+        return outcome
+    return replace(outcome, problems=deploy(store, config, lineage))
 
 
 def deploy(store: Store, config: dict[str, Any], lineage: LineageConfig) -> tuple[str, ...]:
@@ -876,20 +875,15 @@ def san_add(
         if not issue:
             if plan.dns is not None:  # record the diagnosis, so status shows the problem
                 state = store.read_state(name)
-                try:
-                    identifiers = order_identifiers(updated.domains)
-                    state["dns"] = dns_cache(check_dns(identifiers, plan.dns), plan.dns.target)
-                except DnsNotReadyError as exc:
-                    state["dns"] = dns_cache(exc.diagnoses, plan.dns.target)
+                with contextlib.suppress(DnsNotReadyError):
+                    _check_dns_into(state, order_identifiers(updated.domains), plan.dns)
                 store.write_state(name, state)
             return change
         solver = _solver(plan, session)
         ca = session.get(plan.ca)
         progress(name, "Pending")
         outcome = _attempt(store, ca, updated, plan, solver, progress, record=True, action="issued")
-    if outcome.action == "issued":
-        outcome = replace(outcome, problems=deploy(store, config, updated))
-    return replace(change, outcome=outcome)
+    return replace(change, outcome=_deployed(store, config, updated, outcome))
 
 
 def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:

@@ -29,9 +29,7 @@ def delete_lineage(store: Store, name: str) -> None:
     """Remove a lineage whole: renamed away in one step, then erased."""
     validate_lineage_name(name)
     with store.lock(name):
-        if not store.exists(name):
-            raise NotFoundError(f"no certificate named {name!r}", "`certcli status` lists them")
-        directory = store.lineage_dir(name)
+        directory = store.require(name)
         doomed = store.certs_dir / f".{name}.deleted.partial.{os.getpid()}"
         try:
             os.rename(directory, doomed)

@@ -13,7 +13,7 @@ from certcli.domains import covered_by, validate_lineage_name
 from certcli.errors import InvalidInputError, NotConfirmedError, UsageError
 from certcli.inputs import read_input
 from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
-from certcli.store import Store
+from certcli.store import Store, version_files
 
 
 @dataclass(frozen=True)
@@ -150,12 +150,7 @@ def upload(
         chain_pem = b"".join(x.cert_pem(c) for c in chain)
         version = store.add_version(
             name,
-            {
-                "cert.pem": leaf_pem,
-                "chain.pem": chain_pem,
-                "fullchain.pem": leaf_pem + chain_pem,
-                "privkey.pem": x.private_key_pem(key),
-            },
+            version_files(leaf_pem, chain_pem, x.private_key_pem(key)),
             {"certificate": info.to_json(), "source": "upload", "created": rfc3339(now)},
         )
         extra = config.extra if config else {}

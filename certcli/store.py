@@ -37,6 +37,16 @@ _VERSION_DIR = re.compile(r"^\d{4,}$")
 _LOCK_WAIT_DEFAULT = 5.0
 
 
+def version_files(cert_pem: bytes, chain_pem: bytes, key_pem: bytes) -> dict[str, bytes]:
+    """The files of one version, under certbot's names; the full chain is cert + chain."""
+    return {
+        "cert.pem": cert_pem,
+        "chain.pem": chain_pem,
+        "fullchain.pem": cert_pem + chain_pem,
+        "privkey.pem": key_pem,
+    }
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -150,7 +160,8 @@ class Store:
     def exists(self, name: str) -> bool:
         return os.path.isfile(self._path(name, "lineage.toml"))
 
-    def _require(self, name: str) -> Path:
+    def require(self, name: str) -> Path:
+        """The lineage's directory, or NotFoundError naming the store."""
         if not self.exists(name):
             raise NotFoundError(
                 f"no certificate named {name!r} in {self.certs_dir}",
@@ -166,7 +177,7 @@ class Store:
             with open(path, "rb") as handle:
                 config = LineageConfig.from_toml(tomllib.load(handle))
         except (FileNotFoundError, NotADirectoryError):
-            self._require(name)
+            self.require(name)
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
@@ -244,7 +255,7 @@ class Store:
 
     def read_live_files(self, name: str, *filenames: str) -> list[bytes]:
         """Files of the live version, all from one version even if `live` switches meanwhile."""
-        self._require(name)
+        self.require(name)
         version = self.live_version(name)
         if version is None:
             raise NotFoundError(

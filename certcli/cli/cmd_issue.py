@@ -166,6 +166,7 @@ def report(
     problems: list[str] | None = None,
 ) -> None:
     """Print what happened; exit 1 when anything failed (or, for one lineage, its own code)."""
+    from certcli.cli.output import error_line
     from certcli.errors import ExitCode
 
     out = rt.out
@@ -190,7 +191,7 @@ def report(
         elif o.action == "backoff" and out.verbose:
             out.line(f"{o.name}: failed before; {o.reason}")
     for problem in problems:
-        print(f"certcli: error: {problem}", file=sys.stderr)
+        print(error_line(problem), file=sys.stderr)
     if not failed:
         if problems:
             raise typer.Exit(ExitCode.FAILED)
@@ -203,7 +204,6 @@ def report(
         raise failed[0].error
     for o in failed:
         error = o.error
-        hint = f"; {error.hint}" if error is not None and error.hint else ""
         message = error.message if error is not None else "failed"
-        print(f"certcli: error: {o.name}: {message}{hint}", file=sys.stderr)
+        print(error_line(f"{o.name}: {message}", error.hint if error else None), file=sys.stderr)
     raise typer.Exit(ExitCode.FAILED)

@@ -34,10 +34,9 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 
 def _fail(message: str, hint: str | None, code: int) -> int:
-    line = f"certcli: error: {message}"
-    if hint:
-        line += f"; {hint}"
-    print(line, file=sys.stderr)
+    from certcli.cli.output import error_line
+
+    print(error_line(message, hint), file=sys.stderr)
     return code
 
 

@@ -10,6 +10,11 @@ from functools import cached_property
 from typing import Any
 
 
+def error_line(message: str, hint: str | None = None) -> str:
+    """The one line certcli prints for a failure: what went wrong; what to do."""
+    return f"certcli: error: {message}" + (f"; {hint}" if hint else "")
+
+
 class Output:
     def __init__(self, *, json_mode: bool, quiet: bool, verbose: bool, color: bool) -> None:
         self.json_mode = json_mode

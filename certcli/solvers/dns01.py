@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -172,33 +171,18 @@ class HookProvider:
                 )
 
     def _run(self, command: list[str], name: str, value: str, domain: str) -> None:
-        from certcli.hooks import hook_environment
+        from certcli.hooks import run_command
 
-        env = hook_environment(
-            {
-                "CERTCLI_DNS_NAME": normalize_dns_name(name),
-                "CERTCLI_DNS_VALUE": value,
-                "CERTCLI_DOMAIN": domain,
-            }
+        env = {
+            "CERTCLI_DNS_NAME": normalize_dns_name(name),
+            "CERTCLI_DNS_VALUE": value,
+            "CERTCLI_DOMAIN": domain,
+        }
+        problem = run_command(
+            f"the DNS hook {shlex.join(command)} for {domain}", command, env, self.timeout
         )
-        try:
-            proc = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=self.timeout
-            )
-        except subprocess.TimeoutExpired:
-            raise DnsProviderError(
-                f"the DNS hook {shlex.join(command)} did not finish in {self.timeout:.0f} s"
-            ) from None
-        except OSError as exc:
-            raise DnsProviderError(
-                f"cannot run the DNS hook {command[0]}: {exc.strerror}"
-            ) from None
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or [""])[-1]
-            raise DnsProviderError(
-                f"the DNS hook {shlex.join(command)} failed for {domain} "
-                f"(exit {proc.returncode}){': ' + last if last else ''}"
-            )
+        if problem:
+            raise DnsProviderError(problem)
 
     def add(self, name: str, value: str, domain: str) -> None:
         self._run(self.auth, name, value, domain)

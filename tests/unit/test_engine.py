@@ -100,7 +100,7 @@ def test_split_chain() -> None:
     split = engine._split_chain(issued.fullchain_pem.decode())
     assert split.cert_pem == issued.cert_pem
     assert split.chain_pem == issued.chain_pem
-    assert split.fullchain_pem == issued.fullchain_pem
+    assert split.cert_pem + split.chain_pem == issued.fullchain_pem
 
 
 def test_new_orders_carry_the_profile_and_replaces() -> None:
