@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -50,6 +51,32 @@ def load_account(store: Store, directory_url: str) -> Account | None:
     )
 
 
+def load_directory(store: Store, directory_url: str, max_age: float) -> dict | None:
+    """The CA's directory as fetched at most `max_age` seconds ago, if kept (beside the
+    account, so a CA without our account is always asked afresh)."""
+    path = account_dir(store, directory_url) / "directory.json"
+    try:
+        data = json.loads(path.read_bytes())
+        fresh = 0 <= time.time() - float(data["fetched"]) <= max_age
+        return data["directory"] if fresh and isinstance(data["directory"], dict) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a cache: anything odd means asking the CA again
+
+
+def save_directory(store: Store, directory_url: str, directory: dict | None) -> None:
+    """Keep the CA's directory for the next runs (None forgets it); best effort."""
+    path = account_dir(store, directory_url) / "directory.json"
+    try:
+        if directory is None:
+            path.unlink(missing_ok=True)
+        elif path.parent.is_dir():
+            atomic_write(
+                path, json.dumps({"fetched": time.time(), "directory": directory}).encode()
+            )
+    except OSError:
+        pass
+
+
 def save_account(store: Store, account: Account) -> None:
     directory = account_dir(store, account.directory)
     data = {k: v for k, v in asdict(account).items() if k != "key_pem"}
@@ -76,7 +103,6 @@ def save_pending_key(store: Store, account: Account, key_pem: bytes) -> Path:
 def retire_account(store: Store, account: Account) -> Path:
     """Move a deactivated account aside: the next issuance creates a new one."""
     import os
-    import time
 
     directory = account_dir(store, account.directory)
     retired = directory.with_name(f"{directory.name}.deactivated-{int(time.time())}")

@@ -7,6 +7,7 @@ failures become the classified errors of certcli.errors.
 from __future__ import annotations
 
 import contextlib
+import copy
 import email.utils
 import json
 import re
@@ -31,8 +32,10 @@ from certcli.accounts import (
     Account,
     account_id,
     load_account,
+    load_directory,
     retire_account,
     save_account,
+    save_directory,
     save_pending_key,
 )
 from certcli.errors import (
@@ -55,6 +58,7 @@ USER_AGENT = f"certcli/{__version__}"
 BAD_NONCE_RETRIES = 30  # a CA may reject any nonce (a test CA half of them); one request each
 POLL_FIRST = 0.1  # seconds: validation at a nearby CA is often done by then
 POLL_MAX = 3.0
+DIRECTORY_MAX_AGE = 24 * 3600.0  # seconds a kept copy of a CA's directory is used
 
 Progress = Callable[[str], None]
 SolverFor = Callable[[str], Solver]
@@ -189,24 +193,44 @@ class Ca:
                 f"no account at {settings.directory_url} yet",
                 "`certcli issue` creates one (or check --server)",
             )
+        # With an account, the directory kept from an earlier run saves a round trip; a
+        # failure while using it makes the next run (and a failed order at once) ask again.
+        kept = account and load_directory(store, settings.directory_url, DIRECTORY_MAX_AGE)
+        self.directory_kept = bool(kept)
         with self._classified():
-            self.directory = self._fetch_directory()
+            self._use_directory(kept or self._get_directory())
             self.account = account or self._register(None)
+        if not kept:
+            save_directory(store, settings.directory_url, self._directory_data)
 
     # -- connection and account ---------------------------------------------------------
 
-    def _fetch_directory(self) -> messages.Directory:
-        url = self.settings.directory_url
-        response = _network(self.settings).get(url)
+    def _get_directory(self) -> Any:
+        return _network(self.settings).get(self.settings.directory_url).json()
+
+    def _use_directory(self, data: Any) -> None:
         try:
-            directory = messages.Directory.from_json(response.json())
+            directory = messages.Directory.from_json(copy.deepcopy(data))  # it edits its input
             if "newOrder" not in directory.to_partial_json():
                 raise KeyError("newOrder")
         except (ValueError, KeyError, TypeError, AttributeError, jose.DeserializationError):
             raise AcmeError(
-                f"{url} is not an ACME directory", "check --server (it ends in /directory)"
+                f"{self.settings.directory_url} is not an ACME directory",
+                "check --server (it ends in /directory)",
             ) from None
-        return directory
+        self.directory, self._directory_data = directory, data
+
+    def refresh_directory(self) -> bool:
+        """Fetch the directory again if it was a kept copy; True when it changed."""
+        with self._lock:
+            if not self.directory_kept:
+                return False
+            self.directory_kept = False
+            kept = self._directory_data
+            with self._classified():
+                self._use_directory(self._get_directory())
+        save_directory(self.store, self.settings.directory_url, self._directory_data)
+        return self._directory_data != kept
 
     def _register(self, existing: Account | None) -> Account:
         """Create the account (or, with `existing`, register its key again at a CA that has
@@ -319,13 +343,14 @@ class Ca:
         # 1. Place the order, and fetch each of its authorizations.
         progress("Ordering")
         try:
-            order = self._new_order(client, identifiers, csr_pem, profile, replaces)
-        except messages.Error as error:
-            if replaces is None or error.code in ("rateLimited", "badNonce"):
+            order = self._place_order(client, identifiers, csr_pem, profile, replaces)
+        except (requests.exceptions.RequestException, acme_errors.Error, messages.Error):
+            # A kept directory may be stale (the CA moved a resource): once more with a
+            # fresh one, only when it differs.
+            if not self.refresh_directory():
                 raise
-            # A CA may refuse the certificate ID (unknown, or already replaced): once more
-            # without it, as RFC 9773 allows.
-            order = self._new_order(client, identifiers, csr_pem, profile, None)
+            client = self._client()
+            order = self._place_order(client, identifiers, csr_pem, profile, replaces)
 
         # 2. Pick a challenge per pending authorization (a valid one was reused by the CA).
         work: list[tuple[Solver, Challenge, messages.ChallengeBody, Any]] = []
@@ -395,6 +420,23 @@ class Ca:
                 for url in client._get_links(cert_response, "alternate")
             ]
         return _split_chain(_choose_chain(chains, preferred_chain))
+
+    def _place_order(
+        self,
+        client: acme_client.ClientV2,
+        identifiers: list[str],
+        csr_pem: bytes,
+        profile: str | None,
+        replaces: str | None,
+    ) -> messages.OrderResource:
+        try:
+            return self._new_order(client, identifiers, csr_pem, profile, replaces)
+        except messages.Error as error:
+            if replaces is None or error.code in ("rateLimited", "badNonce"):
+                raise
+            # A CA may refuse the certificate ID (unknown, or already replaced): once more
+            # without it, as RFC 9773 allows.
+            return self._new_order(client, identifiers, csr_pem, profile, None)
 
     @staticmethod
     def _new_order(
@@ -533,7 +575,12 @@ class Ca:
         url = self.settings.directory_url
         host = urlsplit(url).netloc or url
         try:
-            yield
+            try:
+                yield
+            except BaseException:
+                if self.directory_kept:  # it may be the cause: the next run asks the CA again
+                    save_directory(self.store, url, None)
+                raise
         except CertcliError:
             raise
         except requests.exceptions.SSLError as exc:

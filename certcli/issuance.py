@@ -440,7 +440,11 @@ def issue(
 
 
 def _check_profile(ca: Ca, plan: Plan) -> None:
-    if plan.profile and plan.profile not in ca.profiles:
+    if (
+        plan.profile
+        and plan.profile not in ca.profiles
+        and not (ca.refresh_directory() and plan.profile in ca.profiles)
+    ):
         offered = ", ".join(sorted(ca.profiles)) or "none"
         raise UsageError(f"the CA offers no profile {plan.profile!r}", f"its profiles: {offered}")
 

@@ -81,6 +81,48 @@ def test_three_sans_and_the_account_is_reused(acme: Certcli, lab: Lab) -> None:
     _no_tokens_left(lab)
 
 
+def _kept_directory(acme: Certcli, lab: Lab) -> Path:
+    (path,) = (acme.config_dir / "accounts").glob("*/*/directory.json")
+    assert json.loads(path.read_text())["directory"]["newOrder"].startswith(lab.directory_url[:-4])
+    return path
+
+
+def test_a_known_account_issues_in_eight_requests_without_the_directory(
+    acme: Certcli, lab: Lab
+) -> None:
+    ok(_issue(acme, lab, "first8.certcli.test"))
+    _kept_directory(acme, lab)
+    before = len(lab.acme_requests())
+    ok(_issue(acme, lab, "eight.certcli.test"))
+    sent = lab.acme_requests()[before:]
+    assert "GET /dir" not in sent
+    # One nonce, the order, its authorization, the answer, a poll, the finalize, a poll and
+    # the download: 8 (a repeat is a poll or the retry of a nonce the lab's CA rejected).
+    assert [r for i, r in enumerate(sent) if i == 0 or sent[i - 1] != r] == [
+        "HEAD /nonce-plz",
+        "POST /order-plz",
+        "POST /authZ/",
+        "POST /chalZ/",
+        "POST /my-order/",
+        "POST /finalize-order/",
+        "POST /my-order/",
+        "POST /certZ/",
+    ]
+
+
+def test_a_stale_kept_directory_is_fetched_again(acme: Certcli, lab: Lab) -> None:
+    ok(_issue(acme, lab, "kept.certcli.test"))
+    path = _kept_directory(acme, lab)
+    data = json.loads(path.read_text())
+    data["directory"]["newOrder"] = data["directory"]["newOrder"] + "-moved"
+    path.write_text(json.dumps(data))
+    before = len(lab.acme_requests())
+    ok(_issue(acme, lab, "stale.certcli.test"))
+    assert lab.acme_requests()[before:].count("GET /dir") == 1
+    assert _sans(_leaf(acme, "stale.certcli.test")) == {"stale.certcli.test"}
+    assert not json.loads(path.read_text())["directory"]["newOrder"].endswith("-moved")
+
+
 def test_each_issues_five_lineages_concurrently(acme: Certcli, lab: Lab) -> None:
     domains = [f"e{i}.certcli.test" for i in range(5)]
     run = ok(acme("issue", *domains, "--each", "--webroot", lab.webroot, "--agree-tos", "--json"))
