@@ -56,7 +56,7 @@ from certcli.store import Store
 
 USER_AGENT = f"certcli/{__version__}"
 BAD_NONCE_RETRIES = 30  # a CA may reject any nonce (a test CA half of them); one request each
-POLL_FIRST = 0.1  # seconds: validation at a nearby CA is often done by then
+POLL_FIRST = 0.02  # seconds: a nearby CA has often validated by then; doubling from there
 POLL_MAX = 3.0
 DIRECTORY_MAX_AGE = 24 * 3600.0  # seconds a kept copy of a CA's directory is used
 

@@ -24,6 +24,7 @@ from certcli.renewal import (
     ari_moment,
     days_left,
     next_attempt,
+    not_due_until,
     renewal_reason,
     renewal_window_start,
 )
@@ -548,7 +549,19 @@ def renew(
         outcomes: list[Outcome] = []
         due: list[tuple[LineageConfig, str]] = []
         replaces: dict[str, str | None] = {}  # the certificate each renewal replaces (ARI)
+        # What an earlier run found not due, and until when: a lineage whose files have not
+        # changed since is not read again.
+        index = {} if force or dry_run else store.read_renew_index()
+        kept = dict(index) if names else {}
+        stamp_now = now.timestamp()
         for name in names or store.names():
+            stamp = store.lineage_stamp(name)
+            known = _not_due_by_index(index.get(name), name, stamp, stamp_now)
+            if known is not None:
+                outcomes.append(known)
+                kept[name] = index[name]
+                continue
+            kept.pop(name, None)
             try:
                 item = _scan(store, name, config, now, force=force or dry_run)
             except (CertcliError, KeyError, TypeError, ValueError) as exc:
@@ -564,9 +577,19 @@ def renew(
                 continue
             if isinstance(item, Outcome):
                 outcomes.append(item)
+                if "until" in item.extra and item.certificate is not None:
+                    kept[name] = {
+                        "stamp": stamp,  # taken before reading: a change meanwhile shows
+                        "until": item.extra["until"].timestamp(),
+                        "domains": list(item.domains),
+                        "certificate": item.certificate.to_json(),
+                    }
             else:
                 due.append(item[:2])
                 replaces[name] = item[2]
+
+        if not (force or dry_run) and kept != index:
+            store.write_renew_index(kept)
 
         hooks = config.get("hooks") or {}
         problems: list[str] = []
@@ -638,6 +661,19 @@ def renew(
     return RenewRun(outcomes, problems)
 
 
+def _not_due_by_index(entry: Any, name: str, stamp: list[Any], now: float) -> Outcome | None:
+    """The index's word on a lineage, if its stamp still holds and its time has not come."""
+    if not isinstance(entry, dict) or entry.get("stamp") != stamp:
+        return None
+    try:
+        if now >= entry["until"]:
+            return None
+        certificate = CertInfo.from_json(entry["certificate"])
+        return Outcome(name, "not_due", tuple(entry["domains"]), certificate=certificate)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _scan(
     store: Store, name: str, config: dict[str, Any], now: datetime, *, force: bool
 ) -> Outcome | tuple[LineageConfig, str, str | None]:
@@ -648,7 +684,9 @@ def _scan(
     if lineage.mode is Mode.CUSTOM:
         return _custom_outcome(lineage, live, now)
     state = store.read_state(name)
-    ari = None if live is None else _ari_window(store, name, state, config, lineage, now)
+    ari, ask_again = (
+        (None, None) if live is None else _ari_window(store, name, state, config, lineage, now)
+    )
     reason = renewal_reason(
         live,
         lineage.domains,
@@ -659,7 +697,9 @@ def _scan(
     )
     waiting = state.get("next_attempt")
     if reason is None:
-        return Outcome(name, "not_due", lineage.domains, certificate=live)
+        assert live is not None  # a lineage without a certificate is always due
+        until = min(filter(None, (not_due_until(live, ari), ask_again)))
+        return Outcome(name, "not_due", lineage.domains, certificate=live, extra={"until": until})
     if waiting and not force and parse_rfc3339(waiting) > now:
         return Outcome(name, "backoff", lineage.domains, reason=f"next attempt at {waiting}")
     return lineage, reason, (state.get("ari") or {}).get("id")
@@ -693,22 +733,23 @@ def _ari_window(
     config: dict[str, Any],
     lineage: LineageConfig,
     now: datetime,
-) -> tuple[datetime, datetime] | None:
+) -> tuple[tuple[datetime, datetime] | None, datetime | None]:
     """The (chosen moment, window end) of a lineage whose CA offers ARI, asking the CA
-    again only once the last answer's Retry-After has passed."""
+    again only once the last answer's Retry-After has passed; and when that will be."""
     ari = state.get("ari")
     if not ari or "url" not in ari:
-        return None
+        return None, None
     if "start" not in ari or now >= parse_rfc3339(ari["next_check"]):
         ari = refresh_ari(ari, ca_settings(AcmeOptions(), config, lineage))
         with contextlib.suppress(LockedError), store.lock(name):  # else: next run keeps it
             fresh = store.read_state(name)
             fresh["ari"] = ari
             store.write_state(name, fresh)
+    ask_again = parse_rfc3339(ari["next_check"])
     if "start" not in ari:
-        return None
+        return None, ask_again
     start, end = parse_rfc3339(ari["start"]), parse_rfc3339(ari["end"])
-    return ari_moment(start, end, float(ari["fraction"])), end
+    return (ari_moment(start, end, float(ari["fraction"])), end), ask_again
 
 
 def _deployed(

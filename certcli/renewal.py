@@ -74,6 +74,14 @@ def renewal_reason(
     return None
 
 
+def not_due_until(live: CertInfo, ari: tuple[datetime, datetime] | None) -> datetime:
+    """The first moment `renewal_reason` can find a lineage that is not due due, if nothing
+    else changes (its settings, state or certificate)."""
+    if ari is not None:
+        return min(ari[0], ari[1], live.not_after - (live.not_after - live.not_before) / 20)
+    return renewal_window_start(live.not_before, live.not_after)
+
+
 #: Let's Encrypt's integration guide: 1 min, 10 min, 100 min, then once a day.
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=10), timedelta(minutes=100))
 DAILY = timedelta(days=1)

@@ -35,6 +35,7 @@ FILE_MODE = 0o644
 VERSION_FILES = ("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem")
 _VERSION_DIR = re.compile(r"^\d{4,}$")
 _LOCK_WAIT_DEFAULT = 5.0
+RENEW_INDEX = "renew-index.json"
 
 
 def version_files(cert_pem: bytes, chain_pem: bytes, key_pem: bytes) -> dict[str, bytes]:
@@ -223,6 +224,41 @@ class Store:
             return sorted(int(e) for e in os.listdir(archive) if _VERSION_DIR.match(e))
         except FileNotFoundError:
             return []
+
+    # -- the renew index: what `renew` found not due, and until when ---------------------
+
+    def lineage_stamp(self, name: str) -> list[Any]:
+        """What changes whenever a lineage's settings, state or live version change: the
+        inode, mtime and size of lineage.toml and state.json (certcli replaces files by
+        rename, an editor writes them), and where `live` points."""
+        stamp: list[Any] = []
+        for filename in ("lineage.toml", "state.json"):
+            try:
+                st = os.stat(self._path(name, filename))
+                stamp += [st.st_ino, st.st_mtime_ns, st.st_size]
+            except OSError:
+                stamp += [None, None, None]
+        try:
+            stamp.append(os.readlink(self._path(name, "live")))
+        except OSError:
+            stamp.append(None)
+        return stamp
+
+    def read_renew_index(self) -> dict[str, Any]:
+        """The index `renew` keeps (a cache: anything odd in it means an empty one)."""
+        try:
+            with open(os.path.join(self.root, RENEW_INDEX), "rb") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            return {}
+        ok = isinstance(data, dict) and data.get("format") == 1
+        return data["lineages"] if ok and isinstance(data.get("lineages"), dict) else {}
+
+    def write_renew_index(self, lineages: dict[str, Any]) -> None:
+        """Best effort: without the index `renew` reads every lineage, and is still right."""
+        with contextlib.suppress(OSError):
+            payload = {"format": 1, "lineages": lineages}
+            atomic_write(self.root / RENEW_INDEX, json.dumps(payload).encode())
 
     def live_version(self, name: str) -> int | None:
         try:

@@ -2,35 +2,33 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from certcli import __version__
-from certcli.cli import (
-    cmd_csr,
-    cmd_dns,
-    cmd_download,
-    cmd_issue,
-    cmd_manage,
-    cmd_renew,
-    cmd_san,
-    cmd_status,
-    cmd_upload,
-)
 from certcli.cli.output import Output
 from certcli.cli.runtime import Runtime
 
-app = typer.Typer(
-    name="certcli",
-    help="Obtain, renew, import, inspect and export TLS certificates.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# name: (module in certcli.cli, its attribute, a group of subcommands). Imported on demand:
+# a run needs one command, and building every command's parameters costs more than a
+# `renew` with nothing to do.
+COMMANDS: dict[str, tuple[str, str, bool]] = {
+    "issue": ("cmd_issue", "issue", False),
+    "renew": ("cmd_renew", "renew", False),
+    "csr": ("cmd_csr", "csr", False),
+    "upload": ("cmd_upload", "upload", False),
+    "status": ("cmd_status", "status", False),
+    "download": ("cmd_download", "download", False),
+    "san": ("cmd_san", "app", True),
+    "dns": ("cmd_dns", "app", True),
+    "revoke": ("cmd_manage", "revoke", False),
+    "delete": ("cmd_manage", "delete", False),
+    "account": ("cmd_manage", "account_app", True),
+    "config": ("cmd_manage", "config_app", True),
+}
 
 
 def _version(value: bool) -> None:
@@ -39,7 +37,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     config_dir: Annotated[
@@ -83,15 +80,23 @@ def root(
     )
 
 
-app.command("issue")(cmd_issue.issue)
-app.command("renew")(cmd_renew.renew)
-app.command("csr")(cmd_csr.csr)
-app.command("upload")(cmd_upload.upload)
-app.command("status")(cmd_status.status)
-app.command("download")(cmd_download.download)
-app.add_typer(cmd_san.app, name="san")
-app.add_typer(cmd_dns.app, name="dns")
-app.command("revoke")(cmd_manage.revoke)
-app.command("delete")(cmd_manage.delete)
-app.add_typer(cmd_manage.account_app, name="account")
-app.add_typer(cmd_manage.config_app, name="config")
+def build(only: str | None = None) -> typer.Typer:
+    """The app with every command (for help and completion), or with just `only`."""
+    app = typer.Typer(
+        name="certcli",
+        help="Obtain, renew, import, inspect and export TLS certificates.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(root)
+    for name, (module, attribute, group) in COMMANDS.items():
+        if only is None or name == only:
+            target = getattr(importlib.import_module(f"certcli.cli.{module}"), attribute)
+            if group:
+                app.add_typer(target, name=name)
+            else:
+                app.command(name)(target)
+    return app

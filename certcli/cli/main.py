@@ -33,6 +33,12 @@ def hoist_global_options(argv: list[str]) -> list[str]:
     return front + rest
 
 
+def _takes_value(args: list[str], word: str) -> bool:
+    """Whether `word` is the value of a global option rather than the command."""
+    i = args.index(word)
+    return i > 0 and args[i - 1] in _GLOBAL_WITH_VALUE
+
+
 def _fail(message: str, hint: str | None, code: int) -> int:
     from certcli.cli.output import error_line
 
@@ -50,12 +56,13 @@ def run(argv: list[str]) -> int:
     try:
         import typer
 
-        from certcli.cli.app import app
+        from certcli.cli.app import COMMANDS, build
 
+        args = hoist_global_options(argv)
+        named = next((a for a in args if not a.startswith("-")), None)
+        app = build(named if named in COMMANDS and not _takes_value(args, named) else None)
         command = typer.main.get_command(app)
-        result = command.main(
-            args=hoist_global_options(argv), prog_name="certcli", standalone_mode=False
-        )
+        result = command.main(args=args, prog_name="certcli", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except CertcliError as exc:
         if verbose:

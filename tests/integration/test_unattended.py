@@ -205,3 +205,53 @@ def test_a_hook_that_hangs_is_stopped_at_its_timeout(acme: Certcli, lab: Lab) ->
     assert run.code == 1
     assert "the deploy hook `sleep 30` did not finish in 1 s" in run.stderr
     assert (acme.config_dir / "certs" / "slow.certcli.test" / "live").is_symlink()
+
+
+def _index(acme: Certcli) -> dict:
+    return json.loads((acme.config_dir / "renew-index.json").read_text())["lineages"]
+
+
+def _write_index(acme: Certcli, lineages: dict) -> None:
+    payload = {"format": 1, "lineages": lineages}
+    (acme.config_dir / "renew-index.json").write_text(json.dumps(payload))
+
+
+def test_renew_keeps_an_index_of_what_is_not_due_and_trusts_it_only_while_unchanged(
+    acme: Certcli, lab: Lab
+) -> None:
+    _issue(acme, lab, "idx.certcli.test")
+    ok(acme("renew"))
+    entry = _index(acme)["idx.certcli.test"]
+    live = json.loads((acme.config_dir / "certs/idx.certcli.test/live/meta.json").read_text())[
+        "certificate"
+    ]
+    not_before, not_after = (datetime.fromisoformat(live[k]) for k in ("not_before", "not_after"))
+    assert entry["until"] == pytest.approx((not_after - (not_after - not_before) / 3).timestamp())
+
+    # Unchanged files: the index answers (a marker put in it shows in the results).
+    _write_index(acme, {"idx.certcli.test": {**entry, "domains": ["from.the.index"]}})
+    (result,) = ok(acme("renew", "--json")).json()["results"]
+    assert (result["action"], result["domains"]) == ("not_due", ["from.the.index"])
+
+    # Past its `until`: the lineage is read again.
+    _write_index(acme, {"idx.certcli.test": {**entry, "domains": ["x"], "until": 0}})
+    (result,) = ok(acme("renew", "--json")).json()["results"]
+    assert (result["action"], result["domains"]) == ("not_due", ["idx.certcli.test"])
+
+    # lineage.toml changed by hand (a name added): the index is not trusted; it is renewed.
+    _write_index(acme, {"idx.certcli.test": {**entry, "until": 4e9}})
+    _edit_lineage(acme, "idx.certcli.test", domains=["idx.certcli.test", "more.certcli.test"])
+    (result,) = ok(acme("renew", "--json")).json()["results"]
+    assert result["action"] == "renewed" and result["reason"].startswith("not yet covered")
+    assert (
+        "idx.certcli.test" not in _index(acme)
+        or _index(acme)["idx.certcli.test"]["stamp"] != entry["stamp"]
+    )
+
+
+def test_a_damaged_index_is_ignored(acme: Certcli, lab: Lab) -> None:
+    _issue(acme, lab, "idx2.certcli.test")
+    for text in ("{", "[]", '{"format": 1, "lineages": {"idx2.certcli.test": 7}}'):
+        (acme.config_dir / "renew-index.json").write_text(text)
+        (result,) = ok(acme("renew", "--json")).json()["results"]
+        assert (result["action"], result["domains"]) == ("not_due", ["idx2.certcli.test"])

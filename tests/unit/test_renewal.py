@@ -143,3 +143,19 @@ def test_ari_certificate_id() -> None:
     )
     cert.extensions.get_extension_for_class.return_value.value = aki
     assert ari_cert_id(cert) == "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"
+
+
+def test_not_due_until_is_the_first_moment_a_reason_appears() -> None:
+    from certcli.renewal import not_due_until, renewal_reason
+
+    info = _info()
+    second = timedelta(seconds=1)
+    windows: list[tuple[datetime, datetime] | None] = [
+        None,
+        (T0 + timedelta(days=70), T0 + timedelta(days=71)),  # ARI: the chosen moment
+        (T0 + timedelta(days=200), T0 + timedelta(days=201)),  # ARI: the last twentieth
+    ]
+    for ari in windows:
+        until = not_due_until(info, ari)
+        assert renewal_reason(info, ("example.com",), until - second, ari=ari) is None
+        assert renewal_reason(info, ("example.com",), until, ari=ari) is not None
