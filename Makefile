@@ -24,6 +24,9 @@ bench: $(VENV)/.installed system-packages bench-tools
 	$(BIN)/python -m tests.bench
 
 bench-tools:
+	@[ -x .bench/certcli/bin/pip ] || $(PYTHON) -m venv .bench/certcli
+	.bench/certcli/bin/pip install --quiet . && \
+		.bench/certcli/bin/pip install --quiet --force-reinstall --no-deps .
 	@[ -x .bench/certbot/bin/certbot ] || { $(PYTHON) -m venv .bench/certbot && \
 		.bench/certbot/bin/pip install --quiet certbot certbot-dns-rfc2136; }
 	@command -v lego >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
