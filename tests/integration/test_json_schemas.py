@@ -3,7 +3,7 @@ one JSON document, also when the command reports a failure, and messages go to s
 
 One store is shared by the whole module and walked through a scenario once (the
 `scenario` fixture): two ACME lineages (one over HTTP-01, one whose DNS-01 delegation is
-missing), one uploaded and one waiting for its certificate. It costs two certificates.
+missing), one uploaded and one waiting for its certificate. It costs three certificates.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ CASES: dict[str, Case] = {
     "csr to a file": Case("csr", 0),
     "upload": Case("upload", 0),
     "upload again": Case("upload", 0),
-    "san add, no issue": Case("san add", 0),
+    "san add": Case("san add", 1, error=True),
     "san list": Case("san list", 0),
     "renew, one fails": Case("renew", 1, error=True),
     "renew, not due": Case("renew", 0),
@@ -110,10 +110,11 @@ def scenario(lab: Lab, ca: LocalCA, tmp_path_factory: pytest.TempPathFactory) ->
     run("upload", "upload", s.custom, "--cert", "cert.pem", "--chain", "chain.pem")
     key = certcli.config_dir / "certs" / s.custom / "live" / "privkey.pem"
     run("upload again", "upload", s.custom, "--cert", "cert.pem", "--key", key)
-    run("san add, no issue", "san", "add", s.http, f"www.{s.http}", "--no-issue")
+    # re-issued at once; a deploy hook that fails is a problem, not a failure of the order
+    failing_hook = {"CERTCLI_HOOKS_DEPLOY": "echo no >&2; exit 3"}
+    run("san add", "san", "add", s.http, f"www.{s.http}", env=failing_hook)
     run("san list", "san", "list", s.http)
-    # due (a SAN not covered) and re-issued; its deploy hook fails: a problem, not a failure
-    run("renew, one fails", "renew", env={"CERTCLI_HOOKS_DEPLOY": "echo no >&2; exit 3"})
+    run("renew, one fails", "renew", "--force", env=failing_hook)
     run("renew, not due", "renew", s.http)
     with Store(certcli.config_dir).lock_store(wait=0):
         run("renew, store locked", "renew")
@@ -171,7 +172,7 @@ def test_renew_reports_every_lineage_and_the_problems(scenario: Scenario) -> Non
         scenario.pending: "skipped",
     }
     renewed = next(r for r in document["results"] if r["action"] == "renewed")
-    assert renewed["version"] == 2 and renewed["domains"] == [scenario.http, f"www.{scenario.http}"]
+    assert renewed["version"] == 3 and renewed["reason"] == "forced"
     assert len(renewed["problems"]) == 1 and "deploy hook" in renewed["problems"][0]
     assert document["problems"] == renewed["problems"]
     (not_due,) = scenario.doc("renew, not due")["results"]
@@ -184,11 +185,16 @@ def test_san_changes(scenario: Scenario) -> None:
     waiting = scenario.doc("san add, dns not ready")
     assert waiting["added"] == [f"www.{scenario.dns}"]
     assert waiting["result"]["action"] == "failed"
-    added = scenario.doc("san add, no issue")
-    assert added["added"] == [f"www.{scenario.http}"] and added["result"] is None
+    added = scenario.doc("san add")
+    assert added["added"] == [f"www.{scenario.http}"] and added["covered"] == []
+    result = added["result"]
+    assert result["action"] == "issued" and result["version"] == 2
+    assert result["domains"] == [scenario.http, f"www.{scenario.http}"]
+    assert len(result["problems"]) == 1 and "deploy hook" in result["problems"][0]
+    assert result["problems"][0] in scenario.runs["san add"].stderr
     assert [(s["name"], s["ssl_status"]) for s in scenario.doc("san list")["sans"]] == [
         (scenario.http, "covered"),
-        (f"www.{scenario.http}", "not_covered"),
+        (f"www.{scenario.http}", "covered"),
     ]
     removed = scenario.doc("san remove")
     assert removed["removed"] == [f"www.{scenario.http}"]
