@@ -39,10 +39,11 @@ def delete_lineage(store: Store, name: str) -> None:
             raise StoreError(f"cannot delete {directory}: {exc.strerror}") from None
 
 
-def reason_code(reason: str) -> int:
+def reason_name(reason: str) -> str:
+    """The RFC 5280 name of a revocation reason given by name (any case) or code."""
     for label, code in REVOCATION_REASONS.items():
         if reason.lower() in (label.lower(), str(code)):
-            return code
+            return label
     raise UsageError(
         f"unknown revocation reason {reason!r}", f"choose one of: {', '.join(REVOCATION_REASONS)}"
     )

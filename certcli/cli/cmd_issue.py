@@ -164,15 +164,17 @@ def report(
     *,
     single_error: bool = False,
     problems: list[str] | None = None,
+    document: bool = True,
 ) -> None:
-    """Print what happened; exit 1 when anything failed (or, for one lineage, its own code)."""
+    """Print what happened; exit 1 when anything failed (or, for one lineage, its own code).
+    `document=False`: the caller prints the --json document of its own (san add)."""
     from certcli.cli.output import error_line
     from certcli.errors import ExitCode
 
     out = rt.out
     failed = [o for o in outcomes if o.action == "failed"]
     problems = [p for o in outcomes for p in o.problems] + (problems or [])
-    if out.json_mode:
+    if out.json_mode and document:
         out.emit_json({"results": [o.to_json() for o in outcomes], "problems": problems})
     for o in outcomes:
         cert = o.certificate

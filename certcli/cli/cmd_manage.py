@@ -50,16 +50,16 @@ def revoke(
     from certcli.domains import validate_lineage_name
     from certcli.errors import UsageError
     from certcli.issuance import AcmeOptions, ca_settings
-    from certcli.manage import mark_revoked, reason_code
+    from certcli.manage import REVOCATION_REASONS, mark_revoked, reason_name
 
     rt = runtime(ctx)
-    code = reason_code(reason)
+    reason = reason_name(reason)
     lineage = rt.store.read_config(validate_lineage_name(name))
     info = rt.store.live_info(name)
     if info is None:
         raise UsageError(f"{name!r} has no certificate to revoke")
     ca = _ca(rt, ca_settings(AcmeOptions(), rt.config, lineage))
-    ca.revoke(rt.store.read_live_file(name, "cert.pem"), code)
+    ca.revoke(rt.store.read_live_file(name, "cert.pem"), REVOCATION_REASONS[reason])
     mark_revoked(rt.store, name, info.serial, reason)
     if rt.out.json_mode:
         rt.out.emit_json({"name": name, "serial": info.serial, "reason": reason, "revoked": True})
@@ -173,7 +173,11 @@ def config_get(
     else:
         import json
 
-        rt.out.line(json.dumps(value))  # TOML and JSON agree on numbers, booleans, lists
+        from certcli.cli.output import json_default
+
+        # TOML and JSON agree on numbers, booleans, lists; a date prints as RFC 3339 text
+        text = json.dumps(value, default=json_default)
+        rt.out.line(text[1:-1] if text.startswith('"') else text)
 
 
 @config_app.command("set")
@@ -187,5 +191,8 @@ def config_set(
     from certcli.manage import parse_value
 
     rt = runtime(ctx)
-    set_(rt.store, key, parse_value(value))
+    parsed = parse_value(value)
+    set_(rt.store, key, parsed)
+    if rt.out.json_mode:
+        rt.out.emit_json({"key": key, "value": parsed})
     rt.out.info(f"Set {key} in {Path(rt.store.root) / 'config.toml'}.")

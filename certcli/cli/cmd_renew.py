@@ -68,5 +68,7 @@ def renew(
         rt.out.info(
             f"{exc.message.replace('is locked', 'is being renewed')}: another run is at work"
         )
+        if rt.out.json_mode:  # still one document: this run renewed nothing
+            rt.out.emit_json({"results": [], "problems": []})
         return
     report(rt, run.outcomes, problems=run.problems)

@@ -41,10 +41,8 @@ def add(
             issue=not no_issue,
         )
     _summary(rt, change)
-    if change.outcome is not None and not rt.out.json_mode:
-        report(rt, [change.outcome], single_error=True)
-    elif change.outcome is not None and change.outcome.error is not None:
-        raise change.outcome.error
+    if change.outcome is not None:  # with --json as without: problems on stderr, exit code
+        report(rt, [change.outcome], single_error=True, document=False)
 
 
 @app.command("remove")

@@ -10,6 +10,15 @@ from functools import cached_property
 from typing import Any
 
 
+def json_default(value: Any) -> str:
+    """JSON for the values json cannot write: TOML dates and times (config.toml)."""
+    import datetime
+
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def error_line(message: str, hint: str | None = None) -> str:
     """The one line certcli prints for a failure: what went wrong; what to do."""
     return f"certcli: error: {message}" + (f"; {hint}" if hint else "")
@@ -44,7 +53,8 @@ class Output:
             print(text)
 
     def emit_json(self, payload: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        """The one JSON document of a --json run."""
+        sys.stdout.write(json.dumps(payload, indent=2, default=json_default) + "\n")
 
     def table(
         self,
