@@ -94,9 +94,9 @@ def _commands(group: Any, prefix: str = "") -> Iterator[str]:
 def test_every_command_has_a_schema_and_every_schema_a_command() -> None:
     import typer
 
-    from certcli.cli.app import app
+    from certcli.cli.app import build
 
-    assert set(_commands(typer.main.get_command(app))) == set(COMMAND_SCHEMAS)
+    assert set(_commands(typer.main.get_command(build()))) == set(COMMAND_SCHEMAS)
     assert set(COMMAND_SCHEMAS.values()) == set(FILES)
 
 
