@@ -12,6 +12,7 @@ from certcli.cli import (
     cmd_csr,
     cmd_dns,
     cmd_download,
+    cmd_import,
     cmd_issue,
     cmd_manage,
     cmd_renew,
@@ -95,3 +96,4 @@ app.command("revoke")(cmd_manage.revoke)
 app.command("delete")(cmd_manage.delete)
 app.add_typer(cmd_manage.account_app, name="account")
 app.add_typer(cmd_manage.config_app, name="config")
+app.add_typer(cmd_import.app, name="import")
