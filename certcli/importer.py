@@ -662,6 +662,13 @@ def plan_import(
             f"{directory} has no renewal/ directory: it is not certbot's config directory",
             "give certbot's config directory (its --config-dir; /etc/letsencrypt by default)",
         )
+    for sub in ("renewal", "live", "archive"):
+        # certbot makes live/ and archive/ 0700: one clear line, not one per lineage
+        if (directory / sub).exists() and not os.access(directory / sub, os.R_OK | os.X_OK):
+            raise InvalidInputError(
+                f"cannot read {directory / sub}: permission denied",
+                "run the import as the user certbot runs as (usually root)",
+            )
     try:
         confs = {
             p.name.removesuffix(".conf"): p
