@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from certcli import x509 as x
 from certcli.accounts import Account, load_account, save_account
-from certcli.config import LETSENCRYPT
+from certcli.config import LETSENCRYPT, setting
 from certcli.domains import validate_lineage_name
 from certcli.errors import CertcliError, InvalidInputError, NotFoundError, StoreError
 from certcli.inputs import read_input
@@ -251,7 +251,7 @@ def _webroot(params: dict[str, Any], domains: tuple[str, ...]) -> tuple[str | No
         roots = roots or [r for r in map(_text, mapping.values()) if r]
     else:
         paths = params.get("webroot_path")
-        roots = [p for p in (paths if isinstance(paths, list) else [paths]) if _text(p)]
+        roots = [t for p in (paths if isinstance(paths, list) else [paths]) if (t := _text(p))]
     distinct = list(dict.fromkeys(r.rstrip("/") or "/" for r in roots))
     if len(distinct) == 1:
         return distinct[0], None
@@ -292,6 +292,90 @@ def _rfc2136(
     }, None
 
 
+@dataclass
+class _Answer:
+    """How certcli answers the CA's challenge for one lineage, as far as it can."""
+
+    challenge: str | None = None
+    webroot: str | None = None
+    global_settings: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _answer(
+    authenticator: str,
+    params: dict[str, Any],
+    name: str,
+    domains: tuple[str, ...],
+    credentials: tuple[dict[str, Any] | None, str | None],
+    dns_target: str | None,
+) -> _Answer:
+    """certbot's authenticator, mapped onto certcli's challenge settings."""
+    names = shlex.join(domains)
+    webroot_hint = (
+        f"set one with `certcli config set webroot DIR` (for every lineage without its own), "
+        f"or re-issue: `certcli issue {names} --name {name} --webroot DIR --force-renewal`"
+    )
+    result = _Answer()
+    if authenticator == "webroot":
+        result.webroot, problem = _webroot(params, domains)
+        if result.webroot:
+            result.challenge = "http-01"
+        else:
+            result.warnings.append(f"no webroot imported: {problem}; {webroot_hint}")
+    elif authenticator == "dns-rfc2136":
+        result.challenge = "dns-01"
+        where = _text(params.get("dns_rfc2136_credentials")) or "the credentials file"
+        dns, problem = _rfc2136(*credentials, where)
+        if dns:
+            result.global_settings.append((f"the rfc2136 key of {where}", dns))
+        else:
+            result.warnings.append(f"no DNS key imported: {problem}")
+        if dns_target:
+            result.warnings.append(
+                f"certcli answers DNS-01 by CNAME delegation to {dns_target}: create the "
+                f"records `certcli dns check {names}` shows"
+            )
+        else:
+            result.warnings.append(
+                "certbot wrote each name's own _acme-challenge TXT record; certcli writes one "
+                "delegation target that every _acme-challenge name CNAMEs to: set it with "
+                "`certcli config set dns.target NAME` (a name this key may update), then "
+                f"create the records `certcli dns check {names}` shows"
+            )
+    elif authenticator in ("standalone", "nginx", "apache"):
+        how = {
+            "standalone": "with its own web server on port 80",
+            "nginx": "through nginx, whose configuration it edited",
+            "apache": "through Apache, whose configuration it edited",
+        }[authenticator]
+        result.warnings.append(
+            f"certbot answered HTTP-01 {how} ({authenticator}); certcli answers from a "
+            f"directory your web server serves at /.well-known/acme-challenge/: {webroot_hint}"
+        )
+    elif authenticator == "manual":
+        hooks = _text(params.get("manual_auth_hook"))
+        what = (
+            f"runs the manual hooks ({hooks}) with certbot's CERTBOT_* variables"
+            if hooks
+            else "needs a person at each renewal (manual)"
+        )
+        result.warnings.append(
+            f"certbot {what}; certcli renews from a webroot ({webroot_hint}) or by DNS "
+            "delegation (dns.provider = hook runs commands with CERTCLI_DNS_NAME, "
+            f"CERTCLI_DNS_VALUE; then `certcli issue {names} --name {name} --dns "
+            "--force-renewal`)"
+        )
+    else:
+        result.warnings.append(
+            f"certcli cannot run certbot's authenticator ({authenticator or 'none named'}): "
+            f"it answers HTTP-01 from a webroot ({webroot_hint}) or DNS-01 by CNAME "
+            f"delegation (rfc2136, hook: set dns.* and re-issue with `certcli issue {names} "
+            f"--name {name} --dns --force-renewal`)"
+        )
+    return result
+
+
 def map_renewal(
     name: str,
     domains: tuple[str, ...],
@@ -307,73 +391,12 @@ def map_renewal(
     configured delegation target, if any. Pure: no I/O."""
     params = conf.get("renewalparams")
     params = params if isinstance(params, dict) else {}
-    warnings: list[str] = []
     key_type, problem = map_key_type(params, live_key_type)
-    warnings += [problem] if problem else []
     authenticator = (_text(params.get("authenticator")) or "").lower()
-    names = shlex.join(domains)
-    webroot_hint = (
-        f"set one with `certcli config set webroot DIR` (for every lineage without its own), "
-        f"or re-issue: `certcli issue {names} --name {name} --webroot DIR --force-renewal`"
+    answer = _answer(
+        authenticator, params, name, domains, (credentials, credentials_problem), dns_target
     )
-    challenge = webroot = None
-    global_settings: list[tuple[str, dict[str, Any]]] = []
-    if authenticator == "webroot":
-        webroot, problem = _webroot(params, domains)
-        if webroot:
-            challenge = "http-01"
-        else:
-            warnings.append(f"no webroot imported: {problem}; {webroot_hint}")
-    elif authenticator == "dns-rfc2136":
-        challenge = "dns-01"
-        where = _text(params.get("dns_rfc2136_credentials")) or "the credentials file"
-        dns, problem = _rfc2136(credentials, credentials_problem, where)
-        if dns:
-            global_settings.append((f"the rfc2136 key of {where}", dns))
-        else:
-            warnings.append(f"no DNS key imported: {problem}")
-        if dns_target:
-            warnings.append(
-                f"certcli answers DNS-01 by CNAME delegation to {dns_target}: create the "
-                f"records `certcli dns check {names}` shows"
-            )
-        else:
-            warnings.append(
-                "certbot wrote each name's own _acme-challenge TXT record; certcli writes one "
-                "delegation target that every _acme-challenge name CNAMEs to: set it with "
-                "`certcli config set dns.target NAME` (a name this key may update), then "
-                f"create the records `certcli dns check {names}` shows"
-            )
-    elif authenticator in ("standalone", "nginx", "apache"):
-        how = {
-            "standalone": "with its own web server on port 80",
-            "nginx": "through nginx, whose configuration it edited",
-            "apache": "through Apache, whose configuration it edited",
-        }[authenticator]
-        warnings.append(
-            f"certbot answered HTTP-01 {how} ({authenticator}); certcli answers from a "
-            f"directory your web server serves at /.well-known/acme-challenge/: {webroot_hint}"
-        )
-    elif authenticator == "manual":
-        hooks = _text(params.get("manual_auth_hook"))
-        what = (
-            f"runs the manual hooks ({hooks}) with certbot's CERTBOT_* variables"
-            if hooks
-            else "needs a person at each renewal (manual)"
-        )
-        warnings.append(
-            f"certbot {what}; certcli renews from a webroot ({webroot_hint}) or by DNS "
-            "delegation (dns.provider = hook runs commands with CERTCLI_DNS_NAME, "
-            "CERTCLI_DNS_VALUE; then `certcli issue ... --dns --force-renewal`)"
-        )
-    else:
-        shown = authenticator or "none named"
-        warnings.append(
-            f"certcli cannot run certbot's authenticator ({shown}): it answers HTTP-01 from a "
-            f"webroot ({webroot_hint}) or DNS-01 by CNAME delegation (rfc2136, hook: set "
-            f"dns.* and re-issue with `certcli issue {names} --name {name} --dns "
-            "--force-renewal`)"
-        )
+    warnings = ([problem] if problem else []) + answer.warnings
     installer = (_text(params.get("installer")) or "").lower()
     deploy_hook = _text(params.get("renew_hook")) or _text(params.get("deploy_hook"))
     if installer in ("nginx", "apache") and not deploy_hook:
@@ -382,6 +405,7 @@ def map_renewal(
             "runs a deploy hook instead: `certcli config set hooks.deploy 'systemctl reload "
             f"{'apache2' if installer == 'apache' else 'nginx'}'`"
         )
+    global_settings = answer.global_settings
     for kind in ("pre", "post"):
         hook = _text(params.get(f"{kind}_hook"))
         if hook:
@@ -392,8 +416,8 @@ def map_renewal(
         server=_text(params.get("server")) or LETSENCRYPT,
         key_type=key_type,
         authenticator=authenticator or "none",
-        challenge=challenge,
-        webroot=webroot,
+        challenge=answer.challenge,
+        webroot=answer.webroot,
         deploy_hook=deploy_hook,
         preferred_chain=_text(params.get("preferred_chain")),
         profile=_text(params.get("required_profile")) or _text(params.get("preferred_profile")),
@@ -685,7 +709,10 @@ def plan_import(
         )
     selected = [confs[n] for n in dict.fromkeys(names)] if names else list(confs.values())
     stored = _fingerprints(store)
-    dns_target = _lookup(config, "dns.target") or _lookup(config, "dns.zone")
+    zone = setting("dns.zone", None, config, None)
+    dns_target = setting("dns.target", None, config, None) or (
+        f"the default target under {zone}" if zone else None
+    )
     lineages = [_plan_one(store, directory, path, stored, now, dns_target) for path in selected]
     lineages, changes = _plan_config(config, lineages)
     lineages, accounts = _plan_accounts(store, directory, lineages)
