@@ -259,18 +259,21 @@ def certbot() -> Path:
     with open(CERTBOT_VENV.parent / "certbot.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test run may be installing it
         if not ready():
-            for step in (
-                [sys.executable, "-m", "venv", str(CERTBOT_VENV)],
-                [str(CERTBOT_VENV / "bin" / "pip"), "install", "--quiet", *CERTBOT_PACKAGES],
+            packages = " ".join(CERTBOT_PACKAGES)
+            for what, step in (
+                ("python -m venv", [sys.executable, "-m", "venv", str(CERTBOT_VENV)]),
+                (
+                    f"pip install {packages}",
+                    [str(CERTBOT_VENV / "bin" / "pip"), "install", "--quiet", *CERTBOT_PACKAGES],
+                ),
             ):
                 proc = subprocess.run(step, capture_output=True, text=True, timeout=900)
                 if proc.returncode != 0:
-                    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+                    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
                     pytest.fail(
-                        f"cannot install {' '.join(CERTBOT_PACKAGES)} into {CERTBOT_VENV} "
-                        f"(`{' '.join(step[-3:])}` exited {proc.returncode}): "
-                        + " / ".join(tail)
-                        + "; the test needs pip to reach its package index",
+                        f"cannot install {packages} into {CERTBOT_VENV}: `{what}` exited "
+                        f"{proc.returncode}: {' / '.join(tail)}; these tests need pip to reach "
+                        "its package index",
                         pytrace=False,
                     )
             if not ready():

@@ -311,3 +311,15 @@ def test_an_unreadable_certbot_directory_is_one_error(
     )
     with pytest.raises(InvalidInputError, match=r"cannot read .*/le/live: permission denied"):
         plan_import(Store(tmp_path / "store"), {}, tmp_path / "le", [], now=datetime.now(UTC))
+
+
+def test_an_imported_rsa_account_key_signs_with_rs256() -> None:
+    import josepy as jose
+
+    from certcli.engine import _alg, _jwk
+    from certcli.x509 import private_key_pem
+
+    rsa_jwk = _jwk(private_key_pem(rsa.generate_private_key(65537, 2048)))
+    assert isinstance(rsa_jwk, jose.JWKRSA) and _alg(rsa_jwk) is jose.RS256
+    assert _alg(_jwk(private_key_pem(ec.generate_private_key(ec.SECP256R1())))) is jose.ES256
+    assert _alg(_jwk(private_key_pem(ec.generate_private_key(ec.SECP384R1())))) is jose.ES384
