@@ -85,7 +85,7 @@ def _describe(item: LineageImport) -> str:
 
 def _render(rt: Runtime, plan: ImportPlan, stream: TextIO, *, applied: bool) -> None:
     """What the plan does (or did): one line per lineage, account and config.toml key."""
-    from certcli.importer import SECRET_KEYS
+    from certcli.certbot_conf import SECRET_KEYS
 
     def line(text: str) -> None:
         print(text, file=stream)

@@ -10,16 +10,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from certcli.certbot_conf import ConfError, map_key_type, map_renewal, parse_configobj
 from certcli.config import LETSENCRYPT
 from certcli.errors import InvalidInputError
-from certcli.importer import (
-    ConfError,
-    jwk_private_key,
-    map_key_type,
-    map_renewal,
-    parse_configobj,
-    plan_import,
-)
+from certcli.importer import jwk_private_key, plan_import
 from certcli.store import Store
 from certcli.x509 import same_public_key
 
