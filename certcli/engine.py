@@ -24,7 +24,7 @@ import requests
 from acme import client as acme_client
 from acme import errors as acme_errors
 from acme import messages
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certcli import __version__
 from certcli import x509 as x
@@ -112,7 +112,7 @@ def _network(settings: CaSettings, key: jose.JWK | None = None) -> _Network:
     """A session to the CA: TLS verified (with the configured bundle), our User-Agent."""
     return _Network(
         key=key,
-        alg=jose.ES256,
+        alg=_alg(key),
         verify_ssl=settings.ca_bundle or True,  # type: ignore[arg-type]
         user_agent=USER_AGENT,
         timeout=int(settings.network_timeout),
@@ -120,7 +120,19 @@ def _network(settings: CaSettings, key: jose.JWK | None = None) -> _Network:
 
 
 def _jwk(key_pem: bytes, what: str = "the account key") -> jose.JWK:
-    return jose.JWKEC(key=x.load_private_key(key_pem, what))
+    key = x.load_private_key(key_pem, what)
+    if isinstance(key, rsa.RSAPrivateKey):  # certbot's account keys, adopted by `import`
+        return jose.JWKRSA(key=key)
+    return jose.JWKEC(key=key)
+
+
+def _alg(key: jose.JWK | None) -> jose.JWASignature:
+    """The JWS algorithm for an account key: RS256 for RSA, ES256/ES384 by curve for EC."""
+    if isinstance(key, jose.JWKRSA):
+        return jose.RS256
+    if isinstance(key, jose.JWKEC) and key.key.curve.name == "secp384r1":
+        return jose.ES384
+    return jose.ES256
 
 
 class _NewOrder(messages.NewOrder):
@@ -509,7 +521,7 @@ class Ca:
         url = self.directory["keyChange"]
         old_public = _jwk(self.account.key_pem).public_key()
         payload = json.dumps({"account": self.account.uri, "oldKey": old_public.to_partial_json()})
-        inner = jws.JWS.sign(payload.encode(), key=new_jwk, alg=jose.ES256, nonce=None, url=url)
+        inner = jws.JWS.sign(payload.encode(), key=new_jwk, alg=_alg(new_jwk), nonce=None, url=url)
         pending = save_pending_key(self.store, self.account, new_pem)
         with self._classified():
             self._client()._post(url, inner)

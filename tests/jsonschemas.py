@@ -31,6 +31,7 @@ COMMAND_SCHEMAS: dict[str, str] = {
     "account deactivate": "account.schema.json",
     "config get": "config.schema.json",
     "config set": "config.schema.json",
+    "import certbot": "import-certbot.schema.json",
 }
 
 

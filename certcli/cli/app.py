@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "delete": ("cmd_manage", "delete", False),
     "account": ("cmd_manage", "account_app", True),
     "config": ("cmd_manage", "config_app", True),
+    "import": ("cmd_import", "app", True),
 }
 
 
