@@ -55,7 +55,8 @@ def env_name(key: str) -> str:
     return "CERTCLI_" + key.replace(".", "_").replace("-", "_").upper()
 
 
-def _lookup(table: dict[str, Any], key: str) -> Any:
+def lookup(table: dict[str, Any], key: str) -> Any:
+    """A dotted key's value in a TOML table (None when absent)."""
     node: Any = table
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
@@ -78,7 +79,7 @@ def setting(
     if env:
         return env
     for table in (lineage or {}, config):
-        value = _lookup(table, key)
+        value = lookup(table, key)
         if value is not None:
             return value
     return default

@@ -33,7 +33,7 @@ from certcli.certbot_conf import (
     parse_configobj,
     text_of,
 )
-from certcli.config import setting
+from certcli.config import lookup, setting
 from certcli.domains import validate_lineage_name
 from certcli.errors import CertcliError, InvalidInputError, NotFoundError, StoreError
 from certcli.inputs import read_input
@@ -258,15 +258,6 @@ class ImportPlan:
         }
 
 
-def _lookup(table: dict[str, Any], key: str) -> Any:
-    node: Any = table
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _fingerprints(store: Store) -> dict[str, str]:
     """Every certificate in the store (all versions made live): fingerprint -> where."""
     found: dict[str, str] = {}
@@ -407,7 +398,7 @@ def _plan_config(
         if item.action == "import" and item.settings:
             warnings = list(item.warnings)
             for what, values in item.settings.global_settings:
-                present = {k: _lookup(config, k) for k in values}
+                present = {k: lookup(config, k) for k in values}
                 present = {k: changes.get(k) if v is None else v for k, v in present.items()}
                 if all(v is None for v in present.values()):
                     changes.update(values)
@@ -538,7 +529,7 @@ def _apply_config(store: Store, changes: dict[str, Any]) -> dict[str, Any]:
     config = load_config(store.root)
     done: dict[str, Any] = {}
     for key, value in changes.items():
-        if _lookup(config, key) is not None:
+        if lookup(config, key) is not None:
             continue
         *parents, last = key.split(".")
         node = config
