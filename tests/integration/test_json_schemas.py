@@ -60,6 +60,8 @@ CASES: dict[str, Case] = {
     "revoke": Case("revoke", 0),
     "delete": Case("delete", 0),
     "account deactivate": Case("account deactivate", 0),
+    # a real certbot directory is imported in test_import_certbot.py, checked by this schema
+    "import certbot, empty": Case("import certbot", 0),
 }
 
 
@@ -129,6 +131,8 @@ def scenario(lab: Lab, ca: LocalCA, tmp_path_factory: pytest.TempPathFactory) ->
     run("revoke", "revoke", s.http, "--reason", "1")
     run("delete", "delete", s.dns, "--yes")
     run("account deactivate", "account", "deactivate", "--yes")
+    (home / "letsencrypt" / "renewal").mkdir(parents=True)
+    run("import certbot, empty", "import", "certbot", home / "letsencrypt", "--dry-run")
     return s
 
 
