@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from certcli import __version__
+from certcli import package_version
 
 # Options that may appear anywhere on the line, as users type `certcli status --json`.
 _GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose", "--no-color"}
@@ -48,7 +48,7 @@ def _fail(message: str, hint: str | None, code: int) -> int:
 
 def run(argv: list[str]) -> int:
     if argv == ["--version"]:  # the fast path: no Typer, no Rich
-        print(f"certcli {__version__}")
+        print(f"certcli {package_version()}")
         return 0
     verbose = any(a in ("-v", "--verbose") for a in argv)
     from certcli.errors import CertcliError, ExitCode
