@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint unit demo bench bench-tools lab-up lab-down system-packages clean
+.PHONY: test lint unit demo bench bench-tools lab-up lab-down system-packages completions clean
 
 test: $(VENV)/.installed system-packages lint
 	$(BIN)/pytest
@@ -32,6 +32,14 @@ bench-tools:
 	@command -v lego >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends lego >/dev/null; } || \
 		{ echo "make bench needs Debian's lego: sudo apt-get install -y lego"; exit 1; }
+
+# The shell completion scripts in completions/, as certcli prints them. They ask certcli for
+# the candidates at each Tab, so a new command or option needs no new script; a test fails
+# when certcli/cli/completion.py changes them and the committed ones are stale.
+completions: $(VENV)/.installed
+	_CERTCLI_COMPLETE=bash_source $(BIN)/certcli > completions/certcli.bash
+	_CERTCLI_COMPLETE=zsh_source $(BIN)/certcli > completions/_certcli
+	_CERTCLI_COMPLETE=fish_source $(BIN)/certcli > completions/certcli.fish
 
 lab-up: $(VENV)/.installed system-packages
 	$(BIN)/python -m tests.lab up

@@ -3,6 +3,7 @@ and a documented exit code (a traceback only with -v)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from certcli import package_version
@@ -47,6 +48,11 @@ def _fail(message: str, hint: str | None, code: int) -> int:
 
 
 def run(argv: list[str]) -> int:
+    instruction = os.environ.get("_CERTCLI_COMPLETE")  # completion.COMPLETE_VAR, not imported
+    if instruction:  # the shell asks for completions at a Tab (completions/)
+        from certcli.cli.completion import answer
+
+        return answer(instruction)
     if argv == ["--version"]:  # the fast path: no Typer, no Rich
         print(f"certcli {package_version()}")
         return 0
