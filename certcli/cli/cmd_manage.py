@@ -134,7 +134,8 @@ def account_show(ctx: typer.Context, server: ServerOption = None) -> None:
     account = load_account(rt.store, settings.directory_url)
     if account is None:
         raise NotFoundError(
-            f"no account at {settings.directory_url} yet", "`certcli issue` creates one"
+            f"no account at {settings.directory_url} yet",
+            "`certcli issue DOMAIN --agree-tos` creates one (or check --server)",
         )
     _show_account(rt, account, "")
 

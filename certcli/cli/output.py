@@ -29,15 +29,24 @@ class Output:
         self.json_mode = json_mode
         self.quiet = quiet
         self.verbose = verbose
-        self.color = color and "NO_COLOR" not in os.environ
+        # --no-color, or NO_COLOR set to anything but the empty string (no-color.org)
+        self.color = color and not os.environ.get("NO_COLOR")
         self.stdout_tty = sys.stdout.isatty()
         self.stdin_tty = sys.stdin.isatty()
 
     @cached_property
     def console(self) -> Any:
+        """Rich on stdout, for tables."""
         from rich.console import Console
 
         return Console(no_color=not self.color, highlight=False, soft_wrap=True)
+
+    @cached_property
+    def err_console(self) -> Any:
+        """Rich on stderr, for progress."""
+        from rich.console import Console
+
+        return Console(stderr=True, no_color=not self.color, highlight=False)
 
     def info(self, message: str) -> None:
         """A message for the person at the terminal; silent with -q."""

@@ -180,6 +180,10 @@ def test_a_webroot_that_is_not_served_fails_validation_naming_the_domain(
     assert run.code == 13, run.stderr
     error = run.stderr.strip().splitlines()[-1]
     assert error.startswith("certcli: error: validation failed for lost.certcli.test (http-01)")
+    assert error.endswith(
+        f"; check that the web server serves {unserved} as http://DOMAIN/ "
+        "(the CA fetches /.well-known/acme-challenge/ on port 80)"
+    )
     assert os.listdir(unserved / ".well-known" / "acme-challenge") == []
     (entry,) = ok(acme("status", "--json")).json()["lineages"]
     assert entry["status"] == "failed" and "lost.certcli.test" in entry["error"]
