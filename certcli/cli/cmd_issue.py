@@ -153,14 +153,10 @@ def issue(
 def session(rt: Runtime) -> Session:
     from certcli.issuance import Session
 
-    def pause(message: str) -> None:
-        print(message, file=sys.stderr)
-        sys.stdin.readline()
-
     return Session(
         rt.store,
         interactive=rt.out.stdin_tty,
-        pause=pause,
+        pause=rt.out.wait_for_enter,
         accept_tos=lambda url: rt.out.confirm(f"Do you accept the CA's terms of service at {url}?"),
     )
 

@@ -8,9 +8,11 @@ row. Elsewhere (cron, a pipe) each phase is one `name: phase` line on stderr.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -37,6 +39,7 @@ class PhaseView:
         self._live: Any = None
 
     def __enter__(self) -> PhaseView:
+        self.out.live_view = self
         return self
 
     def _start_live(self) -> None:
@@ -57,8 +60,24 @@ class PhaseView:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.out.live_view = None
         if self._live is not None:
             self._live.stop()  # draws the last state once more, and leaves it on screen
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The live view cleared while the person at the terminal is asked something, then
+        drawn again below the answer."""
+        live, self._live = self._live, None
+        if live is None:
+            yield
+            return
+        live.transient = True  # a frozen spinner above the question would only mislead
+        live.stop()
+        try:
+            yield
+        finally:
+            self._start_live()
 
     def __call__(self, name: str, phase: str) -> None:
         if not self.enabled:

@@ -7,11 +7,13 @@ import errno
 import fcntl
 import os
 import re
+import secrets
 import select
 import struct
 import subprocess
 import termios
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import pyte
 import pytest
 
 from tests.conftest import CERTCLI, Certcli, ok
-from tests.lab import Lab
+from tests.lab import DELEGATION_ZONE, SITE_ZONE, Lab
 
 pytestmark = pytest.mark.integration
 
@@ -66,10 +68,16 @@ def _pty() -> tuple[int, int]:
 
 
 def run_on_terminals(
-    args: list[str], env: dict[str, str], cwd: Path, *, split: bool
+    args: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    *,
+    split: bool,
+    respond: Callable[[Terminal], bytes | None] | None = None,
 ) -> tuple[int, Terminal, Terminal]:
     """Run certcli with stdin, stdout and stderr on one pseudo-terminal (as at a shell), or
-    with stdout on a second one (`split`) to tell the two streams apart; both are TTYs."""
+    with stdout on a second one (`split`) to tell the two streams apart; both are TTYs.
+    `respond` sees the terminal after each output and may type something."""
     err_main, err_sub = _pty()
     out_main, out_sub = _pty() if split else (err_main, err_sub)
     env = {**env, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(LINES)}
@@ -99,6 +107,9 @@ def run_on_terminals(
                 data = b""
             if data:
                 terminals[fd].feed(data)
+                typed = respond(terminals[fd]) if respond else None
+                if typed:
+                    os.write(err_main, typed)
             else:
                 del terminals[fd]
                 os.close(fd)
@@ -106,6 +117,12 @@ def run_on_terminals(
     for fd in terminals:
         os.close(fd)
     return code, err, out if split else err
+
+
+@pytest.fixture
+def target() -> str:
+    """A delegation target of this test's own."""
+    return f"t-{secrets.token_hex(4)}.{DELEGATION_ZONE}"
 
 
 def _env(certcli: Certcli, **extra: str) -> dict[str, str]:
@@ -199,3 +216,44 @@ def test_renewing_several_lineages_counts_them_on_a_bar(acme: Certcli, lab: Lab)
     # the bar counted them one by one while they renewed
     assert any(" 0/3 done" in frame for frame in err.frames)
     assert out.raw.decode().count("Renewed ") == 3
+
+
+def test_a_question_stops_the_live_view_until_it_is_answered(
+    acme: Certcli, lab: Lab, target: str
+) -> None:
+    """The manual DNS provider asks for a TXT record mid-issuance: the prompt stays readable
+    while certcli waits, and the progress carries on below the answer."""
+    domain = f"manual-{secrets.token_hex(3)}.{SITE_ZONE}"
+    lab.delegate(domain, target)
+    acme.config_dir.mkdir(parents=True, exist_ok=True)
+    config = lab.dns_config(target).replace('provider = "rfc2136"', 'provider = "manual"')
+    (acme.config_dir / "config.toml").write_text(config)
+    (acme.config_dir / "config.toml").chmod(0o600)
+    asked: list[str] = []
+
+    def create_the_record(term: Terminal) -> bytes | None:
+        found = re.search(rf'{re.escape(target)}\. 60 IN TXT "([^"]+)"', "\n".join(term.lines))
+        if asked or not found:
+            return None
+        asked.append("\n".join(term.lines))
+        lab.update(DELEGATION_ZONE, ("replace", target, "TXT", [found.group(1)]))
+        return b"\r"  # Enter
+
+    args = ["issue", domain, "--dns", "--agree-tos"]
+    code, term, _ = run_on_terminals(
+        args, _env(acme), acme.cwd, split=False, respond=create_the_record
+    )
+    assert code == 0, "\n".join(term.lines)
+    # While certcli waits for Enter the question is all there is: no spinner row over it.
+    (screen,) = asked
+    prompt = f"For {domain}, create this record, then press Enter:"
+    assert screen.splitlines()[0] == prompt, screen
+    assert screen.splitlines()[1].startswith(f"  {target}. 60 IN TXT "), screen
+    assert len(screen.splitlines()) == 2, screen
+    # Then the progress carries on below it: DNS propagation, validation, the result.
+    phases = [m.group(3) for f in term.frames for m in map(PHASE_ROW.match, f.splitlines()) if m]
+    assert "Waiting for DNS" in phases and phases[-1] == "Completed"
+    question, record, row, *summary = term.lines
+    assert (question, record) == tuple(screen.splitlines())
+    assert PHASE_ROW.match(row).groups()[:3] == ("✔", domain, "Completed")  # type: ignore[union-attr]
+    assert " ".join(summary).startswith(f"Issued {domain}: {domain}, version 1, expires")
