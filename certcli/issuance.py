@@ -33,10 +33,11 @@ from certcli.store import Store, version_files
 if TYPE_CHECKING:
     from certcli.dnscheck import Diagnosis
     from certcli.engine import Ca, CaSettings
-    from certcli.solvers import Solver
+    from certcli.solvers import Challenge, Solver
     from certcli.solvers.dns01 import DnsSettings
 
-#: Called with (lineage name, phase) as an issuance moves on.
+#: Called with (lineage name, phase) as an issuance moves on; "Queued" (never stored)
+#: announces each lineage a pool is about to work on, so that a view knows the total.
 Progress = Callable[[str, str], None]
 
 
@@ -427,17 +428,24 @@ class _WaitShown:
     def __init__(self, solver: Solver, phase: Callable[[str], None]) -> None:
         self._solver = solver
         self._phase = phase
+        self.challenge_type = solver.challenge_type
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._solver, name)
+    def check(self) -> None:
+        self._solver.check()
 
-    def wait(self, challenges: list[Any]) -> None:
-        if self._solver.challenge_type != "dns-01":
-            return self._solver.wait(challenges)
+    def present(self, challenges: list[Challenge]) -> None:
+        self._solver.present(challenges)
+
+    def wait(self, challenges: list[Challenge]) -> None:
+        if self.challenge_type != "dns-01":
+            self._solver.wait(challenges)
+            return
         self._phase("Waiting for DNS")
         self._solver.wait(challenges)
         self._phase("Validating")
-        return None
+
+    def cleanup(self, challenges: list[Challenge]) -> None:
+        self._solver.cleanup(challenges)
 
 
 def _add_next_step(exc: CertcliError, plan: Plan) -> None:
