@@ -124,11 +124,11 @@ def candidates(args: list[str], incomplete: str) -> tuple[str, list[tuple[str, s
     from typer._click.core import Command, ParameterSource
     from typer._click.shell_completion import _resolve_context, _resolve_incomplete
 
-    from certcli.cli.app import app
-    from certcli.cli.main import hoist_global_options
+    from certcli.cli.app import build
+    from certcli.cli.main import command_to_build, hoist_global_options
 
-    command = typer.main.get_command(app)
     args = hoist_global_options(args)  # as the real parser sees them
+    command = typer.main.get_command(build(command_to_build(args)))  # as run() builds it
     ctx = _resolve_context(command, {}, "certcli", args)
     target, incomplete = _resolve_incomplete(ctx, args, incomplete)
     kind = getattr(target, "type", None)
