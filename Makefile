@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint unit demo bench bench-tools lab-up lab-down system-packages clean
+.PHONY: test lint unit demo bench bench-tools lab-up lab-down system-packages completions dist \
+	pipx-check clean
 
 test: $(VENV)/.installed system-packages lint
 	$(BIN)/pytest
@@ -33,6 +34,26 @@ bench-tools:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends lego >/dev/null; } || \
 		{ echo "make bench needs Debian's lego: sudo apt-get install -y lego"; exit 1; }
 
+# The shell completion scripts in completions/, as certcli prints them. They ask certcli for
+# the candidates at each Tab, so a new command or option needs no new script; a test fails
+# when certcli/cli/completion.py changes them and the committed ones are stale.
+completions: $(VENV)/.installed
+	_CERTCLI_COMPLETE=bash_source $(BIN)/certcli > completions/certcli.bash
+	_CERTCLI_COMPLETE=zsh_source $(BIN)/certcli > completions/_certcli
+	_CERTCLI_COMPLETE=fish_source $(BIN)/certcli > completions/certcli.fish
+
+# The sdist and the wheel, in dist/.
+dist: $(VENV)/.installed
+	$(BIN)/python -m build --outdir dist .
+
+# `pipx install .` as a user runs it (dependencies from the package index), into a pipx home
+# of its own that is kept between runs.
+pipx-check: $(VENV)/.installed
+	PIPX_HOME=$(CURDIR)/.pipx PIPX_BIN_DIR=$(CURDIR)/.pipx/bin PIPX_MAN_DIR=$(CURDIR)/.pipx/man \
+		$(BIN)/pipx install --force .
+	.pipx/bin/certcli --version
+	CERTCLI_CONFIG_DIR=$(CURDIR)/.pipx/store .pipx/bin/certcli status
+
 lab-up: $(VENV)/.installed system-packages
 	$(BIN)/python -m tests.lab up
 
@@ -51,4 +72,4 @@ system-packages:
 	@sh tests/lab/install-packages.sh
 
 clean:
-	rm -rf $(VENV) .bench .pytest_cache .ruff_cache .lab *.egg-info
+	rm -rf $(VENV) .bench .pipx .pytest_cache .ruff_cache .lab *.egg-info build dist

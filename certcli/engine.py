@@ -203,7 +203,7 @@ class Ca:
         if account is None and not create:
             raise NotFoundError(
                 f"no account at {settings.directory_url} yet",
-                "`certcli issue` creates one (or check --server)",
+                "`certcli issue DOMAIN --agree-tos` creates one (or check --server)",
             )
         # With an account, the directory kept from an earlier run saves a round trip; a
         # failure while using it makes the next run (and a failed order at once) ask again.
@@ -264,7 +264,8 @@ class Ca:
             if tos and existing is None and not (settings.agree_tos or self._accept_tos(tos)):
                 raise UsageError(
                     f"the CA's terms of service must be accepted to create an account: {tos}",
-                    "read them and add --agree-tos",
+                    "read them, then add --agree-tos to `certcli issue` "
+                    "(or run certcli at a terminal to be asked)",
                 )
             eab = None
             if settings.eab_kid and settings.eab_hmac_key:

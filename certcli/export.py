@@ -81,7 +81,9 @@ def write_export(path: Path, exported: Exported) -> None:
     if path.is_dir():
         raise UsageError(f"--out {path} is a directory", "give a file name")
     if not path.parent.is_dir():
-        raise NotFoundError(f"the directory of --out {path} does not exist")
+        raise NotFoundError(
+            f"the directory of --out {path} does not exist", f"create it: mkdir -p {path.parent}"
+        )
     try:
         atomic_write(path, exported.data, KEY_MODE if exported.secret else FILE_MODE)
     except OSError as exc:

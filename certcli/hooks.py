@@ -8,7 +8,7 @@ import os
 import subprocess
 from typing import Any
 
-from certcli import __version__
+from certcli import package_version
 
 #: certcli's own secrets, never handed to a hook or a notification command.
 SECRET_ENV = ("CERTCLI_PASSPHRASE", "CERTCLI_DNS_RFC2136_TSIG_SECRET", "CERTCLI_PKCS12_PASSWORD")
@@ -66,7 +66,10 @@ def notify(settings: dict[str, Any], event: dict[str, Any], timeout: float = 30)
         request = urllib.request.Request(
             str(webhook),
             data=payload,
-            headers={"Content-Type": "application/json", "User-Agent": f"certcli/{__version__}"},
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": f"certcli/{package_version()}",
+            },
             method="POST",
         )
         try:

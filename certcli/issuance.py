@@ -33,10 +33,11 @@ from certcli.store import Store, version_files
 if TYPE_CHECKING:
     from certcli.dnscheck import Diagnosis
     from certcli.engine import Ca, CaSettings
-    from certcli.solvers import Solver
+    from certcli.solvers import Challenge, Solver
     from certcli.solvers.dns01 import DnsSettings
 
-#: Called with (lineage name, phase) as an issuance moves on.
+#: Called with (lineage name, phase) as an issuance moves on; "Queued" (never stored)
+#: announces each lineage a pool is about to work on, so that a view knows the total.
 Progress = Callable[[str, str], None]
 
 
@@ -287,11 +288,29 @@ def check_dns(domains: tuple[str, ...] | list[str], dns: DnsSettings) -> list[Di
     if bad:
         raise DnsNotReadyError(
             "DNS is not ready for " + ", ".join(f"{d.san} ({d.status.value})" for d in bad),
-            "create the records shown, then `certcli renew` issues it "
-            "(`certcli dns check` re-checks)",
+            dns_next_step(bad),
             diagnoses=tuple(diagnoses),
         )
     return diagnoses
+
+
+def dns_next_step(bad: list[Diagnosis]) -> str:
+    """What to do about the SANs whose delegation is not Valid: the CNAME to create (when
+    there is one), the TXT records to remove, the resolvers to check."""
+    from certcli.dnscheck import DnsStatus
+
+    fixed_by_cname = (DnsStatus.MISSING, DnsStatus.WRONG)
+    records = list(dict.fromkeys(d.record for d in bad if d.status in fixed_by_cname))
+    steps = []
+    if len(records) == 1:
+        steps.append(f"create the record {records[0]}")
+    elif records:
+        steps.append(f"create the {len(records)} CNAME records `certcli dns check` lists")
+    if any(d.status is DnsStatus.DUPLICATE for d in bad):
+        steps.append("remove the TXT records found at the challenge names")
+    if any(d.status is DnsStatus.ERROR for d in bad):
+        steps.append("check that [dns] resolvers answer")
+    return ", ".join(steps) + ", then `certcli renew` issues it"
 
 
 def _check_dns_into(state: dict[str, Any], identifiers: list[str], dns: DnsSettings) -> None:
@@ -352,10 +371,11 @@ def _attempt(
         solver.check()  # e.g. the TSIG key is accepted: before any order
         key = x.generate_private_key(plan.key_type)
         csr_pem = x.make_csr(key, identifiers)
+        shown = _WaitShown(solver, phase)
         chain = ca.obtain(
             identifiers,
             csr_pem,
-            lambda _identifier: solver,
+            lambda _identifier: shown,
             phase,
             plan.preferred_chain,
             profile=plan.profile,
@@ -391,6 +411,7 @@ def _attempt(
             progress(name, "Completed")
         return Outcome(name, action if record else "dry_run", config.domains, version, info)
     except CertcliError as exc:
+        _add_next_step(exc, plan)
         if record:
             _failed(state, exc)
         try:
@@ -398,6 +419,49 @@ def _attempt(
         except StoreError:  # a full disk, say: the failure is still reported
             progress(name, "Failed")
         return Outcome(name, "failed", config.domains, error=exc)
+
+
+class _WaitShown:
+    """A solver whose wait for DNS propagation is a phase of its own ("Waiting for DNS"),
+    so that a slow name server shows as such rather than as a slow CA."""
+
+    def __init__(self, solver: Solver, phase: Callable[[str], None]) -> None:
+        self._solver = solver
+        self._phase = phase
+        self.challenge_type = solver.challenge_type
+
+    def check(self) -> None:
+        self._solver.check()
+
+    def present(self, challenges: list[Challenge]) -> None:
+        self._solver.present(challenges)
+
+    def wait(self, challenges: list[Challenge]) -> None:
+        if self.challenge_type != "dns-01":
+            self._solver.wait(challenges)
+            return
+        self._phase("Waiting for DNS")
+        self._solver.wait(challenges)
+        self._phase("Validating")
+
+    def cleanup(self, challenges: list[Challenge]) -> None:
+        self._solver.cleanup(challenges)
+
+
+def _add_next_step(exc: CertcliError, plan: Plan) -> None:
+    """A failed validation says what to check: the web server behind the webroot, or the
+    delegation as a resolver sees it."""
+    from certcli.errors import ValidationFailedError
+
+    if not isinstance(exc, ValidationFailedError):
+        return
+    if plan.challenge == "http-01" and plan.webroot:
+        exc.hint = (
+            f"check that the web server serves {plan.webroot} as http://DOMAIN/ "
+            "(the CA fetches /.well-known/acme-challenge/ on port 80)"
+        )
+    elif plan.challenge == "dns-01":
+        exc.hint = "`certcli dns check DOMAIN` shows what a resolver finds, and what to fix"
 
 
 def issue(
@@ -509,6 +573,8 @@ def issue_each(
 
     from concurrent.futures import ThreadPoolExecutor
 
+    for domains in groups:  # the progress view learns the total before the pool starts
+        progress(default_lineage_name(domains), "Queued")
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         return list(pool.map(one, groups))
 
@@ -646,6 +712,8 @@ def renew(
             if due:
                 from concurrent.futures import ThreadPoolExecutor
 
+                for lineage, _ in due:  # the progress view learns the total first
+                    progress(lineage.name, "Queued")
                 with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
                     outcomes += list(pool.map(one, due))
         finally:  # the post hook undoes the pre hook, whatever happened

@@ -44,6 +44,19 @@ class Certcli:
     def __call__(
         self, *args: str | Path, input: str | None = None, env: dict[str, str] | None = None
     ) -> Run:
+        proc = subprocess.run(
+            [str(CERTCLI), *map(str, args)],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.environ(env),
+            cwd=self.cwd,
+            timeout=120,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def environ(self, env: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment certcli runs in: this config dir, the lab's, and `env`."""
         full_env = {
             k: v
             for k, v in os.environ.items()
@@ -58,16 +71,7 @@ class Certcli:
         )
         full_env.update(self.env)
         full_env.update(env or {})
-        proc = subprocess.run(
-            [str(CERTCLI), *map(str, args)],
-            input=input,
-            capture_output=True,
-            text=True,
-            env=full_env,
-            cwd=self.cwd,
-            timeout=120,
-        )
-        return Run(proc.returncode, proc.stdout, proc.stderr)
+        return full_env
 
     def point_at(self, lab: Lab) -> Certcli:
         """Talk to the lab's Pebble, trusting its TLS, with a short order timeout."""

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from certcli import __version__
+from certcli import package_version
 from certcli.cli.output import Output
 from certcli.cli.runtime import Runtime
 
@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
 
 def _version(value: bool) -> None:
     if value:
-        print(f"certcli {__version__}")
+        print(f"certcli {package_version()}")
         raise typer.Exit()
 
 

@@ -8,14 +8,21 @@ from typing import Annotated
 
 import typer
 
+from certcli.cli import completion
 from certcli.cli.runtime import runtime
 
 
 def download(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The lineage to export.")],
+    name: Annotated[
+        str, typer.Argument(help="The lineage to export.", autocompletion=completion.lineage_names)
+    ],
     what: Annotated[
-        str, typer.Option(help="cert, chain, fullchain, key, bundle (fullchain + key) or pkcs12.")
+        str,
+        typer.Option(
+            help="cert, chain, fullchain, key, bundle (fullchain + key) or pkcs12.",
+            autocompletion=completion.exports,
+        ),
     ] = "fullchain",
     out: Annotated[str, typer.Option(help="A file, or - for stdout.")] = "-",
     include_key: Annotated[

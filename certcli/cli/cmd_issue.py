@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from certcli.cli import completion
 from certcli.cli.runtime import Runtime, runtime
 
 if TYPE_CHECKING:
@@ -35,14 +36,20 @@ def issue(
     server: Annotated[
         str | None,
         typer.Option(
-            help="ACME directory URL, or letsencrypt / letsencrypt-staging.", show_default=False
+            help="ACME directory URL, or letsencrypt / letsencrypt-staging.",
+            show_default=False,
+            autocompletion=completion.servers,
         ),
     ] = None,
     email: Annotated[str | None, typer.Option(help="Contact for the new account.")] = None,
     agree_tos: Annotated[bool, typer.Option(help="Accept the CA's terms of service.")] = False,
     key_type: Annotated[
         str | None,
-        typer.Option(help="ec-p256 (default), ec-p384, rsa-2048/3072/4096.", show_default=False),
+        typer.Option(
+            help="ec-p256 (default), ec-p384, rsa-2048/3072/4096.",
+            show_default=False,
+            autocompletion=completion.key_types,
+        ),
     ] = None,
     eab_kid: Annotated[str | None, typer.Option(help="External Account Binding key ID.")] = None,
     eab_hmac_key: Annotated[
@@ -146,14 +153,10 @@ def issue(
 def session(rt: Runtime) -> Session:
     from certcli.issuance import Session
 
-    def pause(message: str) -> None:
-        print(message, file=sys.stderr)
-        sys.stdin.readline()
-
     return Session(
         rt.store,
         interactive=rt.out.stdin_tty,
-        pause=pause,
+        pause=rt.out.wait_for_enter,
         accept_tos=lambda url: rt.out.confirm(f"Do you accept the CA's terms of service at {url}?"),
     )
 

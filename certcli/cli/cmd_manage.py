@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from certcli.cli import completion
 from certcli.cli.runtime import Runtime, runtime
 
 if TYPE_CHECKING:
@@ -16,7 +17,13 @@ if TYPE_CHECKING:
 
 def delete(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The lineage to delete, all versions included.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The lineage to delete, all versions included.",
+            autocompletion=completion.lineage_names,
+        ),
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Delete a lineage from the store (its certificates are not revoked)."""
@@ -38,11 +45,19 @@ def delete(
 
 def revoke(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The lineage whose live certificate to revoke.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The lineage whose live certificate to revoke.",
+            autocompletion=completion.lineage_names,
+        ),
+    ],
     reason: Annotated[
         str,
         typer.Option(
-            help="unspecified, keyCompromise, affiliationChanged, superseded, cessationOfOperation."
+            help="unspecified, keyCompromise, affiliationChanged, superseded, "
+            "cessationOfOperation.",
+            autocompletion=completion.reasons,
         ),
     ] = "unspecified",
 ) -> None:
@@ -68,7 +83,13 @@ def revoke(
 
 account_app = typer.Typer(help="The ACME account at a CA.", no_args_is_help=True)
 ServerOption = Annotated[
-    str | None, typer.Option("--server", help="The CA (default: as for issue).", show_default=False)
+    str | None,
+    typer.Option(
+        "--server",
+        help="The CA (default: as for issue).",
+        show_default=False,
+        autocompletion=completion.servers,
+    ),
 ]
 
 
@@ -113,7 +134,8 @@ def account_show(ctx: typer.Context, server: ServerOption = None) -> None:
     account = load_account(rt.store, settings.directory_url)
     if account is None:
         raise NotFoundError(
-            f"no account at {settings.directory_url} yet", "`certcli issue` creates one"
+            f"no account at {settings.directory_url} yet",
+            "`certcli issue DOMAIN --agree-tos` creates one (or check --server)",
         )
     _show_account(rt, account, "")
 

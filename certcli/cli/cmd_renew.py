@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from certcli.cli import completion
 from certcli.cli.runtime import runtime
 
 
@@ -13,7 +14,11 @@ def renew(
     ctx: typer.Context,
     names: Annotated[
         list[str] | None,
-        typer.Argument(help="Only these lineages (default: all).", show_default=False),
+        typer.Argument(
+            help="Only these lineages (default: all).",
+            show_default=False,
+            autocompletion=completion.lineage_names,
+        ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Renew now, due or not.")] = False,
     dry_run: Annotated[

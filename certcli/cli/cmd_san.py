@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from certcli.cli import completion
 from certcli.cli.runtime import Runtime, runtime
 
 if TYPE_CHECKING:
@@ -17,7 +18,9 @@ app = typer.Typer(help="Change or list a lineage's SANs.", no_args_is_help=True)
 @app.command("add")
 def add(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The lineage.")],
+    name: Annotated[
+        str, typer.Argument(help="The lineage.", autocompletion=completion.lineage_names)
+    ],
     sans: Annotated[list[str], typer.Argument(help="Names to add.")],
     no_issue: Annotated[
         bool, typer.Option("--no-issue", help="Only record them; `renew` issues later.")
@@ -48,7 +51,9 @@ def add(
 @app.command("remove")
 def remove(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The lineage.")],
+    name: Annotated[
+        str, typer.Argument(help="The lineage.", autocompletion=completion.lineage_names)
+    ],
     sans: Annotated[list[str], typer.Argument(help="Names to remove.")],
 ) -> None:
     """Remove SANs; the live certificate stays until the next renewal leaves them out."""
@@ -62,7 +67,9 @@ def remove(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The lineage.")],
+    name: Annotated[
+        str, typer.Argument(help="The lineage.", autocompletion=completion.lineage_names)
+    ],
 ) -> None:
     """Each SAN with its SSL status and last DNS status."""
     from certcli.cli.cmd_status import san_table

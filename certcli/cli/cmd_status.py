@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from certcli.cli import completion
 from certcli.cli.runtime import runtime
 
 if TYPE_CHECKING:
@@ -29,7 +30,12 @@ _STYLE = {"active": "green", "expiring": "yellow", "pending": "cyan"}
 
 def status(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Argument(help="Show this lineage in detail.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="Show this lineage in detail.", autocompletion=completion.lineage_names
+        ),
+    ] = None,
     check_dns: Annotated[
         bool, typer.Option(help="Check each DNS-01 lineage's delegation now (else: last check).")
     ] = False,
@@ -38,6 +44,7 @@ def status(
         typer.Option(
             help="Exit 1 when a lineage is expired, expiring, dns or any (anything not active).",
             show_default=False,
+            autocompletion=completion.fail_on,
         ),
     ] = None,
 ) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from certcli.cli import completion
 from certcli.cli.runtime import runtime
 
 if TYPE_CHECKING:
@@ -16,7 +17,13 @@ if TYPE_CHECKING:
 
 def upload(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The lineage to install into (created if new).")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The lineage to install into (created if new).",
+            autocompletion=completion.lineage_names,
+        ),
+    ],
     cert: Annotated[
         Path, typer.Option(help="The certificate, optionally followed by its chain (PEM).")
     ],

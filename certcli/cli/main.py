@@ -3,9 +3,10 @@ and a documented exit code (a traceback only with -v)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
-from certcli import __version__
+from certcli import package_version
 
 # Options that may appear anywhere on the line, as users type `certcli status --json`.
 _GLOBAL_FLAGS = {"--json", "-q", "--quiet", "-v", "--verbose", "--no-color"}
@@ -39,6 +40,14 @@ def _takes_value(args: list[str], word: str) -> bool:
     return i > 0 and args[i - 1] in _GLOBAL_WITH_VALUE
 
 
+def command_to_build(args: list[str]) -> str | None:
+    """The command a (hoisted) command line names, the only one to build; None: all."""
+    from certcli.cli.app import COMMANDS
+
+    named = next((a for a in args if not a.startswith("-")), None)
+    return named if named in COMMANDS and not _takes_value(args, named) else None
+
+
 def _fail(message: str, hint: str | None, code: int) -> int:
     from certcli.cli.output import error_line
 
@@ -47,8 +56,13 @@ def _fail(message: str, hint: str | None, code: int) -> int:
 
 
 def run(argv: list[str]) -> int:
+    instruction = os.environ.get("_CERTCLI_COMPLETE")  # completion.COMPLETE_VAR, not imported
+    if instruction:  # the shell asks for completions at a Tab (completions/)
+        from certcli.cli.completion import answer
+
+        return answer(instruction)
     if argv == ["--version"]:  # the fast path: no Typer, no Rich
-        print(f"certcli {__version__}")
+        print(f"certcli {package_version()}")
         return 0
     verbose = any(a in ("-v", "--verbose") for a in argv)
     from certcli.errors import CertcliError, ExitCode
@@ -56,12 +70,10 @@ def run(argv: list[str]) -> int:
     try:
         import typer
 
-        from certcli.cli.app import COMMANDS, build
+        from certcli.cli.app import build
 
         args = hoist_global_options(argv)
-        named = next((a for a in args if not a.startswith("-")), None)
-        app = build(named if named in COMMANDS and not _takes_value(args, named) else None)
-        command = typer.main.get_command(app)
+        command = typer.main.get_command(build(command_to_build(args)))
         result = command.main(args=args, prog_name="certcli", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except CertcliError as exc:

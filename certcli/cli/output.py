@@ -3,9 +3,11 @@ messages on stderr. Rich is imported only when a terminal will see it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
@@ -29,15 +31,25 @@ class Output:
         self.json_mode = json_mode
         self.quiet = quiet
         self.verbose = verbose
-        self.color = color and "NO_COLOR" not in os.environ
+        # --no-color, or NO_COLOR set to anything but the empty string (no-color.org)
+        self.color = color and not os.environ.get("NO_COLOR")
         self.stdout_tty = sys.stdout.isatty()
         self.stdin_tty = sys.stdin.isatty()
+        self.live_view: Any = None  # the progress on screen (a PhaseView), paused for questions
 
     @cached_property
     def console(self) -> Any:
+        """Rich on stdout, for tables."""
         from rich.console import Console
 
         return Console(no_color=not self.color, highlight=False, soft_wrap=True)
+
+    @cached_property
+    def err_console(self) -> Any:
+        """Rich on stderr, for progress."""
+        from rich.console import Console
+
+        return Console(stderr=True, no_color=not self.color, highlight=False)
 
     def info(self, message: str) -> None:
         """A message for the person at the terminal; silent with -q."""
@@ -87,6 +99,23 @@ class Output:
     def confirm(self, question: str) -> bool:
         if not self.stdin_tty:
             return False
-        sys.stderr.write(f"{question} [y/N] ")
-        sys.stderr.flush()
-        return sys.stdin.readline().strip().lower() in ("y", "yes")
+        with self._screen_for_a_question():
+            sys.stderr.write(f"{question} [y/N] ")
+            sys.stderr.flush()
+            answer = sys.stdin.readline()
+        return answer.strip().lower() in ("y", "yes")
+
+    def wait_for_enter(self, message: str) -> None:
+        """Show what to do (the manual DNS provider's record) and wait until it is done."""
+        with self._screen_for_a_question():
+            print(message, file=sys.stderr, flush=True)
+            sys.stdin.readline()
+
+    @contextlib.contextmanager
+    def _screen_for_a_question(self) -> Iterator[None]:
+        # a live view redrawing under the prompt would scramble what the person types
+        if self.live_view is None:
+            yield
+        else:
+            with self.live_view.paused():
+                yield

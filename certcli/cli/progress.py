@@ -1,16 +1,27 @@
-"""Issuance phases as they happen: a live table at a terminal, plain lines otherwise."""
+"""Issuance phases as they happen: a live view at a terminal, plain lines otherwise.
+
+At a terminal each lineage has a row (a spinner, its name, its phase and how long that phase
+has lasted, so a wait for the CA or for DNS visibly moves), and with several lineages a bar
+counts the finished ones. With many lineages only the ones at work and the failures keep a
+row. Elsewhere (cron, a pipe) each phase is one `name: phase` line on stderr.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 from certcli.cli.output import Output
 
-_STYLE = {"Completed": "green", "Failed": "red"}
+_STYLE = {"Completed": "green", "Failed": "red", "Queued": "dim"}
+_DONE = ("Completed", "Failed")
+QUEUED = "Queued"  # announced before a pool starts: the view knows the total; never printed
+MAX_ROWS = 12  # beyond this many lineages, rows only for those at work and those that failed
 
 
 class PhaseView:
@@ -20,21 +31,28 @@ class PhaseView:
         self.out = out
         self.enabled = not (out.quiet or out.json_mode)
         self.live_mode = self.enabled and sys.stderr.isatty()
-        self._phases: dict[str, tuple[str, float]] = {}
+        self._phases: dict[str, tuple[str, float]] = {}  # name -> (phase, since)
+        self._first_seen: dict[str, float] = {}
+        self._begun = time.monotonic()
         self._lock = threading.Lock()
+        self._starting = False
         self._live: Any = None
 
     def __enter__(self) -> PhaseView:
+        self.out.live_view = self
         return self
 
     def _start_live(self) -> None:
         """Started at the first phase, so a prompt before it (terms of service) is plain."""
-        from rich.console import Console
         from rich.live import Live
 
-        console = Console(stderr=True, no_color=not self.out.color)
-        self._live = Live(self._render(), console=console, refresh_per_second=8)
-        self._live.__enter__()
+        self._live = Live(
+            console=self.out.err_console,
+            get_renderable=self._render,
+            refresh_per_second=8,
+            redirect_stdout=False,  # data on stdout stays on stdout
+        )
+        self._live.start()
 
     def __exit__(
         self,
@@ -42,36 +60,91 @@ class PhaseView:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.out.live_view = None
         if self._live is not None:
-            self._live.update(self._render())
-            self._live.__exit__(kind, value, traceback)
+            self._live.stop()  # draws the last state once more, and leaves it on screen
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """The live view cleared while the person at the terminal is asked something, then
+        drawn again below the answer."""
+        live, self._live = self._live, None
+        if live is None:
+            yield
+            return
+        live.transient = True  # a frozen spinner above the question would only mislead
+        live.stop()
+        try:
+            yield
+        finally:
+            self._start_live()
 
     def __call__(self, name: str, phase: str) -> None:
         if not self.enabled:
             return
+        now = time.monotonic()
         with self._lock:
-            self._phases[name] = (phase, time.monotonic())
-            if self.live_mode and self._live is None:
-                self._start_live()
-            if self._live is not None:
-                self._live.update(self._render())
-            else:
-                print(f"{name}: {phase}", file=sys.stderr, flush=True)
+            self._phases[name] = (phase, now)
+            if phase != QUEUED:  # a lineage's time counts from its first real phase
+                self._first_seen.setdefault(name, now)
+            start = self.live_mode and not self._starting
+            self._starting = self._starting or start
+        # Rich's own lock is taken outside ours: its refresh thread takes ours to render.
+        if start:
+            self._start_live()
+        elif self._live is not None:
+            self._live.refresh()
+        elif not self.live_mode and phase != QUEUED:
+            print(f"{name}: {phase}", file=sys.stderr, flush=True)
 
     def _render(self) -> Any:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
         from rich.spinner import Spinner
         from rich.table import Table
         from rich.text import Text
 
+        now = time.monotonic()
+        with self._lock:
+            rows = [(n, p, s, self._first_seen.get(n, s)) for n, (p, s) in self._phases.items()]
+        done = [r for r in rows if r[1] in _DONE]
+        failed = sum(1 for r in done if r[1] == "Failed")
+        shown = rows
+        if len(rows) > MAX_ROWS:
+            shown = [r for r in rows if r[1] not in ("Completed", QUEUED)][-MAX_ROWS:]
+
         table = Table.grid(padding=(0, 1))
-        for name, (phase, _) in self._phases.items():
-            done = phase in _STYLE
-            marker: Any = (
-                Text("✔" if phase == "Completed" else "✘", style=_STYLE.get(phase, ""))
-                if done
-                else Spinner("dots")
-            )
+        for name, phase, since, first in shown:
+            if phase in _DONE:
+                marker: Any = Text("✔" if phase == "Completed" else "✘", style=_STYLE[phase])
+                took = _duration(since - first)
+            else:
+                marker = Text("·", style="dim") if phase == QUEUED else Spinner("dots")
+                took = "" if phase == QUEUED else _duration(now - since)
             table.add_row(
-                marker, Text(name, style="bold"), Text(phase, style=_STYLE.get(phase, "cyan"))
+                marker,
+                Text(name, style="bold"),
+                Text(phase, style=_STYLE.get(phase, "cyan")),
+                Text(took, style="dim"),
             )
-        return table
+        if len(rows) < 2:
+            return table
+        summary = Table.grid(padding=(0, 1))
+        summary.add_row(
+            ProgressBar(total=len(rows), completed=len(done), width=30),
+            Text(f"{len(done)}/{len(rows)} done", style="bold"),
+            Text(f"{failed} failed", style="red") if failed else Text(""),
+            Text(_duration(now - self._begun), style="dim"),
+        )
+        hidden = len(rows) - len(shown)
+        parts = [table] if shown else []
+        if hidden:
+            parts.append(Text(f"… and {hidden} more", style="dim"))
+        return Group(*parts, summary)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s"

@@ -19,6 +19,12 @@ class WebrootSolver:
     challenge_type = "http-01"
 
     def __init__(self, webroot: Path) -> None:
+        if not webroot.exists():
+            raise UsageError(
+                f"--webroot {webroot} does not exist",
+                "give the directory your web server serves for this site, or create it "
+                f"(mkdir -p {webroot}) and serve it as http://DOMAIN/",
+            )
         if not webroot.is_dir():
             raise UsageError(
                 f"--webroot {webroot} is not a directory",

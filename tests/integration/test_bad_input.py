@@ -118,7 +118,17 @@ CASES = [
         "does not exist",
     ),
     (["download", "site", "--out", "adir"], 2, "is a directory"),
-    (["download", "site", "--out", "no/such/dir/x.pem"], 3, "does not exist"),
+    (
+        ["download", "site", "--out", "no/such/dir/x.pem"],
+        3,
+        "does not exist; create it: mkdir -p no/such/dir",
+    ),
+    (
+        ["issue", "x.example.com", "--webroot", "no-such-dir", "--agree-tos"],
+        2,
+        "--webroot no-such-dir does not exist; give the directory your web server serves",
+    ),
+    (["account", "show"], 3, "`certcli issue DOMAIN --agree-tos` creates one"),
     (["download", "site", "--json"], 2, "--out FILE"),
     (["status", "--bogus"], 2, "No such option"),
     (["frobnicate"], 2, "No such command"),

@@ -80,6 +80,11 @@ def test_missing_delegation_orders_nothing_and_says_what_to_create(
     assert run.code == 17, run.stderr
     assert f"_acme-challenge.{domain}. 300 IN CNAME {target}." in run.stdout
     assert "Missing" in run.stdout
+    # the error line alone says what to create
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"certcli: error: DNS is not ready for {domain} (missing); create the record "
+        f"_acme-challenge.{domain}. 300 IN CNAME {target}., then `certcli renew` issues it"
+    )
     assert _orders(lab) == before
     (entry,) = ok(dns("status", "--json")).json()["lineages"]
     assert entry["status"] == "dns_missing"

@@ -114,8 +114,12 @@ def test_webroot_solver_refuses_a_token_that_is_a_path(tmp_path: Path) -> None:
 
 
 def test_webroot_must_be_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="not a directory"):
+    with pytest.raises(UsageError, match="does not exist") as missing:
         WebrootSolver(tmp_path / "missing")
+    assert f"mkdir -p {tmp_path / 'missing'}" in (missing.value.hint or "")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="not a directory"):
+        WebrootSolver(tmp_path / "file")
 
 
 def test_a_plan_needs_a_way_to_answer() -> None:
