@@ -5,8 +5,10 @@
 #
 #   sh docs/examples.sh > /tmp/docs-transcript.txt     (from the repository, after make test)
 #
-# The lab lives in /tmp/docs-lab, the store in /tmp/docs-store, other files in
-# /tmp/docs-work; all three are removed first, and the lab is stopped at the end.
+# The lab lives in /tmp/docs-lab, the store in /tmp/docs-store (/tmp/docs-store2 for the
+# examples of docs/security.md), other files in /tmp/docs-work; they are removed first,
+# and the lab is stopped at the end. Needs script(1) and flock(1) (util-linux) and openssl.
+# Commands marked `# at a terminal` ran on a pseudo-terminal $COLUMNS wide.
 set -u
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
