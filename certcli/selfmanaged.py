@@ -115,10 +115,13 @@ def upload(
     store.ensure()
     with store.lock(name):
         config = store.read_config(name) if store.exists(name) else None
+        current = store.live_info(name) if config else None
+        if key_data is None and current and current.fingerprint_sha256 == info.fingerprint_sha256:
+            # repeated after `csr` completed: the key is in the store already
+            return UploadResult(UploadPlan(name, info, current, (), (), False, False), None)
         pending = store.read_pending(name) if config else None
         key = _matching_key(leaf, key_data, key_path, pending, name)
         completes_csr = pending is not None and key_data is None
-        current = store.live_info(name) if config else None
         if current and current.fingerprint_sha256 == info.fingerprint_sha256:
             plan = UploadPlan(name, info, current, (), (), completes_csr, False)
             return UploadResult(plan, None)

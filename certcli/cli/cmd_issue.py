@@ -114,9 +114,10 @@ def issue(
         agree_tos=agree_tos,
         eab_kid=eab_kid,
         eab_hmac_key=eab_hmac_key,
-        ca_bundle=str(ca_bundle) if ca_bundle else None,
+        # kept in lineage.toml for renewals, which may run from another directory (cron)
+        ca_bundle=str(ca_bundle.absolute()) if ca_bundle else None,
         key_type=key_type,
-        webroot=str(webroot) if webroot else None,
+        webroot=str(webroot.absolute()) if webroot else None,
         preferred_chain=preferred_chain,
         challenge="dns-01" if dns or wildcard else ("http-01" if webroot else None),
         deploy_hook=deploy_hook,

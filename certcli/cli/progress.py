@@ -87,15 +87,17 @@ class PhaseView:
             self._phases[name] = (phase, now)
             if phase != QUEUED:  # a lineage's time counts from its first real phase
                 self._first_seen.setdefault(name, now)
-            start = self.live_mode and not self._starting
-            self._starting = self._starting or start
+            if not self.live_mode:
+                if phase != QUEUED:  # under the lock: concurrent lineages print whole lines
+                    print(f"{name}: {phase}", file=sys.stderr, flush=True)
+                return
+            start = not self._starting
+            self._starting = True
         # Rich's own lock is taken outside ours: its refresh thread takes ours to render.
         if start:
             self._start_live()
         elif self._live is not None:
             self._live.refresh()
-        elif not self.live_mode and phase != QUEUED:
-            print(f"{name}: {phase}", file=sys.stderr, flush=True)
 
     def _render(self) -> Any:
         from rich.console import Group

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -146,6 +147,18 @@ def test_renew_force_moves_live_and_keeps_the_old_version(acme: Certcli, lab: La
         (lineage / "archive" / "0001" / "cert.pem").read_bytes()
     )
     assert archived.serial_number == old_serial
+
+
+def test_a_relative_webroot_is_kept_absolute_for_renewals_from_elsewhere(
+    acme: Certcli, lab: Lab
+) -> None:
+    relative = os.path.relpath(lab.webroot, acme.cwd)
+    ok(acme("issue", "relative.certcli.test", "--webroot", relative, "--agree-tos"))
+    toml = (acme.config_dir / "certs" / "relative.certcli.test" / "lineage.toml").read_text()
+    kept = Path(tomllib.loads(toml)["webroot"])
+    assert kept.is_absolute() and kept.resolve() == lab.webroot.resolve()
+    acme.cwd = Path("/")  # cron runs renew from elsewhere
+    ok(acme("renew", "--force", "relative.certcli.test"))
 
 
 def test_renew_with_nothing_due_sends_no_request_and_prints_nothing(

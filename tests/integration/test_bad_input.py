@@ -126,7 +126,8 @@ CASES = [
     (
         ["issue", "x.example.com", "--webroot", "no-such-dir", "--agree-tos"],
         2,
-        "--webroot no-such-dir does not exist; give the directory your web server serves",
+        # the webroot is kept absolute (for renewals from cron), and named so
+        "/no-such-dir does not exist; give the directory your web server serves",
     ),
     (["account", "show"], 3, "`certcli issue DOMAIN --agree-tos` creates one"),
     (["download", "site", "--json"], 2, "--out FILE"),

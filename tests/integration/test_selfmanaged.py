@@ -56,6 +56,10 @@ def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Pat
     assert os.readlink(lineage / "live") == "archive/0001"
     assert _mode(lineage / "live" / "privkey.pem") == 0o600
     assert (lineage / "live" / "fullchain.pem").read_bytes() == issued.cert_pem + issued.chain_pem
+    # the same command again (a script that repeats it): nothing to do, exit 0
+    run = ok(certcli("upload", "example.com", "--cert", "cert.pem", "--chain", "chain.pem"))
+    assert "nothing changed" in run.stderr
+    assert os.readlink(lineage / "live") == "archive/0001"
 
     # status: JSON with the stable fields; the plain table when not a terminal
     (entry,) = ok(certcli("status", "--json")).json()["lineages"]

@@ -134,3 +134,21 @@ def test_no_color_and_the_flag(
     assert out.color is coloured
     assert out.console.no_color is not coloured
     assert out.err_console.no_color is not coloured
+
+
+def test_plain_lines_are_printed_whole_under_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a terminal, lineages renewed concurrently print `name: phase` lines that never
+    interleave (print writes the text and the newline separately)."""
+    view = PhaseView(_out())
+    view.live_mode = False
+    writes: list[tuple[str, bool]] = []
+
+    class Err(io.StringIO):
+        def write(self, text: str) -> int:
+            writes.append((text, view._lock.locked()))
+            return len(text)
+
+    monkeypatch.setattr("sys.stderr", Err())
+    view("a.example.com", "Queued")
+    view("a.example.com", "Pending")
+    assert writes == [("a.example.com: Pending", True), ("\n", True)]
