@@ -127,3 +127,26 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs(dist: Path, tmp_path: Pat
         },
     )
     assert completion.stdout == "plain\nstatus\n", completion.stderr
+
+
+def test_pipx_installs_the_tree() -> None:
+    """`pipx install .` as a user runs it, dependencies from pip's configured index; the pipx
+    home is kept between runs (as `make pipx-check` keeps it) so that its venv is reused."""
+    home = ROOT / ".pipx"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CERTCLI_", "_CERTCLI"))}
+    env |= {"PIPX_HOME": str(home), "PIPX_BIN_DIR": str(home / "bin")}
+    env["PIPX_MAN_DIR"] = str(home / "man")
+    install = subprocess.run(
+        [sys.executable, "-m", "pipx", "install", "--force", str(ROOT)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert install.returncode == 0, f"pipx install . failed:\n{install.stderr[-2000:]}"
+    version = next(
+        line.split('"')[1]
+        for line in (ROOT / "pyproject.toml").read_text().splitlines()
+        if line.startswith("version = ")
+    )
+    run = subprocess.run([home / "bin" / "certcli", "--version"], capture_output=True, text=True)
+    assert (run.returncode, run.stdout) == (0, f"certcli {version}\n")
