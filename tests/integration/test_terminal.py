@@ -29,6 +29,8 @@ COLUMNS, LINES = 110, 30
 SGR = re.compile(rb"\x1b\[([0-9;]*)m")
 PHASE_ROW = re.compile(r"^(\S) (\S+) (\S.*?)(?: +(\d+\.\d+s|\d+m\d\ds))?$")
 
+REDRAW = b"\r\x1b[2K"
+
 
 @dataclass
 class Terminal:
@@ -43,10 +45,13 @@ class Terminal:
 
     def feed(self, data: bytes) -> None:
         self.raw += data
-        self.stream.feed(data)
-        shown = "\n".join(line.rstrip() for line in self.screen.display).strip("\n")
-        if not self.frames or self.frames[-1] != shown:
-            self.frames.append(shown)
+        # A read may hold several redraws (a loaded machine reads late): a frame for each,
+        # as Rich begins every redraw by going back to the start of the line and erasing it.
+        for i, part in enumerate(data.split(REDRAW)):
+            self.stream.feed(REDRAW + part if i else part)
+            shown = "\n".join(line.rstrip() for line in self.screen.display).strip("\n")
+            if not self.frames or self.frames[-1] != shown:
+                self.frames.append(shown)
 
     @property
     def lines(self) -> list[str]:
