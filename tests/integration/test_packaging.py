@@ -62,6 +62,7 @@ def test_the_wheel_holds_only_the_package_and_its_metadata(dist: Path) -> None:
     metadata = zipfile.ZipFile(wheel).read(info + "METADATA").decode()
     assert f"\nVersion: {VERSION}\n" in metadata
     assert "\nLicense-Expression: MIT\n" in metadata
+    assert info + "licenses/LICENSE" in names  # the licence text travels with the package
     assert "typer<0.29" in metadata.replace(" ", "")
     entry_points = zipfile.ZipFile(wheel).read(info + "entry_points.txt").decode()
     assert "certcli = certcli.cli.main:main" in entry_points
@@ -75,6 +76,7 @@ def test_the_sdist_holds_source_tests_docs_and_completions_but_no_lab_state(dist
     assert {
         "pyproject.toml",
         "README.md",
+        "LICENSE",
         "CHANGELOG.md",
         "certcli/cli/main.py",
         "tests/conftest.py",
