@@ -52,7 +52,10 @@ class WebrootSolver:
                 if not _TOKEN.match(challenge.token):
                     raise CertcliError(f"the CA sent a malformed token {challenge.token!r}")
                 path = self.directory / challenge.token
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+                # O_NOFOLLOW: a link planted at the token's name (by whoever may write in the
+                # webroot) must not make certcli write through it as its own user.
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW
+                fd = os.open(path, flags, 0o644)
                 os.fchmod(fd, 0o644)  # not a secret; readable by the web server, whatever the umask
                 with os.fdopen(fd, "w") as handle:
                     handle.write(challenge.key_authorization)

@@ -113,6 +113,18 @@ def test_webroot_solver_refuses_a_token_that_is_a_path(tmp_path: Path) -> None:
     assert not (tmp_path / "etc").exists()
 
 
+def test_webroot_solver_never_writes_through_a_link_at_the_token(tmp_path: Path) -> None:
+    directory = tmp_path / "site" / ".well-known" / "acme-challenge"
+    directory.mkdir(parents=True)
+    solver = WebrootSolver(tmp_path / "site")
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (directory / "tok").symlink_to(victim)
+    with pytest.raises(CertcliError, match="cannot write the challenge file"):
+        solver.present([Challenge("x.com", "http-01", "tok", "tok.thumb", "tok.thumb")])
+    assert victim.read_text() == "precious"
+
+
 def test_webroot_must_be_a_directory(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist") as missing:
         WebrootSolver(tmp_path / "missing")
