@@ -86,10 +86,8 @@ def setting(
 
 
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
-SERVER_SHORTCUTS = {
-    "letsencrypt": LETSENCRYPT,
-    "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
-}
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+SERVER_SHORTCUTS = {"letsencrypt": LETSENCRYPT, "letsencrypt-staging": LETSENCRYPT_STAGING}
 
 
 def resolve_server(value: str) -> str:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certcli.config import LETSENCRYPT, number, resolve_server, setting
+from certcli.config import LETSENCRYPT, LETSENCRYPT_STAGING, number, resolve_server, setting
 from certcli.domains import order_identifiers, validate_lineage_name
 from certcli.errors import CertcliError, LockedError, StoreError, UsageError
 from certcli.hooks import notify, run_hook
@@ -121,6 +121,20 @@ def ca_settings(
         timeout=seconds("acme.timeout", 300),
         network_timeout=seconds("acme.network_timeout", 30),
     )
+
+
+def rehearsal(store: Store, plan: Plan) -> Plan:
+    """The plan of a dry run: at Let's Encrypt, its staging CA (as certbot's dry run does),
+    so that rehearsals never count against production's rate limits (five duplicate
+    certificates a week would block the real renewal). Whoever has an account at production
+    has accepted the terms that staging shares."""
+    from certcli.accounts import load_account
+
+    if plan.ca.directory_url != LETSENCRYPT:
+        return plan
+    agreed = plan.ca.agree_tos or load_account(store, LETSENCRYPT) is not None
+    staging = replace(plan.ca, directory_url=LETSENCRYPT_STAGING, agree_tos=agreed)
+    return replace(plan, ca=staging)
 
 
 def make_plan(
@@ -484,7 +498,9 @@ def issue(
     store.ensure()
     plan = make_plan(options, config, None, store.root)
     solver = _solver(plan, session)
-    if not dry_run:
+    if dry_run:
+        plan = rehearsal(store, plan)
+    else:
         store.check_key_protection()
     ca = session.get(plan.ca)
     _check_profile(ca, plan)
@@ -674,6 +690,8 @@ def renew(
             try:
                 plan = make_plan(AcmeOptions(), config, lineage, store.root)
                 solver = _solver(plan, session)
+                if dry_run:
+                    plan = rehearsal(store, plan)
                 ca = session.get(plan.ca)
                 if dry_run:
                     return _attempt(

@@ -172,3 +172,21 @@ def test_webroot_tokens_are_readable_whatever_the_umask(tmp_path: Path) -> None:
     directory = tmp_path / ".well-known" / "acme-challenge"
     assert stat.S_IMODE(os.stat(directory).st_mode) == 0o755
     assert stat.S_IMODE(os.stat(directory / "tok").st_mode) == 0o644
+
+
+def test_a_dry_run_at_lets_encrypt_rehearses_at_its_staging_ca(tmp_path: Path) -> None:
+    from certcli.accounts import Account, save_account
+    from certcli.config import LETSENCRYPT_STAGING
+    from certcli.issuance import rehearsal
+
+    store = Store(tmp_path / "config")
+    production = make_plan(WEB, {}, None)
+    assert production.ca.directory_url == LETSENCRYPT
+    staged = rehearsal(store, production)
+    assert staged.ca.directory_url == LETSENCRYPT_STAGING and not staged.ca.agree_tos
+    assert staged.webroot == production.webroot  # only the CA changes
+    # an account at production means its terms (which staging shares) were accepted
+    save_account(store, Account(LETSENCRYPT, "https://acct/1", (), None, "2026-01-01Z", b"k"))
+    assert rehearsal(store, production).ca.agree_tos
+    other = make_plan(AcmeOptions(webroot="/w", server="https://ca.test/dir"), {}, None)
+    assert rehearsal(store, other) is other  # any other CA: the dry run goes where renewals go
