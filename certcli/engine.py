@@ -497,19 +497,26 @@ class Ca:
     def update_contact(self, email: str | None) -> Account:
         """Send the new contact to the CA, then keep it."""
         contact = (f"mailto:{email}",) if email else ()
-        with self._classified():
+        with self._account_lock(), self._classified():
             self._client()._post(self.account.uri, messages.UpdateRegistration(contact=contact))
-        self.account = replace(self.account, contact=contact)
-        save_account(self.store, self.account)
+            self.account = replace(self.account, contact=contact)
+            save_account(self.store, self.account)
         return self.account
+
+    def _account_lock(self) -> contextlib.AbstractContextManager[None]:
+        """The account's lock while it changes: two changes at once could leave the store
+        holding a key or contact the CA no longer has."""
+        return self.store.lock_account(account_id(self.settings.directory_url))
 
     def deactivate(self) -> Account:
         """Deactivate the account at the CA (for good) and retire it from the store."""
-        with self._classified():
-            self._client()._post(
-                self.account.uri, messages.UpdateRegistration.from_json({"status": "deactivated"})
-            )
-        retire_account(self.store, self.account)
+        with self._account_lock():
+            with self._classified():
+                self._client()._post(
+                    self.account.uri,
+                    messages.UpdateRegistration.from_json({"status": "deactivated"}),
+                )
+            retire_account(self.store, self.account)
         return self.account
 
     def rollover(self) -> Account:
@@ -523,12 +530,13 @@ class Ca:
         old_public = _jwk(self.account.key_pem).public_key()
         payload = json.dumps({"account": self.account.uri, "oldKey": old_public.to_partial_json()})
         inner = jws.JWS.sign(payload.encode(), key=new_jwk, alg=_alg(new_jwk), nonce=None, url=url)
-        pending = save_pending_key(self.store, self.account, new_pem)
-        with self._classified():
-            self._client()._post(url, inner)
-        self.account = replace(self.account, key_pem=new_pem)
-        save_account(self.store, self.account)
-        pending.unlink()
+        with self._account_lock():
+            pending = save_pending_key(self.store, self.account, new_pem)
+            with self._classified():
+                self._client()._post(url, inner)
+            self.account = replace(self.account, key_pem=new_pem)
+            save_account(self.store, self.account)
+            pending.unlink()
         return self.account
 
     def revoke(self, cert_pem: bytes, reason: int) -> None:
