@@ -23,13 +23,14 @@ class ConfError(InvalidInputError):
 _SECTION = re.compile(r"^(\[+)\s*(.*?)\s*(\]+)\s*(?:#.*)?$")
 
 
-def parse_configobj(text: str, source: str) -> dict[str, Any]:
+def parse_configobj(text: str, source: str, *, reveal: bool = True) -> dict[str, Any]:
     """The sections and values of a ConfigObj file, as certbot writes them.
 
     Values are strings, or lists of strings where the line has a comma outside quotes
     (`webroot_path = /var/www,` is a list of one); `[section]` and `[[subsection]]` nest.
     Quotes ('…', "…", and triple quotes spanning lines) are removed; `#` outside quotes
-    starts a comment. A line that is none of these is an error naming the line.
+    starts a comment. A line that is none of these is an error naming the line (quoting
+    it, unless `reveal` is false: a credentials file's lines may hold its secret).
     """
     root: dict[str, Any] = {}
     stack: list[tuple[int, dict[str, Any]]] = [(0, root)]
@@ -43,12 +44,15 @@ def parse_configobj(text: str, source: str) -> dict[str, Any]:
         def fail(why: str, number: int = number) -> ConfError:
             return ConfError(f"{source} line {number}: {why}", "fix or remove the line")
 
+        def quoted(text: str) -> str:
+            return repr(text[:60]) if reveal else "(not shown)"
+
         if not line or line.startswith("#"):
             continue
         if line.startswith("["):
             match = _SECTION.match(line)
             if not match or len(match.group(1)) != len(match.group(3)) or not match.group(2):
-                raise fail(f"not a section header: {line[:60]}")
+                raise fail(f"not a section header: {quoted(line)}")
             depth = len(match.group(1))
             while stack[-1][0] >= depth:
                 stack.pop()
@@ -63,7 +67,7 @@ def parse_configobj(text: str, source: str) -> dict[str, Any]:
             continue
         key, rest = _split_key(line)
         if key is None:
-            raise fail(f"expected `key = value`, found {line[:60]!r}")
+            raise fail(f"expected `key = value`, found {quoted(line)}")
         rest = rest.strip()
         if rest[:3] in ('"""', "'''"):
             quote, body = rest[:3], rest[3:]
@@ -79,7 +83,7 @@ def parse_configobj(text: str, source: str) -> dict[str, Any]:
             try:
                 value = _value(rest)
             except ValueError as exc:
-                raise fail(f"the value of {key!r}: {exc}") from None
+                raise fail(f"the value of {key!r}: {exc if reveal else 'malformed'}") from None
         current = stack[-1][1]
         if key in current:
             raise fail(f"{key!r} appears twice")

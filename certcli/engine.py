@@ -119,6 +119,12 @@ def _network(settings: CaSettings, key: jose.JWK | None = None) -> _Network:
     )
 
 
+def _resources(directory: Any) -> dict[str, Any]:
+    """A directory's resource URLs: what a client uses of it (a CA may add random keys)."""
+    names = ("newNonce", "newAccount", "newOrder", "revokeCert", "keyChange", "renewalInfo")
+    return {name: directory.get(name) for name in names} if isinstance(directory, dict) else {}
+
+
 def _jwk(key_pem: bytes, what: str = "the account key") -> jose.JWK:
     key = x.load_private_key(key_pem, what)
     if isinstance(key, rsa.RSAPrivateKey):  # certbot's account keys, adopted by `import`
@@ -208,11 +214,16 @@ class Ca:
         # With an account, the directory kept from an earlier run saves a round trip; a
         # failure while using it makes the next run (and a failed order at once) ask again.
         kept = account and load_directory(store, settings.directory_url, DIRECTORY_MAX_AGE)
-        self.directory_kept = bool(kept)
+        self.directory_kept = self._directory_changed = False
+        if kept:
+            with contextlib.suppress(AcmeError):  # a damaged copy: ask the CA instead
+                self._use_directory(kept)
+                self.directory_kept = True
         with self._classified():
-            self._use_directory(kept or self._get_directory())
+            if not self.directory_kept:
+                self._use_directory(self._get_directory())
             self.account = account or self._register(None)
-        if not kept:
+        if not self.directory_kept:
             save_directory(store, settings.directory_url, self._directory_data)
 
     # -- connection and account ---------------------------------------------------------
@@ -232,17 +243,33 @@ class Ca:
             ) from None
         self.directory, self._directory_data = directory, data
 
-    def refresh_directory(self) -> bool:
-        """Fetch the directory again if it was a kept copy; True when it changed."""
+    def refresh_directory(self, used: messages.Directory) -> bool:
+        """Fetch the directory again if `used` was a kept copy; True when a resource moved.
+        Threads that failed on the same copy share one fetch and its answer."""
         with self._lock:
+            if self.directory is not used:
+                return self._directory_changed
             if not self.directory_kept:
                 return False
             self.directory_kept = False
             kept = self._directory_data
-            with self._classified():
-                self._use_directory(self._get_directory())
+            try:
+                with self._classified():
+                    self._use_directory(self._get_directory())
+            except CertcliError:
+                return False  # the caller reports what went wrong first
+            self._directory_changed = _resources(self._directory_data) != _resources(kept)
         save_directory(self.store, self.settings.directory_url, self._directory_data)
-        return self._directory_data != kept
+        return self._directory_changed
+
+    def _looks_moved(self, exc: BaseException) -> bool:
+        """Whether a failure could come from a stale kept directory: no answer at its URL,
+        404 or 405 there, or an answer not understood. Never a problem the CA meant."""
+        if isinstance(exc, requests.exceptions.ConnectionError | ValueError | KeyError):
+            return True
+        net = getattr(self._local, "net", None)
+        response = net.last_response if net is not None else None
+        return response is not None and response.status_code in (404, 405)
 
     def _register(self, existing: Account | None) -> Account:
         """Create the account (or, with `existing`, register its key again at a CA that has
@@ -357,10 +384,10 @@ class Ca:
         progress("Ordering")
         try:
             order = self._place_order(client, identifiers, csr_pem, profile, replaces)
-        except (requests.exceptions.RequestException, acme_errors.Error, messages.Error):
+        except (requests.exceptions.RequestException, acme_errors.Error, messages.Error) as exc:
             # A kept directory may be stale (the CA moved a resource): once more with a
-            # fresh one, only when it differs.
-            if not self.refresh_directory():
+            # fresh one, only when a resource did move.
+            if not (self._looks_moved(exc) and self.refresh_directory(client.directory)):
                 raise
             client = self._client()
             order = self._place_order(client, identifiers, csr_pem, profile, replaces)
@@ -497,27 +524,36 @@ class Ca:
     def update_contact(self, email: str | None) -> Account:
         """Send the new contact to the CA, then keep it."""
         contact = (f"mailto:{email}",) if email else ()
-        with self._account_lock(), self._classified():
-            self._client()._post(self.account.uri, messages.UpdateRegistration(contact=contact))
-            self.account = replace(self.account, contact=contact)
+        with self._account_changing() as account, self._classified():
+            self._client()._post(account.uri, messages.UpdateRegistration(contact=contact))
+            self.account = replace(account, contact=contact)
             save_account(self.store, self.account)
         return self.account
 
-    def _account_lock(self) -> contextlib.AbstractContextManager[None]:
-        """The account's lock while it changes: two changes at once could leave the store
-        holding a key or contact the CA no longer has."""
-        return self.store.lock_account(account_id(self.settings.directory_url))
+    @contextlib.contextmanager
+    def _account_changing(self) -> Iterator[Account]:
+        """The account as stored now, under its lock while it changes: two changes at once
+        (or one built on a copy read earlier) could leave the store holding a key or contact
+        the CA no longer has."""
+        with self.store.lock_account(account_id(self.settings.directory_url)):
+            account = load_account(self.store, self.settings.directory_url)
+            if account is None:
+                raise NotFoundError(
+                    f"no account at {self.settings.directory_url} any more",
+                    "another certcli deactivated it meanwhile; `certcli account show` tells",
+                )
+            self.account = account
+            yield account
 
     def deactivate(self) -> Account:
         """Deactivate the account at the CA (for good) and retire it from the store."""
-        with self._account_lock():
+        with self._account_changing() as account:
             with self._classified():
                 self._client()._post(
-                    self.account.uri,
-                    messages.UpdateRegistration.from_json({"status": "deactivated"}),
+                    account.uri, messages.UpdateRegistration.from_json({"status": "deactivated"})
                 )
-            retire_account(self.store, self.account)
-        return self.account
+            retire_account(self.store, account)
+        return account
 
     def rollover(self) -> Account:
         """Replace the account key (RFC 8555 §7.3.5): an inner JWS signed by the new key,
@@ -527,14 +563,16 @@ class Ca:
         new_pem = x.private_key_pem(ec.generate_private_key(ec.SECP256R1()))
         new_jwk = _jwk(new_pem, "the new account key")
         url = self.directory["keyChange"]
-        old_public = _jwk(self.account.key_pem).public_key()
-        payload = json.dumps({"account": self.account.uri, "oldKey": old_public.to_partial_json()})
-        inner = jws.JWS.sign(payload.encode(), key=new_jwk, alg=_alg(new_jwk), nonce=None, url=url)
-        with self._account_lock():
-            pending = save_pending_key(self.store, self.account, new_pem)
+        with self._account_changing() as account:
+            old_public = _jwk(account.key_pem).public_key()
+            payload = json.dumps({"account": account.uri, "oldKey": old_public.to_partial_json()})
+            inner = jws.JWS.sign(
+                payload.encode(), key=new_jwk, alg=_alg(new_jwk), nonce=None, url=url
+            )
+            pending = save_pending_key(self.store, account, new_pem)
             with self._classified():
                 self._client()._post(url, inner)
-            self.account = replace(self.account, key_pem=new_pem)
+            self.account = replace(account, key_pem=new_pem)
             save_account(self.store, self.account)
             pending.unlink()
         return self.account
@@ -598,8 +636,8 @@ class Ca:
         try:
             try:
                 yield
-            except BaseException:
-                if self.directory_kept:  # it may be the cause: the next run asks the CA again
+            except BaseException as exc:
+                if self.directory_kept and self._looks_moved(exc):  # the next run asks afresh
                     save_directory(self.store, url, None)
                 raise
         except CertcliError:

@@ -99,13 +99,13 @@ def read_material(directory: Path, name: str, conf: dict[str, Any]) -> Material:
     )
 
 
-def _read_conf(path: Path) -> dict[str, Any]:
-    data = read_input(path, "renewal configuration")
+def _read_conf(path: Path, what: str = "renewal configuration") -> dict[str, Any]:
+    data = read_input(path, what)
     try:
         text = data.decode()
     except UnicodeDecodeError:
         raise ConfError(f"{path} is not UTF-8 text") from None
-    return parse_configobj(text, str(path))
+    return parse_configobj(text, str(path), reveal=what != "credentials file")
 
 
 def _credentials(params: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -113,7 +113,7 @@ def _credentials(params: dict[str, Any]) -> tuple[dict[str, Any] | None, str | N
     if not path:
         return None, None
     try:
-        return _read_conf(Path(path)), None
+        return _read_conf(Path(path), "credentials file"), None
     except CertcliError as exc:
         return None, exc.message
 

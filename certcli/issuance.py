@@ -521,11 +521,10 @@ def issue(
 
 
 def _check_profile(ca: Ca, plan: Plan) -> None:
-    if (
-        plan.profile
-        and plan.profile not in ca.profiles
-        and not (ca.refresh_directory() and plan.profile in ca.profiles)
-    ):
+    if not plan.profile or plan.profile in ca.profiles:
+        return
+    ca.refresh_directory(ca.directory)  # a kept copy may predate the profile
+    if plan.profile not in ca.profiles:
         offered = ", ".join(sorted(ca.profiles)) or "none"
         raise UsageError(f"the CA offers no profile {plan.profile!r}", f"its profiles: {offered}")
 
@@ -577,7 +576,7 @@ def issue_each(
     # Account creation and usage errors happen once, before the pool starts.
     plan = make_plan(options, config, None, store.root)
     _solver(plan, session)
-    session.get(plan.ca)
+    session.get(rehearsal(store, plan).ca if dry_run else plan.ca)
 
     def one(domains: list[str]) -> Outcome:
         name = default_lineage_name(domains)

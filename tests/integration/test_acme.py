@@ -124,6 +124,15 @@ def test_a_stale_kept_directory_is_fetched_again(acme: Certcli, lab: Lab) -> Non
     assert not json.loads(path.read_text())["directory"]["newOrder"].endswith("-moved")
 
 
+def test_a_damaged_kept_directory_is_fetched_again(acme: Certcli, lab: Lab) -> None:
+    ok(_issue(acme, lab, "damaged.certcli.test"))
+    path = _kept_directory(acme, lab)
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "directory": {"not": "a directory"}}))
+    ok(_issue(acme, lab, "damaged2.certcli.test"))
+    _kept_directory(acme, lab)  # a good copy again
+
+
 def test_each_issues_five_lineages_concurrently(acme: Certcli, lab: Lab) -> None:
     domains = [f"e{i}.certcli.test" for i in range(5)]
     run = ok(acme("issue", *domains, "--each", "--webroot", lab.webroot, "--agree-tos", "--json"))

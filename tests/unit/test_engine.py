@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 import requests
@@ -157,3 +158,86 @@ def test_an_order_the_ca_refuses_for_its_replaces_is_placed_once_more_without() 
     with pytest.raises(RuntimeError, match="the retry happened"):
         ca._obtain(["x.example.com"], b"csr", mock.Mock(), lambda _p: None, None, None, "id.1")
     assert calls == ["id.1", None]
+
+
+def test_an_account_change_starts_from_the_account_as_stored(tmp_path: Path) -> None:
+    """Another certcli changed the contact after this one read the account: a rollover
+    keeps that contact, and a change of an account deactivated meanwhile is refused."""
+    import threading
+    from dataclasses import replace
+    from unittest import mock
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from certcli import x509 as x
+    from certcli.accounts import Account, load_account, retire_account, save_account
+    from certcli.errors import NotFoundError
+    from certcli.store import Store
+
+    store = Store(tmp_path / "config")
+    store.ensure()
+    url = "https://ca.test/dir"
+    key = x.private_key_pem(ec.generate_private_key(ec.SECP256R1()))
+    old = Account(url, "https://ca.test/acct/1", ("mailto:old@x.test",), None, "2026-01-01Z", key)
+    save_account(store, old)
+    ca = engine.Ca.__new__(engine.Ca)  # no CA behind it: the requests go to a mock
+    ca.store, ca.settings, ca.account = store, engine.CaSettings(url), old
+    ca.directory = {"keyChange": "https://ca.test/key-change"}  # type: ignore[assignment]
+    ca.directory_kept, ca._local = False, threading.local()
+    ca._client = mock.Mock()  # type: ignore[method-assign]
+
+    save_account(store, replace(old, contact=("mailto:new@x.test",)))  # meanwhile
+    ca.rollover()
+    stored = load_account(store, url)
+    assert stored is not None and stored.contact == ("mailto:new@x.test",)
+    assert stored.key_pem != key
+
+    retire_account(store, stored)  # deactivated meanwhile
+    with pytest.raises(NotFoundError, match="any more"):
+        ca.update_contact("late@x.test")
+
+
+def _kept_ca(tmp_path: Path, data: dict) -> engine.Ca:
+    import threading
+
+    from certcli.store import Store
+
+    ca = engine.Ca.__new__(engine.Ca)  # only the directory handling, no CA behind it
+    ca.store, ca.settings = Store(tmp_path / "config"), engine.CaSettings("https://ca.test/dir")
+    ca._lock, ca._local = threading.Lock(), threading.local()
+    ca._use_directory(data)
+    ca.directory_kept, ca._directory_changed = True, False
+    return ca
+
+
+DIRECTORY = {"newNonce": "https://ca.test/nonce", "newOrder": "https://ca.test/order"}
+
+
+def test_a_kept_directory_counts_as_stale_only_when_a_resource_moved(tmp_path: Path) -> None:
+    from unittest import mock
+
+    # a CA that adds a random key to each answer has not moved anything
+    ca = _kept_ca(tmp_path, DIRECTORY)
+    used = ca.directory
+    ca._get_directory = mock.Mock(return_value={**DIRECTORY, "x7Qp": "https://ca.test/news"})  # type: ignore[method-assign]
+    assert not ca.refresh_directory(used)
+    assert not ca.refresh_directory(used)  # a second thread on the same copy: no new fetch
+    assert ca._get_directory.call_count == 1
+
+    ca = _kept_ca(tmp_path, DIRECTORY)
+    used = ca.directory
+    moved = {**DIRECTORY, "newOrder": "https://ca.test/v2/order"}
+    ca._get_directory = mock.Mock(return_value=moved)  # type: ignore[method-assign]
+    assert ca.refresh_directory(used) and ca.refresh_directory(used)  # both threads retry
+    assert ca._get_directory.call_count == 1 and ca.directory["newOrder"].endswith("/v2/order")
+
+
+def test_only_what_a_moved_resource_causes_looks_moved(tmp_path: Path) -> None:
+    from unittest import mock
+
+    ca = _kept_ca(tmp_path, DIRECTORY)
+    for status, moved in ((404, True), (405, True), (429, False), (400, False), (403, False)):
+        ca._local.net = mock.Mock(last_response=mock.Mock(status_code=status))
+        error = messages.Error.with_code("rateLimited" if status == 429 else "malformed")
+        assert ca._looks_moved(error) is moved, status
+    assert ca._looks_moved(requests.exceptions.ConnectionError("refused"))

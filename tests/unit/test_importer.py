@@ -317,3 +317,16 @@ def test_an_imported_rsa_account_key_signs_with_rs256() -> None:
     assert isinstance(rsa_jwk, jose.JWKRSA) and _alg(rsa_jwk) is jose.RS256
     assert _alg(_jwk(private_key_pem(ec.generate_private_key(ec.SECP256R1())))) is jose.ES256
     assert _alg(_jwk(private_key_pem(ec.generate_private_key(ec.SECP384R1())))) is jose.ES384
+
+
+def test_a_broken_credentials_file_is_reported_without_its_lines(tmp_path: Path) -> None:
+    """A secret wrapped onto a line of its own breaks the file; the error names the line,
+    never its text (it reaches stderr and --json)."""
+    from certcli.importer import _credentials
+
+    secret = "6lVbtu3HGVrM+Z1ncMGPSuIwEQTJf8pY9ewaw2W5Jfw4K/c7JVDg8ISAZo4MezsR"
+    ini = tmp_path / "rfc2136.ini"
+    ini.write_text(f"dns_rfc2136_name = k\ndns_rfc2136_secret =\n{secret}\n")
+    found, problem = _credentials({"dns_rfc2136_credentials": str(ini)})
+    assert found is None and problem is not None
+    assert "line 3" in problem and secret[:12] not in problem

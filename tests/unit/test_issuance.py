@@ -190,3 +190,28 @@ def test_a_dry_run_at_lets_encrypt_rehearses_at_its_staging_ca(tmp_path: Path) -
     assert rehearsal(store, production).ca.agree_tos
     other = make_plan(AcmeOptions(webroot="/w", server="https://ca.test/dir"), {}, None)
     assert rehearsal(store, other) is other  # any other CA: the dry run goes where renewals go
+
+
+def test_issue_each_dry_run_at_lets_encrypt_never_asks_production(tmp_path: Path) -> None:
+    from certcli.config import LETSENCRYPT_STAGING
+    from certcli.issuance import issue_each
+
+    asked: list[str] = []
+
+    class Stop(CertcliError):
+        pass
+
+    class Session:
+        interactive = False
+
+        def get(self, settings: object) -> None:
+            asked.append(settings.directory_url)  # type: ignore[attr-defined]
+            raise Stop("enough")
+
+    store = Store(tmp_path / "config")
+    options = AcmeOptions(webroot=str(tmp_path))
+    with pytest.raises(Stop):
+        issue_each(
+            store, Session(), [["x.com"]], options, {}, lambda *_: None, parallel=1, dry_run=True
+        )  # type: ignore[arg-type]
+    assert asked == [LETSENCRYPT_STAGING]
