@@ -165,3 +165,87 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                 if log.exists():
                     tail = log.read_text(errors="replace")[-4000:]
                     report.sections.append((f"lab {service} log (tail)", tail))
+
+
+# -- a second, unprivileged local user -----------------------------------------------------
+
+OTHER_USER = "certcli-other"
+
+
+@dataclass(frozen=True)
+class OtherUser:
+    """An unprivileged local account that the security tests act as: it plants links, files
+    and directories where it may write, and certcli (run as root) meets them."""
+
+    name: str
+    uid: int
+    gid: int
+
+    def run(self, *argv: str | Path, check: bool = True) -> subprocess.CompletedProcess:
+        """Run a command as this user (setpriv: no supplementary groups, no capabilities)."""
+        proc = subprocess.run(
+            [
+                "setpriv",
+                f"--reuid={self.uid}",
+                f"--regid={self.gid}",
+                "--clear-groups",
+                "--",
+                *map(str, argv),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", "HOME": "/", "LC_ALL": "C"},
+            cwd="/",
+        )
+        if check:
+            assert proc.returncode == 0, f"as {self.name}: {argv}: {proc.stderr}"
+        return proc
+
+    def sh(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.run("/bin/sh", "-c", script, check=check)
+
+
+@pytest.fixture(scope="session")
+def other_user() -> OtherUser:
+    """The account `certcli-other`, made once (useradd) if this machine lacks it."""
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.fail(
+            "the security tests act as a second local user, which only root can create: "
+            "run `make test` as root",
+            pytrace=False,
+        )
+    try:
+        entry = pwd.getpwnam(OTHER_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
+            check=True,
+            capture_output=True,
+        )
+        entry = pwd.getpwnam(OTHER_USER)
+    return OtherUser(OTHER_USER, entry.pw_uid, entry.pw_gid)
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory every user can traverse (pytest's tmp_path is root's alone, 0700), for
+    what the other user owns and certcli meets; removed afterwards."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="certcli-shared-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def other_owned(other_user: OtherUser, shared_dir: Path) -> Path:
+    """A directory owned by the other user (0755), inside `shared_dir`."""
+    path = shared_dir / "other"
+    path.mkdir(mode=0o755)
+    os.chown(path, other_user.uid, other_user.gid)
+    return path
