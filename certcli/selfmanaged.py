@@ -61,7 +61,11 @@ def create_csr(
             csr_pem,
             {"domains": domains, "key_type": key_type, "created": rfc3339(now)},
         )
-    return CsrResult(name, tuple(domains), csr_pem, pending / "privkey.pem", replaced)
+    # the key as stored: only its encrypted copy when encrypt_keys is on
+    key_path = pending / "privkey.pem.enc"
+    if not key_path.exists():
+        key_path = pending / "privkey.pem"
+    return CsrResult(name, tuple(domains), csr_pem, key_path, replaced)
 
 
 @dataclass(frozen=True)

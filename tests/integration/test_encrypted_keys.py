@@ -53,9 +53,14 @@ def test_without_the_passphrase_nothing_is_written(sealed: Certcli, lab: Lab) ->
 def test_a_pending_key_is_encrypted_and_needs_the_right_passphrase(
     sealed: Certcli, tmp_path
 ) -> None:
-    ok(sealed("csr", "csr.certcli.test", "--out", "req.csr"))
+    run = ok(sealed("csr", "csr.certcli.test", "--out", "req.csr"))
     pending = sealed.config_dir / "certs" / "csr.certcli.test" / "pending"
     assert sorted(os.listdir(pending)) == ["csr.pem", "meta.json", "privkey.pem.enc"]
+    # the key named is the file that exists
+    assert f"(key: {pending / 'privkey.pem.enc'})" in run.stderr + run.stdout
+    shown = ok(sealed("csr", "csr2.certcli.test", "--out", "req2.csr", "--json")).json()
+    assert shown["key_path"].endswith("pending/privkey.pem.enc")
+    assert os.path.isfile(shown["key_path"])
     assert b"PRIVATE KEY" not in (pending / "privkey.pem.enc").read_bytes()
     issued = LocalCA(intermediates=1).sign_csr((tmp_path / "req.csr").read_bytes())
     (tmp_path / "cert.pem").write_bytes(issued.fullchain_pem)
