@@ -89,6 +89,7 @@ class UploadPlan:
 class UploadResult:
     plan: UploadPlan
     version: int | None  # None when the certificate was already live
+    warnings: tuple[str, ...] = ()
 
 
 def upload(
@@ -114,7 +115,9 @@ def upload(
         raise InvalidInputError(
             f"{cert_path} has no subjectAltName extension; clients reject such certificates"
         )
+    x.check_server_certificate(leaf, str(cert_path))
     x.check_chain(leaf, chain)
+    warnings = _chain_warnings(leaf, chain, cert_path)
 
     store.ensure()
     with store.lock(name):
@@ -122,13 +125,14 @@ def upload(
         current = store.live_info(name) if config else None
         if key_data is None and current and current.fingerprint_sha256 == info.fingerprint_sha256:
             # repeated after `csr` completed: the key is in the store already
-            return UploadResult(UploadPlan(name, info, current, (), (), False, False), None)
+            plan = UploadPlan(name, info, current, (), (), False, False)
+            return UploadResult(plan, None, warnings)
         pending = store.read_pending(name) if config else None
         key = _matching_key(leaf, key_data, key_path, pending, name)
         completes_csr = pending is not None and key_data is None
         if current and current.fingerprint_sha256 == info.fingerprint_sha256:
             plan = UploadPlan(name, info, current, (), (), completes_csr, False)
-            return UploadResult(plan, None)
+            return UploadResult(plan, None, warnings)
         _refuse_duplicate(store, info.fingerprint_sha256)
         if completes_csr:
             required = tuple(pending[2].get("domains", ()))
@@ -164,7 +168,18 @@ def upload(
         store.write_config(LineageConfig(name, info.sans, Mode.CUSTOM, info.key_type, extra))
         if completes_csr:
             store.clear_pending(name)
-    return UploadResult(plan, version)
+    return UploadResult(plan, version, warnings)
+
+
+def _chain_warnings(leaf: object, chain: list, cert_path: Path) -> tuple[str, ...]:
+    """A certificate from a CA is served with its intermediates: browsers may find them,
+    most other clients (curl, Java, Go, mobile apps) fail without them."""
+    if chain or x.is_self_signed(leaf):  # type: ignore[arg-type]
+        return ()
+    return (
+        f"{cert_path} holds no intermediate certificates: most TLS clients need them to "
+        "trust it; give them with --chain FILE (or after the certificate in --cert)",
+    )
 
 
 def _check_validity(info: CertInfo, source: str, now: datetime) -> None:

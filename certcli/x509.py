@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from certcli.domains import is_ip
 from certcli.errors import InvalidInputError, UsageError
@@ -199,6 +200,65 @@ def cert_info(cert: x509.Certificate) -> CertInfo:
 
 def cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+#: ECDSA curves TLS clients accept in a server certificate (the CA/Browser Forum's list).
+SERVER_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+MIN_RSA_BITS = 2048
+
+
+_NOT_A_LEAF = "upload the server certificate your CA issued (first in the file), not a CA's"
+_NEW_KEY = "get a certificate for a new key: `certcli csr` makes an ec-p256 or rsa-2048 one"
+_NOT_FOR_TLS = "ask your CA for a TLS server certificate (serverAuth)"
+
+
+def server_certificate_problem(cert: x509.Certificate) -> tuple[str, str] | None:
+    """Why `cert` cannot serve as a TLS server's certificate (a CA certificate, a weak or
+    unusual key, key usages that exclude TLS) and what to do, or None when it can."""
+    ext = cert.extensions
+    with contextlib.suppress(x509.ExtensionNotFound):
+        if ext.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return "it is a CA certificate (basicConstraints CA:TRUE)", _NOT_A_LEAF
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        bits = f"{key.key_size} bits; TLS clients require at least {MIN_RSA_BITS}"
+        return f"its RSA key has {bits}", _NEW_KEY
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in SERVER_CURVES:
+        curves = ", ".join(SERVER_CURVES.values())
+        return f"its key is on the curve {key.curve.name}; TLS clients accept {curves}", _NEW_KEY
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey):
+        return f"its key type ({type(key).__name__}) is not one TLS servers use", _NEW_KEY
+    with contextlib.suppress(x509.ExtensionNotFound):
+        usage = ext.get_extension_for_class(x509.KeyUsage).value
+        # every TLS 1.3 handshake signs (digitalSignature); TLS 1.2's RSA key exchange
+        # needs keyEncipherment
+        rsa_ok = isinstance(key, rsa.RSAPublicKey) and usage.key_encipherment
+        if not (usage.digital_signature or rsa_ok):
+            return "its keyUsage allows neither digitalSignature nor keyEncipherment", _NOT_FOR_TLS
+    with contextlib.suppress(x509.ExtensionNotFound):
+        purposes = set(ext.get_extension_for_class(x509.ExtendedKeyUsage).value)
+        allowed = {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
+        if not purposes & allowed:
+            return "its extendedKeyUsage does not include serverAuth", _NOT_FOR_TLS
+    return None
+
+
+def check_server_certificate(cert: x509.Certificate, source: str) -> None:
+    """InvalidInputError saying why, unless `cert` can serve as a TLS server's certificate."""
+    problem = server_certificate_problem(cert)
+    if problem:
+        reason, hint = problem
+        raise InvalidInputError(f"{source} cannot serve TLS: {reason}", hint)
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+    return True
 
 
 def check_chain(leaf: x509.Certificate, chain: list[x509.Certificate]) -> None:

@@ -63,6 +63,8 @@ def upload(
     result = do_upload(rt.store, name, cert, key, chain, now=rt.now(), confirm=confirm)
     plan = result.plan
     info = plan.certificate
+    for warning in result.warnings:
+        out.warn(warning)
     if out.json_mode:
         out.emit_json(
             {
@@ -75,6 +77,7 @@ def upload(
                 "sans": list(info.sans),
                 "not_after": rfc3339(info.not_after),
                 "fingerprint_sha256": info.fingerprint_sha256,
+                "warnings": list(result.warnings),
             }
         )
     elif result.version is None:

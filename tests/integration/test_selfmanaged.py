@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.conftest import Certcli, ok
 from tests.lab.localca import LocalCA
@@ -249,3 +252,203 @@ def test_upload_of_a_certificate_for_another_csr_is_refused(
     run = certcli("upload", "b.example.com", "--cert", "s.pem")
     assert run.code == 4 and "does not belong to the CSR" in run.stderr
     assert store_snapshot(certcli.config_dir) == before
+
+
+def _server_cert(
+    ca: LocalCA,
+    name: str,
+    key: object,
+    *,
+    ca_true: bool = False,
+    usage: dict[str, bool] | None = None,
+    purposes: list | None = None,
+) -> bytes:
+    """A certificate for `name` signed by the test CA, with the extensions asked for."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes
+
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca.issuer.cert.subject)
+        .public_key(key.public_key())  # type: ignore[attr-defined]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=90))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), False)
+        .add_extension(x509.BasicConstraints(ca=ca_true, path_length=None), True)
+    )
+    if usage is not None:
+        flags = dict.fromkeys(
+            (
+                "digital_signature",
+                "content_commitment",
+                "key_encipherment",
+                "data_encipherment",
+                "key_agreement",
+                "key_cert_sign",
+                "crl_sign",
+                "encipher_only",
+                "decipher_only",
+            ),
+            False,
+        )
+        builder = builder.add_extension(x509.KeyUsage(**{**flags, **usage}), True)
+    if purposes is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(purposes), False)
+    cert = builder.sign(ca.issuer.key, hashes.SHA256())
+    return cert.public_bytes(serialization.Encoding.PEM) + b"".join(
+        c.public_bytes(serialization.Encoding.PEM) for c in ca.chain
+    )
+
+
+def _key_pem(key: object) -> bytes:
+    return key.private_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+_P256 = ec.generate_private_key(ec.SECP256R1())
+_RSA2048 = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+REFUSED_UPLOADS = [
+    ("a CA", _P256, {"ca_true": True}, "it is a CA certificate (basicConstraints CA:TRUE)"),
+    (
+        "rsa-1024",
+        rsa.generate_private_key(public_exponent=65537, key_size=1024),
+        {},
+        "its RSA key has 1024 bits; TLS clients require at least 2048",
+    ),
+    (
+        "secp256k1",
+        ec.generate_private_key(ec.SECP256K1()),
+        {},
+        "its key is on the curve secp256k1; TLS clients accept P-256, P-384, P-521",
+    ),
+    (
+        "no signing",
+        _P256,
+        {"usage": {"content_commitment": True}},
+        "its keyUsage allows neither digitalSignature nor keyEncipherment",
+    ),
+    (
+        "ec key encipherment",  # keyEncipherment is an RSA key exchange, useless for ECDSA
+        _P256,
+        {"usage": {"key_encipherment": True}},
+        "its keyUsage allows neither digitalSignature nor keyEncipherment",
+    ),
+    (
+        "client only",
+        _P256,
+        {"purposes": [ExtendedKeyUsageOID.CLIENT_AUTH]},
+        "its extendedKeyUsage does not include serverAuth",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "key", "options", "reason"), REFUSED_UPLOADS, ids=[r[0] for r in REFUSED_UPLOADS]
+)
+def test_an_upload_that_cannot_serve_tls_is_refused_with_the_reason(
+    certcli: Certcli,
+    ca: LocalCA,
+    tmp_path: Path,
+    store_snapshot,
+    label: str,
+    key: object,
+    options: dict,
+    reason: str,
+) -> None:
+    (tmp_path / "c.pem").write_bytes(_server_cert(ca, "tls.example.com", key, **options))
+    (tmp_path / "c.key").write_bytes(_key_pem(key))
+    before = store_snapshot(certcli.config_dir)
+    run = certcli("upload", "tls", "--cert", "c.pem", "--key", "c.key", "--yes")
+    assert run.code == 4, run.stderr
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"certcli: error: c.pem cannot serve TLS: {reason}; ")
+    )
+    assert store_snapshot(certcli.config_dir) == before
+
+
+ACCEPTED_UPLOADS = [
+    ("p-521", ec.generate_private_key(ec.SECP521R1()), {}),
+    (
+        "p-384 signing",
+        ec.generate_private_key(ec.SECP384R1()),
+        {"usage": {"digital_signature": True}},
+    ),
+    ("rsa key encipherment", _RSA2048, {"usage": {"key_encipherment": True}}),
+    ("any purpose", _P256, {"purposes": [ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE]}),
+    (
+        "server and client",
+        _P256,
+        {"purposes": [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "key", "options"), ACCEPTED_UPLOADS, ids=[r[0] for r in ACCEPTED_UPLOADS]
+)
+def test_an_upload_a_tls_server_accepts_is_installed(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path, label: str, key: object, options: dict
+) -> None:
+    (tmp_path / "c.pem").write_bytes(_server_cert(ca, "ok.example.com", key, **options))
+    (tmp_path / "c.key").write_bytes(_key_pem(key))
+    run = ok(certcli("upload", "ok", "--cert", "c.pem", "--key", "c.key", "--json"))
+    assert run.json()["version"] == 1 and run.json()["warnings"] == []
+    assert "warning" not in run.stderr
+
+
+def test_an_upload_without_intermediates_is_warned_about(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path
+) -> None:
+    issued = ca.issue(["bare.example.com"])
+    (tmp_path / "leaf.pem").write_bytes(issued.cert_pem)
+    (tmp_path / "chain.pem").write_bytes(issued.chain_pem)
+    (tmp_path / "leaf.key").write_bytes(issued.key_pem)
+    run = ok(certcli("upload", "bare", "--cert", "leaf.pem", "--key", "leaf.key", "--json"))
+    (warning,) = run.json()["warnings"]
+    assert warning.startswith("leaf.pem holds no intermediate certificates: most TLS clients")
+    assert "--chain FILE" in warning
+    assert f"certcli: warning: {warning}" in run.stderr.splitlines()
+    assert run.json()["version"] == 1  # installed all the same
+    plain = certcli("upload", "bare", "--cert", "leaf.pem", "--key", "leaf.key")
+    assert plain.code == 0 and f"certcli: warning: {warning}" in plain.stderr.splitlines()
+
+    # with its chain, given either way: no warning
+    for args in (["--chain", "chain.pem"], []):
+        other = ca.issue([f"c{len(args)}.example.com"])
+        (tmp_path / "o.pem").write_bytes(other.cert_pem if args else other.fullchain_pem)
+        (tmp_path / "o.key").write_bytes(other.key_pem)
+        run = ok(certcli("upload", f"c{len(args)}", "--cert", "o.pem", "--key", "o.key", *args))
+        assert "warning" not in run.stderr
+
+
+def test_a_self_signed_upload_needs_no_chain(certcli: Certcli, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "self.example.com")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("self.example.com")]), False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "s.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "s.key").write_bytes(_key_pem(key))
+    run = ok(certcli("upload", "self", "--cert", "s.pem", "--key", "s.key", "--json"))
+    assert run.json()["warnings"] == [] and "warning" not in run.stderr
