@@ -10,7 +10,7 @@ from pathlib import Path
 
 from certcli import x509 as x
 from certcli.domains import covered_by, validate_lineage_name
-from certcli.errors import InvalidInputError, NotConfirmedError, UsageError
+from certcli.errors import InvalidInputError, NotConfirmedError, StoreError, UsageError
 from certcli.inputs import read_input
 from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
 from certcli.store import Store, version_files
@@ -159,15 +159,18 @@ def upload(
 
         leaf_pem = x.cert_pem(leaf)
         chain_pem = b"".join(x.cert_pem(c) for c in chain)
+        extra = config.extra if config else {}
         version = store.add_version(
             name,
             version_files(leaf_pem, chain_pem, x.private_key_pem(key)),
             {"certificate": info.to_json(), "source": "upload", "created": rfc3339(now)},
+            LineageConfig(name, info.sans, Mode.CUSTOM, info.key_type, extra),
         )
-        extra = config.extra if config else {}
-        store.write_config(LineageConfig(name, info.sans, Mode.CUSTOM, info.key_type, extra))
         if completes_csr:
-            store.clear_pending(name)
+            try:
+                store.clear_pending(name)
+            except StoreError as exc:  # installed: the waiting key is a copy of the live one
+                warnings += (f"the certificate is installed, but {exc.message}",)
     return UploadResult(plan, version, warnings)
 
 

@@ -93,6 +93,13 @@ def make_dirs(path: Path) -> None:
             os.mkdir(directory, DIR_MODE)
 
 
+def _read_if_exists(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
 def _store_error(action: str, path: Path, exc: OSError) -> StoreError:
     reason = exc.strerror or str(exc)
     hint = None
@@ -187,14 +194,17 @@ class Store:
         return config
 
     def write_config(self, config: LineageConfig) -> None:
+        try:
+            self._write_config_file(config)
+        except OSError as exc:
+            raise _store_error("write", self.lineage_dir(config.name), exc) from None
+
+    def _write_config_file(self, config: LineageConfig) -> None:
         import tomli_w
 
         directory = self.lineage_dir(config.name)
-        try:
-            make_dirs(directory)
-            atomic_write(directory / "lineage.toml", tomli_w.dumps(config.to_toml()).encode())
-        except OSError as exc:
-            raise _store_error("write", directory, exc) from None
+        make_dirs(directory)
+        atomic_write(directory / "lineage.toml", tomli_w.dumps(config.to_toml()).encode())
 
     def read_state(self, name: str) -> dict[str, Any]:
         path = self._path(name, "state.json")
@@ -304,11 +314,20 @@ class Store:
         except OSError as exc:
             raise _store_error("read", directory, exc) from None
 
-    def add_version(self, name: str, files: dict[str, bytes], meta: dict[str, Any]) -> int:
+    def add_version(
+        self,
+        name: str,
+        files: dict[str, bytes],
+        meta: dict[str, Any],
+        config: LineageConfig | None = None,
+    ) -> int:
         """Write a complete new version and switch `live` to it; return its number.
 
-        The caller holds the lineage lock. Until the final rename of `live` nothing a reader
-        looks at has changed.
+        The caller holds the lineage lock. `config`, when given, becomes lineage.toml before
+        the switch: the switch is the commit, so a failure (a full disk) leaves `live` and
+        lineage.toml as they were, and a kill between the two leaves the new settings with
+        the old certificate, which the same command, repeated, completes (settings after the
+        switch would leave, say, an uploaded certificate in a lineage still renewed by ACME).
         """
         directory = self.lineage_dir(name)
         archive = directory / "archive"
@@ -318,7 +337,9 @@ class Store:
             from certcli.keycrypt import encrypt
 
             sealed = encrypt(files["privkey.pem"], passphrase)
+        settings = directory / "lineage.toml"
         try:
+            previous = _read_if_exists(settings) if config is not None else None
             make_dirs(archive)
             self.repair(name)
             version = max(self.versions(name), default=0) + 1
@@ -335,14 +356,46 @@ class Store:
                 FILE_MODE,
             )
             fsync_dir(partial)
-            os.rename(partial, archive / f"{version:04d}")
-            fsync_dir(archive)
-            self._switch_live(directory, version)
-            if sealed is not None:
-                self._strip_plain_keys(name, keep=version)
         except OSError as exc:
             raise _store_error("write a new version in", archive, exc) from None
+        final = archive / f"{version:04d}"
+        try:
+            os.rename(partial, final)
+            fsync_dir(archive)
+            if config is not None:
+                self._write_config_file(config)
+            self._switch_live(directory, version)
+        except OSError as exc:
+            # switched, and only a later fsync failed: the new version stands
+            if self._live_target(directory) != f"archive/{version:04d}":
+                self._undo_version(final, settings, previous, config is not None)
+                raise _store_error("write a new version in", archive, exc) from None
+        if sealed is not None:
+            try:
+                self._strip_plain_keys(name, keep=version)
+            except OSError as exc:
+                raise _store_error("remove older plaintext keys in", archive, exc) from None
         return version
+
+    @staticmethod
+    def _live_target(directory: Path) -> str | None:
+        try:
+            return os.readlink(directory / "live")
+        except OSError:
+            return None
+
+    @staticmethod
+    def _undo_version(final: Path, settings: Path, previous: bytes | None, wrote: bool) -> None:
+        """Best effort, after a failed switch: the version never made live goes, and
+        lineage.toml gets its earlier content back (or goes, for a lineage that had none)."""
+        shutil.rmtree(final, ignore_errors=True)
+        if not wrote:
+            return
+        with contextlib.suppress(OSError):
+            if previous is None:
+                settings.unlink(missing_ok=True)
+            elif _read_if_exists(settings) != previous:
+                atomic_write(settings, previous)
 
     def _strip_plain_keys(self, name: str, keep: int) -> None:
         """With encryption on, only the live version keeps a plaintext key (for the web

@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import CERTCLI, Certcli, ok, started_lab
 from tests.lab import Lab
+from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
 
@@ -178,3 +179,63 @@ def test_a_full_filesystem_is_a_clear_error_and_live_is_unchanged(
     assert "internal error" not in error, error
     assert (tmp_path / "live").read_text().strip() == "archive/0001"
     assert json.loads((tmp_path / "status").read_text())["lineages"][0]["version"] == 1
+
+
+def test_upload_on_a_full_disk_reports_what_it_stored(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path
+) -> None:
+    """At every amount of free space an upload fails (exit 5: `live` and lineage.toml as they
+    were) or succeeds (exit 0: both new), never a mix; the store on a small tmpfs."""
+    first = ca.issue(["disk.example.com"])
+    (tmp_path / "one.pem").write_bytes(first.fullchain_pem)
+    (tmp_path / "one.key").write_bytes(first.key_pem)
+    ok(certcli("upload", "disk", "--cert", "one.pem", "--key", "one.key"))
+    second = ca.issue(["disk.example.com", "www.disk.example.com"])  # new SANs: a new lineage.toml
+    (tmp_path / "two.pem").write_bytes(second.fullchain_pem)
+    (tmp_path / "two.key").write_bytes(second.key_pem)
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.fail("this test needs root and mount namespaces (unshare -m)")
+    store = certcli.config_dir
+    saved = tmp_path / "saved"
+    subprocess.run(["cp", "-a", str(store), str(saved)], check=True)
+    lineage = store / "certs" / "disk"
+    results = tmp_path / "results"
+    results.mkdir()
+    # free pages, one at a time: each file of a version takes one 4 KiB page of tmpfs
+    script = f"""
+        set -e
+        mount -t tmpfs -o size=1m tmpfs {store}
+        for free in 0 1 2 3 4 5 6 7 8 9; do
+            rm -rf {store}/*
+            cp -a {saved}/. {store}/
+            dd if=/dev/zero of={store}/filler bs=4k 2>/dev/null || true
+            truncate -s -$((free * 4096)) {store}/filler
+            set +e
+            {shlex.quote(str(CERTCLI))} upload disk --cert {tmp_path}/two.pem \\
+                --key {tmp_path}/two.key --yes 2>{results}/$free.err
+            echo $? > {results}/$free.code
+            set -e
+            readlink {lineage}/live > {results}/$free.live
+            cp {lineage}/lineage.toml {results}/$free.toml
+        done
+    """
+    env = certcli.environ()
+    subprocess.run(["unshare", "-m", "sh", "-c", script], env=env, check=True)
+    old_toml = (saved / "certs" / "disk" / "lineage.toml").read_text()
+    codes = []
+    for free in range(10):
+        code = int((results / f"{free}.code").read_text())
+        live = (results / f"{free}.live").read_text().strip()
+        toml = (results / f"{free}.toml").read_text()
+        error = (results / f"{free}.err").read_text()
+        codes.append(code)
+        if code == 5:
+            assert "No space left on device" in error, error
+            assert live == "archive/0001", f"{free} pages free: exit 5 but live switched"
+            assert toml == old_toml, f"{free} pages free: exit 5 but lineage.toml changed"
+        else:
+            assert code == 0, error
+            assert live == "archive/0002"
+            assert "www.disk.example.com" in toml
+        assert "internal error" not in error, error
+    assert 5 in codes and 0 in codes, codes

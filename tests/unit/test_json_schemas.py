@@ -151,6 +151,7 @@ def test_upload_version_follows_changed() -> None:
         "sans": ["x.example"],
         "not_after": "2026-01-01T00:00:00Z",
         "fingerprint_sha256": ":".join(["0A"] * 32),
+        "warnings": [],
     }
     assert problems("upload", document) == []
     assert problems("upload", {**document, "changed": False, "version": None}) == []
