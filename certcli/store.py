@@ -103,9 +103,25 @@ def _read_if_exists(path: Path) -> bytes | None:
 def _store_error(action: str, path: Path, exc: OSError) -> StoreError:
     reason = exc.strerror or str(exc)
     hint = None
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR):
+    if exc.errno == errno.EROFS:
+        reason = "read-only file system"
+        hint = (
+            "remount it read-write, or choose another --config-dir; under systemd's "
+            "ProtectSystem=, add the store to the unit's ReadWritePaths="
+        )
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.ENOTDIR):
         hint = "choose a writable directory with --config-dir or CERTCLI_CONFIG_DIR"
     return StoreError(f"cannot {action} {path}: {reason}", hint)
+
+
+def _not_writable(directory: Path) -> OSError:
+    """Why `directory` is not writable: a read-only mount, else permissions."""
+    try:
+        read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    code = errno.EROFS if read_only else errno.EACCES
+    return OSError(code, os.strerror(code))
 
 
 class Store:
@@ -140,7 +156,7 @@ class Store:
             try:
                 make_dirs(directory)
                 if not os.access(directory, os.W_OK | os.X_OK):
-                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+                    raise _not_writable(directory)
             except OSError as exc:
                 raise _store_error("write to the config dir", directory, exc) from None
 
