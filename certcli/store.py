@@ -104,7 +104,7 @@ def _store_error(action: str, path: Path, exc: OSError) -> StoreError:
     reason = exc.strerror or str(exc)
     hint = None
     if exc.errno == errno.EROFS:
-        reason = "read-only file system"
+        reason = os.strerror(errno.EROFS)  # "Read-only file system", never "Permission denied"
         hint = (
             "remount it read-write, or choose another --config-dir; under systemd's "
             "ProtectSystem=, add the store to the unit's ReadWritePaths="

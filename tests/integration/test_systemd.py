@@ -86,7 +86,7 @@ def test_a_read_only_store_is_reported_as_such(
         proc = _read_only(script, tmp_path)
         assert proc.returncode == 5, proc.stderr
         (line,) = proc.stderr.strip().splitlines()
-        assert "read-only file system" in line, line
+        assert "Read-only file system" in line, line
         assert "Permission denied" not in line
         assert "ReadWritePaths=" in line
     assert (store / "certs" / "ro" / "live").readlink() == Path("archive/0001")
