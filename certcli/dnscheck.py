@@ -134,11 +134,23 @@ def diagnose_one(san: str, target: str, resolver: dns.resolver.Resolver) -> Diag
             return result(DnsStatus.DUPLICATE, f"TXT {values}")
         return result(DnsStatus.MISSING)
     except dns.resolver.NoNameservers as exc:
-        return result(DnsStatus.ERROR, _short(exc))
+        return result(DnsStatus.ERROR, f"{_short(exc)} from {_asked(resolver)}")
     except dns.exception.Timeout:
-        return result(DnsStatus.ERROR, "no answer from the resolver")
+        return result(DnsStatus.ERROR, f"no answer from {_asked(resolver)}")
     except dns.exception.DNSException as exc:
-        return result(DnsStatus.ERROR, _short(exc))
+        return result(DnsStatus.ERROR, f"{_short(exc)} (asking {_asked(resolver)})")
+
+
+def _asked(resolver: dns.resolver.Resolver) -> str:
+    """The servers a resolver asks, as `[dns] resolvers` writes them."""
+    servers = []
+    for ns in resolver.nameservers:
+        if isinstance(ns, dns.nameserver.Do53Nameserver):
+            host, port = ns.address, ns.port
+        else:
+            host, port = str(ns), resolver.port
+        servers.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return ", ".join(servers) or "no resolver"
 
 
 def diagnose(

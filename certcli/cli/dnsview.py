@@ -30,8 +30,21 @@ def render_diagnoses(out: Output, diagnoses: Sequence[Any]) -> None:
         out.line(f"\nDelegate each name to {todo[0].expected_target} (zone-file syntax):")
         for record in dict.fromkeys(d.record for d in todo):
             out.line(f"  {record}")
+        notes = []  # once per challenge name: an apex and its wildcard share one
         for d in todo:
             if d.status.value == "duplicate":
-                out.line(f"  ; and remove the TXT record at {d.challenge_name}: {d.found}")
+                notes.append(f"  ; and remove the TXT record at {d.challenge_name}: {d.found}")
             elif d.status.value == "wrong":
-                out.line(f"  ; replacing the CNAME of {d.challenge_name} that ends at {d.found}")
+                notes.append(
+                    f"  ; replacing the CNAME of {d.challenge_name} that ends at {d.found}"
+                )
+        for note in dict.fromkeys(notes):
+            out.line(note)
+    failed = [d for d in diagnoses if d.status.value == "error"]
+    if failed:
+        out.line(
+            "\nThe lookup failed (which says nothing of the records): check that "
+            "[dns] resolvers answer (config.toml or CERTCLI_DNS_RESOLVERS; unset, the system's):"
+        )
+        for line in dict.fromkeys(f"  {d.challenge_name}: {d.found}" for d in failed):
+            out.line(line)

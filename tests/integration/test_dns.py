@@ -141,6 +141,50 @@ def test_a_resolver_that_does_not_answer_is_an_error_not_missing(
     assert _orders(lab) == before
 
 
+def test_a_resolver_failure_names_the_resolver_and_the_setting_once(
+    dns: Certcli, lab: Lab, target: str
+) -> None:
+    domain = _name()
+    port = free_port()
+    dead = {"CERTCLI_DNS_RESOLVERS": f"127.0.0.1:{port}", "CERTCLI_DNS_QUERY_TIMEOUT": "1"}
+    run = dns("dns", "check", domain, f"*.{domain}", env=dead)
+    assert run.code == 17
+    lines = run.stdout.splitlines()
+    assert [line for line in lines if "[dns] resolvers" in line] == [
+        "The lookup failed (which says nothing of the records): check that [dns] resolvers "
+        "answer (config.toml or CERTCLI_DNS_RESOLVERS; unset, the system's):"
+    ]
+    # one line for the apex and its wildcard, which share the challenge name
+    assert lines.count(f"  _acme-challenge.{domain}: no answer from 127.0.0.1:{port}") == 1
+    found = {
+        s["name"]: s["found"]
+        for s in dns("dns", "check", domain, "--json", env=dead).json()["sans"]
+    }
+    assert found == {domain: f"no answer from 127.0.0.1:{port}"}
+    # issue shows the same table and line before its error
+    run = dns("issue", domain, "--wildcard", "--agree-tos", env=dead)
+    assert run.code == 17
+    assert f"  _acme-challenge.{domain}: no answer from 127.0.0.1:{port}" in run.stdout.splitlines()
+
+
+def test_a_note_for_an_apex_and_its_wildcard_is_shown_once(dns: Certcli, lab: Lab) -> None:
+    duplicate, wrong = _name(), _name()
+    lab.update(
+        SITE_ZONE,
+        ("replace", f"_acme-challenge.{duplicate}", "TXT", ['"left-over"']),
+        ("replace", duplicate, "A", ["127.0.0.1"]),
+    )
+    lab.delegate(wrong, f"elsewhere.{DELEGATION_ZONE}")
+    run = dns("dns", "check", duplicate, f"*.{duplicate}", wrong, f"*.{wrong}")
+    assert run.code == 17
+    lines = run.stdout.splitlines()
+    assert (
+        sum(f"remove the TXT record at _acme-challenge.{duplicate}" in line for line in lines) == 1
+    )
+    assert sum(f"replacing the CNAME of _acme-challenge.{wrong}" in line for line in lines) == 1
+    assert sum(line.startswith(f"  _acme-challenge.{wrong}. 300 IN CNAME") for line in lines) == 1
+
+
 def test_a_wrong_tsig_secret_is_a_clear_error_and_nothing_is_ordered(
     dns: Certcli, lab: Lab, target: str
 ) -> None:
