@@ -37,6 +37,7 @@ def delete_lineage(store: Store, name: str) -> None:
             shutil.rmtree(doomed)
         except OSError as exc:
             raise StoreError(f"cannot delete {directory}: {exc.strerror}") from None
+        store.remove_lineage_lock(name)
 
 
 def reason_name(reason: str) -> str:

@@ -554,6 +554,12 @@ class Store:
         with self._flock(self.locks_dir / "store.lock", f"the store {self.root}", wait):
             yield
 
+    def remove_lineage_lock(self, name: str) -> None:
+        """Remove the lock file of a lineage that is gone; the caller holds that lock (safe:
+        whoever waits on the removed file notices once it has the lock, and locks anew)."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.locks_dir / f"lineage-{name}.lock").unlink()
+
     @contextlib.contextmanager
     def _flock(self, path: Path, what: str, wait: float | None = None) -> Iterator[None]:
         self.ensure()
@@ -562,24 +568,19 @@ class Store:
                 wait = float(os.environ.get("CERTCLI_LOCK_WAIT", _LOCK_WAIT_DEFAULT))
             except ValueError:
                 wait = _LOCK_WAIT_DEFAULT
+        deadline = time.monotonic() + wait
+        while True:
+            fd = self._lock_fd(path, what, deadline)
+            # Locked; but if the file was removed meanwhile (`delete` removes a lineage's),
+            # this lock guards nothing: lock the file now at that path instead.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, KEY_MODE)
-        except OSError as exc:
-            raise _store_error("open the lock", path, exc) from None
-        try:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                        raise LockedError(
-                            f"{what} is locked by PID {holder}",
-                            "another certcli is working on it; try again when it has finished",
-                        ) from None
-                    time.sleep(0.05)
             try:  # who holds it, for the message of the next one; the lock holds regardless
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -588,3 +589,27 @@ class Store:
             yield
         finally:
             os.close(fd)
+
+    @staticmethod
+    def _lock_fd(path: Path, what: str, deadline: float) -> int:
+        """The lock file at `path` opened (created if need be) and flocked, by `deadline`."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, KEY_MODE)
+        except OSError as exc:
+            raise _store_error("open the lock", path, exc) from None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return fd
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                        raise LockedError(
+                            f"{what} is locked by PID {holder}",
+                            "another certcli is working on it; try again when it has finished",
+                        ) from None
+                    time.sleep(0.05)
+        except BaseException:
+            os.close(fd)
+            raise

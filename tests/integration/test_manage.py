@@ -39,7 +39,14 @@ def test_delete_asks_and_removes_the_whole_lineage(acme: Certcli, lab: Lab) -> N
     ok(acme("delete", "del.certcli.test", "--yes"))
     assert not lineage.exists()
     assert list((acme.config_dir / "certs").iterdir()) == []
+    # its lock file goes too; another lineage's stays
+    locks = acme.config_dir / "locks"
+    assert not (locks / "lineage-del.certcli.test.lock").exists()
     assert acme("delete", "del.certcli.test", "--yes").code == 3
+    ok(acme("csr", "kept.certcli.test", "--out", "k.csr"))
+    ok(acme("csr", "gone.certcli.test", "--out", "g.csr"))
+    ok(acme("delete", "gone.certcli.test", "--yes"))
+    assert sorted(p.name for p in locks.glob("lineage-*")) == ["lineage-kept.certcli.test.lock"]
 
 
 def test_config_set_and_get(certcli: Certcli) -> None:

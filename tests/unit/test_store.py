@@ -143,6 +143,45 @@ def test_a_held_lock_says_who_holds_it(store: Store, monkeypatch: pytest.MonkeyP
         pass
 
 
+def test_a_lock_file_removed_while_waited_on_still_excludes(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`delete` removes a lineage's lock file while holding it: whoever was waiting on the
+    removed file must lock the one now at that path, or two holders would run at once."""
+    import threading
+
+    monkeypatch.setenv("CERTCLI_LOCK_WAIT", "5")
+    path = store.locks_dir / "lineage-example.com.lock"
+    waiting, holding, release = threading.Event(), threading.Event(), threading.Event()
+    real_sleep = store_module.time.sleep
+
+    def sleep(seconds: float) -> None:
+        waiting.set()
+        real_sleep(seconds)
+
+    monkeypatch.setattr(store_module.time, "sleep", sleep)
+
+    def waiter() -> None:
+        with store.lock("example.com"):
+            holding.set()
+            release.wait(5)
+
+    with store.lock("example.com"):
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        assert waiting.wait(5)  # the waiter has the old file open and waits for it
+        store.remove_lineage_lock("example.com")
+    assert holding.wait(5)
+    try:
+        assert path.exists()  # the waiter locked a new file at the path
+        monkeypatch.setenv("CERTCLI_LOCK_WAIT", "0")
+        with pytest.raises(LockedError), store.lock("example.com"):
+            pass
+    finally:
+        release.set()
+        thread.join()
+
+
 def test_ensure_reports_an_unusable_config_dir(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
