@@ -279,10 +279,12 @@ class Outcome:
 
 def _solver(plan: Plan, session: Session) -> Solver:
     if plan.dns is not None:
+        from certcli.leftovers import Journal
         from certcli.solvers.dns01 import DelegationSolver, make_provider
 
         provider = make_provider(plan.dns, session.interactive, session.pause)
-        return DelegationSolver(plan.dns, provider)
+        journal = Journal(session.store.root / "leftovers", "dns-01")
+        return DelegationSolver(plan.dns, provider, journal)
     from certcli.solvers.http01 import WebrootSolver
 
     if not plan.webroot:

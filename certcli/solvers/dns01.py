@@ -8,11 +8,14 @@ import shlex
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from certcli.domains import normalize_dns_name
 from certcli.errors import CertcliError, DnsProviderError, UsageError
 from certcli.solvers import Challenge
+
+if TYPE_CHECKING:
+    from certcli.leftovers import Journal, Record
 
 TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1")
 
@@ -221,17 +224,57 @@ class DelegationSolver:
 
     challenge_type = "dns-01"
 
-    def __init__(self, settings: DnsSettings, provider: DnsProvider) -> None:
+    def __init__(
+        self, settings: DnsSettings, provider: DnsProvider, journal: Journal | None = None
+    ) -> None:
         self.settings = settings
         self.provider = provider
+        self.journal = journal
         self._added: list[Challenge] = []
+        self._records: dict[Challenge, Record | None] = {}
         self.cleanup_errors: list[str] = []
 
     def check(self) -> None:
         self.provider.check()
+        self.remove_leftovers()
+
+    def remove_leftovers(self) -> list[str]:
+        """Remove the TXT values at this target that ended runs recorded and did not
+        remove (killed, or an add whose answer never came); return the values removed."""
+        removed = []
+        for record in self.journal.orphans() if self.journal else ():
+            data = record.data
+            if (data.get("provider"), data.get("target")) != (
+                self.settings.provider,
+                self.settings.target,
+            ):
+                record.keep()  # written through another provider or target: not ours to judge
+                continue
+            try:
+                self.provider.remove(
+                    self.settings.target, str(data.get("value")), str(data.get("domain"))
+                )
+            except CertcliError as exc:  # the next run tries again
+                self.cleanup_errors.append(exc.message)
+                record.keep()
+                continue
+            record.done()
+            removed.append(str(data.get("value")))
+        return removed
 
     def present(self, challenges: list[Challenge]) -> None:
         for challenge in challenges:
+            # recorded first: killed after this, or unsure whether the add landed, the
+            # next run removes it
+            if self.journal is not None:
+                self._records[challenge] = self.journal.record(
+                    {
+                        "provider": self.settings.provider,
+                        "target": self.settings.target,
+                        "value": challenge.validation,
+                        "domain": challenge.identifier,
+                    }
+                )
             self.provider.add(self.settings.target, challenge.validation, challenge.identifier)
             self._added.append(challenge)
 
@@ -247,14 +290,29 @@ class DelegationSolver:
         wait_for_txt(self.settings.target, values, servers, self.settings.propagation_timeout)
 
     def cleanup(self, challenges: list[Challenge]) -> None:
-        for challenge in [c for c in self._added if c in challenges]:
+        for challenge in challenges:
+            added = challenge in self._added
+            record = self._records.pop(challenge, None)
+            if not added and record is None:
+                continue  # never presented
+            # an add that failed may have reached the server all the same (a timeout):
+            # removing is harmless, and its record stays for the next run in case the add
+            # lands later
+            removed = False
             try:
                 self.provider.remove(
                     self.settings.target, challenge.validation, challenge.identifier
                 )
+                removed = True
             except CertcliError as exc:  # never hide the order's own outcome
-                self.cleanup_errors.append(exc.message)
-            self._added.remove(challenge)
+                if added:
+                    self.cleanup_errors.append(exc.message)
+            if added:
+                self._added.remove(challenge)
+            if record is not None and removed and added:
+                record.done()
+            elif record is not None:
+                record.keep()
 
 
 def make_provider(

@@ -209,6 +209,90 @@ def test_only_its_own_values_are_removed(dns: Certcli, lab: Lab, target: str) ->
     assert lab.txt(target) == ["another-lineage"]
 
 
+# The real `certcli` in a child that stops for good once its TXT value is at the target (as
+# a run killed there, or an add whose answer never came but that landed), so that the test
+# can kill -9 it.
+STALL_AFTER_ADD = textwrap.dedent(
+    """
+    import sys, time
+    from certcli.solvers import dns01
+
+    def wait(self, challenges):
+        print("stalled", flush=True)
+        time.sleep(3600)
+
+    dns01.DelegationSolver.wait = wait
+    from certcli.cli.main import run
+    sys.exit(run(sys.argv[1:]))
+    """
+)
+
+
+def _journal(certcli: Certcli) -> list[Path]:
+    directory = certcli.config_dir / "leftovers"
+    return sorted(directory.iterdir()) if directory.exists() else []
+
+
+def test_the_txt_value_of_a_killed_run_is_removed_by_the_next_run(
+    dns: Certcli, lab: Lab, target: str
+) -> None:
+    import signal
+
+    domain = _name()
+    lab.delegate(domain, target)
+    child = subprocess.Popen(
+        [sys.executable, "-c", STALL_AFTER_ADD, "issue", domain, "--dns", "--agree-tos"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=dns.environ(),
+        cwd=dns.cwd,
+        text=True,
+    )
+    assert child.stdout is not None and child.stdout.readline() == "stalled\n"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    (left,) = lab.txt(target)  # what the killed run added stays at the target
+    (record,) = _journal(dns)
+    assert record.name.startswith("dns-01-") and left in record.read_text()
+
+    ok(dns("issue", domain, "--dns", "--agree-tos"))
+    assert lab.txt(target) == [], "the next run removed the killed run's value, then its own"
+    assert _journal(dns) == []
+
+
+def test_only_ended_runs_leftovers_are_removed(dns: Certcli, lab: Lab, target: str) -> None:
+    """Recorded and unlocked (a run that ended): removed. Locked (a run still at work): kept,
+    as is a value nobody recorded (another installation's)."""
+    import fcntl
+    import json
+
+    domain = _name()
+    lab.delegate(domain, target)
+    lab.update(
+        DELEGATION_ZONE,
+        ("replace", target, "TXT", ['"timed-out-add"', '"still-in-use"', '"not-recorded"']),
+    )
+    journal = dns.config_dir / "leftovers"
+    journal.mkdir(mode=0o700)
+
+    def record(value: str) -> Path:
+        path = journal / f"dns-01-{value}.json"
+        entry = {"provider": "rfc2136", "target": target, "value": value, "domain": domain}
+        path.write_text(json.dumps(entry))
+        return path
+
+    ended = record("timed-out-add")
+    elsewhere = journal / "dns-01-other-target.json"
+    elsewhere.write_text(json.dumps({"provider": "rfc2136", "target": "x.example", "value": "v"}))
+    busy = record("still-in-use")
+    with open(busy) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as the run that made it holds it
+        ok(dns("issue", domain, "--dns", "--agree-tos"))
+    assert lab.txt(target) == ["not-recorded", "still-in-use"]
+    assert not ended.exists()
+    assert busy.exists() and elsewhere.exists()
+
+
 def test_two_lineages_through_one_target_at_the_same_time(
     dns: Certcli, lab: Lab, target: str
 ) -> None:

@@ -119,3 +119,47 @@ def test_hooks_never_see_certclis_secrets(monkeypatch: pytest.MonkeyPatch) -> No
     env = hook_environment({"CERTCLI_NAME": "x"})
     assert "CERTCLI_PASSPHRASE" not in env and "CERTCLI_DNS_RFC2136_TSIG_SECRET" not in env
     assert env["PATH"] == "/bin" and env["CERTCLI_NAME"] == "x"
+
+
+class _FlakyProvider:
+    """Records what it is asked; its add fails (as an RFC 2136 update that timed out)."""
+
+    def __init__(self) -> None:
+        self.zone: set[str] = set()
+        self.removed: list[str] = []
+
+    def check(self) -> None:
+        pass
+
+    def add(self, name: str, value: str, domain: str) -> None:
+        from certcli.errors import DnsProviderError
+
+        self.zone.add(value)  # it landed all the same
+        raise DnsProviderError("no answer from the DNS server")
+
+    def remove(self, name: str, value: str, domain: str) -> None:
+        self.zone.discard(value)
+        self.removed.append(value)
+
+
+def test_an_add_that_failed_is_removed_and_its_record_kept_for_the_next_run(tmp_path) -> None:
+    from certcli.errors import DnsProviderError
+    from certcli.leftovers import Journal
+    from certcli.solvers import Challenge
+    from certcli.solvers.dns01 import DelegationSolver
+
+    settings = DnsSettings("rfc2136", "t.example", [], 1, 1, [], None, {}, {})
+    journal = Journal(tmp_path / "leftovers", "dns-01")
+    provider = _FlakyProvider()
+    solver = DelegationSolver(settings, provider, journal)
+    challenge = Challenge("a.example", "dns-01", "tok", "ka", "value-1")
+    with pytest.raises(DnsProviderError):
+        solver.present([challenge])
+    solver.cleanup([challenge])
+    assert provider.removed == ["value-1"] and provider.zone == set()
+    (record,) = (tmp_path / "leftovers").iterdir()  # the add may still land: kept
+    assert record.name.startswith("dns-01-")
+    # the next run removes it once more, and forgets it
+    provider.zone.add("value-1")
+    assert DelegationSolver(settings, provider, journal).remove_leftovers() == ["value-1"]
+    assert provider.zone == set() and list((tmp_path / "leftovers").iterdir()) == []
