@@ -79,6 +79,9 @@ def test_a_read_only_store_is_reported_as_such(
     env = f"CERTCLI_CONFIG_DIR={store} CERTCLI_LOCK_WAIT=1"
     for mounted, command in (
         (store, "csr new.example.com"),
+        (store, "renew"),
+        (store, "config set renewal.jitter 5"),
+        (store, "delete ro --yes"),
         (store, "upload ro --cert d.pem --key d.key"),
         (store / "certs" / "ro", "upload ro --cert d.pem --key d.key"),
     ):
