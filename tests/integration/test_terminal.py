@@ -218,8 +218,10 @@ def test_renewing_several_lineages_counts_them_on_a_bar(acme: Certcli, lab: Lab)
         ("✔", name, "Completed") for name in names
     ]
     assert bar.startswith("━") and " 3/3 done " in f"{bar} "
-    # the bar counted them one by one while they renewed
+    # the bar counted them one by one while they renewed, of the whole total from the start
     assert any(" 0/3 done" in frame for frame in err.frames)
+    totals = {m.group(1) for f in err.frames for m in re.finditer(r" \d+/(\d+) done", f)}
+    assert totals == {"3"}, err.frames
     assert out.raw.decode().count("Renewed ") == 3
 
 
