@@ -1116,6 +1116,7 @@ class SanChange:
             "unchanged": list(self.unchanged),
             "covered": list(self.covered),
             "result": self.outcome.to_json() if self.outcome else None,
+            "next_step": self.next_step,
         }
 
 
