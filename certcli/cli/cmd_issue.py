@@ -201,10 +201,8 @@ def report(
             out.line(f"Deployed {o.name}: version {o.version}; the deploy hook succeeded this time")
         elif o.action == "not_due" and out.verbose:
             out.line(f"{o.name}: not due")
-        elif o.action == "skipped" and (o.extra.get("warn") or o.extra.get("asked")):
+        elif o.action == "skipped" and (o.extra.get("warn") or o.extra.get("asked") or out.verbose):
             out.warn(f"{o.name}: {o.reason}")
-        elif o.action == "skipped" and out.verbose:
-            out.line(f"{o.name}: {o.reason}")
         elif o.action == "backoff" and o.extra.get("urgent"):  # said even from cron
             last = o.extra.get("last_error")
             out.warn(
