@@ -211,6 +211,9 @@ def test_a_hook_that_hangs_is_stopped_at_its_timeout(acme: Certcli, lab: Lab) ->
     assert run.code == 1
     assert "the deploy hook `sleep 30` did not finish in 1 s" in run.stderr
     assert (acme.config_dir / "certs" / "slow.certcli.test" / "live").is_symlink()
+    # a hook that hangs failed, too: recorded, and shown
+    assert "did not finish in 1 s" in _state(acme, "slow.certcli.test")["deploy_failed"]["error"]
+    assert acme("status", "slow.certcli.test", "--fail-on", "any").code == 1
 
 
 def _index(acme: Certcli) -> dict:
