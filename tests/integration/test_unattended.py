@@ -353,8 +353,11 @@ def test_a_failed_deploy_hook_is_notified_recorded_shown_and_run_again_until_it_
 def test_an_expiring_upload_is_notified_once_per_threshold(
     certcli: Certcli, ca: LocalCA, tmp_path: Path
 ) -> None:
-    events = tmp_path / "events"
-    _config(certcli, f"[notify]\ncommand = 'cat >> {events}; echo >> {events}'\n")
+    events, delivered = tmp_path / "events", tmp_path / "delivered"
+    _config(
+        certcli,
+        f"[notify]\ncommand = 'cat >> {events}; echo >> {events}; test -e {delivered}'\n",
+    )
 
     def upload(days_left: float) -> None:
         issued = ca.issue(
@@ -365,21 +368,26 @@ def test_an_expiring_upload_is_notified_once_per_threshold(
         ok(certcli("upload", "up", "--cert", "c.pem", "--key", "c.key", "--yes"))
 
     upload(days_left=20)
+    run = certcli("renew")  # the notice does not get through: it is sent again next time
+    assert run.code == 1 and "the notify command" in run.stderr
+    state = certcli.config_dir / "certs" / "up" / "state.json"
+    assert not state.exists() or "expiry_notice" not in _state(certcli, "up")
+    delivered.touch()
     run = ok(certcli("renew"))
     assert "up: uploaded certificate expires in 19 days" in run.stderr
-    (event,) = _events(events)
+    _, event = _events(events)
     assert (event["event"], event["name"]) == ("custom_expiring", "up")
     notice = _state(certcli, "up")["expiry_notice"]
     assert notice == {"serial": event["serial"], "days": 30}
     # the runs after it still warn on stderr, but send nothing until the next threshold
     for _ in range(2):
         assert "expires in 19 days" in ok(certcli("renew")).stderr
-    assert len(_events(events)) == 1
+    assert len(_events(events)) == 2
     # a new certificate, 5 days from its end: notified (the 7-day threshold), then quiet
     upload(days_left=5)
     ok(certcli("renew"))
     ok(certcli("renew"))
-    first, second = _events(events)
+    _, first, second = _events(events)
     assert second["serial"] != first["serial"] and "expires in 4 days" in second["text"]
     assert _state(certcli, "up")["expiry_notice"]["days"] == 7
 
