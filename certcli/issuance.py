@@ -23,6 +23,8 @@ from certcli.models import DEFAULT_KEY_TYPE, CertInfo, LineageConfig, Mode, pars
 from certcli.renewal import (
     ari_moment,
     days_left,
+    deploy_pending,
+    expiry_notice,
     next_attempt,
     not_due_until,
     renewal_reason,
@@ -258,6 +260,7 @@ class Outcome:
     reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     problems: tuple[str, ...] = ()  # e.g. a deploy hook that failed after a renewal
+    deploy_error: str | None = None  # the deploy hook of this outcome's version failed
 
     def to_json(self) -> dict[str, Any]:
         cert = self.certificate
@@ -274,6 +277,7 @@ class Outcome:
             "error_kind": getattr(self.error, "kind", "error") if self.error else None,
             "sans": [d.to_json() for d in getattr(self.error, "diagnoses", ())],
             "problems": list(self.problems),
+            "deploy_error": self.deploy_error,
         }
 
 
@@ -492,6 +496,7 @@ def issue(
     dry_run: bool = False,
     force_renewal: bool = False,
     expand: bool = False,
+    confirm: Callable[[str], bool] | None = None,
 ) -> Outcome:
     """Create (or, with --force-renewal/--expand, re-issue) a lineage and obtain its
     certificate. Usage and connection problems fail before anything is stored; a failed
@@ -512,7 +517,9 @@ def issue(
         return _attempt(store, ca, lineage, plan, solver, progress, record=False, action="issued")
     with store.lock(name):
         existing = store.read_config(name) if store.exists(name) else None
-        _check_existing(store, existing, domains, force_renewal=force_renewal, expand=expand)
+        _check_existing(
+            store, existing, domains, force_renewal=force_renewal, expand=expand, confirm=confirm
+        )
         if existing is not None:
             lineage = LineageConfig(
                 name, lineage.domains, Mode.AUTO, plan.key_type, {**existing.extra, **lineage.extra}
@@ -538,14 +545,32 @@ def _check_existing(
     *,
     force_renewal: bool,
     expand: bool,
+    confirm: Callable[[str], bool] | None = None,
 ) -> None:
-    if existing is None or store.live_version(existing.name) is None:
-        return  # new, or never issued (a failed first attempt): issue freely
+    """The rules for issuing into an existing lineage. An uploaded one (or one whose CSR
+    waits for its certificate) becomes an ACME lineage only once `confirm` says yes."""
+    if existing is None:
+        return
     name = existing.name
-    if existing.mode is Mode.CUSTOM:
-        raise UsageError(
-            f"{name!r} holds an uploaded certificate", "choose another --name for an ACME one"
-        )
+    live = store.live_version(name)
+    if existing.mode is Mode.CUSTOM and (live is not None or store.has_pending(name)):
+        from certcli.errors import NotConfirmedError
+
+        if live is not None and not force_renewal:
+            raise UsageError(
+                f"{name!r} holds an uploaded certificate",
+                "add --force-renewal to switch it to ACME (then certcli renews it), "
+                "or choose another --name",
+            )
+        held = "holds an uploaded certificate" if live is not None else "has a CSR waiting"
+        question = f"{name!r} {held}. Switch it to ACME, so that certcli issues and renews it?"
+        if confirm is None or not confirm(question):  # without a terminal: not confirmed
+            raise NotConfirmedError(
+                f"{name!r} {held} and was not switched to ACME",
+                "confirm at a terminal, or add --yes",
+            )
+    if live is None:
+        return  # new, or never issued (a failed first attempt): issue freely
     old, new = set(existing.domains), set(domains)
     if old == new:
         if not force_renewal:
@@ -630,6 +655,7 @@ def renew(
         for name in names:
             store.require(validate_lineage_name(name))
         outcomes: list[Outcome] = []
+        redeploys: list[Outcome] = []  # not due, but the live version's deploy hook failed
         due: list[tuple[LineageConfig, str]] = []
         replaces: dict[str, str | None] = {}  # the certificate each renewal replaces (ARI)
         # What an earlier run found not due, and until when: a lineage whose files have not
@@ -646,7 +672,14 @@ def renew(
                 continue
             kept.pop(name, None)
             try:
-                item = _scan(store, name, config, now, force=force or dry_run)
+                item = _scan(
+                    store,
+                    name,
+                    config,
+                    now,
+                    force=force or dry_run,
+                    asked=bool(names) or force or dry_run,
+                )
             except (CertcliError, KeyError, TypeError, ValueError) as exc:
                 # One damaged lineage is reported; the others are still renewed.
                 error = (
@@ -658,7 +691,9 @@ def renew(
                 )
                 outcomes.append(Outcome(name, "failed", error=error))
                 continue
-            if isinstance(item, Outcome):
+            if isinstance(item, Outcome) and item.action == "deployed":
+                redeploys.append(item)
+            elif isinstance(item, Outcome):
                 outcomes.append(item)
                 if "until" in item.extra and item.certificate is not None:
                     kept[name] = {
@@ -674,6 +709,8 @@ def renew(
         if not (force or dry_run) and kept != index:
             store.write_renew_index(kept)
 
+        # Only the deploy hook runs again: no order, so no pre or post hook.
+        outcomes += [_deployed(store, config, o.extra["lineage"], o) for o in redeploys]
         hooks = config.get("hooks") or {}
         problems: list[str] = []
         if due and not dry_run:
@@ -744,7 +781,7 @@ def renew(
                 problem = run_hook("post", str(hooks["post"]), env, _hook_timeout(config))
                 problems += filter(None, [problem])
         if not dry_run:
-            problems += _notify(config, outcomes)
+            problems += _notify(store, config, outcomes)
     return RenewRun(outcomes, problems)
 
 
@@ -762,15 +799,22 @@ def _not_due_by_index(entry: Any, name: str, stamp: list[Any], now: float) -> Ou
 
 
 def _scan(
-    store: Store, name: str, config: dict[str, Any], now: datetime, *, force: bool
+    store: Store,
+    name: str,
+    config: dict[str, Any],
+    now: datetime,
+    *,
+    force: bool,
+    asked: bool = False,
 ) -> Outcome | tuple[LineageConfig, str, str | None]:
-    """What `renew` does with one lineage: an outcome already (custom, not due, in backoff),
-    or (lineage, why it is due, the certificate ID it replaces)."""
+    """What `renew` does with one lineage: an outcome already (custom, not due, in backoff,
+    deploy only), or (lineage, why it is due, the certificate ID it replaces). `asked`: the
+    lineage was named or forced, so a custom one says why it is not renewed."""
     lineage = store.read_config(name)
     live = store.live_info(name)
-    if lineage.mode is Mode.CUSTOM:
-        return _custom_outcome(lineage, live, now)
     state = store.read_state(name)
+    if lineage.mode is Mode.CUSTOM:
+        return _custom_outcome(lineage, live, now, _notified(state, live), asked=asked)
     ari, ask_again = (
         (None, None) if live is None else _ari_window(store, name, state, config, lineage, now)
     )
@@ -783,12 +827,34 @@ def _scan(
         ari=ari,
     )
     waiting = state.get("next_attempt")
+    backoff = bool(reason is not None and waiting and not force and parse_rfc3339(waiting) > now)
+    version = store.live_version(name)
+    if (reason is None or backoff) and deploy_pending(state, version):
+        # the certificate is fine, the server may not have it: run the deploy hook again
+        return Outcome(
+            name,
+            "deployed",
+            lineage.domains,
+            version,
+            live,
+            reason="the last deploy hook failed",
+            extra={"lineage": lineage},
+        )
     if reason is None:
         assert live is not None  # a lineage without a certificate is always due
         until = min(filter(None, (not_due_until(live, ari), ask_again)))
         return Outcome(name, "not_due", lineage.domains, certificate=live, extra={"until": until})
-    if waiting and not force and parse_rfc3339(waiting) > now:
-        return Outcome(name, "backoff", lineage.domains, reason=f"next attempt at {waiting}")
+    if backoff:
+        # said even without -v when it matters: no certificate, or one expired or expiring
+        urgent = live is None or now >= renewal_window_start(live.not_before, live.not_after)
+        return Outcome(
+            name,
+            "backoff",
+            lineage.domains,
+            certificate=live,
+            reason=f"next attempt at {waiting}",
+            extra={"urgent": reason, "last_error": state.get("last_error")} if urgent else {},
+        )
     return lineage, reason, (state.get("ari") or {}).get("id")
 
 
@@ -842,17 +908,29 @@ def _ari_window(
 def _deployed(
     store: Store, config: dict[str, Any], lineage: LineageConfig, outcome: Outcome
 ) -> Outcome:
-    """The outcome, with the deploy hook run when it stored a new version."""
+    """The outcome, with the deploy hook run when it stored a new version (or, for a
+    `deployed` outcome, when the live version's last deploy failed). A failure is an event:
+    recorded in state.json (so status shows it and the next renew runs the hook again) and
+    notified; a success clears that record."""
     if outcome.version is None:
         return outcome
-    return replace(outcome, problems=deploy(store, config, lineage))
+    error = deploy(store, config, lineage)
+    _record_deploy(store, lineage.name, outcome.version, error)
+    if error is None:
+        return outcome
+    problems = (*outcome.problems, f"{lineage.name}: {error}")
+    outcome = replace(outcome, problems=problems, deploy_error=error)
+    text = f"certcli: deploying {lineage.name} (version {outcome.version}) failed: {error}"
+    sent = notify_event(config, outcome, "deploy_failed", text)
+    return replace(outcome, problems=outcome.problems + tuple(sent))
 
 
-def deploy(store: Store, config: dict[str, Any], lineage: LineageConfig) -> tuple[str, ...]:
-    """Run the lineage's deploy hook (its own, else config.toml's) after a new version."""
+def deploy(store: Store, config: dict[str, Any], lineage: LineageConfig) -> str | None:
+    """Run the lineage's deploy hook (its own, else config.toml's) after a new version;
+    return what went wrong, or None (also when there is no hook)."""
     command = setting("hooks.deploy", None, config, None, lineage.to_toml())
     if not command:
-        return ()
+        return None
     live = str(store.lineage_dir(lineage.name) / "live")
     domains = " ".join(lineage.domains)
     env = {
@@ -862,8 +940,20 @@ def deploy(store: Store, config: dict[str, Any], lineage: LineageConfig) -> tupl
         "RENEWED_LINEAGE": live,  # certbot's names, so its deploy hooks work unchanged
         "RENEWED_DOMAINS": domains,
     }
-    problem = run_hook("deploy", str(command), env, _hook_timeout(config, lineage))
-    return (f"{lineage.name}: {problem}",) if problem else ()
+    return run_hook("deploy", str(command), env, _hook_timeout(config, lineage))
+
+
+def _record_deploy(store: Store, name: str, version: int, error: str | None) -> None:
+    """Keep (or clear) `deploy_failed` in state.json; best effort, as the run reports the
+    failure anyway."""
+    with contextlib.suppress(LockedError, StoreError), store.lock(name):
+        state = store.read_state(name)
+        if error is not None:
+            at = rfc3339(datetime.now(UTC))
+            state["deploy_failed"] = {"version": version, "at": at, "error": error}
+        elif state.pop("deploy_failed", None) is None:
+            return
+        store.write_state(name, state)
 
 
 def _hook_timeout(config: dict[str, Any], lineage: LineageConfig | None = None) -> float:
@@ -873,27 +963,80 @@ def _hook_timeout(config: dict[str, Any], lineage: LineageConfig | None = None) 
     return number("hooks.timeout", setting("hooks.timeout", None, config, 300, table))
 
 
-def _notify(config: dict[str, Any], outcomes: list[Outcome]) -> list[str]:
+def notify_event(config: dict[str, Any], outcome: Outcome, kind: str, text: str) -> list[str]:
+    """Send one event about an outcome to `[notify]` (if set); what failed in sending it."""
     settings = config.get("notify") or {}
     if not (settings.get("command") or settings.get("webhook")):
         return []
+    return notify(settings, {**outcome.to_json(), "event": kind, "text": text})
+
+
+def _notify(store: Store, config: dict[str, Any], outcomes: list[Outcome]) -> list[str]:
+    """The events of a renew run (a deploy hook that failed is notified where it ran)."""
+    on_success = (config.get("notify") or {}).get("on_success")
     problems: list[str] = []
     for o in outcomes:
         if o.action == "failed" and o.error is not None:
             text = f"certcli: renewing {o.name} failed: {o.error.message}"
             kind = "renewal_failed"
-        elif o.action == "skipped" and o.extra.get("warn"):
+        elif o.action == "skipped" and "notice" in o.extra:
             text, kind = f"certcli: {o.name}: {o.reason}", "custom_expiring"
-        elif o.action == "renewed" and settings.get("on_success"):
+        elif o.action == "renewed" and on_success:
             text, kind = f"certcli: renewed {o.name} (version {o.version})", "renewed"
         else:
             continue
-        problems += notify(settings, {**o.to_json(), "event": kind, "text": text})
+        sent = notify_event(config, o, kind, text)
+        if kind == "custom_expiring" and not sent and o.certificate is not None:
+            _remember_notice(store, o.name, o.certificate.serial, o.extra["notice"])
+        problems += sent
     return problems
 
 
-def _custom_outcome(lineage: LineageConfig, live: CertInfo | None, now: datetime) -> Outcome:
+#: state.json's record of the last expiry notice sent about an uploaded certificate.
+NOTICE_KEY = "expiry_notice"
+
+
+def _remember_notice(store: Store, name: str, serial: str, days: int) -> None:
+    """Best effort: without it the same notice is sent again at the next run."""
+    with contextlib.suppress(LockedError, StoreError), store.lock(name):
+        state = store.read_state(name)
+        state[NOTICE_KEY] = {"serial": serial, "days": days}
+        store.write_state(name, state)
+
+
+def _notified(state: dict[str, Any], live: CertInfo | None) -> int | None:
+    """The threshold last notified about the live certificate (None: none yet)."""
+    notice = state.get(NOTICE_KEY)
+    if live is None or not isinstance(notice, dict) or notice.get("serial") != live.serial:
+        return None
+    days = notice.get("days")
+    return days if isinstance(days, int) else None
+
+
+def custom_next_step(lineage: LineageConfig) -> str:
+    """What renews an uploaded lineage: a new upload, or a switch to ACME."""
+    return (
+        f"upload a certificate that covers {', '.join(lineage.domains)} "
+        f"(`certcli csr {lineage.name}` makes a key and CSR for one), or switch it to ACME "
+        f"with `certcli issue {lineage.name} --force-renewal`"
+    )
+
+
+def _custom_outcome(
+    lineage: LineageConfig,
+    live: CertInfo | None,
+    now: datetime,
+    notified: int | None = None,
+    *,
+    asked: bool = False,
+) -> Outcome:
+    """An uploaded lineage is never renewed: inside its renewal window it is warned about,
+    and notified once per threshold of days left (renewal.expiry_notice); `asked` (named or
+    forced) it says so, and what would renew it."""
     reason = "uploaded certificate: certcli does not renew it"
+    extra: dict[str, Any] = {}
+    if asked:
+        reason, extra = f"{reason}; {custom_next_step(lineage)}", {"asked": True}
     if live is not None and now >= renewal_window_start(live.not_before, live.not_after):
         left = days_left(live.not_after, now)
         reason = (
@@ -901,15 +1044,18 @@ def _custom_outcome(lineage: LineageConfig, live: CertInfo | None, now: datetime
             if left >= 0
             else "uploaded certificate has expired: upload a new one"
         )
+        notice = expiry_notice(live.not_after, now, notified)
         return Outcome(
             lineage.name,
             "skipped",
             lineage.domains,
             certificate=live,
             reason=reason,
-            extra={"warn": True},
+            extra={"warn": True, **({"notice": notice} if notice is not None else {})},
         )
-    return Outcome(lineage.name, "skipped", lineage.domains, certificate=live, reason=reason)
+    return Outcome(
+        lineage.name, "skipped", lineage.domains, certificate=live, reason=reason, extra=extra
+    )
 
 
 def _record_failure(store: Store, name: str, exc: CertcliError) -> None:
@@ -961,15 +1107,19 @@ class SanChange:
     unchanged: tuple[str, ...] = ()  # already in the lineage
     covered: tuple[str, ...] = ()  # new, but the live certificate covers them already
     outcome: Outcome | None = None  # the re-issue, when one ran
+    mode: Mode = Mode.AUTO  # custom: an upload, not certcli, brings the change
+    next_step: str | None = None  # for a custom lineage: what brings the new certificate
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "mode": self.mode.value,
             "added": list(self.added),
             "removed": list(self.removed),
             "unchanged": list(self.unchanged),
             "covered": list(self.covered),
             "result": self.outcome.to_json() if self.outcome else None,
+            "next_step": self.next_step,
         }
 
 
@@ -1001,7 +1151,9 @@ def san_add(
         change = SanChange(
             name, tuple(new), (), tuple(s for s in sans if s not in new), tuple(covered)
         )
-        if lineage.mode is Mode.CUSTOM or len(covered) == len(new):
+        if lineage.mode is Mode.CUSTOM:
+            return replace(change, mode=Mode.CUSTOM, next_step=custom_next_step(updated))
+        if len(covered) == len(new):
             return change
         plan = make_plan(AcmeOptions(), config, updated, store.root)
         if not issue:
@@ -1020,7 +1172,7 @@ def san_add(
 
 def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
     """Remove SANs from a lineage. The live certificate stays (it covers the rest); the
-    next renewal leaves them out."""
+    next renewal (or, for an uploaded lineage, the next upload) leaves them out."""
     validate_lineage_name(name)
     with store.lock(name):
         lineage = store.read_config(name)
@@ -1032,11 +1184,19 @@ def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
         remaining = tuple(d for d in lineage.domains if d not in sans)
         if not remaining:
             raise UsageError(f"{name!r} would have no domain left", "keep at least one")
-        store.write_config(replace(lineage, domains=remaining))
+        updated = replace(lineage, domains=remaining)
+        store.write_config(updated)
         state = store.read_state(name)
         cached = (state.get("dns") or {}).get("sans")
         if cached:
             for san in sans:
                 cached.pop(san, None)
             store.write_state(name, state)
-    return SanChange(name, removed=tuple(sans), unchanged=remaining)
+    custom = lineage.mode is Mode.CUSTOM
+    return SanChange(
+        name,
+        removed=tuple(sans),
+        unchanged=remaining,
+        mode=lineage.mode,
+        next_step=custom_next_step(updated) if custom else None,
+    )

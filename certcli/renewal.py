@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from certcli.models import CertInfo, LineageStatus
 
@@ -20,6 +21,33 @@ def renewal_window_start(not_before: datetime, not_after: datetime) -> datetime:
 def days_left(not_after: datetime, now: datetime) -> int:
     """Whole days until expiry, rounded down; negative once expired."""
     return (not_after - now) // timedelta(days=1)
+
+
+#: Days left at which an uploaded certificate's expiry is notified, once each; 0: expired.
+EXPIRY_NOTICES = (30, 14, 7, 3, 1, 0)
+
+
+def expiry_notice(not_after: datetime, now: datetime, notified: int | None) -> int | None:
+    """The notice due now about a certificate that expires at `not_after`: the smallest
+    threshold crossed (fewer than N days left; 0 once expired), unless that threshold or a
+    smaller one was `notified` already. None: nothing to send."""
+    left = not_after - now
+    crossed = [t for t in EXPIRY_NOTICES if left < timedelta(days=t) or now >= not_after]
+    if not crossed:
+        return None
+    due = min(crossed)
+    return due if notified is None or due < notified else None
+
+
+def deploy_pending(state: dict[str, Any], live_version: int | None) -> bool:
+    """Whether state.json records that the live version's deploy hook failed (and it has
+    not succeeded since): `renew` runs it again, `status` shows it."""
+    failed = state.get("deploy_failed")
+    return (
+        isinstance(failed, dict)
+        and live_version is not None
+        and failed.get("version") == live_version
+    )
 
 
 def lineage_statuses(

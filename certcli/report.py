@@ -13,7 +13,7 @@ from typing import Any
 from certcli.domains import challenge_name, covered_by
 from certcli.errors import StoreError
 from certcli.models import CertInfo, LineageStatus, Mode, SslStatus, rfc3339
-from certcli.renewal import days_left, lineage_statuses
+from certcli.renewal import days_left, deploy_pending, lineage_statuses
 from certcli.store import Store
 
 FAIL_ON: dict[str, frozenset[LineageStatus]] = {
@@ -59,6 +59,7 @@ class LineageReport:
     error: str | None = None
     error_kind: str | None = None
     next_attempt: str | None = None
+    deploy_error: str | None = None  # the live version's deploy hook failed (and when)
 
     @property
     def status(self) -> LineageStatus:
@@ -84,6 +85,8 @@ class LineageReport:
             "error": self.error,
             "error_kind": self.error_kind,
             "next_attempt": self.next_attempt,
+            "deploy_failed": self.deploy_error is not None,
+            "deploy_error": self.deploy_error,
             "sans": [s.to_json() for s in self.sans],
         }
 
@@ -147,7 +150,16 @@ def lineage_report(
         error=error,
         error_kind=state.get("last_error_kind") if error else None,
         next_attempt=state.get("next_attempt"),
+        deploy_error=_deploy_error(state, version),
     )
+
+
+def _deploy_error(state: dict[str, Any], version: int | None) -> str | None:
+    """What the failed deploy hook of the live version said, and when."""
+    if not deploy_pending(state, version):
+        return None
+    failed = state["deploy_failed"]
+    return f"{failed.get('error')} (at {failed.get('at')})"
 
 
 def all_reports(store: Store, now: datetime) -> list[LineageReport]:
@@ -155,5 +167,9 @@ def all_reports(store: Store, now: datetime) -> list[LineageReport]:
 
 
 def fail_on_matches(reports: list[LineageReport], fail_on: str) -> bool:
+    """Whether a report matches --fail-on; `any` includes a failed deploy hook."""
     wanted = FAIL_ON[fail_on]
-    return any(wanted.intersection(r.statuses) for r in reports)
+    return any(
+        wanted.intersection(r.statuses) or (fail_on == "any" and r.deploy_error is not None)
+        for r in reports
+    )

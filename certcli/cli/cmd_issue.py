@@ -86,6 +86,12 @@ def issue(
             help="Run this (via sh) after each new certificate of this lineage.", show_default=False
         ),
     ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Switch an uploaded lineage (or a waiting CSR) to ACME unasked."
+        ),
+    ] = False,
 ) -> None:
     """Obtain a certificate over ACME (HTTP-01 through --webroot) and store it as a lineage."""
     from certcli.cli.progress import PhaseView
@@ -146,6 +152,7 @@ def issue(
                     dry_run=dry_run,
                     force_renewal=force_renewal,
                     expand=expand,
+                    confirm=lambda question: yes or rt.out.confirm(question),
                 )
             ]
     report(rt, outcomes, single_error=not each)
@@ -190,10 +197,19 @@ def report(
             )
         elif o.action == "dry_run" and cert and not out.quiet:
             out.line(f"Dry run {o.name}: the CA issued serial {cert.serial}; nothing was stored")
+        elif o.action == "deployed" and o.deploy_error is None and not out.quiet:
+            out.line(f"Deployed {o.name}: version {o.version}; the deploy hook succeeded this time")
         elif o.action == "not_due" and out.verbose:
             out.line(f"{o.name}: not due")
-        elif o.action == "skipped" and (o.extra.get("warn") or out.verbose):
+        elif o.action == "skipped" and (o.extra.get("warn") or o.extra.get("asked") or out.verbose):
             out.warn(f"{o.name}: {o.reason}")
+        elif o.action == "backoff" and o.extra.get("urgent"):  # said even from cron
+            last = o.extra.get("last_error")
+            out.warn(
+                f"{o.name}: {o.extra['urgent']}, but not renewed: the last attempt failed"
+                + (f" ({last})" if last else "")
+                + f"; {o.reason}"
+            )
         elif o.action == "backoff" and out.verbose:
             out.line(f"{o.name}: failed before; {o.reason}")
     for problem in problems:

@@ -92,9 +92,13 @@ def _summary(rt: Runtime, change: SanChange) -> None:
     for san in change.added:
         note = " (covered by the live certificate)" if san in change.covered else ""
         out.info(f"{change.name}: added {san}{note}")
+    later = "the next upload" if change.next_step else "the next renewal"
     for san in change.removed:
-        out.info(f"{change.name}: removed {san}; the next renewal leaves it out")
-    if change.added and not change.removed and change.outcome is None:
+        out.info(f"{change.name}: removed {san}; {later} leaves it out")
+    if change.next_step and (len(change.covered) < len(change.added) or change.removed):
+        # certcli never renews an uploaded lineage: only a new upload (or ACME) changes it
+        out.info(f"{change.name}: an uploaded certificate: {change.next_step}")
+    elif change.added and not change.removed and change.outcome is None:
         if len(change.covered) == len(change.added):
             out.info(f"{change.name}: no new certificate needed")
         else:

@@ -81,11 +81,14 @@ def status(
 
 
 def _status_text(report: LineageReport) -> str:
-    return ", ".join(LABELS[s.value] for s in report.statuses)
+    labels = [LABELS[s.value] for s in report.statuses]
+    if report.deploy_error is not None:  # the server may still have the previous certificate
+        labels.append("deploy failed")
+    return ", ".join(labels)
 
 
 def _status_style(report: LineageReport) -> str:
-    return _STYLE.get(report.status.value, "red")
+    return "red" if report.deploy_error else _STYLE.get(report.status.value, "red")
 
 
 def _days_style(report: LineageReport) -> str | None:
@@ -143,6 +146,8 @@ def _detail(out: Output, r: LineageReport) -> None:
         fields.append(("Error", f"{r.error} ({r.error_kind})" if r.error_kind else r.error))
     if r.next_attempt:
         fields.append(("Next attempt", r.next_attempt))
+    if r.deploy_error:
+        fields.append(("Deploy", f"{r.deploy_error}; `certcli renew` runs the hook again"))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         out.line(f"{key + ':':<{width + 1}} {value}")

@@ -2,8 +2,9 @@
 
 At a terminal each lineage has a row (a spinner, its name, its phase and how long that phase
 has lasted, so a wait for the CA or for DNS visibly moves), and with several lineages a bar
-counts the finished ones. With many lineages only the ones at work and the failures keep a
-row. Elsewhere (cron, a pipe) each phase is one `name: phase` line on stderr.
+counts the finished ones. With many lineages the ones at work and the failures keep a row
+first, then the latest finished. Elsewhere (cron, a pipe) each phase is one `name: phase`
+line on stderr.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from certcli.cli.output import Output
 _STYLE = {"Completed": "green", "Failed": "red", "Queued": "dim"}
 _DONE = ("Completed", "Failed")
 QUEUED = "Queued"  # announced before a pool starts: the view knows the total; never printed
-MAX_ROWS = 12  # beyond this many lineages, rows only for those at work and those that failed
+MAX_ROWS = 12  # beyond this many lineages, rows first for those at work and those that failed
 
 
 class PhaseView:
@@ -91,6 +92,8 @@ class PhaseView:
                 if phase != QUEUED:  # under the lock: concurrent lineages print whole lines
                     print(f"{name}: {phase}", file=sys.stderr, flush=True)
                 return
+            if phase == QUEUED:  # drawn with the first real phase, once the total is known
+                return
             start = not self._starting
             self._starting = True
         # Rich's own lock is taken outside ours: its refresh thread takes ours to render.
@@ -111,9 +114,7 @@ class PhaseView:
             rows = [(n, p, s, self._first_seen.get(n, s)) for n, (p, s) in self._phases.items()]
         done = [r for r in rows if r[1] in _DONE]
         failed = sum(1 for r in done if r[1] == "Failed")
-        shown = rows
-        if len(rows) > MAX_ROWS:
-            shown = [r for r in rows if r[1] not in ("Completed", QUEUED)][-MAX_ROWS:]
+        shown = _visible(rows)
 
         table = Table.grid(padding=(0, 1))
         for name, phase, since, first in shown:
@@ -138,11 +139,30 @@ class PhaseView:
             Text(f"{failed} failed", style="red") if failed else Text(""),
             Text(_duration(now - self._begun), style="dim"),
         )
-        hidden = len(rows) - len(shown)
         parts = [table] if shown else []
+        hidden = [r[1] for r in rows if r not in shown]
         if hidden:
-            parts.append(Text(f"… and {hidden} more", style="dim"))
+            kinds = {"completed": hidden.count("Completed"), "queued": hidden.count(QUEUED)}
+            kinds["at work"] = len(hidden) - sum(kinds.values())
+            detail = ", ".join(f"{n} {kind}" for kind, n in kinds.items() if n)
+            parts.append(Text(f"… and {len(hidden)} more ({detail})", style="dim"))
         return Group(*parts, summary)
+
+
+def _visible(rows: list[tuple[str, str, float, float]]) -> list[tuple[str, str, float, float]]:
+    """At most MAX_ROWS rows, in their order: those at work and those that failed first,
+    then the latest finished, then the queued, so a finished run still shows its rows."""
+    if len(rows) <= MAX_ROWS:
+        return rows
+
+    def rank(row: tuple[str, str, float, float]) -> tuple[int, float]:
+        phase, since = row[1], row[2]
+        if phase == QUEUED:
+            return (3, since)
+        return (2, -since) if phase == "Completed" else (1, -since)
+
+    keep = {id(r) for r in sorted(rows, key=rank)[:MAX_ROWS]}
+    return [r for r in rows if id(r) in keep]
 
 
 def _duration(seconds: float) -> str:

@@ -47,6 +47,7 @@ CASES: dict[str, Case] = {
     "san add": Case("san add", 1, error=True),
     "san list": Case("san list", 0),
     "renew, one fails": Case("renew", 1, error=True),
+    "renew, deploy again": Case("renew", 0),
     "renew, not due": Case("renew", 0),
     "renew, store locked": Case("renew", 0),
     "san remove": Case("san remove", 0),
@@ -117,6 +118,7 @@ def scenario(lab: Lab, ca: LocalCA, tmp_path_factory: pytest.TempPathFactory) ->
     run("san add", "san", "add", s.http, f"www.{s.http}", env=failing_hook)
     run("san list", "san", "list", s.http)
     run("renew, one fails", "renew", "--force", env=failing_hook)
+    run("renew, deploy again", "renew", s.http)  # the hook that failed runs again (none now)
     run("renew, not due", "renew", s.http)
     with Store(certcli.config_dir).lock_store(wait=0):
         run("renew, store locked", "renew")
@@ -179,6 +181,9 @@ def test_renew_reports_every_lineage_and_the_problems(scenario: Scenario) -> Non
     assert renewed["version"] == 3 and renewed["reason"] == "forced"
     assert len(renewed["problems"]) == 1 and "deploy hook" in renewed["problems"][0]
     assert document["problems"] == renewed["problems"]
+    (deployed,) = scenario.doc("renew, deploy again")["results"]
+    assert (deployed["action"], deployed["deploy_error"]) == ("deployed", None)
+    assert deployed["version"] == renewed["version"]
     (not_due,) = scenario.doc("renew, not due")["results"]
     assert not_due["action"] == "not_due" and not_due["serial"] == renewed["serial"]
     assert scenario.doc("renew, store locked") == {"results": [], "problems": []}

@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.conftest import Certcli, ok
+from tests.conftest import Certcli, ok, snapshot
+from tests.lab import Lab
 from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
@@ -452,3 +453,68 @@ def test_a_self_signed_upload_needs_no_chain(certcli: Certcli, tmp_path: Path) -
     (tmp_path / "s.key").write_bytes(_key_pem(key))
     run = ok(certcli("upload", "self", "--cert", "s.pem", "--key", "s.key", "--json"))
     assert run.json()["warnings"] == [] and "warning" not in run.stderr
+
+
+def _upload(certcli: Certcli, ca: LocalCA, tmp_path: Path, name: str, *domains: str) -> None:
+    issued = ca.issue(list(domains or [name]))
+    (tmp_path / f"{name}.pem").write_bytes(issued.fullchain_pem)
+    (tmp_path / f"{name}.key").write_bytes(issued.key_pem)
+    ok(certcli("upload", name, "--cert", f"{name}.pem", "--key", f"{name}.key"))
+
+
+def test_an_uploaded_lineage_is_told_what_renews_it(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path
+) -> None:
+    name = "told.example.com"
+    _upload(certcli, ca, tmp_path, name)
+    upload_hint = f"upload a certificate that covers {name}, www.{name} (`certcli csr {name}`"
+    acme_hint = f"switch it to ACME with `certcli issue {name} --force-renewal`"
+
+    run = ok(certcli("san", "add", name, f"www.{name}"))
+    assert "certcli renew" not in run.stderr
+    assert f"{name}: an uploaded certificate: {upload_hint}" in run.stderr
+    assert acme_hint in run.stderr
+    change = ok(certcli("san", "add", name, f"api.{name}", "--json")).json()
+    assert change["mode"] == "custom" and change["result"] is None
+
+    run = ok(certcli("san", "remove", name, f"api.{name}"))
+    assert f"removed api.{name}; the next upload leaves it out" in run.stderr
+    assert "next renewal" not in run.stderr and upload_hint in run.stderr
+
+    for args in (["renew", name, "--force"], ["renew", name], ["renew", "--force"]):
+        run = ok(certcli(*args))
+        assert run.stderr.startswith(
+            f"certcli: warning: {name}: uploaded certificate: certcli does not renew it; "
+            + upload_hint
+        ), args
+        assert acme_hint in run.stderr
+    assert ok(certcli("renew")).stderr == ""  # cron: an upload that is not due says nothing
+
+
+def test_issue_switches_an_uploaded_lineage_or_a_waiting_csr_to_acme_only_when_confirmed(
+    acme: Certcli, lab: Lab, ca: LocalCA, tmp_path: Path
+) -> None:
+    uploaded, waiting = "sw.certcli.test", "swcsr.certcli.test"
+    _upload(acme, ca, tmp_path, uploaded)
+    ok(acme("csr", waiting, "--out", "w.csr"))
+    issue = ["--webroot", lab.webroot, "--agree-tos"]
+    lineage = acme.config_dir / "certs" / uploaded
+
+    run = acme("issue", uploaded, *issue)
+    assert run.code == 2 and "add --force-renewal to switch it to ACME" in run.stderr
+    for name, args in ((uploaded, ["--force-renewal"]), (waiting, [])):
+        before = snapshot(acme.config_dir / "certs")
+        run = acme("issue", name, *issue, *args)  # no terminal, no --yes: refused
+        assert run.code == 7, run.stderr
+        assert "was not switched to ACME; confirm at a terminal, or add --yes" in run.stderr
+        assert snapshot(acme.config_dir / "certs") == before
+
+    ok(acme("issue", uploaded, *issue, "--force-renewal", "--yes"))
+    ok(acme("issue", waiting, *issue, "-y"))
+    entries = {e["name"]: e for e in ok(acme("status", "--json")).json()["lineages"]}
+    for name in (uploaded, waiting):
+        assert entries[name]["mode"] == "auto" and "Pebble" in entries[name]["issuer"]
+    assert os.readlink(lineage / "live") == "archive/0002"
+    # from now on certcli renews it
+    (result,) = ok(acme("renew", uploaded, "--force", "--json")).json()["results"]
+    assert result["action"] == "renewed" and result["version"] == 3

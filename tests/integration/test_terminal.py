@@ -218,8 +218,10 @@ def test_renewing_several_lineages_counts_them_on_a_bar(acme: Certcli, lab: Lab)
         ("✔", name, "Completed") for name in names
     ]
     assert bar.startswith("━") and " 3/3 done " in f"{bar} "
-    # the bar counted them one by one while they renewed
+    # the bar counted them one by one while they renewed, of the whole total from the start
     assert any(" 0/3 done" in frame for frame in err.frames)
+    totals = {m.group(1) for f in err.frames for m in re.finditer(r" \d+/(\d+) done", f)}
+    assert totals == {"3"}, err.frames
     assert out.raw.decode().count("Renewed ") == 3
 
 
@@ -262,3 +264,36 @@ def test_a_question_stops_the_live_view_until_it_is_answered(
     assert (question, record) == tuple(screen.splitlines())
     assert PHASE_ROW.match(row).groups()[:3] == ("✔", domain, "Completed")  # type: ignore[union-attr]
     assert " ".join(summary).startswith(f"Issued {domain}: {domain}, version 1, expires")
+
+
+@pytest.mark.parametrize("answer", ["y", "n"])
+def test_at_a_terminal_issue_asks_before_it_switches_an_upload_to_acme(
+    acme: Certcli, lab: Lab, tmp_path: Path, answer: str
+) -> None:
+    from tests.lab.localca import LocalCA
+
+    name = f"ask-{answer}.certcli.test"
+    issued = LocalCA("ask").issue([name])
+    (tmp_path / "c.pem").write_bytes(issued.fullchain_pem)
+    (tmp_path / "c.key").write_bytes(issued.key_pem)
+    ok(acme("upload", name, "--cert", "c.pem", "--key", "c.key"))
+    question = f"'{name}' holds an uploaded certificate. Switch it to ACME"
+    asked: list[str] = []
+
+    def reply(term: Terminal) -> bytes | None:
+        if asked or not any(line.startswith(question) for line in term.lines):
+            return None
+        asked.append("\n".join(term.lines))
+        return f"{answer}\r".encode()
+
+    args = ["issue", name, "--force-renewal", "--webroot", str(lab.webroot), "--agree-tos"]
+    code, term, _ = run_on_terminals(args, _env(acme), acme.cwd, split=False, respond=reply)
+    assert asked, term.lines
+    (entry,) = [e for e in ok(acme("status", "--json")).json()["lineages"] if e["name"] == name]
+    if answer == "y":
+        assert code == 0, term.lines
+        assert (entry["mode"], entry["version"]) == ("auto", 2)
+    else:
+        assert code == 7, term.lines
+        assert (entry["mode"], entry["version"]) == ("custom", 1)
+        assert any("was not switched to ACME" in line for line in term.lines)

@@ -16,6 +16,7 @@ import pytest
 
 from tests.conftest import CERTCLI, Certcli, ok
 from tests.lab import Lab
+from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
 
@@ -210,6 +211,9 @@ def test_a_hook_that_hangs_is_stopped_at_its_timeout(acme: Certcli, lab: Lab) ->
     assert run.code == 1
     assert "the deploy hook `sleep 30` did not finish in 1 s" in run.stderr
     assert (acme.config_dir / "certs" / "slow.certcli.test" / "live").is_symlink()
+    # a hook that hangs failed, too: recorded, and shown
+    assert "did not finish in 1 s" in _state(acme, "slow.certcli.test")["deploy_failed"]["error"]
+    assert acme("status", "slow.certcli.test", "--fail-on", "any").code == 1
 
 
 def _index(acme: Certcli) -> dict:
@@ -260,3 +264,166 @@ def test_a_damaged_index_is_ignored(acme: Certcli, lab: Lab) -> None:
         (acme.config_dir / "renew-index.json").write_text(text)
         (result,) = ok(acme("renew", "--json")).json()["results"]
         assert (result["action"], result["domains"]) == ("not_due", ["idx2.certcli.test"])
+
+
+def _state(acme: Certcli, name: str) -> dict:
+    return json.loads((acme.config_dir / "certs" / name / "state.json").read_text())
+
+
+def _events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_a_failed_deploy_hook_is_notified_recorded_shown_and_run_again_until_it_works(
+    acme: Certcli, lab: Lab, tmp_path: Path, webhook: str
+) -> None:
+    """issue, renew and san add each run the deploy hook: a failure is notified (command
+    and webhook), kept in state.json, shown by status, and the next renew runs only the
+    hook again (no new certificate) until it succeeds."""
+    name = "df.certcli.test"
+    up, runs, events = tmp_path / "server-up", tmp_path / "deploy.log", tmp_path / "events"
+    _config(
+        acme,
+        f"[notify]\nwebhook = '{webhook}'\ncommand = 'cat >> {events}; echo >> {events}'\n"
+        f"[hooks]\ndeploy = 'echo $CERTCLI_NAME >> {runs}; "
+        f"test -e {up} || {{ echo server is down >&2; exit 4; }}'\n",
+    )
+    archive = acme.config_dir / "certs" / name / "archive"
+
+    def deploy_runs() -> int:
+        return len(runs.read_text().splitlines())
+
+    run = acme("issue", name, "--webroot", lab.webroot, "--agree-tos")
+    assert run.code == 1
+    assert "failed (exit 4): server is down" in run.stderr
+    assert "Issued df.certcli.test" in run.stdout  # the certificate stands
+
+    # renew: not due, but the hook failed: only the hook runs, and fails again
+    before = len(lab.acme_requests())
+    run = acme("renew", "--json")
+    assert run.code == 1
+    (result,) = run.json()["results"]
+    assert (result["action"], result["version"]) == ("deployed", 1)
+    assert "server is down" in result["deploy_error"]
+    assert len(lab.acme_requests()) == before and sorted(os.listdir(archive)) == ["0001"]
+
+    # a renewal and a san add that re-issues: each new version's hook fails, too
+    assert acme("renew", "--force").code == 1
+    run = acme("san", "add", name, f"www.{name}")
+    assert run.code == 1 and "server is down" in run.stderr
+    assert sorted(os.listdir(archive)) == ["0001", "0002", "0003"]
+    assert deploy_runs() == 4
+
+    for sent in (_events(events), _Receiver.received):
+        assert [(e["event"], e["version"]) for e in sent] == [
+            ("deploy_failed", 1),
+            ("deploy_failed", 1),
+            ("deploy_failed", 2),
+            ("deploy_failed", 3),
+        ]
+        assert all(e["name"] == name and "server is down" in e["deploy_error"] for e in sent)
+        assert sent[0]["text"].startswith(f"certcli: deploying {name} (version 1) failed: ")
+    failed = _state(acme, name)["deploy_failed"]
+    assert failed["version"] == 3 and failed["error"].endswith("failed (exit 4): server is down")
+
+    (entry,) = ok(acme("status", "--json")).json()["lineages"]
+    assert (entry["status"], entry["deploy_failed"]) == ("active", True)
+    assert "server is down" in entry["deploy_error"]
+    assert ok(acme("status")).stdout.splitlines()[1].endswith("\tActive, deploy failed")
+    detail = ok(acme("status", name)).stdout
+    assert "Active, deploy failed" in detail and "`certcli renew` runs the hook again" in detail
+    assert acme("status", "--fail-on", "any").code == 1
+    assert acme("status", "--fail-on", "expiring").code == 0
+
+    # the server is back: the next renew deploys the live version, and that clears it
+    up.touch()
+    run = ok(acme("renew"))
+    assert run.stdout.startswith(f"Deployed {name}: version 3;")
+    assert "deploy_failed" not in _state(acme, name)
+    (entry,) = ok(acme("status", "--json")).json()["lineages"]
+    assert (entry["deploy_failed"], entry["deploy_error"]) == (False, None)
+    assert ok(acme("status", "--fail-on", "any")).stdout.splitlines()[1].endswith("\tActive")
+    assert sorted(os.listdir(archive)) == ["0001", "0002", "0003"]
+    assert deploy_runs() == 5
+    (result,) = ok(acme("renew", "--json")).json()["results"]  # done: nothing runs again
+    assert result["action"] == "not_due" and deploy_runs() == 5
+    assert len(_events(events)) == 4
+
+
+def test_an_expiring_upload_is_notified_once_per_threshold(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path
+) -> None:
+    events, delivered = tmp_path / "events", tmp_path / "delivered"
+    _config(
+        certcli,
+        f"[notify]\ncommand = 'cat >> {events}; echo >> {events}; test -e {delivered}'\n",
+    )
+
+    def upload(days_left: float) -> None:
+        issued = ca.issue(
+            ["up.example.com"], days=90, not_before=datetime.now(UTC) - timedelta(90 - days_left)
+        )
+        (tmp_path / "c.pem").write_bytes(issued.fullchain_pem)
+        (tmp_path / "c.key").write_bytes(issued.key_pem)
+        ok(certcli("upload", "up", "--cert", "c.pem", "--key", "c.key", "--yes"))
+
+    upload(days_left=20)
+    run = certcli("renew")  # the notice does not get through: it is sent again next time
+    assert run.code == 1 and "the notify command" in run.stderr
+    state = certcli.config_dir / "certs" / "up" / "state.json"
+    assert not state.exists() or "expiry_notice" not in _state(certcli, "up")
+    delivered.touch()
+    run = ok(certcli("renew"))
+    assert "up: uploaded certificate expires in 19 days" in run.stderr
+    _, event = _events(events)
+    assert (event["event"], event["name"]) == ("custom_expiring", "up")
+    notice = _state(certcli, "up")["expiry_notice"]
+    assert notice == {"serial": event["serial"], "days": 30}
+    # the runs after it still warn on stderr, but send nothing until the next threshold
+    for _ in range(2):
+        assert "expires in 19 days" in ok(certcli("renew")).stderr
+    assert len(_events(events)) == 2
+    # a new certificate, 5 days from its end: notified (the 7-day threshold), then quiet
+    upload(days_left=5)
+    ok(certcli("renew"))
+    ok(certcli("renew"))
+    _, first, second = _events(events)
+    assert second["serial"] != first["serial"] and "expires in 4 days" in second["text"]
+    assert _state(certcli, "up")["expiry_notice"]["days"] == 7
+
+
+@pytest.mark.parametrize("case", ["no certificate", "expired", "expiring", "not covered"])
+def test_a_backoff_is_said_without_v_when_the_certificate_needs_it(
+    acme: Certcli, lab: Lab, tmp_path: Path, case: str
+) -> None:
+    """cron stays quiet for a lineage that waits out its backoff, unless it has no
+    certificate or one that expired or expires soon."""
+    name = f"bw-{case.replace(' ', '-')}.certcli.test"
+    unserved = tmp_path / "unserved"
+    unserved.mkdir()
+    if case == "no certificate":
+        assert acme("issue", name, "--webroot", unserved, "--agree-tos").code == 13
+    else:
+        _issue(acme, lab, name)
+        _break_webroot(acme, name, unserved)
+        assert acme("renew", "--force").code == 1
+    if case == "not covered":  # due, but the certificate is fine for now
+        _edit_lineage(acme, name, domains=[name, f"www.{name}"])
+    elif case != "no certificate":  # the live certificate nears (or passed) its end
+        meta_path = acme.config_dir / "certs" / name / "live" / "meta.json"
+        meta = json.loads(meta_path.read_text())
+        end = datetime.now(UTC) + timedelta(days=-1 if case == "expired" else 5)
+        meta["certificate"]["not_after"] = end.isoformat().replace("+00:00", "Z")
+        meta["certificate"]["not_before"] = (end - timedelta(days=90)).isoformat()
+        meta_path.write_text(json.dumps(meta))
+    before = len(lab.acme_requests())
+    run = ok(acme("renew"))
+    assert len(lab.acme_requests()) == before and run.stdout == ""
+    if case == "not covered":
+        assert run.stderr == ""
+        return
+    (line,) = run.stderr.splitlines()
+    said = {"no certificate": "no certificate yet", "expired": "expired", "expiring": "4 days left"}
+    assert line.startswith(f"certcli: warning: {name}: {said[case]}, but not renewed: ")
+    assert "the last attempt failed (validation failed for" in line
+    assert f"; next attempt at {_state(acme, name)['next_attempt']}" in line

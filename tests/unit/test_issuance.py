@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from certcli.config import LETSENCRYPT, resolve_server
-from certcli.errors import CertcliError, UsageError
+from certcli.errors import CertcliError, NotConfirmedError, UsageError
 from certcli.issuance import AcmeOptions, _check_existing, make_plan
 from certcli.models import LineageConfig, Mode
 from certcli.solvers import Challenge
@@ -90,8 +91,46 @@ def test_existing_lineage_rules(store: Store) -> None:
     with pytest.raises(UsageError, match="already exists"):  # expanding never drops a domain
         _check_existing(store, config, ["x.com", "a.x.com"], force_renewal=False, expand=True)
     custom = LineageConfig("x", config.domains, Mode.CUSTOM)
-    with pytest.raises(UsageError, match="uploaded certificate"):
-        _check_existing(store, custom, ["x.com"], force_renewal=True, expand=False)
+    domains = list(config.domains)
+    with pytest.raises(UsageError, match="uploaded certificate") as caught:
+        _check_existing(store, custom, domains, force_renewal=False, expand=False)
+    assert caught.value.hint is not None and "--force-renewal" in caught.value.hint
+
+
+def test_an_uploaded_lineage_or_a_waiting_csr_becomes_acme_only_when_confirmed(
+    store: Store,
+) -> None:
+    custom = LineageConfig("x", ("x.com", "www.x.com"), Mode.CUSTOM)
+    domains = list(custom.domains)
+    asked: list[str] = []
+
+    def answer(yes: bool) -> Callable[[str], bool]:
+        return lambda question: asked.append(question) is None and yes
+
+    store.write_pending("x", b"key", b"csr", {})  # a CSR waits: issuing asks, too
+    with pytest.raises(NotConfirmedError, match="has a CSR waiting"):
+        _check_existing(store, custom, domains, force_renewal=False, expand=False)
+    with pytest.raises(NotConfirmedError) as caught:
+        _check_existing(
+            store, custom, domains, force_renewal=False, expand=False, confirm=answer(False)
+        )
+    assert caught.value.hint == "confirm at a terminal, or add --yes"
+    _check_existing(store, custom, domains, force_renewal=False, expand=False, confirm=answer(True))
+    assert (
+        asked
+        == ["'x' has a CSR waiting. Switch it to ACME, so that certcli issues and renews it?"] * 2
+    )
+    store.add_version(
+        "x", dict.fromkeys(("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"), b""), {}
+    )
+    with pytest.raises(NotConfirmedError, match="holds an uploaded certificate"):
+        _check_existing(store, custom, domains, force_renewal=True, expand=False)
+    _check_existing(store, custom, domains, force_renewal=True, expand=False, confirm=answer(True))
+    assert asked[-1].startswith("'x' holds an uploaded certificate. Switch it to ACME")
+    with pytest.raises(UsageError, match="already exists"):  # confirmed, the rules still hold
+        _check_existing(
+            store, custom, ["y.com"], force_renewal=True, expand=False, confirm=answer(True)
+        )
 
 
 def test_webroot_solver_writes_readable_tokens_and_removes_them(tmp_path: Path) -> None:

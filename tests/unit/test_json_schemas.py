@@ -121,12 +121,15 @@ _RESULT = {
     "error_kind": None,
     "sans": [],
     "problems": [],
+    "deploy_error": None,
 }
 
 
 def test_a_result_is_checked_field_by_field() -> None:
     assert problems("issue", {"results": [_RESULT], "problems": []}) == []
     assert problems("renew", {"results": [{**_RESULT, "extra": 1}], "problems": []}) == []
+    deployed = {**_RESULT, "action": "deployed", "deploy_error": "the deploy hook `x` failed"}
+    assert problems("renew", {"results": [deployed], "problems": ["x: it failed"]}) == []
     bad = [
         {**_RESULT, "action": "done"},
         {**_RESULT, "version": None},  # issued without a version
@@ -134,6 +137,7 @@ def test_a_result_is_checked_field_by_field() -> None:
         {**_RESULT, "not_after": "2026-01-01 00:00:00+00:00"},  # not RFC 3339 in UTC
         {**_RESULT, "fingerprint_sha256": "ab:cd"},
         {k: v for k, v in _RESULT.items() if k != "error_kind"},
+        {**_RESULT, "action": "deployed", "version": None},  # the hook of which version?
     ]
     for result in bad:
         assert problems("issue", {"results": [result], "problems": []}), result

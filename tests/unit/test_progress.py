@@ -48,7 +48,16 @@ def test_several_lineages_get_a_bar_counting_the_finished_ones() -> None:
     assert "2/3 done" in screen[3] and "1 failed" in screen[3]
 
 
-def test_many_lineages_keep_rows_only_for_those_at_work_and_those_that_failed() -> None:
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each phase a second after the last, so that "the latest" is well defined."""
+    ticks = iter(range(1, 10_000))
+    monkeypatch.setattr("certcli.cli.progress.time.monotonic", lambda: float(next(ticks)))
+
+
+def test_many_lineages_keep_rows_for_those_at_work_and_failed_then_the_latest_finished(
+    clock: None,
+) -> None:
     view = PhaseView(_out())
     names = [f"n{i:02d}.example.com" for i in range(MAX_ROWS * 3)]
     for name in names:
@@ -58,9 +67,47 @@ def test_many_lineages_keep_rows_only_for_those_at_work_and_those_that_failed() 
     view(names[20], "Failed")
     view(names[21], "Validating")
     screen = _screen(view)
-    assert [line.split()[1] for line in screen[:2]] == [names[20], names[21]]
-    assert screen[2] == f"… and {len(names) - 2} more"
-    assert f"21/{len(names)} done" in screen[3]
+    # the rows in their order: the latest finished, then the failure and the one at work
+    assert [line.split()[1] for line in screen[:MAX_ROWS]] == names[10:22]
+    assert screen[MAX_ROWS] == f"… and {len(names) - MAX_ROWS} more (10 completed, 14 queued)"
+    assert f"21/{len(names)} done" in screen[MAX_ROWS + 1]
+
+
+@pytest.mark.parametrize("count", [MAX_ROWS + 1, 20, 50])
+def test_a_finished_run_of_many_lineages_still_shows_rows(clock: None, count: int) -> None:
+    view = PhaseView(_out())
+    names = [f"e{i:02d}.example.com" for i in range(count)]
+    for name in names:
+        view(name, "Queued")
+    for name in names:
+        view(name, "Ordering")
+        view(name, "Completed")
+    view(names[3], "Failed")  # a failure keeps its row, however early it came
+    screen = _screen(view)
+    rows = [line.split()[:3] for line in screen[:MAX_ROWS]]
+    assert ["✘", names[3], "Failed"] in rows
+    finished = [n for n in names if n != names[3]]
+    assert [r[1] for r in rows if r[0] == "✔"] == finished[-(MAX_ROWS - 1) :]
+    hidden = count - MAX_ROWS
+    assert screen[MAX_ROWS] == f"… and {hidden} more ({hidden} completed)"
+    assert f"{count}/{count} done" in screen[MAX_ROWS + 1] and "1 failed" in screen[MAX_ROWS + 1]
+
+
+def test_the_live_view_starts_once_every_queued_lineage_is_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Queueing draws nothing, so the bar never counts a total that is still growing."""
+    view = PhaseView(_out())
+    view.live_mode = True
+    drawn: list[list[str]] = []
+    monkeypatch.setattr(view, "_start_live", lambda: drawn.append(_screen(view)))
+    names = ["a.example.com", "b.example.com", "c.example.com"]
+    for name in names:
+        view(name, "Queued")
+    assert drawn == []
+    view(names[0], "Pending")
+    (screen,) = drawn
+    assert "0/3 done" in screen[-1]
 
 
 def test_without_a_terminal_each_phase_is_a_line_and_queueing_is_silent(

@@ -5,7 +5,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from certcli.models import CertInfo, LineageStatus
-from certcli.renewal import days_left, lineage_statuses, renewal_window_start
+from certcli.renewal import (
+    EXPIRY_NOTICES,
+    days_left,
+    deploy_pending,
+    expiry_notice,
+    lineage_statuses,
+    renewal_window_start,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -159,3 +166,57 @@ def test_not_due_until_is_the_first_moment_a_reason_appears() -> None:
         until = not_due_until(info, ari)
         assert renewal_reason(info, ("example.com",), until - second, ari=ari) is None
         assert renewal_reason(info, ("example.com",), until, ari=ari) is not None
+
+
+@pytest.mark.parametrize(
+    ("left", "notified", "due"),
+    [
+        (timedelta(days=40), None, None),
+        (timedelta(days=30), None, None),  # exactly 30 days left: not yet fewer than 30
+        (timedelta(days=30) - timedelta(seconds=1), None, 30),
+        (timedelta(days=29), 30, None),  # told already
+        (timedelta(days=20), None, 30),
+        (timedelta(days=13, hours=23), 30, 14),
+        (timedelta(days=13), 14, None),
+        (timedelta(days=5), 30, 7),  # several crossed since the last run: one notice, the latest
+        (timedelta(days=2), 7, 3),
+        (timedelta(hours=23), 3, 1),
+        (timedelta(hours=1), 1, None),
+        (timedelta(0), 1, 0),  # expired
+        (timedelta(0), None, 0),
+        (-timedelta(days=9), 0, None),
+        (-timedelta(days=9), 14, 0),
+    ],
+)
+def test_an_expiry_notice_is_due_once_per_threshold(
+    left: timedelta, notified: int | None, due: int | None
+) -> None:
+    assert expiry_notice(T0 + left, T0, notified) == due
+
+
+def test_renewing_twice_a_day_notifies_each_threshold_exactly_once() -> None:
+    not_after = T0 + timedelta(days=45)
+    sent: list[int] = []
+    notified = None
+    for run in range(2 * 50):  # every 12 hours, until past the expiry
+        notice = expiry_notice(not_after, T0 + timedelta(hours=12 * run), notified)
+        if notice is not None:
+            sent.append(notice)
+            notified = notice
+    assert sent == list(EXPIRY_NOTICES) == [30, 14, 7, 3, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("state", "live", "pending"),
+    [
+        ({}, 2, False),
+        ({"deploy_failed": {"version": 2, "at": "x", "error": "e"}}, 2, True),
+        ({"deploy_failed": {"version": 1, "at": "x", "error": "e"}}, 2, False),  # superseded
+        ({"deploy_failed": {"version": 2}}, None, False),
+        ({"deploy_failed": "garbled"}, 2, False),
+    ],
+)
+def test_a_failed_deploy_is_pending_for_the_live_version_only(
+    state: dict, live: int | None, pending: bool
+) -> None:
+    assert deploy_pending(state, live) is pending
