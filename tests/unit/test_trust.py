@@ -137,7 +137,7 @@ def test_store_checks_once_and_refuses_an_untrusted_lineage(tmp_path: Path) -> N
         store.read_config("a.example")
     toml.chmod(0o644)
     os.chown(store.lineage_dir("a.example"), NOBODY_KNOWN, NOBODY_KNOWN)
-    with pytest.raises(UntrustedError, match="a.example is owned by uid"):
+    with pytest.raises(UntrustedError, match=r"a\.example is owned by uid"):
         store.read_config("a.example")
     os.chown(store.certs_dir, NOBODY_KNOWN, NOBODY_KNOWN)
     with pytest.raises(UntrustedError, match=f"^{store.certs_dir} is owned"):
