@@ -116,7 +116,7 @@ def test_a_link_of_roots_own_into_its_own_store_works(
     assert marker.exists()
 
 
-@pytest.mark.parametrize("mode", [0o666, 0o646, 0o660, 0o620])
+@pytest.mark.parametrize("mode", [0o666, 0o646, 0o660, 0o620], ids=lambda mode: f"{mode:04o}")
 def test_a_config_toml_others_may_write_never_runs_its_hook(
     acme: Certcli, lab: Lab, other_user: OtherUser, shared_dir: Path, mode: int
 ) -> None:
@@ -151,7 +151,7 @@ def test_a_config_toml_others_may_write_never_runs_its_hook(
     assert marker.exists() and _live(acme) != before
 
 
-@pytest.mark.parametrize("mode", [0o664, 0o666])
+@pytest.mark.parametrize("mode", [0o664, 0o666], ids=lambda mode: f"{mode:04o}")
 def test_a_lineage_toml_others_may_write_is_refused_for_that_lineage(
     acme: Certcli, lab: Lab, shared_dir: Path, mode: int
 ) -> None:
@@ -249,7 +249,7 @@ def test_a_locks_directory_another_user_owns_is_refused(
     assert victim.read_text() == "precious\n"
 
 
-@pytest.mark.parametrize("mode", [0o777, 0o775, 0o1777])
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o1777], ids=lambda mode: f"{mode:04o}")
 def test_a_parent_others_may_write(
     acme: Certcli, lab: Lab, other_user: OtherUser, shared_dir: Path, mode: int
 ) -> None:
