@@ -36,9 +36,8 @@ def distrust(
     """Why `path` (whose stat is `st`) must not be trusted by user `euid`, with the command that
     fixes it; None when it may be. A `parent` directory (above the store) may be writable by
     all when its sticky bit is set, as /tmp is: others can then add entries, not replace ours."""
-    where = shlex.quote(path)
     if st.st_uid not in (euid, 0):
-        owner = _user(st.st_uid)
+        owner, where = _user(st.st_uid), shlex.quote(path)
         return UntrustedError(
             f"{path} is owned by uid {st.st_uid}{f' ({owner})' if owner else ''}, not by you",
             f"chown {_user(euid) or euid} {where}",
@@ -47,13 +46,16 @@ def distrust(
     sticky_parent = parent and stat.S_ISDIR(st.st_mode) and mode & stat.S_ISVTX
     if mode & _WRITABLE_BY_OTHERS and not sticky_parent:
         return UntrustedError(
-            f"{path} is writable by other users (mode {mode:04o})", f"chmod go-w {where}"
+            f"{path} is writable by other users (mode {mode:04o})",
+            f"chmod go-w {shlex.quote(path)}",
         )
     return None
 
 
 def check(st: os.stat_result, path: str | Path, *, parent: bool = False) -> None:
     """Raise UntrustedError when `path` (whose stat is `st`) must not be trusted."""
+    if st.st_uid == 0 and not st.st_mode & _WRITABLE_BY_OTHERS:
+        return  # the common case, without the cost of a message (status reads thousands)
     problem = distrust(st, str(path), os.geteuid(), parent=parent)
     if problem is not None:
         raise problem
@@ -98,9 +100,14 @@ def read_trusted(path: str | Path) -> bytes:
                 f"replace it with the file it points to ({os.path.realpath(path)})",
             ) from None
         raise
-    with os.fdopen(fd, "rb") as handle:
+    try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise StoreError(f"{path} is not a regular file", "replace it with a file")
         check(st, path)
-        return handle.read()
+        chunks = []
+        while chunk := os.read(fd, max(st.st_size + 1, 4096)):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
