@@ -71,6 +71,16 @@ def check_dir(path: str | Path) -> None:
     check(st, path)
 
 
+def check_file(path: str | Path) -> None:
+    """A file that holds settings, read by path from a directory already checked (so that no
+    one else can swap it before it is read); a link is checked where it leads."""
+    try:
+        st = os.stat(path)
+    except OSError:  # missing, or unusable: what reads it says so
+        return
+    check(st, path)
+
+
 def check_chain(root: Path) -> None:
     """The store's directory and every directory above it, up to /: where it resolves to (a
     link's target and the target's parents) and where it is named (the link's own parents,

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import Certcli, OtherUser, Run, ok
 from tests.lab import Lab
+from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
 
@@ -285,3 +286,46 @@ def test_a_store_of_roots_own_with_readable_files_works(
     ok(acme("renew", "--force"))
     assert marker.exists()
     assert ok(acme("status", NAME, "--json")).json()["lineages"][0]["name"] == NAME
+
+
+def test_certbot_settings_others_may_write_are_not_imported(
+    certcli: Certcli, ca: LocalCA, other_user: OtherUser, tmp_path: Path
+) -> None:
+    """A renewal configuration's hooks would become the lineage's deploy hook."""
+    from tests.integration.test_import_certbot import fake_lineage
+
+    root = tmp_path / "letsencrypt"
+    marker = tmp_path / "marker"
+    fake_lineage(root, ca, "good.example.com", ["good.example.com"])
+    params = (
+        f"authenticator = webroot\nwebroot_path = /var/www/html,\nrenew_hook = touch {marker}\n"
+        "[[webroot_map]]\nplanted.example.com = /var/www/html\n"
+    )
+    fake_lineage(root, ca, "planted.example.com", ["planted.example.com"], params=params)
+    conf = root / "renewal" / "planted.example.com.conf"
+    conf.chmod(0o646)
+    run = certcli("import", "certbot", root, "--yes")
+    assert run.code == 1
+    assert (
+        f"certcli: error: planted.example.com: {conf} is writable by other users (mode 0646); "
+        f"chmod go-w {conf}"
+    ) in run.stderr.splitlines()
+    assert os.listdir(certcli.config_dir / "certs") == ["good.example.com"]
+    assert (
+        "hooks"
+        not in (certcli.config_dir / "certs" / "good.example.com" / "lineage.toml").read_text()
+    )
+
+    os.chown(root / "renewal", other_user.uid, other_user.gid)
+    run = certcli("import", "certbot", root, "--yes", "--name", "planted.example.com")
+    assert run.code == 5
+    _refused(
+        run,
+        f"{root / 'renewal'} is owned by uid {other_user.uid} (certcli-other), not by you; "
+        f"chown root {root / 'renewal'}",
+    )
+    conf.chmod(0o644)
+    os.chown(root / "renewal", 0, 0)
+    ok(certcli("import", "certbot", root, "--yes", "--name", "planted.example.com"))
+    toml = (certcli.config_dir / "certs" / "planted.example.com" / "lineage.toml").read_text()
+    assert f"touch {marker}" in toml  # root's own file: its hook is kept
