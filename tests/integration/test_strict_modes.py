@@ -58,8 +58,10 @@ def test_a_store_owned_by_another_user_is_refused(
         assert run.code == 5
         _refused(run, line)
     assert not marker.exists() and _live(acme) == before
-    run = acme("status", NAME)
-    assert run.code == 5 and line in run.stderr
+    for argv in (["status", NAME], ["status"], ["download", NAME, "--what", "cert"]):
+        run = acme(*argv)  # no command uses the store, even to read
+        assert run.code == 5 and run.stdout == ""
+        _refused(run, line)
 
     os.chown(store, 0, 0)  # the fix the message gives (the file planted is still theirs)
     run = acme("renew", "--force")
