@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from certcli.errors import StoreError
 from certcli.store import KEY_MODE, Store, atomic_write, make_dirs
-from certcli.trust import check_dir, read_trusted
+from certcli.trust import check_path, read_trusted
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def load_account(store: Store, directory_url: str) -> Account | None:
     try:
         # the key signs every request to the CA: only what nobody else can change is used
         for parent in (directory.parent.parent, directory.parent, directory):
-            check_dir(parent)
+            check_path(parent)
         data = json.loads(read_trusted(directory / "account.json"))
         key_pem = read_trusted(directory / "key.pem")
     except FileNotFoundError:

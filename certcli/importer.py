@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from certcli import trust
 from certcli import x509 as x
 from certcli.accounts import Account, load_account, save_account
 from certcli.certbot_conf import (
@@ -39,7 +40,6 @@ from certcli.errors import CertcliError, InvalidInputError, NotFoundError, Store
 from certcli.inputs import read_input
 from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
 from certcli.store import KEY_MODE, Store, atomic_write, version_files
-from certcli.trust import check_chain, check_file
 
 _FILES = ("cert", "chain", "fullchain", "privkey")
 
@@ -294,7 +294,7 @@ def plan_import(
             "give certbot's config directory (its --config-dir; /etc/letsencrypt by default)",
         )
     # its hooks become certcli's (run as root, often): not from where another user can write
-    check_chain(renewal)
+    trust.check_chain(renewal)
     for sub in ("renewal", "live", "archive"):
         # certbot makes live/ and archive/ 0700: one clear line, not one per lineage
         if (directory / sub).exists() and not os.access(directory / sub, os.R_OK | os.X_OK):
@@ -347,7 +347,7 @@ def _plan_one(
                 reason=f"certcli already has a certificate named {name!r} "
                 f"(`certcli delete {name}` first to import it again)",
             )
-        check_file(path)  # in a directory only we can change: no swap until it is read
+        trust.check_path(path)  # in a directory only we can change: no swap until it is read
         conf = _read_conf(path)
         material = read_material(directory, name, conf)
         info = material.info

@@ -26,7 +26,7 @@ from typing import Any
 
 from certcli.errors import LockedError, NotFoundError, StoreError
 from certcli.models import CertInfo, LineageConfig
-from certcli.trust import check_chain, check_dir, read_trusted
+from certcli.trust import check_chain, check_path, read_trusted
 
 DIR_MODE = 0o700
 KEY_MODE = 0o600
@@ -134,8 +134,8 @@ class Store:
         directory, every directory above it, certs/ and locks/. Checked once per Store."""
         if not self._trusted:
             check_chain(self.root)
-            check_dir(self.certs_dir)
-            check_dir(self.locks_dir)
+            check_path(self.certs_dir)
+            check_path(self.locks_dir)
             self._trusted = True
 
     def ensure(self) -> None:
@@ -191,7 +191,7 @@ class Store:
         try:
             # Its hooks run as certcli's user: only a directory and a file nobody else can
             # change are read (a stat and an fstat, cheap enough for `status` over thousands).
-            check_dir(self._path(name))
+            check_path(self._path(name))
             config = LineageConfig.from_toml(tomllib.loads(read_trusted(path).decode()))
         except (FileNotFoundError, NotADirectoryError):
             self.require(name)

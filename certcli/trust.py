@@ -61,22 +61,13 @@ def check(st: os.stat_result, path: str | Path, *, parent: bool = False) -> None
         raise problem
 
 
-def check_dir(path: str | Path) -> None:
-    """A directory inside the store (it may not exist yet: certcli makes it 0700). A link is
-    followed: what it names is checked."""
+def check_path(path: str | Path) -> None:
+    """A directory or a file by its path, inside a directory already checked (so no one else
+    can swap it before it is used); a link is followed and what it names checked. A path
+    missing yet is skipped: certcli makes it with its own modes, or says it is missing."""
     try:
         st = os.stat(path)
-    except OSError:  # missing, or unusable: what uses it says so
-        return
-    check(st, path)
-
-
-def check_file(path: str | Path) -> None:
-    """A file that holds settings, read by path from a directory already checked (so that no
-    one else can swap it before it is read); a link is checked where it leads."""
-    try:
-        st = os.stat(path)
-    except OSError:  # missing, or unusable: what reads it says so
+    except OSError:
         return
     check(st, path)
 
