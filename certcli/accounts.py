@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from certcli.errors import StoreError
 from certcli.store import KEY_MODE, Store, atomic_write, make_dirs
+from certcli.trust import check_path, read_trusted
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,13 @@ def account_dir(store: Store, directory_url: str) -> Path:
 
 def load_account(store: Store, directory_url: str) -> Account | None:
     directory = account_dir(store, directory_url)
+    store.check_trusted()
     try:
-        data = json.loads((directory / "account.json").read_bytes())
-        key_pem = (directory / "key.pem").read_bytes()
+        # the key signs every request to the CA: only what nobody else can change is used
+        for parent in (directory.parent.parent, directory.parent, directory):
+            check_path(parent)
+        data = json.loads(read_trusted(directory / "account.json"))
+        key_pem = read_trusted(directory / "key.pem")
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
@@ -56,10 +61,10 @@ def load_directory(store: Store, directory_url: str, max_age: float) -> dict | N
     account, so a CA without our account is always asked afresh)."""
     path = account_dir(store, directory_url) / "directory.json"
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_trusted(path))
         fresh = 0 <= time.time() - float(data["fetched"]) <= max_age
         return data["directory"] if fresh and isinstance(data["directory"], dict) else None
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, StoreError):
         return None  # a cache: anything odd means asking the CA again
 
 

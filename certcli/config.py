@@ -27,9 +27,13 @@ def config_dir(cli_value: Path | None) -> Path:
 
 
 def load_config(root: Path) -> dict[str, Any]:
+    """config.toml, once the store and its parents are known to be the user's (certcli/trust.py)."""
+    from certcli.trust import check_chain, read_trusted
+
     path = root / "config.toml"
+    check_chain(root)
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(read_trusted(path).decode())
     except (FileNotFoundError, NotADirectoryError):
         return {}
     except (OSError, ValueError) as exc:

@@ -54,6 +54,10 @@ class StoreError(CertcliError):
     exit_code = ExitCode.STORE
 
 
+class UntrustedError(StoreError):
+    """A store directory or settings file that another user could change (docs/security.md)."""
+
+
 class LockedError(CertcliError):
     exit_code = ExitCode.LOCKED
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from certcli import trust
 from certcli import x509 as x
 from certcli.accounts import Account, load_account, save_account
 from certcli.certbot_conf import (
@@ -292,6 +293,8 @@ def plan_import(
             f"{directory} has no renewal/ directory: it is not certbot's config directory",
             "give certbot's config directory (its --config-dir; /etc/letsencrypt by default)",
         )
+    # its hooks become certcli's (run as root, often): not from where another user can write
+    trust.check_chain(renewal)
     for sub in ("renewal", "live", "archive"):
         # certbot makes live/ and archive/ 0700: one clear line, not one per lineage
         if (directory / sub).exists() and not os.access(directory / sub, os.R_OK | os.X_OK):
@@ -344,6 +347,7 @@ def _plan_one(
                 reason=f"certcli already has a certificate named {name!r} "
                 f"(`certcli delete {name}` first to import it again)",
             )
+        trust.check_path(path)  # in a directory only we can change: no swap until it is read
         conf = _read_conf(path)
         material = read_material(directory, name, conf)
         info = material.info

@@ -26,6 +26,7 @@ from typing import Any
 
 from certcli.errors import LockedError, NotFoundError, StoreError
 from certcli.models import CertInfo, LineageConfig
+from certcli.trust import check_chain, check_path, read_trusted
 
 DIR_MODE = 0o700
 KEY_MODE = 0o600
@@ -139,6 +140,7 @@ class Store:
         self._certs = str(self.certs_dir)
         self.locks_dir = root / "locks"
         self._key_passphrase = key_passphrase
+        self._trusted = False
 
     def _passphrase(self) -> bytes | None:
         return self._key_passphrase() if self._key_passphrase else None
@@ -150,8 +152,18 @@ class Store:
 
     # -- layout -------------------------------------------------------------------------
 
+    def check_trusted(self) -> None:
+        """Refuse a store that another user could change or swap (certcli/trust.py): its
+        directory, every directory above it, certs/ and locks/. Checked once per Store."""
+        if not self._trusted:
+            check_chain(self.root)
+            check_path(self.certs_dir)
+            check_path(self.locks_dir)
+            self._trusted = True
+
     def ensure(self) -> None:
         """Create the store's directories, or explain why they cannot be created."""
+        self.check_trusted()
         for directory in (self.root, self.certs_dir, self.locks_dir):
             try:
                 make_dirs(directory)
@@ -169,6 +181,7 @@ class Store:
         return os.path.join(self._certs, name, *parts)
 
     def names(self) -> list[str]:
+        self.check_trusted()
         try:
             entries = os.listdir(self.certs_dir)
         except FileNotFoundError:
@@ -197,9 +210,12 @@ class Store:
 
     def read_config(self, name: str) -> LineageConfig:
         path = self._path(name, "lineage.toml")
+        self.check_trusted()
         try:
-            with open(path, "rb") as handle:
-                config = LineageConfig.from_toml(tomllib.load(handle))
+            # Its hooks run as certcli's user: only a directory and a file nobody else can
+            # change are read (a stat and an fstat, cheap enough for `status` over thousands).
+            check_path(self._path(name))
+            config = LineageConfig.from_toml(tomllib.loads(read_trusted(path).decode()))
         except (FileNotFoundError, NotADirectoryError):
             self.require(name)
             raise
@@ -273,9 +289,8 @@ class Store:
     def read_renew_index(self) -> dict[str, Any]:
         """The index `renew` keeps (a cache: anything odd in it means an empty one)."""
         try:
-            with open(os.path.join(self.root, RENEW_INDEX), "rb") as handle:
-                data = json.load(handle)
-        except (OSError, ValueError):
+            data = json.loads(read_trusted(os.path.join(self.root, RENEW_INDEX)))
+        except (OSError, ValueError, StoreError):  # another user's index is no index
             return {}
         ok = isinstance(data, dict) and data.get("format") == 1
         return data["lineages"] if ok and isinstance(data.get("lineages"), dict) else {}

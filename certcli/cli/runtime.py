@@ -24,7 +24,9 @@ class Runtime:
     def store(self) -> Store:
         from certcli.config import config_dir
 
-        return Store(config_dir(self.config_dir_flag), self._key_passphrase)
+        store = Store(config_dir(self.config_dir_flag), self._key_passphrase)
+        store.check_trusted()  # no command uses a store another user could change
+        return store
 
     def _key_passphrase(self) -> bytes | None:
         """The passphrase for keys at rest when `[store] encrypt_keys` is on, else None."""
