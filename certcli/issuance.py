@@ -277,19 +277,26 @@ class Outcome:
         }
 
 
-def _solver(plan: Plan, session: Session) -> Solver:
+def _solver(plan: Plan, session: Session, store: Store) -> Solver:
     if plan.dns is not None:
         from certcli.solvers.dns01 import DelegationSolver, make_provider
 
         provider = make_provider(plan.dns, session.interactive, session.pause)
         return DelegationSolver(plan.dns, provider)
-    from certcli.solvers.http01 import WebrootSolver
+    from certcli.solvers.http01 import RECORDS, WebrootSolver
 
     if not plan.webroot:
         raise UsageError(
             "no webroot for HTTP-01", "give --webroot DIR, the directory your web server serves"
         )
-    return WebrootSolver(Path(plan.webroot))
+    return WebrootSolver(Path(plan.webroot), store.root / RECORDS)
+
+
+def _sweep_webroots(store: Store) -> None:
+    """Token files a killed run left in a webroot go at the start of the next run."""
+    from certcli.solvers.http01 import RECORDS, sweep
+
+    sweep(store.root / RECORDS)
 
 
 def check_dns(domains: tuple[str, ...] | list[str], dns: DnsSettings) -> list[Diagnosis]:
@@ -496,8 +503,9 @@ def issue(
     order leaves the lineage as Failed for `renew` to retry."""
     validate_lineage_name(name)
     store.ensure()
+    _sweep_webroots(store)
     plan = make_plan(options, config, None, store.root)
-    solver = _solver(plan, session)
+    solver = _solver(plan, session, store)
     if dry_run:
         plan = rehearsal(store, plan)
     else:
@@ -575,7 +583,7 @@ def issue_each(
 
     # Account creation and usage errors happen once, before the pool starts.
     plan = make_plan(options, config, None, store.root)
-    _solver(plan, session)
+    _solver(plan, session, store)
     session.get(rehearsal(store, plan).ca if dry_run else plan.ca)
 
     def one(domains: list[str]) -> Outcome:
@@ -627,6 +635,7 @@ def renew(
     with store.lock_store(wait=0):
         for name in names:
             store.require(validate_lineage_name(name))
+        _sweep_webroots(store)
         outcomes: list[Outcome] = []
         due: list[tuple[LineageConfig, str]] = []
         replaces: dict[str, str | None] = {}  # the certificate each renewal replaces (ARI)
@@ -688,7 +697,7 @@ def renew(
             progress(lineage.name, "Pending")
             try:
                 plan = make_plan(AcmeOptions(), config, lineage, store.root)
-                solver = _solver(plan, session)
+                solver = _solver(plan, session, store)
                 if dry_run:
                     plan = rehearsal(store, plan)
                 ca = session.get(plan.ca)
@@ -1009,7 +1018,7 @@ def san_add(
                     _check_dns_into(state, order_identifiers(updated.domains), plan.dns)
                 store.write_state(name, state)
             return change
-        solver = _solver(plan, session)
+        solver = _solver(plan, session, store)
         ca = session.get(plan.ca)
         progress(name, "Pending")
         outcome = _attempt(store, ca, updated, plan, solver, progress, record=True, action="issued")

@@ -120,9 +120,10 @@ def test_webroot_solver_never_writes_through_a_link_at_the_token(tmp_path: Path)
     victim = tmp_path / "victim"
     victim.write_text("precious")
     (directory / "tok").symlink_to(victim)
-    with pytest.raises(CertcliError, match="cannot write the challenge file"):
-        solver.present([Challenge("x.com", "http-01", "tok", "tok.thumb", "tok.thumb")])
-    assert victim.read_text() == "precious"
+    solver.present([Challenge("x.com", "http-01", "tok", "tok.thumb", "tok.thumb")])
+    assert victim.read_text() == "precious"  # the link was replaced, never written through
+    assert not (directory / "tok").is_symlink()
+    assert (directory / "tok").read_text() == "tok.thumb"
 
 
 def test_webroot_must_be_a_directory(tmp_path: Path) -> None:
