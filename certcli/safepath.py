@@ -67,7 +67,7 @@ def open_dir(path: str | Path, *, dir_fd: int | None = None, create: int | None 
         base, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=None if base == "/" else dir_fd
     )
     pending = list(reversed(_parts(text)))
-    walked = text if base == "/" else ""
+    walked = base  # the path opened so far, for messages
     links = 0
     try:
         while pending:
@@ -82,7 +82,7 @@ def open_dir(path: str | Path, *, dir_fd: int | None = None, create: int | None 
             if stat.S_ISLNK(st.st_mode):
                 try:
                     if not trusted(st.st_uid):
-                        raise PlantedLinkError(os.path.join(walked, part) or part, st.st_uid)
+                        raise PlantedLinkError(_shown(walked, part), st.st_uid)
                     links += 1
                     if links > _MAX_LINKS:
                         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
@@ -92,6 +92,7 @@ def open_dir(path: str | Path, *, dir_fd: int | None = None, create: int | None 
                 if target.startswith("/"):
                     os.close(fd)
                     fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                    walked = "/"
                 pending.extend(reversed(_parts(target)))
                 continue
             if not stat.S_ISDIR(st.st_mode):
@@ -99,10 +100,15 @@ def open_dir(path: str | Path, *, dir_fd: int | None = None, create: int | None 
                 raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
             os.close(fd)
             fd = child
+            walked = _shown(walked, part)
     except BaseException:
         os.close(fd)
         raise
     return fd
+
+
+def _shown(walked: str, part: str) -> str:
+    return part if walked == "." else os.path.join(walked, part)
 
 
 def _make_dir(parent: int, name: str, mode: int) -> int:
