@@ -632,9 +632,11 @@ def renew(
     runs and there is no jitter. A lineage that failed waits out its backoff (not with
     --force). A second run while one holds the store lock raises LockedError at once.
     """
+    for name in names:
+        validate_lineage_name(name)  # before any file is touched, the lock's included
     with store.lock_store(wait=0):
         for name in names:
-            store.require(validate_lineage_name(name))
+            store.require(name)
         _sweep_webroots(store)
         outcomes: list[Outcome] = []
         due: list[tuple[LineageConfig, str]] = []
