@@ -26,7 +26,8 @@ class PlantedLinkError(OSError):
         super().__init__(
             errno.EPERM, f"{link} is a symbolic link owned by another user (uid {uid})"
         )
-        self.link = link
+        self.link = link  # as walked: relative to the directory the walk started from
+        self.uid = uid
 
 
 def trusted(uid: int) -> bool:

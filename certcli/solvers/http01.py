@@ -83,9 +83,10 @@ class WebrootSolver:
                 os.close(directory)
         except PlantedLinkError as exc:
             raise CertcliError(
-                f"cannot write the challenge file in {self.directory}: {exc.strerror}; "
-                "certcli does not follow it",
-                f"remove the link, or have root or certcli's user own it ({exc.link})",
+                f"cannot write the challenge file in {self.directory}: {self.webroot / exc.link} "
+                f"is a symbolic link owned by another user (uid {exc.uid}); certcli does not "
+                "follow it",
+                "remove the link, or have it owned by root or by certcli's user",
             ) from None
         except OSError as exc:
             raise CertcliError(
