@@ -17,11 +17,13 @@ import pytest
 
 from certcli.errors import CertcliError
 from certcli.solvers import Challenge
-from certcli.solvers.http01 import RECORDS, WebrootSolver
+from certcli.solvers.http01 import WebrootSolver
 from tests.conftest import Certcli, OtherUser, ok, snapshot
 from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
+
+RECORDS = "webroot-tokens"  # in the store: what a run is about to create in a webroot
 
 
 def _challenge(token: str) -> Challenge:
