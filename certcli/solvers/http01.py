@@ -186,6 +186,13 @@ def sweep(records: Path) -> None:
         return
     for entry in entries:
         path = records / entry
+        if entry.startswith("."):
+            # a record being written, not yet locked: it names nothing made yet, and goes
+            # only once its writer is gone
+            with contextlib.suppress(OSError, ValueError):
+                if not _alive(int(entry[1:].split("-", 1)[0])):
+                    path.unlink()
+            continue
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError:
@@ -206,3 +213,13 @@ def sweep(records: Path) -> None:
             continue  # a live run's (locked), or unreadable: left for later
         finally:
             os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: only whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, as another user
+    return pid > 0
