@@ -99,8 +99,13 @@ def default_lineage_name(domains: list[str]) -> str:
     return domains[0].removeprefix("*.").replace(":", "-")
 
 
+def is_lineage_name(name: str) -> bool:
+    """Whether `name` can name a lineage: never a path (`/`, `..`), never hidden, one line."""
+    return _LINEAGE_NAME.fullmatch(name) is not None and ".." not in name
+
+
 def validate_lineage_name(name: str) -> str:
-    if not _LINEAGE_NAME.match(name) or ".." in name:
+    if not is_lineage_name(name):
         raise UsageError(
             f"invalid certificate name {name!r}",
             "use letters, digits, '.', '-' and '_' (at most 100, not starting with '.' or '-')",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from certcli.errors import InvalidInputError, NotFoundError, UsageError
-from certcli.store import FILE_MODE, KEY_MODE, Store, atomic_write
+from certcli.store import FILE_MODE, KEY_MODE, Store
 
 WHATS = ("cert", "chain", "fullchain", "key", "bundle", "pkcs12")
 _WITH_KEY = {"key", "bundle", "pkcs12"}
@@ -76,18 +77,59 @@ def read_password_file(path: Path) -> bytes:
     return password
 
 
-def write_export(path: Path, exported: Exported) -> None:
-    """Write atomically, a key-bearing file 0600 from its creation."""
-    if path.is_dir():
+def _open_target(path: Path) -> tuple[int, str]:
+    """The descriptor of --out's directory and the name in it, once the target is known to
+    be a new name or a regular file: a device, FIFO, socket, link or directory there is never
+    replaced, and a link in the directory's path is followed only when root or certcli's user
+    owns it."""
+    from certcli.safepath import PlantedLinkError, kind, lstat_at, open_dir
+
+    if not path.name or path.name == "..":
         raise UsageError(f"--out {path} is a directory", "give a file name")
-    if not path.parent.is_dir():
+    try:
+        parent = open_dir(path.parent)
+    except PlantedLinkError as exc:
+        raise UsageError(
+            f"--out {path}: {exc.strerror}; certcli does not follow it",
+            "give a path without links others own",
+        ) from None
+    except (FileNotFoundError, NotADirectoryError):
         raise NotFoundError(
             f"the directory of --out {path} does not exist", f"create it: mkdir -p {path.parent}"
-        )
-    try:
-        atomic_write(path, exported.data, KEY_MODE if exported.secret else FILE_MODE)
+        ) from None
     except OSError as exc:
         raise InvalidInputError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        st = lstat_at(parent, path.name)
+    except OSError as exc:
+        os.close(parent)
+        raise InvalidInputError(f"cannot write {path}: {exc.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        os.close(parent)
+        raise UsageError(
+            f"--out {path} is {kind(st.st_mode)}; certcli replaces only a regular file",
+            "give a new file name, or --out - to write to stdout",
+        )
+    return parent, path.name
+
+
+def check_export_target(path: Path) -> None:
+    """Refuse a bad --out before anything is done (nothing is written)."""
+    os.close(_open_target(path)[0])
+
+
+def write_export(path: Path, exported: Exported) -> None:
+    """Write atomically, a key-bearing file 0600 from its creation, by a rename in the
+    directory's descriptor (never through whatever stands at the name)."""
+    from certcli.safepath import replace_at
+
+    parent, name = _open_target(path)
+    try:
+        replace_at(parent, name, exported.data, KEY_MODE if exported.secret else FILE_MODE)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        os.close(parent)
 
 
 def password_from_env() -> bytes | None:

@@ -155,10 +155,10 @@ def read_certbot_account(directory: Path, server: str, account: str) -> Account:
             raise NotFoundError(f"certbot's account {account} is not under {directory}/accounts")
         path = found[0].parent
     try:
-        key = jwk_private_key(json.loads((path / "private_key.json").read_bytes()))
-        regr = json.loads((path / "regr.json").read_bytes())
+        key = jwk_private_key(json.loads(read_input(path / "private_key.json", "account key")))
+        regr = json.loads(read_input(path / "regr.json", "account"))
         meta_path = path / "meta.json"
-        meta = json.loads(meta_path.read_bytes()) if meta_path.exists() else {}
+        meta = json.loads(read_input(meta_path, "account")) if meta_path.exists() else {}
         uri = regr["uri"]
         body = regr.get("body") or {}
         return Account(

@@ -281,21 +281,28 @@ class Outcome:
         }
 
 
-def _solver(plan: Plan, session: Session) -> Solver:
+def _solver(plan: Plan, session: Session, store: Store) -> Solver:
     if plan.dns is not None:
         from certcli.leftovers import Journal
         from certcli.solvers.dns01 import DelegationSolver, make_provider
 
         provider = make_provider(plan.dns, session.interactive, session.pause)
-        journal = Journal(session.store.root / "leftovers", "dns-01")
+        journal = Journal(store.root / "leftovers", "dns-01")
         return DelegationSolver(plan.dns, provider, journal)
-    from certcli.solvers.http01 import WebrootSolver
+    from certcli.solvers.http01 import RECORDS, WebrootSolver
 
     if not plan.webroot:
         raise UsageError(
             "no webroot for HTTP-01", "give --webroot DIR, the directory your web server serves"
         )
-    return WebrootSolver(Path(plan.webroot))
+    return WebrootSolver(Path(plan.webroot), store.root / RECORDS)
+
+
+def _sweep_webroots(store: Store) -> None:
+    """Token files a killed run left in a webroot go at the start of the next run."""
+    from certcli.solvers.http01 import RECORDS, sweep
+
+    sweep(store.root / RECORDS)
 
 
 def check_dns(domains: tuple[str, ...] | list[str], dns: DnsSettings) -> list[Diagnosis]:
@@ -503,8 +510,9 @@ def issue(
     order leaves the lineage as Failed for `renew` to retry."""
     validate_lineage_name(name)
     store.ensure()
+    _sweep_webroots(store)
     plan = make_plan(options, config, None, store.root)
-    solver = _solver(plan, session)
+    solver = _solver(plan, session, store)
     if dry_run:
         plan = rehearsal(store, plan)
     else:
@@ -602,7 +610,7 @@ def issue_each(
 
     # Account creation and usage errors happen once, before the pool starts.
     plan = make_plan(options, config, None, store.root)
-    _solver(plan, session)
+    _solver(plan, session, store)
     session.get(rehearsal(store, plan).ca if dry_run else plan.ca)
 
     def one(domains: list[str]) -> Outcome:
@@ -651,9 +659,12 @@ def renew(
     runs and there is no jitter. A lineage that failed waits out its backoff (not with
     --force). A second run while one holds the store lock raises LockedError at once.
     """
+    for name in names:
+        validate_lineage_name(name)  # before any file is touched, the lock's included
     with store.lock_store(wait=0):
         for name in names:
-            store.require(validate_lineage_name(name))
+            store.require(name)
+        _sweep_webroots(store)
         outcomes: list[Outcome] = []
         redeploys: list[Outcome] = []  # not due, but the live version's deploy hook failed
         due: list[tuple[LineageConfig, str]] = []
@@ -727,7 +738,7 @@ def renew(
             progress(lineage.name, "Pending")
             try:
                 plan = make_plan(AcmeOptions(), config, lineage, store.root)
-                solver = _solver(plan, session)
+                solver = _solver(plan, session, store)
                 if dry_run:
                     plan = rehearsal(store, plan)
                 ca = session.get(plan.ca)
@@ -1163,7 +1174,7 @@ def san_add(
                     _check_dns_into(state, order_identifiers(updated.domains), plan.dns)
                 store.write_state(name, state)
             return change
-        solver = _solver(plan, session)
+        solver = _solver(plan, session, store)
         ca = session.get(plan.ca)
         progress(name, "Pending")
         outcome = _attempt(store, ca, updated, plan, solver, progress, record=True, action="issued")

@@ -37,6 +37,7 @@ def create_csr(
 ) -> CsrResult:
     """Generate a key and CSR and keep both in `pending/` until the certificate is uploaded."""
     validate_lineage_name(name)
+    store.check_key_protection()  # a passphrase that cannot be read: nothing written
     key = x.generate_private_key(key_type)  # before the lock: RSA-4096 takes a while
     store.ensure()
     with store.lock(name):

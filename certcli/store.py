@@ -16,7 +16,6 @@ import fcntl
 import json
 import os
 import re
-import secrets
 import shutil
 import time
 import tomllib
@@ -24,8 +23,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from certcli.domains import is_lineage_name, validate_lineage_name
 from certcli.errors import LockedError, NotFoundError, StoreError
 from certcli.models import CertInfo, LineageConfig
+from certcli.safepath import create_at, replace_at
 from certcli.trust import check_chain, check_path, read_trusted
 
 DIR_MODE = 0o700
@@ -59,27 +60,16 @@ def fsync_dir(path: Path) -> None:
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     """Create `path` (which must not exist) with `mode`, write and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    create_at(None, os.fspath(path), data, mode)
 
 
 def atomic_write(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Replace `path` with `data` so that readers see the old or the new content, whole."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        _write_new(tmp, data, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+        replace_at(fd, path.name, data, mode)
+    finally:
+        os.close(fd)
 
 
 def make_dirs(path: Path) -> None:
@@ -141,6 +131,7 @@ class Store:
         self.locks_dir = root / "locks"
         self._key_passphrase = key_passphrase
         self._trusted = False
+        self._valid: set[str] = set()
 
     def _passphrase(self) -> bytes | None:
         return self._key_passphrase() if self._key_passphrase else None
@@ -172,13 +163,20 @@ class Store:
             except OSError as exc:
                 raise _store_error("write to the config dir", directory, exc) from None
 
+    def _checked(self, name: str) -> str:
+        """The name, once known to be a lineage's: no path is ever built from anything else
+        (`../x`, `/tmp/x`, `.hidden`), whichever command asked."""
+        if name not in self._valid:
+            self._valid.add(validate_lineage_name(name))
+        return name
+
     def lineage_dir(self, name: str) -> Path:
-        return self.certs_dir / name
+        return self.certs_dir / self._checked(name)
 
     def _path(self, name: str, *parts: str) -> str:
         # Plain strings on the read paths: `status` and `renew` visit every lineage, and
         # pathlib's joins cost more than the reads themselves.
-        return os.path.join(self._certs, name, *parts)
+        return os.path.join(self._certs, self._checked(name), *parts)
 
     def names(self) -> list[str]:
         self.check_trusted()
@@ -191,7 +189,7 @@ class Store:
         return sorted(
             e
             for e in entries
-            if not e.startswith(".") and os.path.isfile(self._path(e, "lineage.toml"))
+            if is_lineage_name(e) and os.path.isfile(self._path(e, "lineage.toml"))
         )
 
     def exists(self, name: str) -> bool:
@@ -554,7 +552,8 @@ class Store:
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """Exclusive lock of one lineage, for issue/upload/csr/san."""
-        with self._flock(self.locks_dir / f"lineage-{name}.lock", f"certificate {name!r}"):
+        lock = self.locks_dir / f"lineage-{self._checked(name)}.lock"
+        with self._flock(lock, f"certificate {name!r}"):
             yield
 
     @contextlib.contextmanager

@@ -43,7 +43,7 @@ def csr(
     from certcli.config import setting
     from certcli.domains import default_lineage_name, normalize_identifiers
     from certcli.errors import UsageError
-    from certcli.export import Exported, write_export
+    from certcli.export import Exported, check_export_target, write_export
     from certcli.models import DEFAULT_KEY_TYPE
     from certcli.selfmanaged import create_csr
     from certcli.x509 import Subject
@@ -52,6 +52,9 @@ def csr(
     names = normalize_identifiers(domains)
     if country is not None and (len(country) != 2 or not country.isalpha()):
         raise UsageError(f"--country {country!r} is not a two-letter country code (e.g. DE)")
+    target = out if out is not None and str(out) != "-" else None
+    if target is not None:
+        check_export_target(target)  # before the key is made: a bad --out changes nothing
     result = create_csr(
         rt.store,
         name or default_lineage_name(names),
@@ -61,8 +64,8 @@ def csr(
         now=rt.now(),
         replace=replace,
     )
-    if out is not None and str(out) != "-":
-        write_export(out, Exported(result.csr_pem, secret=False))
+    if target is not None:
+        write_export(target, Exported(result.csr_pem, secret=False))
     elif not rt.out.json_mode:
         print(result.csr_pem.decode(), end="")
     if rt.out.json_mode:
@@ -71,12 +74,12 @@ def csr(
                 "name": result.name,
                 "domains": list(result.domains),
                 "csr": result.csr_pem.decode(),
-                "csr_path": str(out) if out is not None and str(out) != "-" else None,
+                "csr_path": str(out) if target is not None else None,
                 "key_path": str(result.key_path),
                 "replaced": result.replaced,
             }
         )
-    written = f" CSR written to {out}." if out is not None and str(out) != "-" else ""
+    written = f" CSR written to {out}." if target is not None else ""
     rt.out.info(
         f"Key and CSR for {', '.join(result.domains)} kept as {result.name!r} "
         f"(key: {result.key_path}).{written} "

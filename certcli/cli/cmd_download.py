@@ -39,7 +39,13 @@ def download(
     """Write the live certificate, chain or key; a file holding the key is created 0600."""
     from certcli.domains import validate_lineage_name
     from certcli.errors import UsageError
-    from certcli.export import export, password_from_env, read_password_file, write_export
+    from certcli.export import (
+        check_export_target,
+        export,
+        password_from_env,
+        read_password_file,
+        write_export,
+    )
 
     rt = runtime(ctx)
     validate_lineage_name(name)
@@ -48,6 +54,8 @@ def download(
         raise UsageError("--json describes the written file; give --out FILE")
     if to_stdout and what == "pkcs12" and rt.out.stdout_tty:
         raise UsageError("a PKCS#12 file is binary; give --out FILE or redirect stdout")
+    if not to_stdout:
+        check_export_target(Path(out))
     password = read_password_file(password_file) if password_file else password_from_env()
     exported = export(rt.store, name, what, include_key=include_key, password=password)
     if to_stdout:

@@ -159,9 +159,10 @@ def test_webroot_solver_never_writes_through_a_link_at_the_token(tmp_path: Path)
     victim = tmp_path / "victim"
     victim.write_text("precious")
     (directory / "tok").symlink_to(victim)
-    with pytest.raises(CertcliError, match="cannot write the challenge file"):
-        solver.present([Challenge("x.com", "http-01", "tok", "tok.thumb", "tok.thumb")])
-    assert victim.read_text() == "precious"
+    solver.present([Challenge("x.com", "http-01", "tok", "tok.thumb", "tok.thumb")])
+    assert victim.read_text() == "precious"  # the link was replaced, never written through
+    assert not (directory / "tok").is_symlink()
+    assert (directory / "tok").read_text() == "tok.thumb"
 
 
 def test_webroot_must_be_a_directory(tmp_path: Path) -> None:
@@ -254,3 +255,28 @@ def test_issue_each_dry_run_at_lets_encrypt_never_asks_production(tmp_path: Path
             store, Session(), [["x.com"]], options, {}, lambda *_: None, parallel=1, dry_run=True
         )  # type: ignore[arg-type]
     assert asked == [LETSENCRYPT_STAGING]
+
+
+def test_webroot_solver_never_chmods_through_a_link_swapped_in_after_mkdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # whoever owns the webroot replaces the directory certcli has just made with a link to
+    # a file of root's, between the mkdir and the chmod
+    victim = tmp_path / "shadow"
+    victim.write_text("root:secret\n")
+    victim.chmod(0o600)
+    real_mkdir = os.mkdir
+
+    def mkdir_then_swap(path: object, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        real_mkdir(path, mode, dir_fd=dir_fd)  # type: ignore[arg-type]
+        if str(path).endswith("acme-challenge"):
+            os.rmdir(path, dir_fd=dir_fd)  # type: ignore[arg-type]
+            os.symlink(victim, path, dir_fd=dir_fd)  # type: ignore[arg-type]
+
+    (tmp_path / "site").mkdir()
+    monkeypatch.setattr(os, "mkdir", mkdir_then_swap)
+    solver = WebrootSolver(tmp_path / "site")
+    with pytest.raises(CertcliError, match="cannot write the challenge file"):
+        solver.present([Challenge("x.com", "http-01", "tok", "tok.t", "tok.t")])
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o600
+    assert victim.read_text() == "root:secret\n"

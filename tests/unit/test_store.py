@@ -216,3 +216,36 @@ def test_live_files_come_from_one_version(store: Store) -> None:
     store.add_version("example.com", FILES, {})
     store.add_version("example.com", {**FILES, "privkey.pem": b"key2", "fullchain.pem": b"fc2"}, {})
     assert store.read_live_files("example.com", "fullchain.pem", "privkey.pem") == [b"fc2", b"key2"]
+
+
+@pytest.mark.parametrize("name", ["../x", "/tmp/x", "x/../../y", ".hidden", "x\n", "", "a/b"])
+def test_the_store_builds_no_path_from_a_name_that_is_not_a_lineage_s(
+    tmp_path: Path, name: str
+) -> None:
+    from certcli.errors import UsageError
+
+    store = Store(tmp_path / "store")
+    store.ensure()
+    for use in (
+        store.lineage_dir,
+        store.exists,
+        store.require,
+        store.read_config,
+        store.read_state,
+        store.live_version,
+        store.pending_dir,
+        store.has_pending,
+    ):
+        with pytest.raises(UsageError, match="invalid certificate name"):
+            use(name)
+    with pytest.raises(UsageError, match="invalid certificate name"), store.lock(name):
+        pass
+    assert os.listdir(tmp_path / "store" / "locks") == []
+
+
+def test_names_skips_directories_that_are_not_lineages(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    for name in ("ok.example.com", ".hidden", "bad name", "nl\n"):
+        (tmp_path / "certs" / name).mkdir(parents=True)
+        (tmp_path / "certs" / name / "lineage.toml").write_text('name = "x"\n')
+    assert store.names() == ["ok.example.com"]
