@@ -33,7 +33,7 @@ FILE_MODE = 0o644
 
 #: certbot's names, so existing web-server configs can point at live/.
 VERSION_FILES = ("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem")
-_VERSION_DIR = re.compile(r"^\d{4,}$")
+_VERSION_DIR = re.compile(r"[0-9]{4,}")  # fullmatch: ASCII digits, no trailing newline
 _LOCK_WAIT_DEFAULT = 5.0
 RENEW_INDEX = "renew-index.json"
 
@@ -176,7 +176,7 @@ class Store:
         path = self._path(name, "lineage.toml")
         try:
             with open(path, "rb") as handle:
-                config = LineageConfig.from_toml(tomllib.load(handle))
+                config = LineageConfig.from_toml(tomllib.load(handle), str(path))
         except (FileNotFoundError, NotADirectoryError):
             self.require(name)
             raise
@@ -221,7 +221,7 @@ class Store:
     def versions(self, name: str) -> list[int]:
         archive = self.lineage_dir(name) / "archive"
         try:
-            return sorted(int(e) for e in os.listdir(archive) if _VERSION_DIR.match(e))
+            return sorted(int(e) for e in os.listdir(archive) if _VERSION_DIR.fullmatch(e))
         except FileNotFoundError:
             return []
 

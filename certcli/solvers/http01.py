@@ -10,7 +10,7 @@ from pathlib import Path
 from certcli.errors import CertcliError, UsageError
 from certcli.solvers import Challenge
 
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")  # base64url: never a path separator or '..'
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # base64url: never a path separator or '..'
 
 
 class WebrootSolver:
@@ -49,7 +49,7 @@ class WebrootSolver:
                     os.mkdir(part, 0o755)
                     os.chmod(part, 0o755)  # the web server must read it, whatever the umask
             for challenge in challenges:
-                if not _TOKEN.match(challenge.token):
+                if not _TOKEN.fullmatch(challenge.token):
                     raise CertcliError(f"the CA sent a malformed token {challenge.token!r}")
                 path = self.directory / challenge.token
                 # O_NOFOLLOW: a link planted at the token's name (by whoever may write in the
@@ -70,6 +70,6 @@ class WebrootSolver:
 
     def cleanup(self, challenges: list[Challenge]) -> None:
         for challenge in challenges:
-            if _TOKEN.match(challenge.token):
+            if _TOKEN.fullmatch(challenge.token):
                 with contextlib.suppress(OSError):
                     (self.directory / challenge.token).unlink()
