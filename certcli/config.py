@@ -83,10 +83,11 @@ class Source:
     label: str
     file: str | None = None  # the file it was read from (a bad value there is exit 5)
 
-    def error(self, problem: str) -> CertcliError:
+    def error(self, problem: str, hint: str | None = None) -> CertcliError:
+        """`problem` follows the label: "--parallel must be …"."""
         if self.file is not None:
             return StoreError(f"{self.label} {problem}", f"fix it in {self.file}")
-        return UsageError(f"{self.label} {problem}")
+        return UsageError(f"{self.label} {problem}", hint)
 
 
 def _finite(value: object) -> float:
@@ -223,7 +224,7 @@ def checked(key: str, value: Any, source: Source) -> Any:
     try:
         return kind.parse(value)
     except UsageError as exc:  # the kind's own words: "invalid email address …: no @"
-        raise source.error(f"is not valid: {exc.message}") from None
+        raise source.error(f"holds an {exc.message}", exc.hint) from None
     except (ValueError, TypeError, OverflowError):
         shown = "(a secret)" if key in SECRET_KEYS else repr(value)
         raise source.error(f"must be {kind.text}, not {shown}") from None

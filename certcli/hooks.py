@@ -87,16 +87,16 @@ def notify(settings: dict[str, Any], event: dict[str, Any], timeout: float = 30)
         import urllib.error
         import urllib.request
 
-        request = urllib.request.Request(
-            str(webhook),
-            data=payload,
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": f"certcli/{package_version()}",
-            },
-            method="POST",
-        )
         try:
+            request = urllib.request.Request(  # a URL without a scheme is a ValueError here
+                str(webhook),
+                data=payload,
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": f"certcli/{package_version()}",
+                },
+                method="POST",
+            )
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 response.read()
         except (urllib.error.URLError, OSError, ValueError) as exc:

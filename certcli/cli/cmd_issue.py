@@ -149,8 +149,7 @@ def issue(
         deploy_hook=deploy_hook,
         profile=profile,
     )
-    if email:
-        _warn_if_other_contact(rt, options)
+    _check_account(rt, options)
     cas = session(rt)
     with PhaseView(rt.out) as view:
         if each:
@@ -176,12 +175,15 @@ def issue(
     report(rt, outcomes, single_error=not each)
 
 
-def _warn_if_other_contact(rt: Runtime, options: AcmeOptions) -> None:
-    """--email only ever reaches a new account: say so when the account has another."""
+def _check_account(rt: Runtime, options: AcmeOptions) -> None:
+    """Check the CA's settings (--server, --email, timeouts) before anything is written, and
+    warn that --email only ever reaches a new account when the account has another."""
     from certcli.accounts import load_account
     from certcli.issuance import ca_settings
 
-    settings = ca_settings(options, rt.config)  # checks the address, too
+    settings = ca_settings(options, rt.config)
+    if not options.email:
+        return
     account = load_account(rt.store, settings.directory_url)
     if account is not None and f"mailto:{options.email}" not in account.contact:
         rt.out.warn(
