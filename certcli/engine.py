@@ -319,10 +319,12 @@ class Ca:
             except messages.Error as error:
                 if eab is None or error.code in ("rateLimited", "badNonce", "serverInternal"):
                     raise
-                # a CA's words for a bad binding are cryptic ("error in cryptographic primitive")
+                detail = str(error.detail or error.description or error.typ)
+                if "cryptographic primitive" in detail or "verification error" in detail:
+                    # a library's words ("square/go-jose: error in cryptographic primitive")
+                    detail = "its signature by the HMAC key did not verify"
                 raise UnauthorizedError(
-                    "the CA refused the External Account Binding: "
-                    f"{error.detail or error.description or error.typ}",
+                    f"the CA refused the External Account Binding: {detail}",
                     "the EAB key or key ID is probably wrong: check --eab-kid and "
                     "--eab-hmac-key against your CA account",
                 ) from None

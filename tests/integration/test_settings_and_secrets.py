@@ -319,9 +319,7 @@ def test_a_timeout_of_half_a_second_is_kept_as_such(acme: Certcli, lab: Lab) -> 
 # -- the contact address -------------------------------------------------------------------
 
 
-def test_an_email_other_than_the_accounts_contact_is_warned_about(
-    acme: Certcli, lab: Lab
-) -> None:
+def test_an_email_other_than_the_accounts_contact_is_warned_about(acme: Certcli, lab: Lab) -> None:
     def issue(name: str, *args: str) -> Run:
         return acme("issue", name, "--webroot", lab.webroot, "--agree-tos", *args)
 
@@ -333,9 +331,7 @@ def test_an_email_other_than_the_accounts_contact_is_warned_about(
     assert "--email second@certcli.test is not the contact of your account" in run.stderr
     assert "mailto:first@certcli.test" in run.stderr
     assert "`certcli account update --email second@certcli.test`" in run.stderr
-    assert ok(acme("account", "show", "--json")).json()["contact"] == [
-        "mailto:first@certcli.test"
-    ]
+    assert ok(acme("account", "show", "--json")).json()["contact"] == ["mailto:first@certcli.test"]
     # the fix the warning names works, and then the warning is gone
     ok(acme("account", "update", "--email", "second@certcli.test"))
     assert "warning" not in ok(issue("c4.certcli.test", "--email", "second@certcli.test")).stderr
