@@ -287,7 +287,7 @@ def _url_problem(url: str) -> str | None:
 
 def resolve_server(value: str) -> str:
     """A directory URL from a URL or a shortcut (letsencrypt, letsencrypt-staging)."""
-    url = SERVER_SHORTCUTS.get(value.strip().lower(), value.strip())
+    url = SERVER_SHORTCUTS.get(value.lower(), value)
     problem = _url_problem(url)
     if problem:
         raise UsageError(
@@ -299,7 +299,7 @@ def resolve_server(value: str) -> str:
 
 def _server(value: object) -> str:
     text = _text(value)
-    if _url_problem(SERVER_SHORTCUTS.get(text.strip().lower(), text.strip())):
+    if _url_problem(SERVER_SHORTCUTS.get(text.lower(), text)):
         raise ValueError(text)
     return text
 
