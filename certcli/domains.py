@@ -92,6 +92,21 @@ def check_email(raw: str) -> str:
     return raw
 
 
+def check_certificate_names(sans: tuple[str, ...] | list[str], source: str) -> None:
+    """A certificate's names that become a lineage's domains (upload, import) are checked as
+    the command line's are: no newline or control character, a valid DNS name or IP."""
+    from certcli.errors import InvalidInputError
+
+    for san in sans:
+        try:
+            normalize_identifier(san)
+        except UsageError as exc:
+            raise InvalidInputError(
+                f"{source} names {san!r}, which is not a valid domain: {exc.message}",
+                "get a certificate whose names are valid DNS names or IP addresses",
+            ) from None
+
+
 def normalize_identifiers(raw: list[str]) -> list[str]:
     """Normalize a list, dropping repeats but keeping the user's order."""
     seen: dict[str, None] = {}

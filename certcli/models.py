@@ -124,6 +124,12 @@ class LineageConfig:
             or not all(isinstance(d, str) for d in domains)
         ):
             raise wrong("domains", "a list of names")
+        for domain in domains:  # edited by hand: a line break would break every renewal
+            if any(c.isspace() or not c.isprintable() for c in domain):
+                raise StoreError(
+                    f"domains in {where} holds {domain!r}: a space or a control character",
+                    f"fix it in {where}",
+                )
         if data.get("mode", Mode.AUTO) not in [m.value for m in Mode]:
             raise wrong("mode", " or ".join(repr(m.value) for m in Mode))
         if not isinstance(data.get("key_type", DEFAULT_KEY_TYPE), str):

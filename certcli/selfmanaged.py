@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from certcli import x509 as x
-from certcli.domains import covered_by, normalize_identifier, validate_lineage_name
+from certcli.domains import check_certificate_names, covered_by, validate_lineage_name
 from certcli.errors import InvalidInputError, NotConfirmedError, UsageError
 from certcli.inputs import read_input
 from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
@@ -110,7 +110,7 @@ def upload(
         raise InvalidInputError(
             f"{cert_path} has no subjectAltName extension; clients reject such certificates"
         )
-    _check_names(info, cert_path)
+    check_certificate_names(info.sans, str(cert_path))
     x.check_chain(leaf, chain)
 
     store.ensure()
@@ -162,19 +162,6 @@ def upload(
         if completes_csr:
             store.clear_pending(name)
     return UploadResult(plan, version)
-
-
-def _check_names(info: CertInfo, cert_path: Path) -> None:
-    """The certificate's names become the lineage's domains: each must be one that the
-    command line would accept (no newline, no control character, a valid DNS name)."""
-    for san in info.sans:
-        try:
-            normalize_identifier(san)
-        except UsageError as exc:
-            raise InvalidInputError(
-                f"{cert_path} names {san!r}, which is not a valid domain: {exc.message}",
-                "get a certificate whose names are valid DNS names or IP addresses",
-            ) from None
 
 
 def _check_validity(info: CertInfo, source: str, now: datetime) -> None:

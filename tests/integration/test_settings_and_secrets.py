@@ -281,6 +281,8 @@ def test_a_bad_value_in_config_toml_is_exit_5_naming_the_key_and_the_file(
         ("name = 5", "name"),
         ('domains = "x.certcli.test"', "domains"),
         ("domains = [5]", "domains"),
+        ('domains = ["lt.certcli.test\\n"]', "domains"),
+        ('domains = ["lt.certcli.test", "a\\tb.certcli.test"]', "domains"),
         ('mode = "weird"', "mode"),
         ("key_type = 3", "key_type"),
         ('hooks = "x"', "hooks"),
@@ -300,7 +302,7 @@ def test_a_bad_value_in_lineage_toml_is_exit_5_naming_the_key_and_the_file(
     run = acme("revoke", "lt.certcli.test")
     assert run.code == 5, run.stderr
     line = _one_error_line(run)
-    assert f"{key} in {path} must be" in line
+    assert f"{key} in {path} " in line and f"fix it in {path}" in line
 
 
 def test_a_timeout_of_half_a_second_is_kept_as_such(acme: Certcli, lab: Lab) -> None:
