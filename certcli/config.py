@@ -145,6 +145,13 @@ def _boolean(value: object) -> bool:
     raise ValueError
 
 
+def _dns_name(value: object) -> str:
+    text = _text(value)
+    if not text or any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError  # never stripped: "x.example.net\n" is not the name meant
+    return text
+
+
 def _email(value: object) -> str:
     from certcli.domains import check_email
 
@@ -176,11 +183,9 @@ _KINDS: dict[str, Kind] = {
             "notify.command",
             "notify.webhook",
             "dns.provider",
-            "dns.target",
-            "dns.zone",
             "dns.hook.auth",
             "dns.hook.cleanup",
-            *(f"dns.rfc2136.{k}" for k in ("server", "tsig_name", "tsig_secret", "zone")),
+            *(f"dns.rfc2136.{k}" for k in ("server", "tsig_name", "tsig_secret")),
             "dns.rfc2136.tsig_algorithm",
         ),
         TEXT,
@@ -190,6 +195,10 @@ _KINDS: dict[str, Kind] = {
         lambda value: _server(value),  # defined below, with resolve_server
     ),
     "email": Kind("an email address (name@example.com)", _email),
+    **dict.fromkeys(
+        ("dns.target", "dns.zone", "dns.rfc2136.zone"),
+        Kind("a DNS name, without spaces or control characters", _dns_name),
+    ),
     **dict.fromkeys(
         (
             "acme.timeout",

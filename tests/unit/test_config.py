@@ -81,6 +81,8 @@ BAD = [
     ("dns.resolvers", [5, [1, 2]]),
     ("email", ["not an email", "a@b@c.com", "@x.com", "a@", "a@localhost", "a@x.com\n"]),
     ("server", ["https://[::1", "https://:443/d", "https://x:99999/d", "ftp://x", 5]),
+    ("dns.target", ["x.example.net\n", "x y.example.net", "\tx.example.net", 3]),
+    ("dns.zone", ["zone.example.net\r", 3]),
 ]
 
 
