@@ -72,6 +72,41 @@ def lookup(table: dict[str, Any], key: str) -> Any:
     return node
 
 
+def _url_problem(url: str) -> str | None:
+    """What makes a directory URL unusable, or None."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith(("https://", "http://")):
+        return "is neither a URL nor a known shortcut"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if not parts.hostname or any(c.isspace() or not c.isprintable() for c in url):
+        return "is not a valid URL"
+    return None
+
+
+def resolve_server(value: str) -> str:
+    """A directory URL from a URL or a shortcut (letsencrypt, letsencrypt-staging)."""
+    url = SERVER_SHORTCUTS.get(value.lower(), value)
+    problem = _url_problem(url)
+    if problem:
+        raise UsageError(
+            f"--server {value!r} {problem}",
+            f"give the CA's directory URL or one of: {', '.join(SERVER_SHORTCUTS)}",
+        )
+    return url
+
+
+def _server(value: object) -> str:
+    text = _text(value)
+    if _url_problem(SERVER_SHORTCUTS.get(text.lower(), text)):
+        raise ValueError(text)
+    return text
+
+
 # -- the type and range of every setting ------------------------------------------------
 
 
@@ -192,7 +227,7 @@ _KINDS: dict[str, Kind] = {
     ),
     "server": Kind(
         "a CA's directory URL or one of: " + ", ".join(SERVER_SHORTCUTS),
-        lambda value: _server(value),  # defined below, with resolve_server
+        _server,
     ),
     "email": Kind("an email address (name@example.com)", _email),
     **dict.fromkeys(
@@ -274,43 +309,9 @@ def setting(
     for table in (lineage or {}, config):
         value = lookup(table, key)
         if value is not None:
-            return checked(key, value, Source(key, "config.toml"))
+            # read from a file that was checked as a whole when loaded: seldom reached
+            return checked(key, value, Source(key, "config.toml or lineage.toml"))
     return default
-
-
-def _url_problem(url: str) -> str | None:
-    """What makes a directory URL unusable, or None."""
-    from urllib.parse import urlsplit
-
-    if not url.startswith(("https://", "http://")):
-        return "is neither a URL nor a known shortcut"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
-    except ValueError as exc:
-        return f"is not a valid URL ({exc})"
-    if not parts.hostname or any(c.isspace() or not c.isprintable() for c in url):
-        return "is not a valid URL"
-    return None
-
-
-def resolve_server(value: str) -> str:
-    """A directory URL from a URL or a shortcut (letsencrypt, letsencrypt-staging)."""
-    url = SERVER_SHORTCUTS.get(value.lower(), value)
-    problem = _url_problem(url)
-    if problem:
-        raise UsageError(
-            f"--server {value!r} {problem}",
-            f"give the CA's directory URL or one of: {', '.join(SERVER_SHORTCUTS)}",
-        )
-    return url
-
-
-def _server(value: object) -> str:
-    text = _text(value)
-    if _url_problem(SERVER_SHORTCUTS.get(text.lower(), text)):
-        raise ValueError(text)
-    return text
 
 
 def number(key: str, value: object) -> float:
