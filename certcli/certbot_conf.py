@@ -9,7 +9,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from certcli.config import LETSENCRYPT
+from certcli.config import LETSENCRYPT, SECRET_KEYS  # noqa: F401 -- importer and cmd_import use it
 from certcli.errors import InvalidInputError
 from certcli.models import KEY_TYPES
 
@@ -20,7 +20,7 @@ class ConfError(InvalidInputError):
     """A renewal configuration (or credentials file) that cannot be parsed."""
 
 
-_SECTION = re.compile(r"^(\[+)\s*(.*?)\s*(\]+)\s*(?:#.*)?$")
+_SECTION = re.compile(r"(\[+)\s*(.*?)\s*(\]+)\s*(?:#.*)?")
 
 
 def parse_configobj(text: str, source: str, *, reveal: bool = True) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def parse_configobj(text: str, source: str, *, reveal: bool = True) -> dict[str,
         if not line or line.startswith("#"):
             continue
         if line.startswith("["):
-            match = _SECTION.match(line)
+            match = _SECTION.fullmatch(line)
             if not match or len(match.group(1)) != len(match.group(3)) or not match.group(2):
                 raise fail(f"not a section header: {quoted(line)}")
             depth = len(match.group(1))
@@ -188,7 +188,6 @@ class Settings:
 
 _CURVES = {"secp256r1": "ec-p256", "prime256v1": "ec-p256", "secp384r1": "ec-p384"}
 _TSIG = {"hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}
-SECRET_KEYS = frozenset({"dns.rfc2136.tsig_secret"})
 
 
 def text_of(value: Any) -> str | None:

@@ -3,14 +3,20 @@ lineage's lineage.toml, then config.toml, then the built-in default."""
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from certcli.errors import StoreError
+from certcli.errors import CertcliError, StoreError, UsageError
 
 CONFIG_ENV = "CERTCLI_CONFIG_DIR"
+LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+SERVER_SHORTCUTS = {"letsencrypt": LETSENCRYPT, "letsencrypt-staging": LETSENCRYPT_STAGING}
 
 
 def default_config_dir() -> Path:
@@ -43,14 +49,15 @@ def load_config(root: Path) -> dict[str, Any]:
 def secret_warning(root: Path, config: dict[str, Any]) -> str | None:
     """A warning when config.toml holds a secret and others may read it."""
     path = root / "config.toml"
-    holds_secret = bool(((config.get("dns") or {}).get("rfc2136") or {}).get("tsig_secret"))
+    held = [key for key in SECRET_KEYS if lookup(config, key)]
     try:
         mode = path.stat().st_mode & 0o777
     except OSError:
         return None
-    if holds_secret and mode & 0o077:
+    if held and mode & 0o077:
         return (
-            f"{path} holds a TSIG secret and is readable by others (mode {mode:04o}): chmod 600 it"
+            f"{path} holds a secret ({', '.join(held)}) and is readable by others "
+            f"(mode {mode:04o}): chmod 600 it"
         )
     return None
 
@@ -69,48 +76,250 @@ def lookup(table: dict[str, Any], key: str) -> Any:
     return node
 
 
+def _url_problem(url: str) -> str | None:
+    """What makes a directory URL unusable, or None."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith(("https://", "http://")):
+        return "is neither a URL nor a known shortcut"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if not parts.hostname or any(c.isspace() or not c.isprintable() for c in url):
+        return "is not a valid URL"
+    return None
+
+
+def resolve_server(value: str) -> str:
+    """A directory URL from a URL or a shortcut (letsencrypt, letsencrypt-staging)."""
+    url = SERVER_SHORTCUTS.get(value.lower(), value)
+    problem = _url_problem(url)
+    if problem:
+        raise UsageError(
+            f"--server {value!r} {problem}",
+            f"give the CA's directory URL or one of: {', '.join(SERVER_SHORTCUTS)}",
+        )
+    return url
+
+
+def _server(value: object) -> str:
+    text = _text(value)
+    if _url_problem(SERVER_SHORTCUTS.get(text.lower(), text)):
+        raise ValueError(text)
+    return text
+
+
+# -- the type and range of every setting ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a value came from, as a message names it: `--parallel`,
+    `CERTCLI_RENEWAL_PARALLEL (environment)`, `renewal.parallel in /etc/certcli/config.toml`."""
+
+    label: str
+    file: str | None = None  # the file it was read from (a bad value there is exit 5)
+
+    def error(self, problem: str, hint: str | None = None) -> CertcliError:
+        """`problem` follows the label: "--parallel must be …"."""
+        if self.file is not None:
+            return StoreError(f"{self.label} {problem}", f"fix it in {self.file}")
+        return UsageError(f"{self.label} {problem}", hint)
+
+
+def _finite(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError
+    return number
+
+
+def _positive_seconds(value: object) -> float:
+    number = _finite(value)
+    if number <= 0:
+        raise ValueError
+    return number
+
+
+def _seconds_or_zero(value: object) -> float:
+    number = _finite(value)
+    if number < 0:
+        raise ValueError
+    return number
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError
+    count = int(value)  # "4" from the environment; "4.5" and "inf" are refused
+    if count < 1:
+        raise ValueError
+    return count
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError
+    return value
+
+
+def _texts(value: object) -> str | list[str]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    return _text(value)
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError
+
+
+def _dns_name(value: object) -> str:
+    text = _text(value)
+    if not text or any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError  # never stripped: "x.example.net\n" is not the name meant
+    return text
+
+
+def _email(value: object) -> str:
+    from certcli.domains import check_email
+
+    return check_email(_text(value))
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a setting must be ("a number of seconds above 0") and how to read it."""
+
+    text: str
+    parse: Callable[[object], Any]
+
+
+SECONDS = Kind("a number of seconds above 0", _positive_seconds)
+TEXT = Kind("text", _text)
+_KINDS: dict[str, Kind] = {
+    **dict.fromkeys(
+        (
+            "key_type",
+            "webroot",
+            "ca_bundle",
+            "preferred_chain",
+            "profile",
+            "challenge",
+            "hooks.pre",
+            "hooks.post",
+            "hooks.deploy",
+            "notify.command",
+            "notify.webhook",
+            "dns.provider",
+            "dns.hook.auth",
+            "dns.hook.cleanup",
+            *(f"dns.rfc2136.{k}" for k in ("server", "tsig_name", "tsig_secret")),
+            "dns.rfc2136.tsig_algorithm",
+        ),
+        TEXT,
+    ),
+    "server": Kind(
+        "a CA's directory URL or one of: " + ", ".join(SERVER_SHORTCUTS),
+        _server,
+    ),
+    "email": Kind("an email address (name@example.com)", _email),
+    **dict.fromkeys(
+        ("dns.target", "dns.zone", "dns.rfc2136.zone"),
+        Kind("a DNS name, without spaces or control characters", _dns_name),
+    ),
+    **dict.fromkeys(
+        (
+            "acme.timeout",
+            "acme.network_timeout",
+            "hooks.timeout",
+            "dns.propagation_timeout",
+            "dns.query_timeout",
+            "dns.hook.timeout",
+        ),
+        SECONDS,
+    ),
+    "renewal.parallel": Kind("a whole number of at least 1", _count),
+    "renewal.jitter": Kind("a number of seconds, 0 or more", _seconds_or_zero),
+    "notify.on_success": Kind("true or false", _boolean),
+    "store.encrypt_keys": Kind("true or false", _boolean),
+    "dns.resolvers": Kind('a list of servers (["IP:PORT", ...]) or text', _texts),
+    "dns.authoritative": Kind('a list of servers (["IP:PORT", ...]) or text', _texts),
+}
+#: Sections that hold settings: each must be a table wherever it is given.
+SECTIONS = sorted({key.rsplit(".", 1)[0] for key in _KINDS if "." in key})
+
+#: Settings whose values are secrets: never shown in a message, never taken from argv.
+SECRET_KEYS = ("dns.rfc2136.tsig_secret", "notify.webhook")
+
+
+def checked(key: str, value: Any, source: Source) -> Any:
+    """`value` as the setting `key` needs it (a float of seconds, a count, a bool), or the
+    error that names the key and where the value came from."""
+    kind = _KINDS.get(key)
+    if kind is None:
+        return value
+    try:
+        return kind.parse(value)
+    except UsageError as exc:  # the kind's own words: "invalid email address …: no @"
+        raise source.error(f"holds an {exc.message}", exc.hint) from None
+    except (ValueError, TypeError, OverflowError):
+        shown = "(a secret)" if key in SECRET_KEYS else repr(value)
+        raise source.error(f"must be {kind.text}, not {shown}") from None
+
+
+def check_settings(table: dict[str, Any], where: str) -> None:
+    """Check the type and range of every setting a TOML file holds (config.toml, or a
+    lineage.toml): its sections must be tables, its known keys of their kinds. `where` is
+    the file; keys certcli does not know are left alone."""
+    for section in SECTIONS:
+        value = lookup(table, section)
+        if value is not None and not isinstance(value, dict):
+            raise StoreError(
+                f"{section} in {where} must be a table ([{section}]), not {value!r}",
+                f"fix it in {where}",
+            )
+    for key in _KINDS:
+        value = lookup(table, key)
+        if value is not None:
+            checked(key, value, Source(f"{key} in {where}", where))
+
+
 def setting(
     key: str,
     cli_value: Any,
     config: dict[str, Any],
     default: Any,
     lineage: dict[str, Any] | None = None,
+    flag: str | None = None,
 ) -> Any:
-    """The value of a dotted key such as `key_type` or `dns.target`."""
+    """The value of a dotted key such as `key_type` or `dns.target`, checked by its kind
+    (`flag` names the command-line option that `cli_value` came from)."""
     if cli_value is not None:
-        return cli_value
+        return checked(key, cli_value, Source(flag or "--" + key.replace("_", "-")))
     env = os.environ.get(env_name(key))
     if env:
-        return env
+        return checked(key, env, Source(f"{env_name(key)} (environment)"))
     for table in (lineage or {}, config):
         value = lookup(table, key)
         if value is not None:
-            return value
+            # read from a file that was checked as a whole when loaded: seldom reached
+            return checked(key, value, Source(key, "config.toml or lineage.toml"))
     return default
-
-
-LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
-LETSENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
-SERVER_SHORTCUTS = {"letsencrypt": LETSENCRYPT, "letsencrypt-staging": LETSENCRYPT_STAGING}
-
-
-def resolve_server(value: str) -> str:
-    """A directory URL from a URL or a shortcut (letsencrypt, letsencrypt-staging)."""
-    from certcli.errors import UsageError
-
-    url = SERVER_SHORTCUTS.get(value.strip().lower(), value.strip())
-    if not url.startswith(("https://", "http://")):
-        raise UsageError(
-            f"--server {value!r} is neither a URL nor a known shortcut",
-            f"give the CA's directory URL or one of: {', '.join(SERVER_SHORTCUTS)}",
-        )
-    return url
 
 
 def number(key: str, value: object) -> float:
     """A numeric setting, or a clear error naming it."""
-    from certcli.errors import UsageError
-
     try:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -63,6 +63,11 @@ class Diagnosis:
         }
 
 
+def _is_port(text: str) -> bool:
+    # isdigit alone accepts '²' and other digits int() refuses
+    return text.isascii() and text.isdigit() and 0 < int(text) < 65536
+
+
 def parse_servers(value: str | list[str] | None) -> list[tuple[str, int]]:
     """`["127.0.0.1:8053", "[::1]:53", "192.0.2.1"]` (or one comma-separated string)."""
     if not value:
@@ -73,10 +78,10 @@ def parse_servers(value: str | list[str] | None) -> list[tuple[str, int]]:
         host, port = item, 53
         if item.startswith("["):
             host, _, rest = item[1:].partition("]")
-            port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 53
+            port = int(rest[1:]) if rest.startswith(":") and _is_port(rest[1:]) else 53
         elif item.count(":") == 1:
             host, _, port_text = item.partition(":")
-            if not port_text.isdigit():
+            if not _is_port(port_text):
                 raise UsageError(f"invalid DNS server {item!r}", "write it as IP or IP:PORT")
             port = int(port_text)
         try:

@@ -7,8 +7,9 @@ import re
 
 from certcli.errors import UsageError
 
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_LINEAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# matched with fullmatch: `$` alone would accept a trailing newline
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_LINEAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def is_ip(name: str) -> bool:
@@ -25,7 +26,13 @@ def normalize_identifier(raw: str) -> str:
     DNS names are lower-cased and lose a trailing dot; a wildcard is allowed only as the
     whole leftmost label; non-ASCII names must be given in their IDNA (xn--) form.
     """
-    name = raw.strip()
+    if any(c.isspace() or not c.isprintable() for c in raw):
+        # never stripped: a name with a newline or a tab is not the name the user meant
+        raise UsageError(
+            f"invalid domain name {raw!r}: holds a space or a control character",
+            "give the name alone, without spaces, tabs or line breaks",
+        )
+    name = raw
     if is_ip(name):
         return ipaddress.ip_address(name).compressed
     if not name.isascii():
@@ -56,12 +63,48 @@ def normalize_identifier(raw: str) -> str:
             raise UsageError(
                 f"invalid domain name {raw[:40]}…: label of {len(label)} characters (at most 63)"
             )
-        if not _LABEL.match(label):
+        if not _LABEL.fullmatch(label):
             raise UsageError(
                 f"invalid domain name {raw!r}: label {label!r} may hold only letters, digits "
                 "and inner hyphens"
             )
     return name
+
+
+def check_email(raw: str) -> str:
+    """A contact address, checked as permissively as a CA would: one `@`, a local part, and
+    a domain that is a valid DNS name. Returned as given."""
+    local, at, domain = raw.rpartition("@")
+    problem = None
+    if not at or not local or "@" in local:
+        problem = "it needs exactly one @ between a name and a domain"
+    elif any(c.isspace() or not c.isprintable() or not c.isascii() for c in raw):
+        problem = "it holds a space, a control character or a non-ASCII character"
+    else:
+        try:
+            normalized = normalize_identifier(domain)
+        except UsageError:
+            normalized = ""
+        if not normalized or is_ip(normalized) or normalized.startswith("*."):
+            problem = f"{domain!r} is not a valid domain name"
+    if problem:
+        raise UsageError(f"invalid email address {raw!r}: {problem}", "give it as name@example.com")
+    return raw
+
+
+def check_certificate_names(sans: tuple[str, ...] | list[str], source: str) -> None:
+    """A certificate's names that become a lineage's domains (upload, import) are checked as
+    the command line's are: no newline or control character, a valid DNS name or IP."""
+    from certcli.errors import InvalidInputError
+
+    for san in sans:
+        try:
+            normalize_identifier(san)
+        except UsageError as exc:
+            raise InvalidInputError(
+                f"{source} names {san!r}, which is not a valid domain: {exc.message}",
+                "get a certificate whose names are valid DNS names or IP addresses",
+            ) from None
 
 
 def normalize_identifiers(raw: list[str]) -> list[str]:

@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -72,7 +72,7 @@ class CaSettings:
     email: str | None = None
     agree_tos: bool = False
     eab_kid: str | None = None
-    eab_hmac_key: str | None = None
+    eab_hmac_key: str | None = field(default=None, repr=False)  # a secret: never shown
     ca_bundle: str | None = None  # else REQUESTS_CA_BUNDLE, else the system's trust
     timeout: float = 300.0  # for one order, from placing it to downloading the certificate
     network_timeout: float = 30.0
@@ -115,7 +115,7 @@ def _network(settings: CaSettings, key: jose.JWK | None = None) -> _Network:
         alg=_alg(key),
         verify_ssl=settings.ca_bundle or True,  # type: ignore[arg-type]
         user_agent=USER_AGENT,
-        timeout=int(settings.network_timeout),
+        timeout=settings.network_timeout,  # a float: 0.5 s must not become 0 (no timeout)
     )
 
 
@@ -316,6 +316,18 @@ class Ca:
                 uri = client.new_account(registration).uri
             except acme_errors.ConflictError as conflict:  # the key already has an account
                 uri = conflict.location
+            except messages.Error as error:
+                if eab is None or error.code in ("rateLimited", "badNonce", "serverInternal"):
+                    raise
+                detail = str(error.detail or error.description or error.typ)
+                if "cryptographic primitive" in detail or "verification error" in detail:
+                    # a library's words ("square/go-jose: error in cryptographic primitive")
+                    detail = "its signature by the HMAC key did not verify"
+                raise UnauthorizedError(
+                    f"the CA refused the External Account Binding: {detail}",
+                    "the EAB key or key ID is probably wrong: check --eab-kid and "
+                    "--eab-hmac-key against your CA account",
+                ) from None
             contact = (f"mailto:{settings.email}",) if settings.email else ()
             account = Account(
                 directory=settings.directory_url,

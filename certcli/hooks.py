@@ -11,7 +11,31 @@ from typing import Any
 from certcli import package_version
 
 #: certcli's own secrets, never handed to a hook or a notification command.
-SECRET_ENV = ("CERTCLI_PASSPHRASE", "CERTCLI_DNS_RFC2136_TSIG_SECRET", "CERTCLI_PKCS12_PASSWORD")
+SECRET_ENV = (
+    "CERTCLI_PASSPHRASE",
+    "CERTCLI_DNS_RFC2136_TSIG_SECRET",
+    "CERTCLI_PKCS12_PASSWORD",
+    "CERTCLI_EAB_HMAC_KEY",
+)
+
+
+def redact_url(url: str) -> str:
+    """A URL as a message may show it: scheme and host only (`https://hooks.example.com/…`),
+    since a webhook's path or query is often its token."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        host = port = None
+    if not host or not parts.scheme:
+        return "(a URL that is not valid)"
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{port}" if port else ""
+    rest = "…" if url.rstrip("/") != f"{parts.scheme}://{parts.netloc}" else ""
+    return f"{parts.scheme}://{netloc}/{rest}"
 
 
 def hook_environment(extra: dict[str, str]) -> dict[str, str]:
@@ -63,19 +87,21 @@ def notify(settings: dict[str, Any], event: dict[str, Any], timeout: float = 30)
         import urllib.error
         import urllib.request
 
-        request = urllib.request.Request(
-            str(webhook),
-            data=payload,
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": f"certcli/{package_version()}",
-            },
-            method="POST",
-        )
         try:
+            request = urllib.request.Request(  # a URL without a scheme is a ValueError here
+                str(webhook),
+                data=payload,
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": f"certcli/{package_version()}",
+                },
+                method="POST",
+            )
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 response.read()
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            problems.append(f"the notify webhook {webhook} failed: {reason}")
+            # neither the URL nor an error quoting it may show the token in it
+            shown = redact_url(str(webhook))
+            reason = str(getattr(exc, "reason", None) or exc).replace(str(webhook), shown)
+            problems.append(f"the notify webhook {shown} failed: {reason}")
     return problems

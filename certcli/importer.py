@@ -35,7 +35,7 @@ from certcli.certbot_conf import (
     text_of,
 )
 from certcli.config import lookup, setting
-from certcli.domains import validate_lineage_name
+from certcli.domains import check_certificate_names, validate_lineage_name
 from certcli.errors import CertcliError, InvalidInputError, NotFoundError, StoreError
 from certcli.inputs import read_input
 from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
@@ -90,6 +90,7 @@ def read_material(directory: Path, name: str, conf: dict[str, Any]) -> Material:
     info = x.cert_info(leaf)
     if not info.sans:
         raise InvalidInputError(f"{paths['cert']} has no subjectAltName extension")
+    check_certificate_names(info.sans, str(paths["cert"]))
     sources |= {k: str(paths[k].resolve()) for k in ("cert", "privkey")}
     return Material(
         cert_pem=x.cert_pem(leaf),

@@ -22,7 +22,7 @@ REVOCATION_REASONS = {
     "superseded": 4,
     "cessationOfOperation": 5,
 }
-_KEY = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
+_KEY = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)*")  # fullmatch: never a trailing newline
 
 
 def delete_lineage(store: Store, name: str) -> None:
@@ -61,7 +61,7 @@ def mark_revoked(store: Store, name: str, serial: str, reason: str) -> None:
 
 
 def _check_key(key: str) -> list[str]:
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise UsageError(f"invalid setting name {key!r}", "use dotted names like dns.target")
     return key.split(".")
 
@@ -87,9 +87,12 @@ def config_set(store: Store, key: str, value: Any) -> None:
     """Set a key in config.toml, written atomically and 0600 (it may hold secrets)."""
     import tomli_w
 
-    from certcli.config import load_config
+    from certcli.config import SECTIONS, Source, checked, load_config
 
     parts = _check_key(key)
+    if key in SECTIONS and not isinstance(value, dict):
+        raise UsageError(f"{key} is a section ([{key}]), not a value", f"set {key}.KEY instead")
+    checked(key, value, Source(key))  # refused as any command would refuse it
     store.ensure()
     config = load_config(store.root)
     node = config

@@ -103,12 +103,43 @@ class LineageConfig:
         }
 
     @classmethod
-    def from_toml(cls, data: dict[str, Any]) -> LineageConfig:
+    def from_toml(cls, data: dict[str, Any], where: str = "lineage.toml") -> LineageConfig:
+        """The lineage's settings, each checked by type (`where` names the file in the
+        StoreError a wrong one raises)."""
+        from certcli.config import check_settings
+        from certcli.errors import StoreError
+
+        def wrong(key: str, what: str) -> StoreError:
+            return StoreError(
+                f"{key} in {where} must be {what}, not {data.get(key)!r}", f"fix it in {where}"
+            )
+
         known = {"name", "domains", "mode", "key_type"}
+        name, domains = data.get("name"), data.get("domains")
+        if not isinstance(name, str) or not name:
+            raise wrong("name", "the lineage's name")
+        if (
+            not isinstance(domains, list)
+            or not domains
+            or not all(isinstance(d, str) for d in domains)
+        ):
+            raise wrong("domains", "a list of names")
+        for domain in domains:  # edited by hand: a line break would break every renewal
+            if any(c.isspace() or not c.isprintable() for c in domain):
+                raise StoreError(
+                    f"domains in {where} holds {domain!r}: a space or a control character",
+                    f"fix it in {where}",
+                )
+        if data.get("mode", Mode.AUTO) not in [m.value for m in Mode]:
+            raise wrong("mode", " or ".join(repr(m.value) for m in Mode))
+        if not isinstance(data.get("key_type", DEFAULT_KEY_TYPE), str):
+            raise wrong("key_type", "text")
+        extra = {k: v for k, v in data.items() if k not in known}
+        check_settings(extra, where)
         return cls(
-            name=data["name"],
-            domains=tuple(data["domains"]),
+            name=name,
+            domains=tuple(domains),
             mode=Mode(data.get("mode", Mode.AUTO)),
             key_type=data.get("key_type", DEFAULT_KEY_TYPE),
-            extra={k: v for k, v in data.items() if k not in known},
+            extra=extra,
         )

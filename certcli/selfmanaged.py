@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from certcli import x509 as x
-from certcli.domains import covered_by, validate_lineage_name
+from certcli.domains import check_certificate_names, covered_by, validate_lineage_name
 from certcli.errors import InvalidInputError, NotConfirmedError, StoreError, UsageError
 from certcli.inputs import read_input
 from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
@@ -117,6 +117,7 @@ def upload(
             f"{cert_path} has no subjectAltName extension; clients reject such certificates"
         )
     x.check_server_certificate(leaf, str(cert_path))
+    check_certificate_names(info.sans, str(cert_path))
     x.check_chain(leaf, chain)
     warnings = _chain_warnings(leaf, chain, cert_path)
 

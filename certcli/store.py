@@ -35,7 +35,7 @@ FILE_MODE = 0o644
 
 #: certbot's names, so existing web-server configs can point at live/.
 VERSION_FILES = ("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem")
-_VERSION_DIR = re.compile(r"^\d{4,}$")
+_VERSION_DIR = re.compile(r"[0-9]{4,}")  # fullmatch: ASCII digits, no trailing newline
 _LOCK_WAIT_DEFAULT = 5.0
 RENEW_INDEX = "renew-index.json"
 
@@ -213,7 +213,7 @@ class Store:
             # Its hooks run as certcli's user: only a directory and a file nobody else can
             # change are read (a stat and an fstat, cheap enough for `status` over thousands).
             check_path(self._path(name))
-            config = LineageConfig.from_toml(tomllib.loads(read_trusted(path).decode()))
+            config = LineageConfig.from_toml(tomllib.loads(read_trusted(path).decode()), path)
         except (FileNotFoundError, NotADirectoryError):
             self.require(name)
             raise
@@ -261,7 +261,7 @@ class Store:
     def versions(self, name: str) -> list[int]:
         archive = self.lineage_dir(name) / "archive"
         try:
-            return sorted(int(e) for e in os.listdir(archive) if _VERSION_DIR.match(e))
+            return sorted(int(e) for e in os.listdir(archive) if _VERSION_DIR.fullmatch(e))
         except FileNotFoundError:
             return []
 

@@ -12,7 +12,7 @@ from certcli.cli import completion
 from certcli.cli.runtime import Runtime, runtime
 
 if TYPE_CHECKING:
-    from certcli.issuance import Outcome, Session
+    from certcli.issuance import AcmeOptions, Outcome, Session
 
 
 def issue(
@@ -51,9 +51,25 @@ def issue(
             autocompletion=completion.key_types,
         ),
     ] = None,
-    eab_kid: Annotated[str | None, typer.Option(help="External Account Binding key ID.")] = None,
+    eab_kid: Annotated[
+        str | None,
+        typer.Option(help="External Account Binding key ID.", envvar="CERTCLI_EAB_KID"),
+    ] = None,
     eab_hmac_key: Annotated[
-        str | None, typer.Option(help="External Account Binding HMAC key (base64url).")
+        str | None,
+        typer.Option(
+            help="External Account Binding HMAC key (base64url); other users can see a "
+            "command line: prefer --eab-hmac-key-file or the environment.",
+            envvar="CERTCLI_EAB_HMAC_KEY",
+            show_default=False,
+        ),
+    ] = None,
+    eab_hmac_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Read the EAB HMAC key from this file's first line ('-': stdin).",
+            show_default=False,
+        ),
     ] = None,
     profile: Annotated[
         str | None,
@@ -95,7 +111,7 @@ def issue(
 ) -> None:
     """Obtain a certificate over ACME (HTTP-01 through --webroot) and store it as a lineage."""
     from certcli.cli.progress import PhaseView
-    from certcli.config import number, setting
+    from certcli.config import setting
     from certcli.domains import default_lineage_name, normalize_identifiers
     from certcli.errors import UsageError
     from certcli.issuance import AcmeOptions, issue_each
@@ -103,6 +119,16 @@ def issue(
 
     rt = runtime(ctx)
     given = normalize_identifiers(domains)
+    if eab_hmac_key_file is not None:
+        if eab_hmac_key:
+            raise UsageError("--eab-hmac-key and --eab-hmac-key-file exclude each other")
+        eab_hmac_key = _read_key_file(eab_hmac_key_file)
+    if bool(eab_kid) != bool(eab_hmac_key):
+        raise UsageError(
+            "External Account Binding needs both --eab-kid and --eab-hmac-key",
+            "give the key ID and the HMAC key from your CA account "
+            "(or CERTCLI_EAB_KID and CERTCLI_EAB_HMAC_KEY)",
+        )
     # with --wildcard each domain brings *.domain; --each keeps the two in one lineage
     groups = [
         list(dict.fromkeys([d, f"*.{d.removeprefix('*.')}"])) if wildcard else [d] for d in given
@@ -129,13 +155,11 @@ def issue(
         deploy_hook=deploy_hook,
         profile=profile,
     )
+    _check_account(rt, options)
     cas = session(rt)
     with PhaseView(rt.out) as view:
         if each:
-            workers = int(
-                parallel
-                or number("renewal.parallel", setting("renewal.parallel", None, rt.config, 4))
-            )
+            workers = setting("renewal.parallel", parallel, rt.config, 4, flag="--parallel")
             outcomes = issue_each(
                 rt.store, cas, groups, options, rt.config, view, parallel=workers, dry_run=dry_run
             )
@@ -156,6 +180,37 @@ def issue(
                 )
             ]
     report(rt, outcomes, single_error=not each)
+
+
+def _check_account(rt: Runtime, options: AcmeOptions) -> None:
+    """Check the CA's settings (--server, --email, timeouts) before anything is written, and
+    warn that --email only ever reaches a new account when the account has another."""
+    from certcli.accounts import load_account
+    from certcli.issuance import ca_settings
+
+    settings = ca_settings(options, rt.config)
+    if not options.email:
+        return
+    account = load_account(rt.store, settings.directory_url)
+    if account is not None and f"mailto:{options.email}" not in account.contact:
+        rt.out.warn(
+            f"--email {options.email} is not the contact of your account at "
+            f"{settings.directory_url} ({', '.join(account.contact) or 'none'}), and only a "
+            f"new account takes it: `certcli account update --email {options.email}` "
+            "changes the contact"
+        )
+
+
+def _read_key_file(path: Path) -> str:
+    """The first line of a key file, or of stdin for '-'."""
+    from certcli.errors import UsageError
+    from certcli.inputs import read_input
+
+    data = sys.stdin.buffer.readline() if str(path) == "-" else read_input(path, "EAB HMAC key")
+    key = data.decode(errors="replace").split("\n", 1)[0].strip()
+    if not key:
+        raise UsageError(f"the EAB HMAC key file {path} is empty")
+    return key
 
 
 def session(rt: Runtime) -> Session:

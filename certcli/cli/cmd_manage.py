@@ -147,8 +147,11 @@ def account_update(
     server: ServerOption = None,
 ) -> None:
     """Change the account's contact at the CA."""
+    from certcli.domains import check_email
+
     rt = runtime(ctx)
-    account = _ca(rt, _settings(rt, server)).update_contact(email or None)
+    contact = check_email(email) if email else None  # before the CA is asked
+    account = _ca(rt, _settings(rt, server)).update_contact(contact)
     _show_account(rt, account, "Contact updated at the CA.")
 
 
@@ -206,15 +209,36 @@ def config_get(
 def config_set(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="A dotted name: dns.target, hooks.deploy, …")],
-    value: Annotated[str, typer.Argument(help='A TOML value (60, true, ["a"]) or text.')],
+    value: Annotated[
+        str | None,
+        typer.Argument(
+            help='A TOML value (60, true, ["a"]) or text; read from stdin when left out '
+            "(asked without echo at a terminal for a secret).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Set a setting in config.toml (the file is written 0600)."""
+    from certcli.config import SECRET_KEYS
+    from certcli.errors import UsageError
     from certcli.manage import config_set as set_
     from certcli.manage import parse_value
 
     rt = runtime(ctx)
-    parsed = parse_value(value)
+    secret = key in SECRET_KEYS
+    if value is None:
+        value = rt.out.read_line(key, secret=secret)
+        if not value:
+            raise UsageError(f"no value for {key}", "give it as VALUE, or as a line on stdin")
+    elif secret:
+        rt.out.warn(
+            f"{key} is a secret, and other users can read the command line: "
+            f"leave VALUE out to be asked for it (or to read it from stdin)"
+        )
+    # a secret is text as given: never reinterpreted as TOML
+    parsed = value if secret else parse_value(value)
     set_(rt.store, key, parsed)
     if rt.out.json_mode:
-        rt.out.emit_json({"key": key, "value": parsed})
+        shown = {"value": None, "secret": True} if secret else {"value": parsed}
+        rt.out.emit_json({"key": key, **shown})
     rt.out.info(f"Set {key} in {Path(rt.store.root) / 'config.toml'}.")

@@ -39,21 +39,15 @@ def renew(
     """
     from certcli.cli.cmd_issue import report, session
     from certcli.cli.progress import PhaseView
-    from certcli.config import number, setting
+    from certcli.config import setting
     from certcli.errors import LockedError
     from certcli.issuance import renew as do_renew
 
     rt = runtime(ctx)
-    workers = int(
-        parallel or number("renewal.parallel", setting("renewal.parallel", None, rt.config, 4))
-    )
+    workers = setting("renewal.parallel", parallel, rt.config, 4, flag="--parallel")
     # A random sleep spreads unattended runs; never at a terminal.
     unattended = not (rt.out.stdin_tty or no_jitter)
-    jitter = (
-        number("renewal.jitter", setting("renewal.jitter", None, rt.config, 300))
-        if unattended
-        else 0.0
-    )
+    jitter = setting("renewal.jitter", None, rt.config, 300.0) if unattended else 0.0
     rt.store.ensure()
     try:
         with PhaseView(rt.out) as view:

@@ -105,6 +105,20 @@ class Output:
             answer = sys.stdin.readline()
         return answer.strip().lower() in ("y", "yes")
 
+    def read_line(self, prompt: str, *, secret: bool = False) -> str:
+        """One line from the person at the terminal (not echoed when `secret`), else the
+        first line of stdin; without its line break."""
+        if not self.stdin_tty:
+            return sys.stdin.readline().rstrip("\r\n")
+        with self._screen_for_a_question():
+            if secret:
+                import getpass
+
+                return getpass.getpass(f"{prompt}: ", stream=sys.stderr)
+            sys.stderr.write(f"{prompt}: ")
+            sys.stderr.flush()
+            return sys.stdin.readline().rstrip("\r\n")
+
     def wait_for_enter(self, message: str) -> None:
         """Show what to do (the manual DNS provider's record) and wait until it is done."""
         with self._screen_for_a_question():

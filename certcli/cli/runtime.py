@@ -35,8 +35,7 @@ class Runtime:
         from certcli.config import setting
         from certcli.errors import UsageError
 
-        enabled = setting("store.encrypt_keys", None, self.config, False)
-        if str(enabled).lower() not in ("true", "1", "yes", "on"):
+        if not setting("store.encrypt_keys", None, self.config, False):
             return None
         if self.passphrase_file is not None:
             from certcli.export import read_password_file
@@ -51,9 +50,10 @@ class Runtime:
 
     @cached_property
     def config(self) -> dict[str, Any]:
-        from certcli.config import load_config, secret_warning
+        from certcli.config import check_settings, load_config, secret_warning
 
         config = load_config(self.store.root)
+        check_settings(config, str(self.store.root / "config.toml"))
         warning = secret_warning(self.store.root, config)
         if warning:
             self.out.warn(warning)

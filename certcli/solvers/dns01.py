@@ -7,7 +7,7 @@ import os
 import shlex
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from certcli.domains import normalize_dns_name
@@ -39,7 +39,7 @@ class DnsSettings:
     query_timeout: float
     authoritative: list[tuple[str, int]]  # empty: the target zone's NS
     zone: str | None
-    rfc2136: dict[str, Any]
+    rfc2136: dict[str, Any] = field(repr=False)  # holds the TSIG secret: never shown
     hook: dict[str, Any]
 
 

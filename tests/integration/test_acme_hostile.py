@@ -123,3 +123,107 @@ def test_renewing_ten_lineages_four_at_a_time_through_half_the_nonces_rejected(
     assert {r["action"] for r in results} == {"renewed"}
     for name in names:
         assert (hostile.config_dir / "certs" / name / "archive" / "0002").is_dir()
+
+
+def _issue_without_the_key_on_the_command_line(
+    certcli: Certcli, lab: Lab, name: str, *args: str, env: dict[str, str] | None = None
+) -> Run:
+    return certcli("issue", name, "--webroot", lab.webroot, "--agree-tos", *args, env=env)
+
+
+def test_the_eab_key_from_a_file_or_the_environment_never_on_the_command_line(
+    hostile: Certcli, hostile_lab: Lab, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "eab.key"
+    key_file.write_text(HMAC + "\n")
+    key_file.chmod(0o600)
+    run = _issue_without_the_key_on_the_command_line(
+        hostile,
+        hostile_lab,
+        "eabfile.certcli.test",
+        "--eab-kid",
+        KID,
+        "--eab-hmac-key-file",
+        key_file,
+    )
+    assert run.code == 0, run.stderr
+    assert HMAC not in run.stdout + run.stderr
+
+    # a second store (a new account), the key ID and the key from the environment alone
+    other = Certcli(tmp_path / "other", tmp_path).point_at(hostile_lab)
+    env = {"CERTCLI_EAB_KID": KID, "CERTCLI_EAB_HMAC_KEY": HMAC}
+    run = _issue_without_the_key_on_the_command_line(
+        other, hostile_lab, "eabenv.certcli.test", env=env
+    )
+    assert run.code == 0, run.stderr
+    assert (other.config_dir / "certs" / "eabenv.certcli.test" / "live" / "cert.pem").is_file()
+
+    # a key on stdin ('-')
+    third = Certcli(tmp_path / "third", tmp_path).point_at(hostile_lab)
+    run = third(
+        "issue",
+        "eabstdin.certcli.test",
+        "--webroot",
+        hostile_lab.webroot,
+        "--agree-tos",
+        "--eab-kid",
+        KID,
+        "--eab-hmac-key-file",
+        "-",
+        input=HMAC + "\n",
+    )
+    assert run.code == 0, run.stderr
+
+
+def test_eab_options_that_do_not_go_together_are_refused_before_any_request(
+    hostile: Certcli, hostile_lab: Lab, tmp_path: Path
+) -> None:
+    (tmp_path / "empty.key").write_text("\n")
+    cases = [
+        (["--eab-kid", KID], "needs both --eab-kid and --eab-hmac-key"),
+        (["--eab-hmac-key-file", tmp_path / "empty.key", "--eab-kid", KID], "is empty"),
+        (["--eab-hmac-key-file", tmp_path / "missing.key", "--eab-kid", KID], "does not exist"),
+        (
+            [
+                "--eab-kid",
+                KID,
+                "--eab-hmac-key",
+                HMAC,
+                "--eab-hmac-key-file",
+                tmp_path / "empty.key",
+            ],
+            "exclude each other",
+        ),
+    ]
+    before = len(hostile_lab.acme_requests())
+    for args, words in cases:
+        run = _issue_without_the_key_on_the_command_line(
+            hostile, hostile_lab, "eabbad.certcli.test", *map(str, args)
+        )
+        assert run.code in (2, 3), run.stderr
+        assert words in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert len(hostile_lab.acme_requests()) == before
+    assert not (hostile.config_dir / "certs" / "eabbad.certcli.test").exists()
+
+
+@pytest.mark.parametrize("wrong", ["kid", "hmac"])
+def test_a_wrong_eab_key_says_so_not_the_cas_cryptic_words(
+    hostile: Certcli, hostile_lab: Lab, wrong: str
+) -> None:
+    other_hmac = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    env = {
+        "CERTCLI_EAB_KID": "no-such-kid" if wrong == "kid" else KID,
+        "CERTCLI_EAB_HMAC_KEY": other_hmac if wrong == "hmac" else HMAC,
+    }
+    run = _issue_without_the_key_on_the_command_line(
+        hostile, hostile_lab, "wrongeab.certcli.test", env=env
+    )
+    assert run.code == 14, run.stderr
+    assert "go-jose" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert "the CA refused the External Account Binding" in run.stderr
+    assert "the EAB key or key ID is probably wrong" in run.stderr
+    assert "--eab-kid" in run.stderr and "--eab-hmac-key" in run.stderr
+    assert other_hmac not in run.stderr
+    assert not (hostile.config_dir / "accounts").exists() or not any(
+        (hostile.config_dir / "accounts").rglob("account.json")
+    )

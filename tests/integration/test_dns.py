@@ -425,7 +425,7 @@ def test_the_hook_provider_runs_real_commands(
 def test_a_secret_readable_by_others_is_warned_about(dns: Certcli) -> None:
     (dns.config_dir / "config.toml").chmod(0o644)
     run = dns("dns", "check", f"x.{SITE_ZONE}")
-    assert "TSIG secret and is readable by others (mode 0644)" in run.stderr
+    assert "(dns.rfc2136.tsig_secret) and is readable by others (mode 0644)" in run.stderr
 
 
 def test_each_with_wildcard_keeps_a_domain_and_its_wildcard_together(

@@ -476,3 +476,18 @@ def test_a_lineage_certcli_cannot_renew_as_certbot_did_says_what_to_set(
     ok(renewing("config", "set", "webroot", str(lab.webroot)))
     ok(renewing("renew", real.web, "--force"))
     assert os.readlink(renewing.config_dir / "certs" / real.web / "live") == "archive/0002"
+
+
+def test_a_certificate_whose_name_holds_a_control_character_is_not_imported(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path
+) -> None:
+    root = tmp_path / "letsencrypt"
+    fake_lineage(root, ca, "good.example.com", ["good.example.com"])
+    params = "authenticator = webroot\nwebroot_path = /var/www/html,\nkey_type = ecdsa\n"
+    fake_lineage(root, ca, "evil.example.com", ["evil\n.example.com"], params=params)
+    run = certcli("import", "certbot", root, "--yes")
+    assert run.code == 1
+    (error,) = _errors(run)
+    assert "evil.example.com:" in error and "'evil\\n.example.com'" in error
+    assert "which is not a valid domain" in error
+    assert sorted(os.listdir(certcli.config_dir / "certs")) == ["good.example.com"]

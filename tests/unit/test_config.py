@@ -4,8 +4,17 @@ from pathlib import Path
 
 import pytest
 
-from certcli.config import config_dir, env_name, load_config, setting
-from certcli.errors import StoreError
+from certcli.config import (
+    SECRET_KEYS,
+    check_settings,
+    config_dir,
+    env_name,
+    load_config,
+    resolve_server,
+    setting,
+)
+from certcli.errors import StoreError, UsageError
+from certcli.hooks import redact_url
 
 
 def test_precedence_flag_env_lineage_config_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,3 +45,109 @@ def test_broken_config_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"config\.toml"):
         load_config(tmp_path)
     assert load_config(tmp_path / "absent") == {}
+
+
+# -- every setting by type and range, with its source in the message ------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("renewal.parallel", "4", 4),
+        ("renewal.parallel", 8, 8),
+        ("renewal.jitter", "0", 0.0),
+        ("acme.timeout", "0.5", 0.5),  # never truncated to 0
+        ("acme.network_timeout", 2.5, 2.5),
+        ("store.encrypt_keys", "yes", True),
+        ("store.encrypt_keys", "off", False),
+        ("notify.on_success", True, True),
+        ("dns.resolvers", ["127.0.0.1:53"], ["127.0.0.1:53"]),
+        ("email", "me@example.com", "me@example.com"),
+        ("server", "letsencrypt", "letsencrypt"),
+        ("unknown.key", object, object),  # certcli does not check keys it does not know
+    ],
+)
+def test_good_values_are_read_as_their_kind(key: str, value: object, expected: object) -> None:
+    assert setting(key, value, {}, None) == expected
+
+
+BAD = [
+    ("renewal.parallel", ["inf", "nan", "0", "-1", "1.5", "", True, 2.5, 0]),
+    ("renewal.jitter", ["-1", "inf", "nan", "x", False]),
+    ("acme.timeout", ["0", "-1", "inf", "nan", "soon", True, 0, -0.5]),
+    ("hooks.timeout", ["0", [], {}]),
+    ("store.encrypt_keys", ["maybe", 1]),
+    ("hooks.deploy", [3, ["a"], True]),
+    ("dns.resolvers", [5, [1, 2]]),
+    ("email", ["not an email", "a@b@c.com", "@x.com", "a@", "a@localhost", "a@x.com\n"]),
+    ("server", ["https://[::1", "https://:443/d", "https://x:99999/d", "ftp://x", 5]),
+    ("dns.target", ["x.example.net\n", "x y.example.net", "\tx.example.net", 3]),
+    ("dns.zone", ["zone.example.net\r", 3]),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), [(k, v) for k, vs in BAD for v in vs])
+def test_bad_values_name_the_key_and_where_they_came_from(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: object
+) -> None:
+    with pytest.raises(UsageError, match=r"^--x "):
+        setting(key, value, {}, None, flag="--x")
+    if isinstance(value, str) and value:
+        monkeypatch.setenv(env_name(key), value)
+        with pytest.raises(UsageError, match=rf"^{env_name(key)} \(environment\) "):
+            setting(key, None, {}, None)
+        monkeypatch.delenv(env_name(key))
+    table: dict = {}
+    node = table
+    *sections, last = key.split(".")
+    for part in sections:
+        node = node.setdefault(part, {})
+    node[last] = value
+    with pytest.raises(StoreError, match=rf"^{key} in /etc/x.toml ") as caught:
+        check_settings(table, "/etc/x.toml")
+    assert caught.value.hint == "fix it in /etc/x.toml"
+
+
+@pytest.mark.parametrize("section", ["hooks", "notify", "dns", "renewal", "acme", "store"])
+def test_sections_must_be_tables(section: str) -> None:
+    for value in ("x", 3, [], True):
+        with pytest.raises(StoreError, match=rf"^{section} in f must be a table"):
+            check_settings({section: value}, "f")
+    check_settings({section: {}}, "f")
+    with pytest.raises(StoreError, match=r"^dns.rfc2136 in f must be a table"):
+        check_settings({"dns": {"rfc2136": "x"}}, "f")
+
+
+def test_a_bad_secret_is_never_shown() -> None:
+    for key in SECRET_KEYS:
+        section, _, last = key.rpartition(".")
+        table: dict = {}
+        node = table
+        for part in section.split("."):
+            node = node.setdefault(part, {})
+        node[last] = 12345
+        with pytest.raises(StoreError) as caught:
+            check_settings(table, "f")
+        assert "12345" not in caught.value.message and "(a secret)" in caught.value.message
+
+
+def test_server_urls_that_cannot_be_parsed_are_usage_errors() -> None:
+    for bad in ("https://[::1", "https://h:x/d", "https:///d", "https://h/d\n", "https://h d/"):
+        with pytest.raises(UsageError, match="--server"):
+            resolve_server(bad)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://hooks.example.com/services/T0/B0/XXXX", "https://hooks.example.com/…"),
+        ("https://user:pass@hooks.example.com/x", "https://hooks.example.com/…"),
+        ("http://127.0.0.1:9/t?token=x", "http://127.0.0.1:9/…"),
+        ("https://[::1]:8/a", "https://[::1]:8/…"),
+        ("https://h.example/", "https://h.example/"),
+        ("h.example/token", "(a URL that is not valid)"),
+        ("https://[::1/token", "(a URL that is not valid)"),
+    ],
+)
+def test_a_url_in_a_message_keeps_only_its_host(url: str, shown: str) -> None:
+    assert redact_url(url) == shown

@@ -45,7 +45,7 @@ def test_valid_identifiers_are_normalized(raw: str, expected: str) -> None:
         ("localhost", "two labels"),
         ("", "empty"),
         ("exa_mple.com", "inner hyphens"),
-        ("exa mple.com", "inner hyphens"),
+        ("exa mple.com", "holds a space"),
     ],
 )
 def test_invalid_identifiers_say_why(raw: str, reason: str) -> None:
@@ -104,3 +104,47 @@ def test_order_identifiers_drop_what_the_lineages_wildcards_cover() -> None:
     domains = ["x.com", "*.x.com", "shop.x.com", "a.b.x.com", "y.com"]
     assert order_identifiers(domains) == ["x.com", "*.x.com", "a.b.x.com", "y.com"]
     assert order_identifiers(["a.com"]) == ["a.com"]
+
+
+# -- every pattern matches the whole string: never a trailing newline -----------------------
+
+TRAILERS = ["\n", "\r", "\t", "\x00", " ", "\r\n", "\x0b"]
+
+
+@pytest.mark.parametrize("tail", TRAILERS)
+def test_every_pattern_refuses_a_trailing_or_inner_control_character(tail: str) -> None:
+    import certcli.certbot_conf as certbot_conf
+    import certcli.store as store_module
+    from certcli.domains import check_email
+    from certcli.manage import _check_key
+    from certcli.solvers import http01
+
+    for bad in (f"example.com{tail}", f"x{tail}.example.com", f"{tail}example.com"):
+        with pytest.raises(UsageError):
+            normalize_identifier(bad)
+    for bad in (f"site{tail}", f"si{tail}te"):
+        with pytest.raises(UsageError):
+            validate_lineage_name(bad)
+    with pytest.raises(UsageError):
+        _check_key(f"dns.target{tail}")
+    with pytest.raises(UsageError):
+        check_email(f"me@example.com{tail}")
+    assert not http01._TOKEN.fullmatch(f"abc{tail}")
+    assert not store_module._VERSION_DIR.fullmatch(f"0001{tail}")
+    assert certbot_conf._SECTION.fullmatch(f"[renewalparams]{tail}x") is None
+
+
+def test_a_control_character_is_shown_visibly_in_the_message() -> None:
+    with pytest.raises(UsageError) as caught:
+        normalize_identifier("evil\n.example.com")
+    assert "'evil\\n.example.com'" in caught.value.message
+    assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "good", ["me@example.com", "a.b+tag@sub.example.org", "x@xn--bcher-kva.example"]
+)
+def test_plain_email_addresses_pass(good: str) -> None:
+    from certcli.domains import check_email
+
+    assert check_email(good) == good

@@ -47,7 +47,7 @@ def test_plan_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (plan.ca.directory_url, plan.key_type) == (LETSENCRYPT, "rsa-4096")
     assert make_plan(WEB, {}, None).ca.directory_url == "https://env/dir"
     monkeypatch.setenv("CERTCLI_ACME_TIMEOUT", "soon")
-    with pytest.raises(UsageError, match=r"acme\.timeout"):
+    with pytest.raises(UsageError, match=r"CERTCLI_ACME_TIMEOUT \(environment\) must be"):
         make_plan(WEB, {}, None)
 
 
