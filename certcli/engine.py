@@ -143,6 +143,27 @@ def _network(settings: CaSettings, key: jose.JWK | None = None) -> _Network:
     )
 
 
+def _check_bundles(settings: CaSettings) -> None:
+    """The CA bundle (else the one requests would take from the environment) is a regular
+    file that can be read: requests would fail only once it asks, mid-order."""
+    import os
+    import stat
+
+    if settings.ca_bundle is not None:
+        bundles = [(f"the CA bundle {settings.ca_bundle}", settings.ca_bundle)]
+    else:
+        names = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+        bundles = [(f"{v}={os.environ[v]}", os.environ[v]) for v in names if os.environ.get(v)]
+    for what, path in bundles:
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise UsageError(f"{what} is not a regular file", "give a PEM file")
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))  # a FIFO is refused above
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UsageError(f"cannot read {what}: {reason}", "give a PEM file") from None
+
+
 def _resources(directory: Any) -> dict[str, Any]:
     """A directory's resource URLs: what a client uses of it (a CA may add random keys)."""
     names = ("newNonce", "newAccount", "newOrder", "revokeCert", "keyChange", "renewalInfo")
@@ -224,6 +245,7 @@ class Ca:
         *,
         create: bool = True,
     ) -> None:
+        _check_bundles(settings)
         self.store = store
         self.settings = settings
         self._accept_tos = accept_tos

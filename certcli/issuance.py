@@ -170,7 +170,7 @@ def make_plan(
             rfc2136={k: get(f"dns.rfc2136.{k}", None) for k in _RFC2136_KEYS},
             hook={k: get(f"dns.hook.{k}", None) for k in ("auth", "cleanup", "timeout")},
         )
-    return Plan(
+    plan = Plan(
         ca=ca,
         key_type=get("key_type", options.key_type, DEFAULT_KEY_TYPE),
         webroot=webroot,
@@ -180,6 +180,48 @@ def make_plan(
         deploy_hook=options.deploy_hook,
         profile=get("profile", options.profile),
     )
+    _check_usable(plan)
+    if lineage is not None:
+        check_challenge(lineage.domains, challenge, lineage.name)
+    return plan
+
+
+def _check_usable(plan: Plan) -> None:
+    """Settings that cannot work are refused before anything is ordered or stored: a key
+    type certcli cannot make, an empty chain or profile name. (The webroot is checked by its
+    solver, the CA bundle by the engine.)"""
+    from certcli.models import KEY_TYPES
+
+    if not isinstance(plan.key_type, str) or plan.key_type not in KEY_TYPES:
+        raise UsageError(
+            f"unknown key type {plan.key_type!r}", f"choose one of: {', '.join(KEY_TYPES)}"
+        )
+    for what, name in (("preferred chain", plan.preferred_chain), ("profile", plan.profile)):
+        if name is not None and not (isinstance(name, str) and name.strip() and name.isprintable()):
+            raise UsageError(f"the {what} {name!r} is not a name", "give it as the CA names it")
+
+
+def check_challenge(
+    domains: list[str] | tuple[str, ...], challenge: str | None, name: str | None = None
+) -> None:
+    """A wildcard can only be validated over DNS-01, an IP address only over HTTP-01: an
+    order that mixes them the other way is refused before it is placed."""
+    from certcli.domains import is_ip
+
+    answers = f"{name!r} answers" if name else "this order answers"
+    wildcard = next((d for d in domains if d.startswith("*.")), None)
+    if wildcard is not None and challenge != "dns-01":
+        raise UsageError(
+            f"{wildcard} needs DNS-01, and {answers} HTTP-01 (--webroot)",
+            "use --dns or --wildcard (DNS-01 through the CNAME delegation) instead"
+            + (f"; `certcli issue ... --name {name} --dns --expand` moves it" if name else ""),
+        )
+    address = next((d for d in domains if is_ip(d)), None)
+    if address is not None and challenge == "dns-01":
+        raise UsageError(
+            f"{address} is an IP address: it needs HTTP-01, and {answers} DNS-01 (--dns)",
+            "use --webroot DIR for IP addresses, in a lineage of their own",
+        )
 
 
 _RFC2136_KEYS = ("server", "tsig_name", "tsig_secret", "tsig_algorithm")
@@ -360,9 +402,11 @@ def _attempt(
     record: bool,
     action: str,
     replaces: str | None = None,
+    settle: LineageConfig | None = None,
 ) -> Outcome:
     """One issuance for a lineage: a fresh key, the order, and (when `record`) the new
-    version switched live, with each phase written to state.json."""
+    version switched live, with each phase written to state.json. `settle`, the lineage's
+    new settings, is written only once the CA has issued for them."""
     from certcli import x509 as x
 
     name = config.name
@@ -399,6 +443,8 @@ def _attempt(
         info = x.cert_info(cert)
         version = None
         if record:
+            if settle is not None:
+                store.write_config(settle)  # proven by this issuance; the switch follows
             version = store.add_version(
                 name,
                 version_files(chain.cert_pem, chain.chain_pem, x.private_key_pem(key)),
@@ -495,8 +541,9 @@ def issue(
     certificate. Usage and connection problems fail before anything is stored; a failed
     order leaves the lineage as Failed for `renew` to retry."""
     validate_lineage_name(name)
-    store.ensure()
     plan = make_plan(options, config, None, store.root)
+    check_challenge(domains, plan.challenge)
+    store.ensure()
     solver = _solver(plan, session)
     if dry_run:
         plan = rehearsal(store, plan)
@@ -515,8 +562,22 @@ def issue(
             lineage = LineageConfig(
                 name, lineage.domains, Mode.AUTO, plan.key_type, {**existing.extra, **lineage.extra}
             )
-        store.write_config(lineage)
-        outcome = _attempt(store, ca, lineage, plan, solver, progress, record=True, action="issued")
+        # A lineage with a certificate keeps its settings until the CA has issued for the
+        # new ones; a new lineage is stored at once, so that `renew` retries a failed order.
+        reissue = existing is not None and store.live_version(name) is not None
+        if not reissue:
+            store.write_config(lineage)
+        outcome = _attempt(
+            store,
+            ca,
+            lineage,
+            plan,
+            solver,
+            progress,
+            record=True,
+            action="issued",
+            settle=lineage if reissue else None,
+        )
     return _deployed(store, config, lineage, outcome)
 
 
@@ -575,6 +636,8 @@ def issue_each(
 
     # Account creation and usage errors happen once, before the pool starts.
     plan = make_plan(options, config, None, store.root)
+    for group in groups:
+        check_challenge(group, plan.challenge)
     _solver(plan, session)
     session.get(rehearsal(store, plan).ca if dry_run else plan.ca)
 
@@ -994,6 +1057,8 @@ def san_add(
         live = store.live_info(name)
         covered = [s for s in new if live is not None and covered_by(live.sans, s)]
         updated = replace(lineage, domains=lineage.domains + tuple(new))
+        if lineage.mode is Mode.AUTO:
+            check_challenge(updated.domains, _challenge_of(config, lineage), name)
         if new:
             store.write_config(updated)
         change = SanChange(
@@ -1014,6 +1079,12 @@ def san_add(
         progress(name, "Pending")
         outcome = _attempt(store, ca, updated, plan, solver, progress, record=True, action="issued")
     return replace(change, outcome=_deployed(store, config, updated, outcome))
+
+
+def _challenge_of(config: dict[str, Any], lineage: LineageConfig) -> str | None:
+    """The challenge type a lineage answers, as make_plan resolves it."""
+    get, _ = _settings(config, lineage)
+    return get("challenge", None, "http-01" if get("webroot", None) else None)
 
 
 def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
