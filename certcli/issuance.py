@@ -543,8 +543,8 @@ def issue(
     validate_lineage_name(name)
     plan = make_plan(options, config, None, store.root)
     check_challenge(domains, plan.challenge)
-    store.ensure()
     solver = _solver(plan, session)
+    store.ensure()
     if dry_run:
         plan = rehearsal(store, plan)
     else:

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
+from typer.models import TyperPath
 
 from certcli.cli import completion
 from certcli.cli.runtime import Runtime, runtime
@@ -31,8 +31,7 @@ def issue(
         typer.Option(
             help="Answer HTTP-01 by writing files under this served directory.",
             show_default=False,
-            click_type=click.Path(file_okay=False),
-            metavar="<path>",
+            click_type=TyperPath(path_type=str),  # a path for completion, kept as typed
         ),
     ] = None,
     name: Annotated[
