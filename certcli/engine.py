@@ -10,7 +10,9 @@ import contextlib
 import copy
 import email.utils
 import json
+import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -146,9 +148,6 @@ def _network(settings: CaSettings, key: jose.JWK | None = None) -> _Network:
 def _check_bundles(settings: CaSettings) -> None:
     """The CA bundle (else the one requests would take from the environment) is a regular
     file that can be read: requests would fail only once it asks, mid-order."""
-    import os
-    import stat
-
     if settings.ca_bundle is not None:
         bundles = [(f"the CA bundle {settings.ca_bundle}", settings.ca_bundle)]
     else:

@@ -148,7 +148,7 @@ def make_plan(
     get, seconds = _settings(config, lineage)
     ca = ca_settings(options, config, lineage)
     webroot = get("webroot", options.webroot)
-    challenge = options.challenge or get("challenge", None, "http-01" if webroot else None)
+    challenge = _challenge_of(get, options)
     if challenge not in ("http-01", "dns-01"):
         raise UsageError(
             "no way to answer the CA's challenge",
@@ -184,6 +184,13 @@ def make_plan(
     if lineage is not None:
         check_challenge(lineage.domains, challenge, lineage.name)
     return plan
+
+
+def _challenge_of(get: Callable[..., Any], options: AcmeOptions) -> str | None:
+    """The challenge type asked for: the option, else the setting, else HTTP-01 when there
+    is a webroot."""
+    webroot = get("webroot", options.webroot)
+    return options.challenge or get("challenge", None, "http-01" if webroot else None)
 
 
 def _check_usable(plan: Plan) -> None:
@@ -1058,7 +1065,8 @@ def san_add(
         covered = [s for s in new if live is not None and covered_by(live.sans, s)]
         updated = replace(lineage, domains=lineage.domains + tuple(new))
         if lineage.mode is Mode.AUTO:
-            check_challenge(updated.domains, _challenge_of(config, lineage), name)
+            get, _ = _settings(config, lineage)
+            check_challenge(updated.domains, _challenge_of(get, AcmeOptions()), name)
         if new:
             store.write_config(updated)
         change = SanChange(
@@ -1079,12 +1087,6 @@ def san_add(
         progress(name, "Pending")
         outcome = _attempt(store, ca, updated, plan, solver, progress, record=True, action="issued")
     return replace(change, outcome=_deployed(store, config, updated, outcome))
-
-
-def _challenge_of(config: dict[str, Any], lineage: LineageConfig) -> str | None:
-    """The challenge type a lineage answers, as make_plan resolves it."""
-    get, _ = _settings(config, lineage)
-    return get("challenge", None, "http-01" if get("webroot", None) else None)
 
 
 def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
