@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -121,7 +120,7 @@ def issue(
         # kept in lineage.toml for renewals, which may run from another directory (cron)
         ca_bundle=str(ca_bundle.absolute()) if ca_bundle else None,
         key_type=key_type,
-        webroot=os.path.abspath(webroot) if webroot else webroot,  # "" is refused later
+        webroot=str(Path(webroot).absolute()) if webroot else webroot,  # "" is refused later
         preferred_chain=preferred_chain,
         challenge="dns-01" if dns or wildcard else ("http-01" if webroot is not None else None),
         deploy_hook=deploy_hook,
