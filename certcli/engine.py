@@ -10,12 +10,14 @@ import contextlib
 import copy
 import email.utils
 import json
+import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,8 +43,10 @@ from certcli.accounts import (
 from certcli.errors import (
     AcmeError,
     AcmeTimeoutError,
+    BadCertificateError,
     CaUnreachableError,
     CertcliError,
+    InvalidInputError,
     NotFoundError,
     RateLimitedError,
     TlsVerificationError,
@@ -99,6 +103,19 @@ class _Network(acme_client.ClientNetwork):
                     raise
         raise AssertionError("unreachable")
 
+    @classmethod
+    def _check_response(
+        cls, response: requests.Response, content_type: str | None = None
+    ) -> requests.Response:
+        # acme turns every 409 into ConflictError, dropping its problem document: keep that
+        # for an existing account (it comes with a Location), else raise the CA's problem
+        # (RFC 9773's alreadyReplaced is a 409).
+        if response.status_code == 409 and "Location" not in response.headers:
+            problem = _problem_of(response)
+            if problem is not None:
+                raise problem
+        return super()._check_response(response, content_type)
+
     def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
         response = super()._send_request(method, url, *args, **kwargs)
         self.last_response = response
@@ -106,6 +123,15 @@ class _Network(acme_client.ClientNetwork):
             with contextlib.suppress(acme_errors.Error):
                 self._add_nonce(response)
         return response
+
+
+def _problem_of(response: requests.Response) -> messages.Error | None:
+    """The RFC 7807 problem document a response carries, if it carries one."""
+    try:
+        body = response.json()
+        return messages.Error.from_json(body) if isinstance(body, dict) and "type" in body else None
+    except (ValueError, jose.DeserializationError):
+        return None
 
 
 def _network(settings: CaSettings, key: jose.JWK | None = None) -> _Network:
@@ -117,6 +143,24 @@ def _network(settings: CaSettings, key: jose.JWK | None = None) -> _Network:
         user_agent=USER_AGENT,
         timeout=settings.network_timeout,  # a float: 0.5 s must not become 0 (no timeout)
     )
+
+
+def _check_bundles(settings: CaSettings) -> None:
+    """The CA bundle (else the one requests would take from the environment) is a regular
+    file that can be read: requests would fail only once it asks, mid-order."""
+    if settings.ca_bundle is not None:
+        bundles = [(f"the CA bundle {settings.ca_bundle}", settings.ca_bundle)]
+    else:
+        names = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+        bundles = [(f"{v}={os.environ[v]}", os.environ[v]) for v in names if os.environ.get(v)]
+    for what, path in bundles:
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                raise UsageError(f"{what} is not a regular file", "give a PEM file")
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))  # a FIFO is refused above
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise UsageError(f"cannot read {what}: {reason}", "give a PEM file") from None
 
 
 def _resources(directory: Any) -> dict[str, Any]:
@@ -200,6 +244,7 @@ class Ca:
         *,
         create: bool = True,
     ) -> None:
+        _check_bundles(settings)
         self.store = store
         self.settings = settings
         self._accept_tos = accept_tos
@@ -471,7 +516,9 @@ class Ca:
                 client._post_as_get(url).text
                 for url in client._get_links(cert_response, "alternate")
             ]
-        return _split_chain(_choose_chain(chains, preferred_chain))
+        chain = _split_chain(_choose_chain(chains, preferred_chain))
+        verify_issued(chain, identifiers, csr_pem, datetime.now(UTC))
+        return chain
 
     def _place_order(
         self,
@@ -483,11 +530,12 @@ class Ca:
     ) -> messages.OrderResource:
         try:
             return self._new_order(client, identifiers, csr_pem, profile, replaces)
-        except messages.Error as error:
-            if replaces is None or error.code in ("rateLimited", "badNonce"):
+        except (messages.Error, acme_errors.ConflictError) as error:
+            if replaces is None or _code(error) in ("rateLimited", "badNonce"):
                 raise
-            # A CA may refuse the certificate ID (unknown, or already replaced): once more
-            # without it, as RFC 9773 allows.
+            # A CA may refuse the certificate ID: unknown, or already replaced (409
+            # alreadyReplaced, e.g. after a crash between its issuance and our commit).
+            # Once more without it, as RFC 9773 allows.
             return self._new_order(client, identifiers, csr_pem, profile, None)
 
     @staticmethod
@@ -589,10 +637,17 @@ class Ca:
             pending.unlink()
         return self.account
 
-    def revoke(self, cert_pem: bytes, reason: int) -> None:
+    def revoke(self, cert_pem: bytes, reason: int) -> bool:
+        """Revoke a certificate: True, or False when the CA had revoked it already."""
         certificate = x.parse_certificates(cert_pem, "the certificate")[0]
         with self._classified():
-            self._client().revoke(certificate, reason)
+            try:
+                self._client().revoke(certificate, reason)
+            except messages.Error as error:
+                if _code(error) != "alreadyRevoked":
+                    raise
+                return False
+        return True
 
     def _poll(
         self,
@@ -670,18 +725,84 @@ class Ca:
             raise CaUnreachableError(
                 f"the connection to the CA at {host} failed ({type(exc).__name__})"
             ) from None
-        except messages.Error as error:
-            net = getattr(self._local, "net", None)
-            raise _classify_problem(error, net.last_response if net else None) from None
         except (acme_errors.Error, jose.DeserializationError, ValueError, KeyError) as exc:
-            raise AcmeError(
-                f"the CA's answer was not understood ({type(exc).__name__}: {exc})"
-            ) from None
+            net = getattr(self._local, "net", None)
+            raise _classify_acme(exc, host, net.last_response if net else None) from None
+
+
+def _classify_acme(exc: Exception, host: str, response: requests.Response | None) -> AcmeError:
+    """What `acme` raises, as a classified error: "not understood" only for an answer that
+    truly was not (not JSON, not the object expected)."""
+    if isinstance(exc, messages.Error):
+        return _classify_problem(exc, response)
+    if isinstance(exc, acme_errors.IssuanceError):
+        return _classify_problem(exc.error, response)
+    if isinstance(exc, acme_errors.ValidationError):
+        names = ", ".join(a.body.identifier.value for a in exc.failed_authzrs)
+        return ValidationFailedError(f"validation failed for {names or 'an identifier'}")
+    if isinstance(exc, acme_errors.TimeoutError | acme_errors.PollError):
+        return AcmeTimeoutError(
+            f"the CA at {host} did not finish in time",
+            "try again later, or raise the timeout (CERTCLI_ACME_TIMEOUT)",
+        )
+    if isinstance(exc, acme_errors.ConflictError):
+        return AcmeError(f"the CA at {host} refused the request as a conflict (HTTP 409)")
+    if isinstance(exc, acme_errors.NonceError):
+        return CaUnreachableError(
+            f"the CA at {host} sent no usable anti-replay nonce",
+            "this is usually an outage of the CA (or a proxy in the way): try again later",
+        )
+    if isinstance(exc, acme_errors.ARIError):
+        return CaUnreachableError(f"cannot fetch renewal information from {host}: {exc}")
+    if isinstance(exc, acme_errors.WildcardUnsupportedError):
+        return AcmeError(f"the CA at {host} does not issue wildcard certificates")
+    if isinstance(exc, acme_errors.UnexpectedUpdate):
+        return AcmeError(f"the CA at {host} answered with another resource than the one asked")
+    if isinstance(exc, acme_errors.DependencyError):
+        return AcmeError(f"a dependency of certcli is missing or too old: {exc}")
+    http = _response_in(exc) if isinstance(exc, acme_errors.ClientError) else None
+    if http is not None:
+        return _classify_status(http, host)
+    return AcmeError(f"the CA's answer was not understood ({type(exc).__name__}: {exc})")
+
+
+def _response_in(exc: Exception) -> requests.Response | None:
+    """The HTTP response a ClientError carries (alone, or with the error it caused)."""
+    for arg in exc.args:
+        for item in arg if isinstance(arg, tuple) else (arg,):
+            if isinstance(item, requests.Response):
+                return item
+    return None
+
+
+def _classify_status(response: requests.Response, host: str) -> AcmeError:
+    """An error answer without an ACME problem document (a proxy's, a CA's outage page)."""
+    status = response.status_code
+    said = f"the CA at {host} answered HTTP {status} {response.reason or ''}".rstrip()
+    if status == 429:
+        wait = _retry_after(response) or 3600.0
+        return RateLimitedError(
+            f"{said}: a rate limit",
+            f"certcli will not retry before {wait:.0f} s have passed",
+            retry_after=wait,
+        )
+    if status in (401, 403):
+        return UnauthorizedError(f"{said}: the request was refused")
+    if status >= 500:
+        return CaUnreachableError(f"{said}: it is not available", "try again later")
+    return AcmeError(f"{said}, without an ACME problem document")
+
+
+def _code(error: BaseException) -> str | None:
+    """An ACME problem's code, also for types acme does not list (alreadyReplaced)."""
+    typ = str(getattr(error, "typ", "") or "")
+    prefix = messages.ERROR_PREFIX
+    return typ.removeprefix(prefix) if typ.startswith(prefix) else None
 
 
 def _classify_problem(error: messages.Error, response: requests.Response | None) -> AcmeError:
     detail = error.detail or error.description or str(error.typ)
-    code = error.code
+    code = _code(error)
     if code == "rateLimited":
         wait = _retry_after(response) or 3600.0
         return RateLimitedError(
@@ -720,10 +841,46 @@ def _reason(exc: Exception) -> str:
 
 
 def _split_chain(fullchain: str) -> IssuedChain:
-    certs = x.parse_certificates(fullchain.encode(), "the CA's certificate chain")
+    try:
+        certs = x.parse_certificates(fullchain.encode(), "the CA's certificate chain")
+    except InvalidInputError as exc:
+        raise BadCertificateError(exc.message, NOTHING_INSTALLED) from None
     return IssuedChain(
         cert_pem=x.cert_pem(certs[0]), chain_pem=b"".join(x.cert_pem(c) for c in certs[1:])
     )
+
+
+NOTHING_INSTALLED = "nothing was installed; the CA (or a proxy before it) is at fault: report it"
+CLOCK_SKEW = timedelta(minutes=5)  # a CA whose clock runs ahead of ours is not hostile
+
+
+def verify_issued(
+    chain: IssuedChain, identifiers: list[str], csr_pem: bytes, now: datetime
+) -> None:
+    """The certificate the CA returned is the one ordered, before anything goes live: for
+    the key of our CSR, for exactly the names ordered, valid now, its chain linking."""
+    leaf = x.parse_certificates(chain.cert_pem, "the issued certificate")[0]
+    intermediates = x.parse_certificates(chain.chain_pem, "its chain") if chain.chain_pem else []
+    wrong = []
+    if not x.same_public_key(leaf.public_key(), x.load_csr(csr_pem).public_key()):
+        wrong.append("it is for another key than the one certcli sent")
+    got, ordered = set(x.sans_of(leaf)), {i.lower() for i in identifiers}
+    if got != ordered:
+        missing = ", ".join(sorted(ordered - got)) or "none"
+        extra = ", ".join(sorted(got - ordered)) or "none"
+        wrong.append(f"its names are not those ordered (missing: {missing}; not ordered: {extra})")
+    start, end = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+    if not start - CLOCK_SKEW <= now < end:
+        wrong.append(f"it is not valid now (valid from {rfc3339(start)} to {rfc3339(end)})")
+    try:
+        x.check_chain(leaf, intermediates)
+    except InvalidInputError as exc:
+        wrong.append(exc.message.replace("the chain is out of order or", "its chain"))
+    if wrong:
+        raise BadCertificateError(
+            "the CA returned a certificate certcli will not install: " + "; ".join(wrong),
+            NOTHING_INSTALLED,
+        )
 
 
 def _choose_chain(chains: list[str], preferred: str | None) -> str:

@@ -97,6 +97,13 @@ class ValidationFailedError(AcmeError):
     exit_code = ExitCode.VALIDATION_FAILED
 
 
+class BadCertificateError(AcmeError):
+    """The CA returned a certificate other than the one ordered (key, names, validity, chain)."""
+
+    kind = "bad_certificate"
+    exit_code = ExitCode.CA_ERROR
+
+
 class UnauthorizedError(AcmeError):
     kind = "unauthorized"
     exit_code = ExitCode.UNAUTHORIZED

@@ -150,7 +150,7 @@ def make_plan(
     get, seconds = _settings(config, lineage)
     ca = ca_settings(options, config, lineage)
     webroot = get("webroot", options.webroot)
-    challenge = options.challenge or get("challenge", None, "http-01" if webroot else None)
+    challenge = _challenge_of(get, options)
     if challenge not in ("http-01", "dns-01"):
         raise UsageError(
             "no way to answer the CA's challenge",
@@ -172,7 +172,7 @@ def make_plan(
             rfc2136={k: get(f"dns.rfc2136.{k}", None) for k in _RFC2136_KEYS},
             hook={k: get(f"dns.hook.{k}", None) for k in ("auth", "cleanup", "timeout")},
         )
-    return Plan(
+    plan = Plan(
         ca=ca,
         key_type=get("key_type", options.key_type, DEFAULT_KEY_TYPE),
         webroot=webroot,
@@ -182,6 +182,55 @@ def make_plan(
         deploy_hook=options.deploy_hook,
         profile=get("profile", options.profile),
     )
+    _check_usable(plan)
+    if lineage is not None:
+        check_challenge(lineage.domains, challenge, lineage.name)
+    return plan
+
+
+def _challenge_of(get: Callable[..., Any], options: AcmeOptions) -> str | None:
+    """The challenge type asked for: the option, else the setting, else HTTP-01 when there
+    is a webroot."""
+    webroot = get("webroot", options.webroot)
+    return options.challenge or get("challenge", None, "http-01" if webroot else None)
+
+
+def _check_usable(plan: Plan) -> None:
+    """Settings that cannot work are refused before anything is ordered or stored: a key
+    type certcli cannot make, an empty chain or profile name. (The webroot is checked by its
+    solver, the CA bundle by the engine.)"""
+    from certcli.models import KEY_TYPES
+
+    if not isinstance(plan.key_type, str) or plan.key_type not in KEY_TYPES:
+        raise UsageError(
+            f"unknown key type {plan.key_type!r}", f"choose one of: {', '.join(KEY_TYPES)}"
+        )
+    for what, name in (("preferred chain", plan.preferred_chain), ("profile", plan.profile)):
+        if name is not None and not (isinstance(name, str) and name.strip() and name.isprintable()):
+            raise UsageError(f"the {what} {name!r} is not a name", "give it as the CA names it")
+
+
+def check_challenge(
+    domains: list[str] | tuple[str, ...], challenge: str | None, name: str | None = None
+) -> None:
+    """A wildcard can only be validated over DNS-01, an IP address only over HTTP-01: an
+    order that mixes them the other way is refused before it is placed."""
+    from certcli.domains import is_ip
+
+    answers = f"{name!r} answers" if name else "this order answers"
+    wildcard = next((d for d in domains if d.startswith("*.")), None)
+    if wildcard is not None and challenge != "dns-01":
+        raise UsageError(
+            f"{wildcard} needs DNS-01, and {answers} HTTP-01 (--webroot)",
+            "use --dns or --wildcard (DNS-01 through the CNAME delegation) instead"
+            + (f"; `certcli issue ... --name {name} --dns --expand` moves it" if name else ""),
+        )
+    address = next((d for d in domains if is_ip(d)), None)
+    if address is not None and challenge == "dns-01":
+        raise UsageError(
+            f"{address} is an IP address: it needs HTTP-01, and {answers} DNS-01 (--dns)",
+            "use --webroot DIR for IP addresses, in a lineage of their own",
+        )
 
 
 _RFC2136_KEYS = ("server", "tsig_name", "tsig_secret", "tsig_algorithm")
@@ -373,9 +422,11 @@ def _attempt(
     record: bool,
     action: str,
     replaces: str | None = None,
+    settle: LineageConfig | None = None,
 ) -> Outcome:
     """One issuance for a lineage: a fresh key, the order, and (when `record`) the new
-    version switched live, with each phase written to state.json."""
+    version switched live, with each phase written to state.json. `settle`, the lineage's
+    new settings, is written only once the CA has issued for them."""
     from certcli import x509 as x
 
     name = config.name
@@ -412,6 +463,8 @@ def _attempt(
         info = x.cert_info(cert)
         version = None
         if record:
+            # `settle`, proven by this issuance, is written before the switch, and restored
+            # if the switch fails: the outcome reported is the one stored
             version = store.add_version(
                 name,
                 version_files(chain.cert_pem, chain.chain_pem, x.private_key_pem(key)),
@@ -421,6 +474,7 @@ def _attempt(
                     "server": plan.ca.directory_url,
                     "created": rfc3339(datetime.now(UTC)),
                 },
+                settle,
             )
             state.update(last_success=state["last_attempt"], failures=0)
             for stale in ("last_error", "last_error_kind", "next_attempt", "revoked", "ari"):
@@ -509,10 +563,11 @@ def issue(
     certificate. Usage and connection problems fail before anything is stored; a failed
     order leaves the lineage as Failed for `renew` to retry."""
     validate_lineage_name(name)
+    plan = make_plan(options, config, None, store.root)
+    check_challenge(domains, plan.challenge)
+    solver = _solver(plan, session, store)
     store.ensure()
     _sweep_webroots(store)
-    plan = make_plan(options, config, None, store.root)
-    solver = _solver(plan, session, store)
     if dry_run:
         plan = rehearsal(store, plan)
     else:
@@ -532,8 +587,22 @@ def issue(
             lineage = LineageConfig(
                 name, lineage.domains, Mode.AUTO, plan.key_type, {**existing.extra, **lineage.extra}
             )
-        store.write_config(lineage)
-        outcome = _attempt(store, ca, lineage, plan, solver, progress, record=True, action="issued")
+        # A lineage with a certificate keeps its settings until the CA has issued for the
+        # new ones; a new lineage is stored at once, so that `renew` retries a failed order.
+        reissue = existing is not None and store.live_version(name) is not None
+        if not reissue:
+            store.write_config(lineage)
+        outcome = _attempt(
+            store,
+            ca,
+            lineage,
+            plan,
+            solver,
+            progress,
+            record=True,
+            action="issued",
+            settle=lineage if reissue else None,
+        )
     return _deployed(store, config, lineage, outcome)
 
 
@@ -610,6 +679,8 @@ def issue_each(
 
     # Account creation and usage errors happen once, before the pool starts.
     plan = make_plan(options, config, None, store.root)
+    for group in groups:
+        check_challenge(group, plan.challenge)
     _solver(plan, session, store)
     session.get(rehearsal(store, plan).ca if dry_run else plan.ca)
 
@@ -1157,6 +1228,9 @@ def san_add(
         live = store.live_info(name)
         covered = [s for s in new if live is not None and covered_by(live.sans, s)]
         updated = replace(lineage, domains=lineage.domains + tuple(new))
+        if lineage.mode is Mode.AUTO:
+            get, _ = _settings(config, lineage)
+            check_challenge(updated.domains, _challenge_of(get, AcmeOptions()), name)
         if new:
             store.write_config(updated)
         change = SanChange(

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import tomllib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +56,46 @@ def mark_revoked(store: Store, name: str, serial: str, reason: str) -> None:
     state = store.read_state(name)
     state["revoked"] = {"serial": serial, "reason": reason, "at": rfc3339(datetime.now(UTC))}
     store.write_state(name, state)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    name: str
+    serial: str
+    reason: str  # the RFC 5280 name
+    already: bool = False  # the CA had revoked it before (an earlier run, say): recorded now
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "serial": self.serial,
+            "reason": self.reason,
+            "revoked": True,
+            "already_revoked": self.already,
+        }
+
+
+def revoke(store: Store, config: dict[str, Any], name: str, reason: str) -> Revocation:
+    """Revoke a lineage's live certificate at its CA and record it, under the lineage's
+    lock. The store must be able to record it before the CA is asked: a revocation the
+    store forgot would leave a revoked certificate live and not due."""
+    from certcli.engine import Ca
+    from certcli.issuance import AcmeOptions, ca_settings
+
+    label = reason_name(reason)
+    store.require(validate_lineage_name(name))  # an unknown name leaves no lock file behind
+    with store.lock(name):
+        lineage = store.read_config(name)
+        info = store.live_info(name)
+        if info is None:
+            raise UsageError(f"{name!r} has no certificate to revoke")
+        cert_pem = store.read_live_file(name, "cert.pem")
+        store.write_state(name, store.read_state(name))  # writable? (else StoreError, exit 5)
+        settings = ca_settings(AcmeOptions(), config, lineage)
+        ca = Ca(store, settings, lambda _url: False, create=False)
+        revoked_now = ca.revoke(cert_pem, REVOCATION_REASONS[label])
+        mark_revoked(store, name, info.serial, label)
+    return Revocation(name, info.serial, label, already=not revoked_now)
 
 
 # -- config.toml ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.models import TyperPath
 
 from certcli.cli import completion
 from certcli.cli.runtime import Runtime, runtime
@@ -25,9 +26,11 @@ def issue(
         bool, typer.Option(help="Add *.DOMAIN for each DOMAIN (implies --dns).")
     ] = False,
     webroot: Annotated[
-        Path | None,
+        str | None,  # as given: "" must not become Path(".")
         typer.Option(
-            help="Answer HTTP-01 by writing files under this served directory.", show_default=False
+            help="Answer HTTP-01 by writing files under this served directory.",
+            show_default=False,
+            click_type=TyperPath(path_type=str),  # a path for completion, kept as typed
         ),
     ] = None,
     name: Annotated[
@@ -134,7 +137,7 @@ def issue(
         list(dict.fromkeys([d, f"*.{d.removeprefix('*.')}"])) if wildcard else [d] for d in given
     ]
     names = list(dict.fromkeys(n for group in groups for n in group))
-    if (dns or wildcard) and webroot:
+    if (dns or wildcard) and webroot is not None:
         raise UsageError("--webroot (HTTP-01) and --dns/--wildcard (DNS-01) exclude each other")
     if each and name:
         raise UsageError(
@@ -149,9 +152,9 @@ def issue(
         # kept in lineage.toml for renewals, which may run from another directory (cron)
         ca_bundle=str(ca_bundle.absolute()) if ca_bundle else None,
         key_type=key_type,
-        webroot=str(webroot.absolute()) if webroot else None,
+        webroot=str(Path(webroot).absolute()) if webroot else webroot,  # "" is refused later
         preferred_chain=preferred_chain,
-        challenge="dns-01" if dns or wildcard else ("http-01" if webroot else None),
+        challenge="dns-01" if dns or wildcard else ("http-01" if webroot is not None else None),
         deploy_hook=deploy_hook,
         profile=profile,
     )

@@ -62,23 +62,19 @@ def revoke(
     ] = "unspecified",
 ) -> None:
     """Revoke the live certificate at the CA that issued it; `renew` then replaces it."""
-    from certcli.domains import validate_lineage_name
-    from certcli.errors import UsageError
-    from certcli.issuance import AcmeOptions, ca_settings
-    from certcli.manage import REVOCATION_REASONS, mark_revoked, reason_name
+    from certcli.manage import revoke as do_revoke
 
     rt = runtime(ctx)
-    reason = reason_name(reason)
-    lineage = rt.store.read_config(validate_lineage_name(name))
-    info = rt.store.live_info(name)
-    if info is None:
-        raise UsageError(f"{name!r} has no certificate to revoke")
-    ca = _ca(rt, ca_settings(AcmeOptions(), rt.config, lineage))
-    ca.revoke(rt.store.read_live_file(name, "cert.pem"), REVOCATION_REASONS[reason])
-    mark_revoked(rt.store, name, info.serial, reason)
+    done = do_revoke(rt.store, rt.config, name, reason)
     if rt.out.json_mode:
-        rt.out.emit_json({"name": name, "serial": info.serial, "reason": reason, "revoked": True})
-    rt.out.info(f"Revoked {name!r} (serial {info.serial}); `certcli renew` replaces it.")
+        rt.out.emit_json(done.to_json())
+    if done.already:
+        rt.out.info(
+            f"{name!r} (serial {done.serial}) was already revoked at the CA; recorded now: "
+            "`certcli renew` replaces it."
+        )
+    else:
+        rt.out.info(f"Revoked {name!r} (serial {done.serial}); `certcli renew` replaces it.")
 
 
 account_app = typer.Typer(help="The ACME account at a CA.", no_args_is_help=True)

@@ -126,3 +126,70 @@ def test_an_account_change_waits_for_the_account_lock(acme: Certcli, lab: Lab) -
     assert (_account_dir(acme) / "key.pem").read_bytes() == key
     ok(acme("account", "rollover"))
     assert (_account_dir(acme) / "key.pem").read_bytes() != key
+
+
+def _state(acme: Certcli, name: str) -> dict:
+    return json.loads((acme.config_dir / "certs" / name / "state.json").read_text())
+
+
+def test_revoking_twice_records_the_revocation_the_ca_already_had(acme: Certcli, lab: Lab) -> None:
+    _issue(acme, lab, "twice.certcli.test")
+    ok(acme("revoke", "twice.certcli.test"))
+    state = acme.config_dir / "certs" / "twice.certcli.test" / "state.json"
+    recorded = json.loads(state.read_text())
+    del recorded["revoked"]  # as if the first run could not record it
+    state.write_text(json.dumps(recorded))
+    run = ok(acme("revoke", "twice.certcli.test", "--reason", "superseded", "--json"))
+    assert run.json()["revoked"] is True and run.json()["already_revoked"] is True
+    assert "was already revoked at the CA; recorded now" in run.stderr
+    assert _state(acme, "twice.certcli.test")["revoked"]["reason"] == "superseded"
+    run = ok(acme("revoke", "twice.certcli.test"))  # and again: the same, exit 0
+    assert "already revoked" in run.stderr
+    (result,) = ok(acme("renew", "--json")).json()["results"]
+    assert result["action"] == "renewed" and result["reason"] == "revoked"
+
+
+def test_revoke_on_a_store_that_cannot_record_it_asks_the_ca_nothing(
+    acme: Certcli, lab: Lab
+) -> None:
+    """The lineage directory on a read-only mount (root ignores file modes): the revocation
+    could not be recorded, so the CA is not asked; later, with the store writable, it is."""
+    import subprocess
+
+    from tests.conftest import CERTCLI
+
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+        pytest.fail("this test needs root and mount namespaces (unshare -m)")
+    name = "rostore.certcli.test"
+    _issue(acme, lab, name)
+    lineage = acme.config_dir / "certs" / name
+    before = len(lab.acme_requests())
+    script = f"mount --bind -o ro {lineage} {lineage} && exec {CERTCLI} revoke {name}"
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        env=acme.environ(),
+        cwd=acme.cwd,
+    )
+    assert proc.returncode == 5, proc.stderr
+    assert "Read-only file system" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert _endpoint(lab, "revokeCert") not in lab.acme_requests()[before:]
+    assert "revoked" not in _state(acme, name)
+    run = ok(acme("revoke", name, "--json"))  # the CA had not revoked it: now it does
+    assert run.json()["already_revoked"] is False
+    assert _state(acme, name)["revoked"]["reason"] == "unspecified"
+
+
+def test_revoke_waits_for_the_lineage_lock(acme: Certcli, lab: Lab) -> None:
+    from certcli.store import Store
+
+    _issue(acme, lab, "revlock.certcli.test")
+    before = len(lab.acme_requests())
+    with Store(acme.config_dir).lock("revlock.certcli.test"):
+        run = acme("revoke", "revlock.certcli.test")  # CERTCLI_LOCK_WAIT=1 in the tests
+    assert run.code == 6 and "is locked by PID" in run.stderr, run.stderr
+    assert _endpoint(lab, "revokeCert") not in lab.acme_requests()[before:]
+    assert not (acme.config_dir / "locks" / "lineage-nosuch.certcli.test.lock").exists()
+    assert acme("revoke", "nosuch.certcli.test").code == 3
+    assert not (acme.config_dir / "locks" / "lineage-nosuch.certcli.test.lock").exists()

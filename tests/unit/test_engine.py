@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from acme import errors as acme_errors
 from acme import messages
 
 from certcli import engine
@@ -241,3 +242,155 @@ def test_only_what_a_moved_resource_causes_looks_moved(tmp_path: Path) -> None:
         error = messages.Error.with_code("rateLimited" if status == 429 else "malformed")
         assert ca._looks_moved(error) is moved, status
     assert ca._looks_moved(requests.exceptions.ConnectionError("refused"))
+
+
+def _http(
+    status: int, body: bytes = b"", headers: dict[str, str] | None = None
+) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = body
+    response.headers.update(headers or {})
+    response.reason = {409: "Conflict", 503: "Service Unavailable"}.get(status, "")
+    return response
+
+
+def test_a_409_with_a_problem_document_is_the_problem_and_one_with_location_an_account() -> None:
+    problem = b'{"type": "urn:ietf:params:acme:error:alreadyReplaced", "detail": "replaced"}'
+    with pytest.raises(messages.Error) as raised:
+        engine._Network._check_response(_http(409, problem, {"Content-Type": "x"}))
+    assert engine._code(raised.value) == "alreadyReplaced"  # acme does not list this code
+    with pytest.raises(acme_errors.ConflictError) as conflict:
+        engine._Network._check_response(_http(409, problem, {"Location": "https://ca/acct/1"}))
+    assert conflict.value.location == "https://ca/acct/1"
+    with pytest.raises(acme_errors.ConflictError):
+        engine._Network._check_response(_http(409, b"not json"))
+
+
+def _authz(name: str) -> messages.AuthorizationResource:
+    identifier = messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=name)
+    return messages.AuthorizationResource(
+        body=messages.Authorization(identifier=identifier), uri="u"
+    )
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind", "words"),
+    [
+        (messages.Error.with_code("badCSR", detail="short key"), "ca_error", "short key"),
+        (
+            acme_errors.IssuanceError(messages.Error.with_code("rateLimited", detail="slow down")),
+            "rate_limited",
+            "slow down",
+        ),
+        (
+            acme_errors.ValidationError([_authz("v.example.com")]),
+            "validation_failed",
+            "v.example.com",
+        ),
+        (acme_errors.TimeoutError(), "timeout", "did not finish in time"),
+        (acme_errors.PollError(set(), {}), "timeout", "in time"),
+        (acme_errors.ConflictError("https://ca/x"), "ca_error", "HTTP 409"),
+        (
+            acme_errors.BadNonce("n", ValueError("x")),
+            "ca_unreachable",
+            "anti-replay nonce",
+        ),
+        (
+            acme_errors.MissingNonce(_http(200)),
+            "ca_unreachable",
+            "anti-replay nonce",
+        ),
+        (
+            acme_errors.ARIError("no", datetime.now()),
+            "ca_unreachable",
+            "renewal information",
+        ),
+        (
+            acme_errors.WildcardUnsupportedError(),
+            "ca_error",
+            "does not issue wildcard",
+        ),
+        (acme_errors.UnexpectedUpdate("u"), "ca_error", "another resource"),
+        (acme_errors.DependencyError("old"), "ca_error", "dependency"),
+        (
+            acme_errors.ClientError(_http(503, b"<html>")),
+            "ca_unreachable",
+            "HTTP 503 Service Unavailable",
+        ),
+        (
+            acme_errors.ClientError((_http(429), ValueError())),
+            "rate_limited",
+            "HTTP 429",
+        ),
+        (
+            acme_errors.ClientError(_http(403, b"no")),
+            "unauthorized",
+            "HTTP 403",
+        ),
+        (acme_errors.ClientError(_http(404)), "ca_error", "HTTP 404"),
+        # What truly was not understood, and only that, says so.
+        (
+            acme_errors.ClientError('"up" Link header missing'),
+            "ca_error",
+            "not understood",
+        ),
+        (ValueError("Expecting value"), "ca_error", "not understood"),
+        (
+            acme_errors.SchemaValidationError("bad"),
+            "ca_error",
+            "not understood",
+        ),
+    ],
+)
+def test_every_acme_exception_is_classified(exc: Exception, kind: str, words: str) -> None:
+    error = engine._classify_acme(exc, "ca.example", None)
+    assert isinstance(error, AcmeError)
+    assert error.kind == kind
+    assert words in error.message
+    if words != "not understood":
+        assert "not understood" not in error.message
+
+
+def test_what_the_ca_returns_is_checked_before_it_goes_live() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from certcli import x509 as x
+    from certcli.errors import BadCertificateError
+
+    ca = LocalCA()
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = ["a.example.com", "*.example.com", "192.0.2.1"]
+    csr = x.make_csr(key, names)
+    now = datetime.now(UTC)
+
+    def check(issued: object, chain: bytes | None = None) -> None:
+        got = engine.IssuedChain(issued.cert_pem, issued.chain_pem if chain is None else chain)  # type: ignore[attr-defined]
+        engine.verify_issued(got, names, csr, now)
+
+    check(ca.issue(list(reversed(names)), public_key=key.public_key()))  # any order
+    check(ca.issue(names, public_key=key.public_key()), chain=b"")  # no chain: nothing to link
+    cases = [
+        (ca.issue(names), None, "another key"),
+        (ca.issue(names[:2], public_key=key.public_key()), None, "missing: 192.0.2.1"),
+        (ca.issue([*names, "b.example.com"], public_key=key.public_key()), None, "b.example.com"),
+        (
+            ca.issue(
+                names, public_key=key.public_key(), not_before=now - timedelta(days=3), days=1
+            ),
+            None,
+            "not valid now",
+        ),
+        (
+            ca.issue(names, public_key=key.public_key(), not_before=now + timedelta(hours=1)),
+            None,
+            "not valid now",
+        ),
+        (ca.issue(names, public_key=key.public_key()), LocalCA("other").issuer.pem, "its chain"),
+    ]
+    for issued, chain, words in cases:
+        with pytest.raises(BadCertificateError, match=words) as raised:
+            check(issued, chain)
+        assert raised.value.kind == "bad_certificate" and raised.value.exit_code == 15
+    # a CA clock a little ahead of ours is no attack
+    check(ca.issue(names, public_key=key.public_key(), not_before=now + timedelta(minutes=2)))

@@ -280,3 +280,39 @@ def test_webroot_solver_never_chmods_through_a_link_swapped_in_after_mkdir(
         solver.present([Challenge("x.com", "http-01", "tok", "tok.t", "tok.t")])
     assert stat.S_IMODE(victim.stat().st_mode) == 0o600
     assert victim.read_text() == "root:secret\n"
+
+
+def test_names_the_challenge_cannot_validate_are_refused() -> None:
+    from certcli.issuance import check_challenge
+
+    check_challenge(["x.com", "*.x.com"], "dns-01")
+    check_challenge(["x.com", "192.0.2.1", "2001:db8::1"], "http-01")
+    with pytest.raises(UsageError, match=r"\*\.x\.com needs DNS-01") as wildcard:
+        check_challenge(["x.com", "*.x.com"], "http-01")
+    assert "--dns or --wildcard" in (wildcard.value.hint or "")
+    with pytest.raises(UsageError, match="2001:db8::1 is an IP address") as address:
+        check_challenge(["x.com", "2001:db8::1"], "dns-01", "x.com")
+    assert "'x.com' answers DNS-01" in address.value.message
+    assert "--webroot" in (address.value.hint or "")
+    lineage = LineageConfig("x", ("x.com", "*.x.com"), Mode.AUTO, "ec-p256", {})
+    with pytest.raises(UsageError, match="needs DNS-01"):
+        make_plan(WEB, {}, lineage)  # a renewal of a lineage edited into an impossible one
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (AcmeOptions(webroot="/w", key_type="rsa-1024"), "unknown key type 'rsa-1024'"),
+        (AcmeOptions(webroot="/w", preferred_chain=""), "preferred chain '' is not a name"),
+        (AcmeOptions(webroot="/w", profile="a\nb"), "profile 'a\\nb' is not a name"),
+    ],
+)
+def test_settings_that_cannot_work_are_refused_by_the_plan(
+    options: AcmeOptions, words: str
+) -> None:
+    with pytest.raises(UsageError) as raised:
+        make_plan(options, {}, None)
+    assert words in raised.value.message
+    lineage = LineageConfig("x", ("x.com",), Mode.AUTO, "rsa-512", {"webroot": "/w"})
+    with pytest.raises(UsageError, match="unknown key type 'rsa-512'"):
+        make_plan(AcmeOptions(), {}, lineage)  # from lineage.toml as well
