@@ -258,6 +258,7 @@ class Outcome:
     reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     problems: tuple[str, ...] = ()  # e.g. a deploy hook that failed after a renewal
+    notes: tuple[str, ...] = ()  # what renew repaired on the way (a broken `live`)
 
     def to_json(self) -> dict[str, Any]:
         cert = self.certificate
@@ -274,6 +275,7 @@ class Outcome:
             "error_kind": getattr(self.error, "kind", "error") if self.error else None,
             "sans": [d.to_json() for d in getattr(self.error, "diagnoses", ())],
             "problems": list(self.problems),
+            "notes": list(self.notes),
         }
 
 
@@ -635,6 +637,7 @@ def renew(
         index = {} if force or dry_run else store.read_renew_index()
         kept = dict(index) if names else {}
         stamp_now = now.timestamp()
+        healed: dict[str, tuple[str, ...]] = {}
         for name in names or store.names():
             stamp = store.lineage_stamp(name)
             known = _not_due_by_index(index.get(name), name, stamp, stamp_now)
@@ -644,6 +647,8 @@ def renew(
                 continue
             kept.pop(name, None)
             try:
+                if not dry_run:  # a dry run stores nothing, repairs included
+                    healed[name] = _heal(store, name)
                 item = _scan(store, name, config, now, force=force or dry_run)
             except (CertcliError, KeyError, TypeError, ValueError) as exc:
                 # One damaged lineage is reported; the others are still renewed.
@@ -741,9 +746,22 @@ def renew(
                 env = {"FAILED_DOMAINS": failed, "RENEWED_DOMAINS": renewed}
                 problem = run_hook("post", str(hooks["post"]), env, _hook_timeout(config))
                 problems += filter(None, [problem])
+            outcomes = [
+                replace(o, notes=o.notes + healed[o.name]) if healed.get(o.name) else o
+                for o in outcomes
+            ]
         if not dry_run:
             problems += _notify(config, outcomes)
     return RenewRun(outcomes, problems)
+
+
+def _heal(store: Store, name: str) -> tuple[str, ...]:
+    """Repair a broken `live` (under the lineage's lock), and say what was done."""
+    if not store.live_broken(name):
+        return ()
+    with store.lock(name):
+        note = store.heal_live(name)
+    return (note,) if note else ()
 
 
 def _not_due_by_index(entry: Any, name: str, stamp: list[Any], now: float) -> Outcome | None:
@@ -881,7 +899,7 @@ def _notify(config: dict[str, Any], outcomes: list[Outcome]) -> list[str]:
             text = f"certcli: renewing {o.name} failed: {o.error.message}"
             kind = "renewal_failed"
         elif o.action == "skipped" and o.extra.get("warn"):
-            text, kind = f"certcli: {o.name}: {o.reason}", "custom_expiring"
+            text, kind = f"certcli: {o.name}: {o.reason}", o.extra.get("event", "custom_expiring")
         elif o.action == "renewed" and settings.get("on_success"):
             text, kind = f"certcli: renewed {o.name} (version {o.version})", "renewed"
         else:
@@ -891,6 +909,9 @@ def _notify(config: dict[str, Any], outcomes: list[Outcome]) -> list[str]:
 
 
 def _custom_outcome(lineage: LineageConfig, live: CertInfo | None, now: datetime) -> Outcome:
+    from certcli.domains import uncovered
+
+    missing = uncovered(live.sans, lineage.domains) if live is not None else []
     reason = "uploaded certificate: certcli does not renew it"
     if live is not None and now >= renewal_window_start(live.not_before, live.not_after):
         left = days_left(live.not_after, now)
@@ -906,6 +927,19 @@ def _custom_outcome(lineage: LineageConfig, live: CertInfo | None, now: datetime
             certificate=live,
             reason=reason,
             extra={"warn": True},
+        )
+    if missing:
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        return Outcome(
+            lineage.name,
+            "skipped",
+            lineage.domains,
+            certificate=live,
+            reason=f"uploaded certificate does not cover {shown}: upload one that covers "
+            "all of the lineage's domains",
+            extra={"warn": True, "event": "custom_mismatch"},
         )
     return Outcome(lineage.name, "skipped", lineage.domains, certificate=live, reason=reason)
 
@@ -984,20 +1018,22 @@ def san_add(
     """Add SANs to a lineage and, unless the live certificate covers them already, re-issue
     at once. When the DNS of a new SAN is not Valid yet the lineage shows that, and the next
     `renew` re-issues as soon as it is."""
-    from certcli.domains import covered_by
+    from certcli.domains import uncovered
     from certcli.errors import DnsNotReadyError
 
     validate_lineage_name(name)
     with store.lock(name):
         lineage = store.read_config(name)
-        new = [s for s in sans if s not in lineage.domains]
+        known = set(lineage.domains)
+        new = list(dict.fromkeys(s for s in sans if s not in known))
         live = store.live_info(name)
-        covered = [s for s in new if live is not None and covered_by(live.sans, s)]
+        missing = set(uncovered(live.sans, new)) if live is not None else set(new)
+        covered = [s for s in new if s not in missing]
         updated = replace(lineage, domains=lineage.domains + tuple(new))
         if new:
             store.write_config(updated)
         change = SanChange(
-            name, tuple(new), (), tuple(s for s in sans if s not in new), tuple(covered)
+            name, tuple(new), (), tuple(s for s in sans if s in known), tuple(covered)
         )
         if lineage.mode is Mode.CUSTOM or len(covered) == len(new):
             return change
@@ -1022,12 +1058,13 @@ def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
     validate_lineage_name(name)
     with store.lock(name):
         lineage = store.read_config(name)
-        unknown = [s for s in sans if s not in lineage.domains]
+        known, removed = set(lineage.domains), set(sans)
+        unknown = [s for s in sans if s not in known]
         if unknown:
             raise UsageError(
                 f"{name!r} has no SAN {', '.join(unknown)}", f"`certcli san list {name}` shows them"
             )
-        remaining = tuple(d for d in lineage.domains if d not in sans)
+        remaining = tuple(d for d in lineage.domains if d not in removed)
         if not remaining:
             raise UsageError(f"{name!r} would have no domain left", "keep at least one")
         store.write_config(replace(lineage, domains=remaining))

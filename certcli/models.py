@@ -16,8 +16,10 @@ class Mode(StrEnum):
 class LineageStatus(StrEnum):
     """Ordered from the most to the least urgent; `status` shows the first that holds."""
 
+    DAMAGED = "damaged"  # a file of the lineage cannot be read; the others are unaffected
     EXPIRED = "expired"
     FAILED = "failed"
+    MISMATCH = "mismatch"  # the live certificate does not cover every domain of the lineage
     DNS_MISSING = "dns_missing"
     DNS_WRONG = "dns_wrong"
     DNS_DUPLICATE = "dns_duplicate"
@@ -71,6 +73,13 @@ class CertInfo:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CertInfo:
+        """Raises KeyError, TypeError or ValueError for what certcli did not write."""
+        sans = data["sans"]
+        if not isinstance(sans, list) or not all(isinstance(s, str) for s in sans):
+            raise TypeError("sans must be a list of names")
+        for key in ("issuer", "not_before", "not_after", "serial", "fingerprint_sha256"):
+            if not isinstance(data[key], str):
+                raise TypeError(f"{key} must be a string")
         return cls(
             subject_cn=data.get("subject_cn"),
             sans=tuple(data["sans"]),
@@ -104,7 +113,19 @@ class LineageConfig:
 
     @classmethod
     def from_toml(cls, data: dict[str, Any]) -> LineageConfig:
+        """Raises KeyError, TypeError or ValueError (naming the key) for a file that is not
+        one certcli could have written."""
         known = {"name", "domains", "mode", "key_type"}
+        if not isinstance(data["name"], str):
+            raise TypeError(f"name must be a string, not {data['name']!r}")
+        domains = data["domains"]
+        if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+            raise TypeError(f"domains must be a list of names, not {domains!r}")
+        if not domains:
+            raise ValueError("domains is empty")
+        for key in ("mode", "key_type"):
+            if not isinstance(data.get(key, ""), str):
+                raise TypeError(f"{key} must be a string, not {data[key]!r}")
         return cls(
             name=data["name"],
             domains=tuple(data["domains"]),

@@ -34,6 +34,7 @@ FILE_MODE = 0o644
 #: certbot's names, so existing web-server configs can point at live/.
 VERSION_FILES = ("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem")
 _VERSION_DIR = re.compile(r"^\d{4,}$")
+_LIVE_TARGET = re.compile(r"archive/(\d{4,})")
 _LOCK_WAIT_DEFAULT = 5.0
 RENEW_INDEX = "renew-index.json"
 
@@ -180,10 +181,12 @@ class Store:
         except (FileNotFoundError, NotADirectoryError):
             self.require(name)
             raise
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except KeyError as exc:
+            raise StoreError(f"cannot read {path}: no {exc.args[0]!r} key") from None
+        except (OSError, ValueError, TypeError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
-        if not all(isinstance(d, str) for d in config.domains) or not config.domains:
-            raise StoreError(f"cannot read {path}: domains must be a list of names")
+        if config.name != name:
+            raise StoreError(f"cannot read {path}: its name {config.name!r} is not {name!r}")
         return config
 
     def write_config(self, config: LineageConfig) -> None:
@@ -238,10 +241,12 @@ class Store:
                 stamp += [st.st_ino, st.st_mtime_ns, st.st_size]
             except OSError:
                 stamp += [None, None, None]
+        live = self._path(name, "live")
         try:
-            stamp.append(os.readlink(self._path(name, "live")))
+            stamp.append(os.readlink(live))
+            stamp.append(os.stat(live).st_ino)  # the version it points at, gone or not
         except OSError:
-            stamp.append(None)
+            stamp += [None, None]
         return stamp
 
     def read_renew_index(self) -> dict[str, Any]:
@@ -261,30 +266,125 @@ class Store:
             atomic_write(self.root / RENEW_INDEX, json.dumps(payload).encode())
 
     def live_version(self, name: str) -> int | None:
+        """The version `live` points at; None when there is no `live` yet. StoreError for a
+        `live` certcli did not make (`renew` heals it, see heal_live)."""
+        live = self._path(name, "live")
         try:
-            target = os.readlink(self._path(name, "live"))
+            target = os.readlink(live)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise _store_error("read", self.lineage_dir(name) / "live", exc) from None
-        try:
-            return int(os.path.basename(target))
-        except ValueError:
-            raise StoreError(f"{self.lineage_dir(name) / 'live'} points at {target}") from None
+            if exc.errno != errno.EINVAL:
+                raise _store_error("read", Path(live), exc) from None
+            what = "a directory" if os.path.isdir(live) else "a regular file"
+            raise StoreError(
+                f"{live} is {what}, not a link to a version",
+                "`certcli renew` restores it from the newest complete version",
+            ) from None
+        match = _LIVE_TARGET.fullmatch(target)
+        if match is None:
+            raise StoreError(
+                f"{live} points at {target}, not at a version in archive/",
+                "`certcli renew` restores it from the newest complete version",
+            )
+        return int(match.group(1))
 
     def version_meta(self, name: str, version: int) -> dict[str, Any]:
         path = self._path(name, "archive", f"{version:04d}", "meta.json")
         try:
             with open(path, "rb") as handle:
-                return json.load(handle)
+                meta = json.load(handle)
         except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read {path}: {exc}") from None
+            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if not isinstance(meta, dict):
+            raise StoreError(f"cannot read {path}: not a JSON object")
+        return meta
+
+    def version_info(self, name: str, version: int) -> CertInfo:
+        """The certificate of a version, from its meta.json (StoreError naming the file)."""
+        meta = self.version_meta(name, version)
+        try:
+            return CertInfo.from_json(meta["certificate"])
+        except KeyError as exc:
+            problem = f"no {exc.args[0]!r} key"
+        except (TypeError, ValueError, AttributeError) as exc:
+            problem = str(exc) or type(exc).__name__
+        path = self._path(name, "archive", f"{version:04d}", "meta.json")
+        raise StoreError(f"cannot read {path}: {problem}")
 
     def live_info(self, name: str) -> CertInfo | None:
         version = self.live_version(name)
         if version is None:
             return None
-        return CertInfo.from_json(self.version_meta(name, version)["certificate"])
+        return self.version_info(name, version)
+
+    def _complete(self, name: str, version: int) -> bool:
+        """Whether a version holds every file a web server reads, and a readable meta.json."""
+        directory = self._path(name, "archive", f"{version:04d}")
+        if os.path.islink(directory) or not all(
+            os.path.isfile(os.path.join(directory, f))
+            and not os.path.islink(os.path.join(directory, f))
+            for f in VERSION_FILES
+        ):
+            return False
+        try:
+            self.version_info(name, version)
+        except StoreError:
+            return False
+        return True
+
+    def live_broken(self, name: str) -> bool:
+        """Whether `live` exists but is not a link to a complete version (see heal_live)."""
+        try:
+            version = self.live_version(name)
+        except StoreError:
+            return True
+        return version is not None and not self._complete(name, version)
+
+    def heal_live(self, name: str) -> str | None:
+        """Make a broken `live` (a regular file, a directory, a dangling link, a link to
+        anything but a complete version) point at the newest complete version again, or
+        remove it when there is none (the lineage is then issued anew). Returns what was
+        done, None when `live` was fine. The caller holds the lineage lock.
+
+        Nothing is followed or deleted through `live`: a link is replaced by rename, and a
+        file or directory there (of unknown content) is moved aside as `live.broken-N`."""
+        directory = self.lineage_dir(name)
+        live = directory / "live"
+        try:
+            version = self.live_version(name)
+            if version is None or self._complete(name, version):
+                return None
+        except StoreError as exc:
+            problem = exc.message
+        else:
+            problem = f"{live} points at version {version}, which is not complete"
+        try:
+            kept = None
+            if not live.is_symlink():
+                kept = self._move_aside(live)
+            complete = [v for v in self.versions(name) if self._complete(name, v)]
+            if complete:
+                self._switch_live(directory, complete[-1])
+                done = f"live restored to version {complete[-1]}"
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    live.unlink()  # a link: removing it touches nothing it points at
+                fsync_dir(directory)
+                done = "no complete version to restore: live removed"
+        except OSError as exc:
+            raise _store_error("restore", live, exc) from None
+        aside = f" (what was there is kept as {kept.name})" if kept else ""
+        return f"{problem}: {done}{aside}"
+
+    @staticmethod
+    def _move_aside(path: Path) -> Path:
+        for n in range(1, 1000):
+            target = path.with_name(f"{path.name}.broken-{n}")
+            if not os.path.lexists(target):
+                os.rename(path, target)
+                return target
+        raise FileExistsError(errno.EEXIST, "too many earlier copies", str(path))
 
     def read_live_file(self, name: str, filename: str) -> bytes:
         return self.read_live_files(name, filename)[0]

@@ -121,6 +121,7 @@ _RESULT = {
     "error_kind": None,
     "sans": [],
     "problems": [],
+    "notes": [],
 }
 
 
