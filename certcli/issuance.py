@@ -647,9 +647,9 @@ def renew(
                 continue
             kept.pop(name, None)
             try:
-                if not dry_run:  # a dry run stores nothing, repairs included
-                    healed[name] = _heal(store, name)
-                item = _scan(store, name, config, now, force=force or dry_run)
+                # a dry run stores nothing, repairs included
+                healed[name], whole = ((), True) if dry_run else _heal(store, name)
+                item = _scan(store, name, config, now, force=force or dry_run, whole=whole)
             except (CertcliError, KeyError, TypeError, ValueError) as exc:
                 # One damaged lineage is reported; the others are still renewed.
                 error = (
@@ -755,13 +755,14 @@ def renew(
     return RenewRun(outcomes, problems)
 
 
-def _heal(store: Store, name: str) -> tuple[str, ...]:
-    """Repair a broken `live` (under the lineage's lock), and say what was done."""
+def _heal(store: Store, name: str) -> tuple[tuple[str, ...], bool]:
+    """Repair a broken `live` under the lineage's lock: what was done, and whether `live`
+    is whole (else only a new version can replace it)."""
     if not store.live_broken(name):
-        return ()
+        return (), True
     with store.lock(name):
-        note = store.heal_live(name)
-    return (note,) if note else ()
+        healed = store.heal_live(name)
+    return ((), True) if healed is None else ((healed[0],), healed[1])
 
 
 def _not_due_by_index(entry: Any, name: str, stamp: list[Any], now: float) -> Outcome | None:
@@ -778,15 +779,27 @@ def _not_due_by_index(entry: Any, name: str, stamp: list[Any], now: float) -> Ou
 
 
 def _scan(
-    store: Store, name: str, config: dict[str, Any], now: datetime, *, force: bool
+    store: Store,
+    name: str,
+    config: dict[str, Any],
+    now: datetime,
+    *,
+    force: bool,
+    whole: bool = True,
 ) -> Outcome | tuple[LineageConfig, str, str | None]:
     """What `renew` does with one lineage: an outcome already (custom, not due, in backoff),
-    or (lineage, why it is due, the certificate ID it replaces)."""
+    or (lineage, why it is due, the certificate ID it replaces). When `live` is not
+    `whole` (broken, nothing to restore) an ACME lineage is issued anew."""
     lineage = store.read_config(name)
-    live = store.live_info(name)
+    state = store.read_state(name)
+    if not whole and lineage.mode is Mode.CUSTOM:
+        raise StoreError(
+            f"the live version of {name!r} is damaged and no complete version is left",
+            f"upload a certificate with `certcli upload {name}`",
+        )
+    live = store.live_info(name) if whole else None
     if lineage.mode is Mode.CUSTOM:
         return _custom_outcome(lineage, live, now)
-    state = store.read_state(name)
     ari, ask_again = (
         (None, None) if live is None else _ari_window(store, name, state, config, lineage, now)
     )

@@ -117,7 +117,7 @@ def lineage_report(
         fresh_dns = diagnose(config) if diagnose else None
         return _report(store, config, version, cert, state, now, fresh_dns)
     except StoreError as exc:
-        error = exc.message
+        error = exc.message + (f"; {exc.hint}" if exc.hint else "")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # lineage.toml and meta.json are checked as they are read: what is left is state.json
         error = f"cannot read {store.lineage_dir(name) / 'state.json'}: {type(exc).__name__}: {exc}"

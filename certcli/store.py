@@ -295,7 +295,8 @@ class Store:
             with open(path, "rb") as handle:
                 meta = json.load(handle)
         except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise StoreError(f"cannot read {path}: {reason}") from None
         if not isinstance(meta, dict):
             raise StoreError(f"cannot read {path}: not a JSON object")
         return meta
@@ -319,63 +320,96 @@ class Store:
         return self.version_info(name, version)
 
     def _complete(self, name: str, version: int) -> bool:
-        """Whether a version holds every file a web server reads, and a readable meta.json."""
+        """Whether a version holds, as regular files, every file a web server reads."""
         directory = self._path(name, "archive", f"{version:04d}")
-        if os.path.islink(directory) or not all(
-            os.path.isfile(os.path.join(directory, f))
-            and not os.path.islink(os.path.join(directory, f))
-            for f in VERSION_FILES
-        ):
-            return False
+        return not os.path.islink(directory) and all(
+            os.path.isfile(path) and not os.path.islink(path)
+            for path in (os.path.join(directory, f) for f in VERSION_FILES)
+        )
+
+    def live_broken(self, name: str) -> bool:
+        """Whether `live` exists but is not a link to a complete version with a readable
+        meta.json (see heal_live)."""
+        try:
+            return self.live_version(name) is not None and not (
+                self._complete(name, self.live_version(name) or 0) and self.live_info(name)
+            )
+        except StoreError:
+            return True
+
+    def heal_live(self, name: str) -> tuple[str, bool] | None:
+        """Repair a broken `live`: a regular file, a directory, a dangling link, a link to
+        anything but a version, or to a version whose meta.json is missing or garbled.
+
+        A version with all its files whose meta.json is damaged gets it back from its own
+        cert.pem; `live` then points at the version it named, or else at the newest complete
+        one. Returns (what was done, whether `live` is whole again), None when it was fine.
+        With no complete version `live` stays as it is: the web server keeps what it reads,
+        and a new version (a renewal, an upload) replaces it. The caller holds the lineage
+        lock. Nothing is followed or deleted through `live`: a link is replaced by rename,
+        and a file or directory of unknown content there is moved aside (see _switch_live).
+        """
+        if not self.live_broken(name):
+            return None
+        directory = self.lineage_dir(name)
+        live = directory / "live"
+        try:
+            target, problem = self.live_version(name), ""
+        except StoreError as exc:
+            target, problem = None, exc.message
+        complete = [v for v in self.versions(name) if self._complete(name, v)]
+        if target in complete:
+            problem = f"{live}: the meta.json of version {target} cannot be read"
+        elif target is not None:
+            problem = f"{live} points at version {target}, which is missing or incomplete"
+        if not complete:
+            return f"{problem}, and no complete version is left to restore", False
+        chosen = target if target in complete else complete[-1]
+        try:
+            rebuilt = self._rebuild_meta(name, chosen)
+            kept = None
+            if target != chosen:
+                kept = self._switch_live(directory, chosen)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise StoreError(f"cannot restore {live}: {reason}") from None
+        done = f"live restored to version {chosen}" if target != chosen else ""
+        if rebuilt:
+            done += (
+                " (its meta.json rebuilt from its cert.pem)"
+                if done
+                else "meta.json rebuilt from cert.pem"
+            )
+        if kept is not None:
+            done += f"; what was there is kept as {kept.name}"
+        return f"{problem}: {done}", True
+
+    def _meta_ok(self, name: str, version: int) -> bool:
         try:
             self.version_info(name, version)
         except StoreError:
             return False
         return True
 
-    def live_broken(self, name: str) -> bool:
-        """Whether `live` exists but is not a link to a complete version (see heal_live)."""
-        try:
-            version = self.live_version(name)
-        except StoreError:
-            return True
-        return version is not None and not self._complete(name, version)
+    def _rebuild_meta(self, name: str, version: int) -> bool:
+        """Write a version's meta.json again from its cert.pem, if it cannot be read."""
+        if self._meta_ok(name, version):
+            return False
+        from datetime import UTC, datetime
 
-    def heal_live(self, name: str) -> str | None:
-        """Make a broken `live` (a regular file, a directory, a dangling link, a link to
-        anything but a complete version) point at the newest complete version again, or
-        remove it when there is none (the lineage is then issued anew). Returns what was
-        done, None when `live` was fine. The caller holds the lineage lock.
+        from certcli import x509 as x
+        from certcli.models import rfc3339
 
-        Nothing is followed or deleted through `live`: a link is replaced by rename, and a
-        file or directory there (of unknown content) is moved aside as `live.broken-N`."""
-        directory = self.lineage_dir(name)
-        live = directory / "live"
-        try:
-            version = self.live_version(name)
-            if version is None or self._complete(name, version):
-                return None
-        except StoreError as exc:
-            problem = exc.message
-        else:
-            problem = f"{live} points at version {version}, which is not complete"
-        try:
-            kept = None
-            if not live.is_symlink():
-                kept = self._move_aside(live)
-            complete = [v for v in self.versions(name) if self._complete(name, v)]
-            if complete:
-                self._switch_live(directory, complete[-1])
-                done = f"live restored to version {complete[-1]}"
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    live.unlink()  # a link: removing it touches nothing it points at
-                fsync_dir(directory)
-                done = "no complete version to restore: live removed"
-        except OSError as exc:
-            raise _store_error("restore", live, exc) from None
-        aside = f" (what was there is kept as {kept.name})" if kept else ""
-        return f"{problem}: {done}{aside}"
+        directory = self.lineage_dir(name) / "archive" / f"{version:04d}"
+        cert = x.parse_certificates((directory / "cert.pem").read_bytes(), "cert.pem")[0]
+        meta = {
+            "certificate": x.cert_info(cert).to_json(),
+            "source": "rebuilt",
+            "created": rfc3339(datetime.now(UTC)),
+            "version": version,
+        }
+        atomic_write(directory / "meta.json", json.dumps(meta, indent=2).encode())
+        return True
 
     @staticmethod
     def _move_aside(path: Path) -> Path:
@@ -453,13 +487,20 @@ class Store:
                 with contextlib.suppress(FileNotFoundError):
                     (directory / "privkey.pem").unlink()
 
-    def _switch_live(self, directory: Path, version: int) -> None:
+    def _switch_live(self, directory: Path, version: int) -> Path | None:
+        """Point `live` at a version, by rename. A directory where `live` should be (a copy
+        made by hand, say) cannot be renamed over: it is moved aside, and returned."""
         tmp = directory / f".live.{os.getpid()}.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         os.symlink(f"archive/{version:04d}", tmp)
-        os.replace(tmp, directory / "live")
+        live = directory / "live"
+        kept = None
+        if live.exists() and not live.is_symlink():  # a directory, or a file: kept
+            kept = self._move_aside(live)
+        os.replace(tmp, live)
         fsync_dir(directory)
+        return kept
 
     def repair(self, name: str) -> list[Path]:
         """Remove what an interrupted write left behind; return what was removed."""

@@ -148,8 +148,9 @@ def _detail(out: Output, r: LineageReport) -> None:
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         out.line(f"{key + ':':<{width + 1}} {value}")
-    out.line()
-    san_table(out, r)
+    if r.sans:
+        out.line()
+        san_table(out, r)
 
 
 def san_table(out: Output, r: LineageReport) -> None:
