@@ -39,6 +39,16 @@ _LOCK_WAIT_DEFAULT = 5.0
 RENEW_INDEX = "renew-index.json"
 
 
+#: The types of the keys of state.json that certcli reads (null: not set).
+_STATE_TYPES: dict[str, type] = {
+    **dict.fromkeys(("phase", "phase_at", "last_attempt", "last_success"), str),
+    **dict.fromkeys(("last_error", "last_error_kind", "next_attempt"), str),
+    **dict.fromkeys(("dns", "ari", "revoked"), dict),
+    "failures": int,
+}
+_KIND_NAMES = {str: "a string", dict: "a table", int: "a number"}
+
+
 def version_files(cert_pem: bytes, chain_pem: bytes, key_pem: bytes) -> dict[str, bytes]:
     """The files of one version, under certbot's names; the full chain is cert + chain."""
     return {
@@ -210,6 +220,13 @@ class Store:
             raise StoreError(f"cannot read {path}: {exc}") from None
         if not isinstance(state, dict):
             raise StoreError(f"cannot read {path}: not a JSON object", "remove the file")
+        for key, kind in _STATE_TYPES.items():
+            value = state.get(key)
+            if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                raise StoreError(
+                    f"cannot read {path}: {key} is {value!r}, not {_KIND_NAMES[kind]}",
+                    "remove the key (or the file)",
+                )
         return state
 
     def write_state(self, name: str, state: dict[str, Any]) -> None:
