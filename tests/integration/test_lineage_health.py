@@ -123,6 +123,8 @@ def test_a_damaged_lineage_is_listed_as_such_and_the_others_work(
     (error,) = [line for line in run.stdout.splitlines() if line.startswith("Error:")]
     assert named in error and says in error
     assert certcli("status", "bad", "--fail-on", "any").code == 1
+    run = certcli("san", "list", "bad")  # no SAN to list: the same error, exit 5
+    assert run.code == 5 and named in run.stderr and says in run.stderr
     assert ok(certcli("status", "good", "--fail-on", "any")).code == 0
     assert "Traceback" not in run.stderr
 
