@@ -19,10 +19,10 @@ class LineageStatus(StrEnum):
     DAMAGED = "damaged"  # a file of the lineage cannot be read; the others are unaffected
     EXPIRED = "expired"
     FAILED = "failed"
-    MISMATCH = "mismatch"  # the live certificate does not cover every domain of the lineage
     DNS_MISSING = "dns_missing"
     DNS_WRONG = "dns_wrong"
     DNS_DUPLICATE = "dns_duplicate"
+    MISMATCH = "mismatch"  # the live certificate misses a domain (often the DNS's doing)
     EXPIRING = "expiring"
     PENDING = "pending"
     ACTIVE = "active"

@@ -348,9 +348,10 @@ class Store:
         """Whether `live` exists but is not a link to a complete version with a readable
         meta.json (see heal_live)."""
         try:
-            return self.live_version(name) is not None and not (
-                self._complete(name, self.live_version(name) or 0) and self.live_info(name)
-            )
+            version = self.live_version(name)
+            if version is None:
+                return False
+            return not self._complete(name, version) or self.version_info(name, version) is None
         except StoreError:
             return True
 
