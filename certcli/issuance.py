@@ -310,6 +310,7 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
     problems: tuple[str, ...] = ()  # e.g. a deploy hook that failed after a renewal
     deploy_error: str | None = None  # the deploy hook of this outcome's version failed
+    notes: tuple[str, ...] = ()  # what renew repaired on the way (a broken `live`)
 
     def to_json(self) -> dict[str, Any]:
         cert = self.certificate
@@ -327,6 +328,7 @@ class Outcome:
             "sans": [d.to_json() for d in getattr(self.error, "diagnoses", ())],
             "problems": list(self.problems),
             "deploy_error": self.deploy_error,
+            "notes": list(self.notes),
         }
 
 
@@ -745,6 +747,7 @@ def renew(
         index = {} if force or dry_run else store.read_renew_index()
         kept = dict(index) if names else {}
         stamp_now = now.timestamp()
+        healed: dict[str, tuple[str, ...]] = {}
         for name in names or store.names():
             stamp = store.lineage_stamp(name)
             known = _not_due_by_index(index.get(name), name, stamp, stamp_now)
@@ -754,12 +757,15 @@ def renew(
                 continue
             kept.pop(name, None)
             try:
+                # a dry run stores nothing, repairs included
+                healed[name], whole = ((), True) if dry_run else _heal(store, name)
                 item = _scan(
                     store,
                     name,
                     config,
                     now,
                     force=force or dry_run,
+                    whole=whole,
                     asked=bool(names) or force or dry_run,
                 )
             except (CertcliError, KeyError, TypeError, ValueError) as exc:
@@ -862,9 +868,23 @@ def renew(
                 env = {"FAILED_DOMAINS": failed, "RENEWED_DOMAINS": renewed}
                 problem = run_hook("post", str(hooks["post"]), env, _hook_timeout(config))
                 problems += filter(None, [problem])
+            outcomes = [
+                replace(o, notes=o.notes + healed[o.name]) if healed.get(o.name) else o
+                for o in outcomes
+            ]
         if not dry_run:
             problems += _notify(store, config, outcomes)
     return RenewRun(outcomes, problems)
+
+
+def _heal(store: Store, name: str) -> tuple[tuple[str, ...], bool]:
+    """Repair a broken `live` under the lineage's lock: what was done, and whether `live`
+    is whole (else only a new version can replace it)."""
+    if not store.live_broken(name):
+        return (), True
+    with store.lock(name):
+        healed = store.heal_live(name)
+    return ((), True) if healed is None else ((healed[0],), healed[1])
 
 
 def _not_due_by_index(entry: Any, name: str, stamp: list[Any], now: float) -> Outcome | None:
@@ -887,16 +907,26 @@ def _scan(
     now: datetime,
     *,
     force: bool,
+    whole: bool = True,
     asked: bool = False,
 ) -> Outcome | tuple[LineageConfig, str, str | None]:
     """What `renew` does with one lineage: an outcome already (custom, not due, in backoff,
-    deploy only), or (lineage, why it is due, the certificate ID it replaces). `asked`: the
+    deploy only), or (lineage, why it is due, the certificate ID it replaces). When `live` is
+    not `whole` (broken, nothing to restore) an ACME lineage is issued anew. `asked`: the
     lineage was named or forced, so a custom one says why it is not renewed."""
     lineage = store.read_config(name)
-    live = store.live_info(name)
     state = store.read_state(name)
+    if not whole and lineage.mode is Mode.CUSTOM:
+        raise StoreError(
+            f"the live version of {name!r} is damaged and no complete version is left",
+            f"upload a certificate with `certcli upload {name}`",
+        )
+    live = store.live_info(name) if whole else None
     if lineage.mode is Mode.CUSTOM:
-        return _custom_outcome(lineage, live, now, _notified(state, live), asked=asked)
+        notified, mismatched = _notified(state, live), _mismatch_notified(state, live)
+        return _custom_outcome(
+            lineage, live, now, notified, asked=asked, mismatch_notified=mismatched
+        )
     ari, ask_again = (
         (None, None) if live is None else _ari_window(store, name, state, config, lineage, now)
     )
@@ -1063,27 +1093,42 @@ def _notify(store: Store, config: dict[str, Any], outcomes: list[Outcome]) -> li
             kind = "renewal_failed"
         elif o.action == "skipped" and "notice" in o.extra:
             text, kind = f"certcli: {o.name}: {o.reason}", "custom_expiring"
+        elif o.action == "skipped" and o.extra.get("mismatch"):
+            text, kind = f"certcli: {o.name}: {o.reason}", "custom_mismatch"
         elif o.action == "renewed" and on_success:
             text, kind = f"certcli: renewed {o.name} (version {o.version})", "renewed"
         else:
             continue
         sent = notify_event(config, o, kind, text)
-        if kind == "custom_expiring" and not sent and o.certificate is not None:
-            _remember_notice(store, o.name, o.certificate.serial, o.extra["notice"])
+        if kind.startswith("custom_") and not sent and o.certificate is not None:
+            serial = o.certificate.serial
+            if kind == "custom_expiring":
+                _remember_notice(
+                    store, o.name, NOTICE_KEY, {"serial": serial, "days": o.extra["notice"]}
+                )
+            else:
+                _remember_notice(store, o.name, MISMATCH_KEY, {"serial": serial})
         problems += sent
     return problems
 
 
-#: state.json's record of the last expiry notice sent about an uploaded certificate.
+#: state.json's records of the notices sent about an uploaded certificate: the last expiry
+#: threshold, and that it misses some of the lineage's domains.
 NOTICE_KEY = "expiry_notice"
+MISMATCH_KEY = "mismatch_notice"
 
 
-def _remember_notice(store: Store, name: str, serial: str, days: int) -> None:
+def _remember_notice(store: Store, name: str, key: str, notice: dict[str, Any]) -> None:
     """Best effort: without it the same notice is sent again at the next run."""
     with contextlib.suppress(LockedError, StoreError), store.lock(name):
         state = store.read_state(name)
-        state[NOTICE_KEY] = {"serial": serial, "days": days}
+        state[key] = notice
         store.write_state(name, state)
+
+
+def _mismatch_notified(state: dict[str, Any], live: CertInfo | None) -> bool:
+    notice = state.get(MISMATCH_KEY)
+    return live is not None and isinstance(notice, dict) and notice.get("serial") == live.serial
 
 
 def _notified(state: dict[str, Any], live: CertInfo | None) -> int | None:
@@ -1111,10 +1156,14 @@ def _custom_outcome(
     notified: int | None = None,
     *,
     asked: bool = False,
+    mismatch_notified: bool = False,
 ) -> Outcome:
     """An uploaded lineage is never renewed: inside its renewal window it is warned about,
-    and notified once per threshold of days left (renewal.expiry_notice); `asked` (named or
+    and notified once per threshold of days left (renewal.expiry_notice); a certificate that
+    misses some of its domains is warned about, and notified once; `asked` (named or
     forced) it says so, and what would renew it."""
+    from certcli.domains import uncovered
+
     reason = "uploaded certificate: certcli does not renew it"
     extra: dict[str, Any] = {}
     if asked:
@@ -1135,6 +1184,16 @@ def _custom_outcome(
             reason=reason,
             extra={"warn": True, **({"notice": notice} if notice is not None else {})},
         )
+    missing = uncovered(live.sans, lineage.domains) if live is not None else []
+    if missing:
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
+        reason = (
+            f"uploaded certificate does not cover {shown}: upload one that covers all of the "
+            "lineage's domains"
+        )
+        extra = {**extra, "warn": True, **({} if mismatch_notified else {"mismatch": True})}
     return Outcome(
         lineage.name, "skipped", lineage.domains, certificate=live, reason=reason, extra=extra
     )
@@ -1218,15 +1277,17 @@ def san_add(
     """Add SANs to a lineage and, unless the live certificate covers them already, re-issue
     at once. When the DNS of a new SAN is not Valid yet the lineage shows that, and the next
     `renew` re-issues as soon as it is."""
-    from certcli.domains import covered_by
+    from certcli.domains import uncovered
     from certcli.errors import DnsNotReadyError
 
     validate_lineage_name(name)
     with store.lock(name):
         lineage = store.read_config(name)
-        new = [s for s in sans if s not in lineage.domains]
+        known = set(lineage.domains)
+        new = list(dict.fromkeys(s for s in sans if s not in known))
         live = store.live_info(name)
-        covered = [s for s in new if live is not None and covered_by(live.sans, s)]
+        missing = set(uncovered(live.sans, new)) if live is not None else set(new)
+        covered = [s for s in new if s not in missing]
         updated = replace(lineage, domains=lineage.domains + tuple(new))
         if lineage.mode is Mode.AUTO:
             get, _ = _settings(config, lineage)
@@ -1234,7 +1295,7 @@ def san_add(
         if new:
             store.write_config(updated)
         change = SanChange(
-            name, tuple(new), (), tuple(s for s in sans if s not in new), tuple(covered)
+            name, tuple(new), (), tuple(s for s in sans if s in known), tuple(covered)
         )
         if lineage.mode is Mode.CUSTOM:
             return replace(change, mode=Mode.CUSTOM, next_step=custom_next_step(updated))
@@ -1261,12 +1322,13 @@ def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
     validate_lineage_name(name)
     with store.lock(name):
         lineage = store.read_config(name)
-        unknown = [s for s in sans if s not in lineage.domains]
+        known, removed = set(lineage.domains), set(sans)
+        unknown = [s for s in sans if s not in known]
         if unknown:
             raise UsageError(
                 f"{name!r} has no SAN {', '.join(unknown)}", f"`certcli san list {name}` shows them"
             )
-        remaining = tuple(d for d in lineage.domains if d not in sans)
+        remaining = tuple(d for d in lineage.domains if d not in removed)
         if not remaining:
             raise UsageError(f"{name!r} would have no domain left", "keep at least one")
         updated = replace(lineage, domains=remaining)

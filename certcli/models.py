@@ -16,11 +16,13 @@ class Mode(StrEnum):
 class LineageStatus(StrEnum):
     """Ordered from the most to the least urgent; `status` shows the first that holds."""
 
+    DAMAGED = "damaged"  # a file of the lineage cannot be read; the others are unaffected
     EXPIRED = "expired"
     FAILED = "failed"
     DNS_MISSING = "dns_missing"
     DNS_WRONG = "dns_wrong"
     DNS_DUPLICATE = "dns_duplicate"
+    MISMATCH = "mismatch"  # the live certificate misses a domain (often the DNS's doing)
     EXPIRING = "expiring"
     PENDING = "pending"
     ACTIVE = "active"
@@ -71,6 +73,13 @@ class CertInfo:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CertInfo:
+        """Raises KeyError, TypeError or ValueError for what certcli did not write."""
+        sans = data["sans"]
+        if not isinstance(sans, list) or not all(isinstance(s, str) for s in sans):
+            raise TypeError("sans must be a list of names")
+        for key in ("issuer", "not_before", "not_after", "serial", "fingerprint_sha256"):
+            if not isinstance(data[key], str):
+                raise TypeError(f"{key} must be a string")
         return cls(
             subject_cn=data.get("subject_cn"),
             sans=tuple(data["sans"]),

@@ -56,17 +56,27 @@ def lineage_statuses(
     *,
     failed: bool = False,
     dns: frozenset[LineageStatus] = frozenset(),
+    domains: tuple[str, ...] = (),
+    damaged: bool = False,
 ) -> list[LineageStatus]:
-    """Every status that holds, most urgent first; `active` only when nothing else does."""
+    """Every status that holds, most urgent first; `active` only when nothing else does.
+    `domains` are the lineage's: a live certificate that misses one is a mismatch."""
+    from certcli.domains import uncovered
+
     found: set[LineageStatus] = set(dns)
+    if damaged:
+        found.add(LineageStatus.DAMAGED)
     if failed:
         found.add(LineageStatus.FAILED)
     if live is None:
-        found.add(LineageStatus.PENDING)
+        if not damaged:
+            found.add(LineageStatus.PENDING)
     elif now >= live.not_after:
         found.add(LineageStatus.EXPIRED)
     elif now >= renewal_window_start(live.not_before, live.not_after):
         found.add(LineageStatus.EXPIRING)
+    if live is not None and uncovered(live.sans, domains):
+        found.add(LineageStatus.MISMATCH)
     ordered = [s for s in LineageStatus if s in found]
     return ordered or [LineageStatus.ACTIVE]
 
@@ -82,7 +92,7 @@ def renewal_reason(
 ) -> str | None:
     """Why a lineage is due now, or None when it is not. With `ari` (the moment chosen in
     the CA's window, and the window's end) that window replaces the lifetime-third rule."""
-    from certcli.domains import covered_by
+    from certcli.domains import uncovered
 
     if force:
         return "forced"
@@ -90,7 +100,7 @@ def renewal_reason(
         return "no certificate yet"
     if revoked_serial == live.serial:
         return "revoked"
-    missing = [d for d in domains if not covered_by(live.sans, d)]
+    missing = uncovered(live.sans, domains)
     if missing:
         return f"not yet covered: {', '.join(missing)}"
     if now >= live.not_after:

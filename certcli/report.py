@@ -6,13 +6,14 @@ lineages never parses a certificate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from certcli.domains import challenge_name, covered_by
+from certcli.domains import challenge_name, covered_in, san_index
 from certcli.errors import StoreError
-from certcli.models import CertInfo, LineageStatus, Mode, SslStatus, rfc3339
+from certcli.models import CertInfo, LineageConfig, LineageStatus, Mode, SslStatus, rfc3339
 from certcli.renewal import days_left, deploy_pending, lineage_statuses
 from certcli.store import Store
 
@@ -22,6 +23,8 @@ FAIL_ON: dict[str, frozenset[LineageStatus]] = {
     "dns": frozenset(
         {LineageStatus.DNS_MISSING, LineageStatus.DNS_WRONG, LineageStatus.DNS_DUPLICATE}
     ),
+    "mismatch": frozenset({LineageStatus.MISMATCH}),
+    "damaged": frozenset({LineageStatus.DAMAGED}),
     "any": frozenset(LineageStatus) - {LineageStatus.ACTIVE},
 }
 
@@ -49,7 +52,7 @@ class SanReport:
 class LineageReport:
     name: str
     domains: tuple[str, ...]
-    mode: Mode
+    mode: Mode | None  # None: lineage.toml cannot be read
     statuses: tuple[LineageStatus, ...]
     certificate: CertInfo | None
     days_left: int | None
@@ -70,7 +73,7 @@ class LineageReport:
         return {
             "name": self.name,
             "domains": list(self.domains),
-            "mode": self.mode.value,
+            "mode": self.mode.value if self.mode else None,
             "status": self.status.value,
             "statuses": [s.value for s in self.statuses],
             "issuer": cert.issuer if cert else None,
@@ -97,38 +100,67 @@ _DNS_STATUS = {
     "duplicate": LineageStatus.DNS_DUPLICATE,
 }
 
+#: A fresh DNS diagnosis of a lineage (for --check-dns), None for HTTP-01 lineages.
+Diagnose = Callable[[LineageConfig], "list[Any] | None"]
+
 
 def lineage_report(
-    store: Store, name: str, now: datetime, fresh_dns: list[Any] | None = None
+    store: Store, name: str, now: datetime, diagnose: Diagnose | None = None
 ) -> LineageReport:
-    """A lineage as `status` shows it. DNS statuses come from `fresh_dns` (diagnoses just
-    made, for --check-dns) or else from the cache of the last CNAME Check in state.json."""
-    config = store.read_config(name)
-    error = None
+    """A lineage as `status` shows it. DNS statuses come from `diagnose` (made now, for
+    --check-dns) or else from the cache of the last CNAME Check in state.json. A lineage
+    whose files cannot be read is reported Damaged, with the file and what is wrong: one
+    damaged lineage never hides the others."""
+    config: LineageConfig | None = None
     try:
+        config = store.read_config(name)
         version = store.live_version(name)
         cert = store.live_info(name)
         state = store.read_state(name)
-    except (StoreError, KeyError, ValueError) as exc:
-        # A damaged lineage is reported, not fatal: the others still get listed.
-        version, cert, state = None, None, {}
-        error = getattr(exc, "message", str(exc))
-    failed = error is not None or (
-        "last_error" in state and state.get("last_error_kind") != "dns_not_ready"
+        fresh_dns = diagnose(config) if diagnose else None
+        return _report(store, config, version, cert, state, now, fresh_dns)
+    except StoreError as exc:
+        error = exc.message + (f"; {exc.hint}" if exc.hint else "")
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # lineage.toml and meta.json are checked as they are read: what is left is state.json
+        error = f"cannot read {store.lineage_dir(name) / 'state.json'}: {type(exc).__name__}: {exc}"
+    return LineageReport(
+        name=name,
+        domains=config.domains if config else (),
+        mode=config.mode if config else None,
+        statuses=(LineageStatus.DAMAGED,),
+        certificate=None,
+        days_left=None,
+        sans=(),
+        version=None,
+        pending_csr=store.has_pending(name),
+        error=error,
+        error_kind="damaged",
     )
-    error = error or state.get("last_error")
+
+
+def _report(
+    store: Store,
+    config: LineageConfig,
+    version: int | None,
+    cert: CertInfo | None,
+    state: dict[str, Any],
+    now: datetime,
+    fresh_dns: list[Any] | None,
+) -> LineageReport:
+    failed = "last_error" in state and state.get("last_error_kind") != "dns_not_ready"
+    error = state.get("last_error")
     cache = state.get("dns") or {}
     if fresh_dns is not None:
         dns = {d.san: {"status": d.status.value, "found": d.found} for d in fresh_dns}
         target = fresh_dns[0].expected_target if fresh_dns else None
     else:
         dns, target = cache.get("sans", {}), cache.get("target")
+    index = san_index(cert.sans) if cert else frozenset()
     sans = tuple(
         SanReport(
             name=domain,
-            ssl_status=SslStatus.COVERED
-            if cert and covered_by(cert.sans, domain)
-            else SslStatus.NOT_COVERED,
+            ssl_status=SslStatus.COVERED if covered_in(index, domain) else SslStatus.NOT_COVERED,
             dns_status=dns.get(domain, {}).get("status"),
             expected_target=target if domain in dns else None,
             found=dns.get(domain, {}).get("found"),
@@ -136,9 +168,9 @@ def lineage_report(
         for domain in config.domains
     )
     dns_flags = frozenset(_DNS_STATUS[s.dns_status] for s in sans if s.dns_status in _DNS_STATUS)
-    statuses = lineage_statuses(cert, now, failed=failed, dns=dns_flags)
+    statuses = lineage_statuses(cert, now, failed=failed, dns=dns_flags, domains=config.domains)
     return LineageReport(
-        name=name,
+        name=config.name,
         domains=config.domains,
         mode=config.mode,
         statuses=tuple(statuses),
@@ -146,7 +178,7 @@ def lineage_report(
         days_left=days_left(cert.not_after, now) if cert else None,
         sans=sans,
         version=version,
-        pending_csr=store.has_pending(name),
+        pending_csr=store.has_pending(config.name),
         error=error,
         error_kind=state.get("last_error_kind") if error else None,
         next_attempt=state.get("next_attempt"),
@@ -162,8 +194,10 @@ def _deploy_error(state: dict[str, Any], version: int | None) -> str | None:
     return f"{failed.get('error')} (at {failed.get('at')})"
 
 
-def all_reports(store: Store, now: datetime) -> list[LineageReport]:
-    return [lineage_report(store, name, now) for name in store.names()]
+def all_reports(
+    store: Store, now: datetime, diagnose: Diagnose | None = None
+) -> list[LineageReport]:
+    return [lineage_report(store, name, now, diagnose) for name in store.names()]
 
 
 def fail_on_matches(reports: list[LineageReport], fail_on: str) -> bool:

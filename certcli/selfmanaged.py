@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from certcli import x509 as x
-from certcli.domains import check_certificate_names, covered_by, validate_lineage_name
+from certcli.domains import check_certificate_names, uncovered, validate_lineage_name
 from certcli.errors import InvalidInputError, NotConfirmedError, StoreError, UsageError
 from certcli.inputs import read_input
 from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
@@ -140,10 +140,10 @@ def upload(
             required = tuple(pending[2].get("domains", ()))
         else:
             required = config.domains if config else ()
-        uncovered = [d for d in required if not covered_by(info.sans, d)]
-        if uncovered:
+        missing = uncovered(info.sans, required)
+        if missing:
             raise InvalidInputError(
-                f"{cert_path} does not cover {', '.join(uncovered)} of {name!r} "
+                f"{cert_path} does not cover {', '.join(missing)} of {name!r} "
                 f"(it covers {', '.join(info.sans)})",
                 "get a certificate for all of the lineage's domains",
             )
@@ -231,12 +231,20 @@ def _matching_key(
 def _refuse_duplicate(store: Store, fingerprint: str) -> None:
     """The same certificate twice in the store is a mistake (a wrong file, a stale copy)."""
     for other in store.names():
-        live = store.live_version(other) or 0
-        for version in store.versions(other):
+        try:  # a damaged lineage is its own problem (status shows it), not this upload's
+            live = store.live_version(other) or 0
+            versions = store.versions(other)
+        except (StoreError, OSError):
+            continue
+        for version in versions:
             if version > live:
                 continue  # written, never made live (a crash before the switch)
-            meta = store.version_meta(other, version)
-            if meta.get("certificate", {}).get("fingerprint_sha256") == fingerprint:
+            try:
+                meta = store.version_meta(other, version)
+            except StoreError:
+                continue
+            cert = meta.get("certificate")
+            if isinstance(cert, dict) and cert.get("fingerprint_sha256") == fingerprint:
                 raise InvalidInputError(
                     f"this certificate is already stored as {other!r} version {version}",
                     "check that you picked the right file",

@@ -36,8 +36,21 @@ FILE_MODE = 0o644
 #: certbot's names, so existing web-server configs can point at live/.
 VERSION_FILES = ("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem")
 _VERSION_DIR = re.compile(r"[0-9]{4,}")  # fullmatch: ASCII digits, no trailing newline
+_LIVE_TARGET = re.compile(r"archive/([0-9]{4,})")
 _LOCK_WAIT_DEFAULT = 5.0
 RENEW_INDEX = "renew-index.json"
+
+
+#: The types of the keys of state.json that certcli reads (null: not set).
+_STATE_TYPES: dict[str, type] = {
+    **dict.fromkeys(("phase", "phase_at", "last_attempt", "last_success"), str),
+    **dict.fromkeys(("last_error", "last_error_kind", "next_attempt"), str),
+    **dict.fromkeys(
+        ("dns", "ari", "revoked", "deploy_failed", "expiry_notice", "mismatch_notice"), dict
+    ),
+    "failures": int,
+}
+_KIND_NAMES = {str: "a string", dict: "a table", int: "a number"}
 
 
 def version_files(cert_pem: bytes, chain_pem: bytes, key_pem: bytes) -> dict[str, bytes]:
@@ -217,10 +230,12 @@ class Store:
         except (FileNotFoundError, NotADirectoryError):
             self.require(name)
             raise
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except KeyError as exc:
+            raise StoreError(f"cannot read {path}: no {exc.args[0]!r} key") from None
+        except (OSError, ValueError, TypeError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
-        if not all(isinstance(d, str) for d in config.domains) or not config.domains:
-            raise StoreError(f"cannot read {path}: domains must be a list of names")
+        if config.name != name:
+            raise StoreError(f"cannot read {path}: its name {config.name!r} is not {name!r}")
         return config
 
     def write_config(self, config: LineageConfig) -> None:
@@ -247,6 +262,13 @@ class Store:
             raise StoreError(f"cannot read {path}: {exc}") from None
         if not isinstance(state, dict):
             raise StoreError(f"cannot read {path}: not a JSON object", "remove the file")
+        for key, kind in _STATE_TYPES.items():
+            value = state.get(key)
+            if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                raise StoreError(
+                    f"cannot read {path}: {key} is {value!r}, not {_KIND_NAMES[kind]}",
+                    "remove the key (or the file)",
+                )
         return state
 
     def write_state(self, name: str, state: dict[str, Any]) -> None:
@@ -278,10 +300,12 @@ class Store:
                 stamp += [st.st_ino, st.st_mtime_ns, st.st_size]
             except OSError:
                 stamp += [None, None, None]
+        live = self._path(name, "live")
         try:
-            stamp.append(os.readlink(self._path(name, "live")))
+            stamp.append(os.readlink(live))
+            stamp.append(os.stat(live).st_ino)  # the version it points at, gone or not
         except OSError:
-            stamp.append(None)
+            stamp += [None, None]
         return stamp
 
     def read_renew_index(self) -> dict[str, Any]:
@@ -300,30 +324,160 @@ class Store:
             atomic_write(self.root / RENEW_INDEX, json.dumps(payload).encode())
 
     def live_version(self, name: str) -> int | None:
+        """The version `live` points at; None when there is no `live` yet. StoreError for a
+        `live` certcli did not make (`renew` heals it, see heal_live)."""
+        live = self._path(name, "live")
         try:
-            target = os.readlink(self._path(name, "live"))
+            target = os.readlink(live)
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise _store_error("read", self.lineage_dir(name) / "live", exc) from None
-        try:
-            return int(os.path.basename(target))
-        except ValueError:
-            raise StoreError(f"{self.lineage_dir(name) / 'live'} points at {target}") from None
+            if exc.errno != errno.EINVAL:
+                raise _store_error("read", Path(live), exc) from None
+            what = "a directory" if os.path.isdir(live) else "a regular file"
+            raise StoreError(
+                f"{live} is {what}, not a link to a version",
+                "`certcli renew` restores it from the newest complete version",
+            ) from None
+        match = _LIVE_TARGET.fullmatch(target)
+        if match is None:
+            raise StoreError(
+                f"{live} points at {target}, not at a version in archive/",
+                "`certcli renew` restores it from the newest complete version",
+            )
+        return int(match.group(1))
 
     def version_meta(self, name: str, version: int) -> dict[str, Any]:
         path = self._path(name, "archive", f"{version:04d}", "meta.json")
         try:
             with open(path, "rb") as handle:
-                return json.load(handle)
+                meta = json.load(handle)
         except (OSError, ValueError) as exc:
-            raise StoreError(f"cannot read {path}: {exc}") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise StoreError(f"cannot read {path}: {reason}") from None
+        if not isinstance(meta, dict):
+            raise StoreError(f"cannot read {path}: not a JSON object")
+        return meta
+
+    def version_info(self, name: str, version: int) -> CertInfo:
+        """The certificate of a version, from its meta.json (StoreError naming the file)."""
+        meta = self.version_meta(name, version)
+        try:
+            return CertInfo.from_json(meta["certificate"])
+        except KeyError as exc:
+            problem = f"no {exc.args[0]!r} key"
+        except (TypeError, ValueError, AttributeError) as exc:
+            problem = str(exc) or type(exc).__name__
+        path = self._path(name, "archive", f"{version:04d}", "meta.json")
+        raise StoreError(f"cannot read {path}: {problem}")
 
     def live_info(self, name: str) -> CertInfo | None:
         version = self.live_version(name)
         if version is None:
             return None
-        return CertInfo.from_json(self.version_meta(name, version)["certificate"])
+        return self.version_info(name, version)
+
+    def _complete(self, name: str, version: int) -> bool:
+        """Whether a version holds, as regular files, every file a web server reads."""
+        directory = self._path(name, "archive", f"{version:04d}")
+        return not os.path.islink(directory) and all(
+            os.path.isfile(path) and not os.path.islink(path)
+            for path in (os.path.join(directory, f) for f in VERSION_FILES)
+        )
+
+    def live_broken(self, name: str) -> bool:
+        """Whether `live` exists but is not a link to a complete version with a readable
+        meta.json (see heal_live)."""
+        try:
+            version = self.live_version(name)
+            if version is None:
+                return False
+            return not self._complete(name, version) or self.version_info(name, version) is None
+        except StoreError:
+            return True
+
+    def heal_live(self, name: str) -> tuple[str, bool] | None:
+        """Repair a broken `live`: a regular file, a directory, a dangling link, a link to
+        anything but a version, or to a version whose meta.json is missing or garbled.
+
+        A version with all its files whose meta.json is damaged gets it back from its own
+        cert.pem; `live` then points at the version it named, or else at the newest complete
+        one. Returns (what was done, whether `live` is whole again), None when it was fine.
+        With no complete version `live` stays as it is: the web server keeps what it reads,
+        and a new version (a renewal, an upload) replaces it. The caller holds the lineage
+        lock. Nothing is followed or deleted through `live`: a link is replaced by rename,
+        and a file or directory of unknown content there is moved aside (see _switch_live).
+        """
+        if not self.live_broken(name):
+            return None
+        directory = self.lineage_dir(name)
+        live = directory / "live"
+        try:
+            target, problem = self.live_version(name), ""
+        except StoreError as exc:
+            target, problem = None, exc.message
+        complete = [v for v in self.versions(name) if self._complete(name, v)]
+        if target in complete:
+            problem = f"{live}: the meta.json of version {target} cannot be read"
+        elif target is not None:
+            problem = f"{live} points at version {target}, which is missing or incomplete"
+        if not complete:
+            return f"{problem}, and no complete version is left to restore", False
+        chosen = target if target in complete else complete[-1]
+        try:
+            rebuilt = self._rebuild_meta(name, chosen)
+            kept = None
+            if target != chosen:
+                kept = self._switch_live(directory, chosen)
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise StoreError(f"cannot restore {live}: {reason}") from None
+        done = f"live restored to version {chosen}" if target != chosen else ""
+        if rebuilt:
+            done += (
+                " (its meta.json rebuilt from its cert.pem)"
+                if done
+                else "meta.json rebuilt from cert.pem"
+            )
+        if kept is not None:
+            done += f"; what was there is kept as {kept.name}"
+        return f"{problem}: {done}", True
+
+    def _meta_ok(self, name: str, version: int) -> bool:
+        try:
+            self.version_info(name, version)
+        except StoreError:
+            return False
+        return True
+
+    def _rebuild_meta(self, name: str, version: int) -> bool:
+        """Write a version's meta.json again from its cert.pem, if it cannot be read."""
+        if self._meta_ok(name, version):
+            return False
+        from datetime import UTC, datetime
+
+        from certcli import x509 as x
+        from certcli.models import rfc3339
+
+        directory = self.lineage_dir(name) / "archive" / f"{version:04d}"
+        cert = x.parse_certificates((directory / "cert.pem").read_bytes(), "cert.pem")[0]
+        meta = {
+            "certificate": x.cert_info(cert).to_json(),
+            "source": "rebuilt",
+            "created": rfc3339(datetime.now(UTC)),
+            "version": version,
+        }
+        atomic_write(directory / "meta.json", json.dumps(meta, indent=2).encode())
+        return True
+
+    @staticmethod
+    def _move_aside(path: Path) -> Path:
+        for n in range(1, 1000):
+            target = path.with_name(f"{path.name}.broken-{n}")
+            if not os.path.lexists(target):
+                os.rename(path, target)
+                return target
+        raise FileExistsError(errno.EEXIST, "too many earlier copies", str(path))
 
     def read_live_file(self, name: str, filename: str) -> bytes:
         return self.read_live_files(name, filename)[0]
@@ -435,13 +589,20 @@ class Store:
                 with contextlib.suppress(FileNotFoundError):
                     (directory / "privkey.pem").unlink()
 
-    def _switch_live(self, directory: Path, version: int) -> None:
+    def _switch_live(self, directory: Path, version: int) -> Path | None:
+        """Point `live` at a version, by rename. A directory where `live` should be (a copy
+        made by hand, say) cannot be renamed over: it is moved aside, and returned."""
         tmp = directory / f".live.{os.getpid()}.tmp"
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         os.symlink(f"archive/{version:04d}", tmp)
-        os.replace(tmp, directory / "live")
+        live = directory / "live"
+        kept = None
+        if live.exists() and not live.is_symlink():  # a directory, or a file: kept
+            kept = self._move_aside(live)
+        os.replace(tmp, live)
         fsync_dir(directory)
+        return kept
 
     def repair(self, name: str) -> list[Path]:
         """Remove what an interrupted write left behind; return what was removed."""

@@ -247,6 +247,8 @@ def report(
         out.emit_json({"results": [o.to_json() for o in outcomes], "problems": problems})
     for o in outcomes:
         cert = o.certificate
+        for note in o.notes:
+            out.warn(f"{o.name}: {note}")
         if o.action in ("issued", "renewed") and cert and not out.quiet:
             live = rt.store.lineage_dir(o.name) / "live"
             out.line(

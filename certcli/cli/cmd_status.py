@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from certcli.report import LineageReport
 
 LABELS = {
+    "damaged": "Damaged",
+    "mismatch": "Mismatch",
     "active": "Active",
     "pending": "Pending",
     "dns_missing": "DNS Missing",
@@ -42,7 +44,8 @@ def status(
     fail_on: Annotated[
         str | None,
         typer.Option(
-            help="Exit 1 when a lineage is expired, expiring, dns or any (anything not active).",
+            help="Exit 1 when a lineage is expired, expiring, dns, mismatch, damaged or any "
+            "(anything not active).",
             show_default=False,
             autocompletion=completion.fail_on,
         ),
@@ -56,18 +59,17 @@ def status(
         raise UsageError(f"--fail-on {fail_on!r} is not one of: {', '.join(FAIL_ON)}")
     rt = runtime(ctx)
     now = rt.now()
+    diagnose = None
     if check_dns:
+        from functools import partial
+
         from certcli.issuance import diagnose_lineage
 
-        names = [name] if name else rt.store.names()
-        reports = [
-            lineage_report(
-                rt.store, n, now, diagnose_lineage(rt.store, rt.config, rt.store.read_config(n))
-            )
-            for n in names
-        ]
+        diagnose = partial(diagnose_lineage, rt.store, rt.config)
+    if name:
+        reports = [lineage_report(rt.store, name, now, diagnose)]
     else:
-        reports = [lineage_report(rt.store, name, now)] if name else all_reports(rt.store, now)
+        reports = all_reports(rt.store, now, diagnose)
     if rt.out.json_mode:
         rt.out.emit_json({"lineages": [r.to_json() for r in reports]})
     elif name:
@@ -106,7 +108,7 @@ def _table(out: Output, reports: list[LineageReport]) -> None:
             [
                 r.name,
                 "\n".join(r.domains),
-                r.mode.value,
+                r.mode.value if r.mode else "-",
                 cert.issuer if cert else "-",
                 cert.not_after.strftime("%Y-%m-%d") if cert else "-",
                 str(r.days_left) if r.days_left is not None else "-",
@@ -126,7 +128,7 @@ def _detail(out: Output, r: LineageReport) -> None:
     fields = [
         ("Name", r.name),
         ("Status", _status_text(r)),
-        ("Mode", r.mode.value),
+        ("Mode", r.mode.value if r.mode else "-"),
         ("Domains", ", ".join(r.domains)),
     ]
     if cert:
@@ -151,8 +153,9 @@ def _detail(out: Output, r: LineageReport) -> None:
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         out.line(f"{key + ':':<{width + 1}} {value}")
-    out.line()
-    san_table(out, r)
+    if r.sans:
+        out.line()
+        san_table(out, r)
 
 
 def san_table(out: Output, r: LineageReport) -> None:

@@ -26,6 +26,33 @@ def error_line(message: str, hint: str | None = None) -> str:
     return f"certcli: error: {message}" + (f"; {hint}" if hint else "")
 
 
+#: What a rich table puts between two columns: a space, the rule, a space.
+_GAP = 3
+
+
+def column_widths(headers: list[str], rows: list[list[str]], total: int) -> list[int] | None:
+    """Widths for a table of `total` columns in which no word (a domain name, a date) is ever
+    broken: each column gets at least its longest word, then what is left goes to the columns
+    whose lines are longer. None when even the longest words do not fit side by side."""
+    columns = list(zip(headers, *rows, strict=True))
+    lines = [[line for cell in column for line in cell.split("\n")] for column in columns]
+    longest = [max(len(line) for line in column) for column in lines]
+    word = [max((len(w) for line in column for w in line.split()), default=1) for column in lines]
+    room = total - _GAP * (len(columns) - 1)
+    if sum(longest) <= room:
+        return longest
+    if sum(word) > room:
+        return None
+    widths = list(word)
+    spare = room - sum(widths)
+    wants = [full - least for full, least in zip(longest, word, strict=True)]
+    for i, want in enumerate(wants):  # the spare room in proportion to what each lacks
+        widths[i] += min(want, spare * want // sum(wants))
+    for i in range(len(widths)):  # what the rounding left
+        widths[i] += max(min(room - sum(widths), longest[i] - widths[i]), 0)
+    return widths
+
+
 class Output:
     def __init__(self, *, json_mode: bool, quiet: bool, verbose: bool, color: bool) -> None:
         self.json_mode = json_mode
@@ -88,13 +115,34 @@ class Output:
         from rich.table import Table
         from rich.text import Text
 
+        widths = column_widths(headers, rows, self.console.width)
+        if widths is None:  # even one word per line would not fit: a block per row
+            self._records(headers, rows, styles)
+            return
         table = Table(show_edge=False, header_style="bold", pad_edge=False)
-        for header in headers:
-            table.add_column(header, overflow="fold")
+        for header, width in zip(headers, widths, strict=True):
+            table.add_column(header, width=width, overflow="fold")
         for i, row in enumerate(rows):
             row_styles = styles[i] if styles else [None] * len(row)
             table.add_row(*(Text(c, style=s or "") for c, s in zip(row, row_styles, strict=True)))
         self.console.print(table)
+
+    def _records(
+        self, headers: list[str], rows: list[list[str]], styles: list[list[str | None]] | None
+    ) -> None:
+        from rich.text import Text
+
+        width = max(len(h) for h in headers) + 1
+        for i, row in enumerate(rows):
+            if i:
+                self.console.print()
+            row_styles = styles[i] if styles else [None] * len(row)
+            for header, cell, style in zip(headers, row, row_styles, strict=True):
+                first, *more = cell.split("\n") or [""]
+                self.console.print(Text(f"{header + ':':<{width}} ", style="bold"), end="")
+                self.console.print(Text(first, style=style or ""))
+                for line in more:
+                    self.console.print(Text(f"{'':<{width}} {line}", style=style or ""))
 
     def confirm(self, question: str) -> bool:
         if not self.stdin_tty:

@@ -129,7 +129,8 @@ def test_zsh_and_fish_get_descriptions_and_path_requests(store: Path) -> None:
     ]
     assert _answer("fish", "certcli", "status", "--fail") == [
         "plain",
-        "--fail-on\tExit 1 when a lineage is expired, expiring, dns or any (anything not active).",
+        "--fail-on\tExit 1 when a lineage is expired, expiring, dns, mismatch, damaged or any "
+        "(anything not active).",
     ]
     assert _answer("zsh", "certcli", "issue", "--webroot", "") == ["files"]
     assert _answer("fish", "certcli", "delete", "a", CERTCLI_CONFIG_DIR=str(store)) == [

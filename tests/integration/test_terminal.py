@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import CERTCLI, Certcli, ok
 from tests.lab import DELEGATION_ZONE, SITE_ZONE, Lab
+from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
 
@@ -66,9 +67,9 @@ class Terminal:
         return found
 
 
-def _pty() -> tuple[int, int]:
+def _pty(columns: int = COLUMNS, lines: int = LINES) -> tuple[int, int]:
     main, sub = os.openpty()
-    fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", LINES, COLUMNS, 0, 0))
+    fcntl.ioctl(sub, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
     return main, sub
 
 
@@ -79,13 +80,14 @@ def run_on_terminals(
     *,
     split: bool,
     respond: Callable[[Terminal], bytes | None] | None = None,
+    size: tuple[int, int] = (COLUMNS, LINES),
 ) -> tuple[int, Terminal, Terminal]:
     """Run certcli with stdin, stdout and stderr on one pseudo-terminal (as at a shell), or
     with stdout on a second one (`split`) to tell the two streams apart; both are TTYs.
     `respond` sees the terminal after each output and may type something."""
-    err_main, err_sub = _pty()
-    out_main, out_sub = _pty() if split else (err_main, err_sub)
-    env = {**env, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(LINES)}
+    err_main, err_sub = _pty(*size)
+    out_main, out_sub = _pty(*size) if split else (err_main, err_sub)
+    env = {**env, "TERM": "xterm-256color", "COLUMNS": str(size[0]), "LINES": str(size[1])}
     proc = subprocess.Popen(
         [str(CERTCLI), *args],
         stdin=err_sub,
@@ -98,7 +100,7 @@ def run_on_terminals(
     os.close(err_sub)
     if split:
         os.close(out_sub)
-    err, out = Terminal(), Terminal()
+    err, out = (Terminal(screen=pyte.Screen(*size)) for _ in range(2))
     terminals = {err_main: err, out_main: out} if split else {err_main: err}
     deadline = time.monotonic() + 90
     while terminals and time.monotonic() < deadline:
@@ -297,3 +299,52 @@ def test_at_a_terminal_issue_asks_before_it_switches_an_upload_to_acme(
         assert code == 7, term.lines
         assert (entry["mode"], entry["version"]) == ("custom", 1)
         assert any("was not switched to ACME" in line for line in term.lines)
+
+
+LONG_NAMES = [
+    "averyveryverylongsubdomain.example-company.com",
+    "shop.another-long-example-domain.org",
+    "x.example.com",
+]
+
+
+def _whole(names: list[str], term: Terminal) -> None:
+    """Each name on one line of the screen: never split between two."""
+    for name in names:
+        assert any(name in line for line in term.lines), (name, term.lines)
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_tables_never_break_a_domain_name(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path, columns: int
+) -> None:
+    for name, sans in (("long", LONG_NAMES[:2]), ("short", LONG_NAMES[2:])):
+        issued = ca.issue(sans)
+        (tmp_path / f"{name}.pem").write_bytes(issued.fullchain_pem)
+        (tmp_path / f"{name}.key").write_bytes(issued.key_pem)
+        ok(certcli("upload", name, "--cert", f"{name}.pem", "--key", f"{name}.key"))
+    size = (columns, 60)
+    code, term, _ = run_on_terminals(["status"], _env(certcli), certcli.cwd, split=False, size=size)
+    assert code == 0, term.lines
+    _whole(LONG_NAMES, term)
+    assert any("Mismatch" in line or "Active" in line for line in term.lines)
+    args = ["status", "long"]
+    code, term, _ = run_on_terminals(args, _env(certcli), certcli.cwd, split=False, size=size)
+    assert code == 0, term.lines
+    (row,) = [line for line in term.lines if line.startswith(LONG_NAMES[0])]
+    assert "│ Covered" in row  # the SAN table stays a table, the name whole in its column
+
+
+def test_dns_check_never_breaks_a_name(lab: Lab, certcli: Certcli) -> None:
+    target = f"t-{secrets.token_hex(4)}.{DELEGATION_ZONE}"
+    certcli.point_at(lab)
+    certcli.config_dir.mkdir(parents=True, exist_ok=True)
+    (certcli.config_dir / "config.toml").write_text(lab.dns_config(target))
+    (certcli.config_dir / "config.toml").chmod(0o600)
+    names = [f"averyveryverylongsubdomain-{secrets.token_hex(3)}.{SITE_ZONE}", f"w.{SITE_ZONE}"]
+    args = ["dns", "check", *names]
+    code, term, _ = run_on_terminals(args, _env(certcli), certcli.cwd, split=False, size=(80, 60))
+    assert code == 17, term.lines
+    # a table does not fit 80 columns with these names whole: one block per name instead
+    _whole([*names, *(f"_acme-challenge.{n}" for n in names)], term)
+    assert f"SAN:            {names[0]}" in term.lines

@@ -90,6 +90,49 @@ def test_covered_by_any_san() -> None:
     assert not covered_by(("example.com", "*.example.com"), "a.shop.example.com")
 
 
+#: Names that meet every branch of `covers`: apex, one and two labels below, wildcards of
+#: either, IPv4/IPv6 (a DNS wildcard whose parent spells an IP's tail), case, trailing dots.
+_NAMES = [
+    "example.com",
+    "EXAMPLE.com.",
+    "www.example.com",
+    "a.b.example.com",
+    "*.example.com",
+    "*.b.example.com",
+    "*.a.example.com",
+    "wwwexample.com",
+    "192.0.2.1",
+    "*.0.2.1",
+    "10.0.2.1",
+    "2001:db8::1",
+    "*.db8::1",
+    ".example.com",
+    "*.",
+    "com",
+]
+
+
+@pytest.mark.parametrize("domain", _NAMES)
+def test_the_san_index_agrees_with_covers_for_every_pair(domain: str) -> None:
+    from certcli.domains import covered_in, san_index, uncovered
+
+    for san in _NAMES:
+        assert covered_in(san_index([san]), domain) is covers(san, domain), (san, domain)
+    expected = any(covers(san, domain) for san in _NAMES)
+    assert covered_in(san_index(_NAMES), domain) is expected
+    assert covered_by(_NAMES, domain) is expected
+    assert uncovered(_NAMES, [domain]) == ([] if expected else [domain])
+
+
+def test_uncovered_keeps_the_order_of_the_domains() -> None:
+    from certcli.domains import uncovered
+
+    sans = ["*.example.com", "example.com"]
+    domains = ["z.b.example.com", "shop.example.com", "other.org", "example.com", "a.org"]
+    assert uncovered(sans, domains) == ["z.b.example.com", "other.org", "a.org"]
+    assert uncovered([], ["a.org"]) == ["a.org"]
+
+
 def test_lineage_names() -> None:
     assert default_lineage_name(["*.example.com", "example.com"]) == "example.com"
     assert validate_lineage_name("shop_2.example.com") == "shop_2.example.com"
@@ -104,6 +147,10 @@ def test_order_identifiers_drop_what_the_lineages_wildcards_cover() -> None:
     domains = ["x.com", "*.x.com", "shop.x.com", "a.b.x.com", "y.com"]
     assert order_identifiers(domains) == ["x.com", "*.x.com", "a.b.x.com", "y.com"]
     assert order_identifiers(["a.com"]) == ["a.com"]
+    # an IP never falls under a wildcard, even one whose parent spells its tail
+    assert order_identifiers(["*.0.2.1", "192.0.2.1"]) == ["*.0.2.1", "192.0.2.1"]
+    many = ["*.x.com", *(f"h{i}.x.com" for i in range(3000)), "a.y.com"]
+    assert order_identifiers(many) == ["*.x.com", "a.y.com"]
 
 
 # -- every pattern matches the whole string: never a trailing newline -----------------------

@@ -122,6 +122,7 @@ _RESULT = {
     "sans": [],
     "problems": [],
     "deploy_error": None,
+    "notes": [],
 }
 
 

@@ -220,3 +220,38 @@ def test_a_failed_deploy_is_pending_for_the_live_version_only(
     state: dict, live: int | None, pending: bool
 ) -> None:
     assert deploy_pending(state, live) is pending
+
+
+def test_a_certificate_that_misses_a_domain_is_a_mismatch() -> None:
+    info = _info()  # covers example.com only
+    now = T0 + timedelta(days=1)
+    assert lineage_statuses(info, now, domains=("example.com",)) == [LineageStatus.ACTIVE]
+    assert lineage_statuses(info, now, domains=("EXAMPLE.com.",)) == [LineageStatus.ACTIVE]
+    missing = ("example.com", "www.example.com")
+    assert lineage_statuses(info, now, domains=missing) == [LineageStatus.MISMATCH]
+    # beside other statuses, in its place; no certificate at all is Pending, not a mismatch
+    late = T0 + timedelta(days=80)
+    assert lineage_statuses(info, late, failed=True, domains=missing) == [
+        LineageStatus.FAILED,
+        LineageStatus.MISMATCH,
+        LineageStatus.EXPIRING,
+    ]
+    assert lineage_statuses(None, now, domains=missing) == [LineageStatus.PENDING]
+
+
+def test_damaged_comes_first_and_is_never_pending() -> None:
+    assert lineage_statuses(None, T0, damaged=True) == [LineageStatus.DAMAGED]
+    assert lineage_statuses(_info(), T0 + timedelta(days=95), damaged=True) == [
+        LineageStatus.DAMAGED,
+        LineageStatus.EXPIRED,
+    ]
+
+
+def test_not_yet_covered_is_a_reason_to_renew_in_the_domains_order() -> None:
+    from certcli.renewal import renewal_reason
+
+    info = _info()
+    now = T0 + timedelta(days=1)
+    assert renewal_reason(info, ("example.com",), now) is None
+    reason = renewal_reason(info, ("b.example.com", "example.com", "a.example.com"), now)
+    assert reason == "not yet covered: b.example.com, a.example.com"

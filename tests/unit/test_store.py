@@ -255,3 +255,148 @@ def test_names_skips_directories_that_are_not_lineages(tmp_path: Path) -> None:
         (tmp_path / "certs" / name).mkdir(parents=True)
         (tmp_path / "certs" / name / "lineage.toml").write_text('name = "x"\n')
     assert store.names() == ["ok.example.com"]
+
+
+# -- a damaged lineage: every file read on its own, with the file named -----------------
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("domains = [", "lineage.toml: "),
+        ('name = 5\ndomains = ["example.com"]', "must be the lineage's name, not 5"),
+        ('name = "example.com"\ndomains = "x"', "must be a list of names, not 'x'"),
+        ('name = "example.com"\ndomains = [1]', "must be a list of names, not [1]"),
+        ('name = "example.com"\ndomains = []', "must be a list of names, not []"),
+        ('domains = ["example.com"]', "must be the lineage's name, not None"),
+        ('name = "other.com"\ndomains = ["example.com"]', "its name 'other.com' is not"),
+        (
+            'name = "example.com"\ndomains = ["example.com"]\nmode = "x"',
+            "must be 'auto' or 'custom', not 'x'",
+        ),
+        ('name = "example.com"\ndomains = ["example.com"]\nkey_type = 3', "must be text, not 3"),
+        ("\x00\xff\xfe\x01", "lineage.toml: "),
+    ],
+)
+def test_a_lineage_toml_certcli_did_not_write_is_a_store_error(
+    store: Store, text: str, problem: str
+) -> None:
+    (store.lineage_dir("example.com") / "lineage.toml").write_bytes(text.encode("latin-1"))
+    with pytest.raises(StoreError, match=r"lineage\.toml") as caught:
+        store.read_config("example.com")
+    assert problem in caught.value.message
+
+
+def _real_files() -> dict[str, bytes]:
+    from tests.lab.localca import LocalCA
+
+    issued = LocalCA("unit").issue(["example.com"])
+    return {
+        "cert.pem": issued.cert_pem,
+        "chain.pem": issued.chain_pem,
+        "fullchain.pem": issued.fullchain_pem,
+        "privkey.pem": issued.key_pem,
+    }
+
+
+@pytest.fixture(scope="module")
+def real_files() -> dict[str, bytes]:
+    return _real_files()
+
+
+def _version(store: Store, files: dict[str, bytes]) -> int:
+    from certcli import x509
+
+    info = x509.cert_info(x509.parse_certificates(files["cert.pem"], "cert")[0])
+    return store.add_version("example.com", files, {"certificate": info.to_json()})
+
+
+@pytest.mark.parametrize(
+    ("meta", "problem"),
+    [
+        ("{", "meta.json: Expecting"),
+        ("[]", "not a JSON object"),
+        ('{"certificate": {"sans": ["example.com"]}}', "no 'issuer' key"),
+        ('{"certificate": {"sans": "example.com"}}', "sans must be a list"),
+        ('{"certificate": 5}', "meta.json"),
+        (None, "No such file"),
+    ],
+)
+def test_a_damaged_meta_json_names_the_file(
+    store: Store, real_files: dict[str, bytes], meta: str | None, problem: str
+) -> None:
+    version = _version(store, real_files)
+    path = store.lineage_dir("example.com") / "archive" / f"{version:04d}" / "meta.json"
+    if meta is None:
+        path.unlink()
+    else:
+        path.write_text(meta)
+    with pytest.raises(StoreError, match=r"meta\.json") as caught:
+        store.live_info("example.com")
+    assert problem in caught.value.message
+    assert store.live_broken("example.com")
+    # renew's repair: the meta.json comes back from the version's own cert.pem
+    note, whole = store.heal_live("example.com") or ("", False)
+    assert whole and "meta.json rebuilt from cert.pem" in note
+    info = store.live_info("example.com")
+    assert info is not None and info.sans == ("example.com",)
+    assert store.heal_live("example.com") is None
+
+
+def _break_live(store: Store, how: str) -> Path:
+    live = store.lineage_dir("example.com") / "live"
+    live.unlink(missing_ok=True)
+    if how == "file":
+        live.write_text("a copy made by hand")
+    elif how == "directory":
+        live.mkdir()
+        (live / "cert.pem").write_text("unknown content")
+    elif how == "dangling":
+        live.symlink_to("archive/0009")
+    elif how == "outside":
+        live.symlink_to("/etc")
+    elif how == "incomplete":
+        live.symlink_to("archive/0003")
+        (live.parent / "archive" / "0003").mkdir()
+    return live
+
+
+@pytest.mark.parametrize("how", ["file", "directory", "dangling", "outside", "incomplete"])
+def test_a_broken_live_is_restored_to_the_newest_complete_version(
+    store: Store, real_files: dict[str, bytes], how: str
+) -> None:
+    _version(store, real_files)
+    _version(store, real_files)
+    live = _break_live(store, how)
+    assert store.live_broken("example.com")
+    with pytest.raises(StoreError):
+        store.live_info("example.com")
+    note, whole = store.heal_live("example.com") or ("", False)
+    assert whole and note.endswith(("live restored to version 2", "kept as live.broken-1"))
+    assert os.readlink(live) == "archive/0002"
+    assert store.live_version("example.com") == 2 and not store.live_broken("example.com")
+    if how == "directory":  # moved aside, never deleted: its content is unknown
+        assert (live.parent / "live.broken-1" / "cert.pem").read_text() == "unknown content"
+    if how == "file":
+        assert (live.parent / "live.broken-1").read_text() == "a copy made by hand"
+    assert os.path.isdir("/etc")  # nothing followed through a planted link
+
+
+def test_with_no_complete_version_live_is_left_for_a_new_one(
+    store: Store, real_files: dict[str, bytes]
+) -> None:
+    live = _break_live(store, "directory")
+    note, whole = store.heal_live("example.com") or ("", True)
+    assert not whole and note.endswith("no complete version is left to restore")
+    assert (live / "cert.pem").read_text() == "unknown content"
+    # the next version (a renewal) takes the place; the directory is moved aside
+    _version(store, real_files)
+    assert os.readlink(live) == "archive/0001"
+    assert (live.parent / "live.broken-1" / "cert.pem").read_text() == "unknown content"
+
+
+def test_a_fine_live_needs_no_healing(store: Store, real_files: dict[str, bytes]) -> None:
+    assert store.heal_live("example.com") is None  # no live at all: nothing to heal
+    _version(store, real_files)
+    assert not store.live_broken("example.com")
+    assert store.heal_live("example.com") is None
