@@ -35,6 +35,7 @@ from certcli.store import Store, version_files
 if TYPE_CHECKING:
     from certcli.dnscheck import Diagnosis
     from certcli.engine import Ca, CaSettings
+    from certcli.leftovers import Journal
     from certcli.solvers import Challenge, Solver
     from certcli.solvers.dns01 import DnsSettings
 
@@ -334,26 +335,31 @@ class Outcome:
 
 def _solver(plan: Plan, session: Session, store: Store) -> Solver:
     if plan.dns is not None:
-        from certcli.leftovers import Journal
         from certcli.solvers.dns01 import DelegationSolver, make_provider
 
         provider = make_provider(plan.dns, session.interactive, session.pause)
-        journal = Journal(store.root / "leftovers", "dns-01")
-        return DelegationSolver(plan.dns, provider, journal)
-    from certcli.solvers.http01 import RECORDS, WebrootSolver
+        return DelegationSolver(plan.dns, provider, _leftovers(store, "dns-01"))
+    from certcli.solvers.http01 import WebrootSolver
 
     if not plan.webroot:
         raise UsageError(
             "no webroot for HTTP-01", "give --webroot DIR, the directory your web server serves"
         )
-    return WebrootSolver(Path(plan.webroot), store.root / RECORDS)
+    return WebrootSolver(Path(plan.webroot), _leftovers(store, "http-01"))
+
+
+def _leftovers(store: Store, kind: str) -> Journal:
+    """The store's journal of what a run of this challenge creates outside the store."""
+    from certcli.leftovers import Journal
+
+    return Journal(store.root / "leftovers", kind)
 
 
 def _sweep_webroots(store: Store) -> None:
     """Token files a killed run left in a webroot go at the start of the next run."""
-    from certcli.solvers.http01 import RECORDS, sweep
+    from certcli.solvers.http01 import sweep
 
-    sweep(store.root / RECORDS)
+    sweep(_leftovers(store, "http-01"))
 
 
 def check_dns(domains: tuple[str, ...] | list[str], dns: DnsSettings) -> list[Diagnosis]:

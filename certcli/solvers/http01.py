@@ -6,28 +6,25 @@ followed only when root or certcli's user owns it (`certcli/safepath.py`), direc
 creates get their mode by `fchmod` on their own descriptor, and a token file is created with
 `O_EXCL | O_NOFOLLOW` and removed with `unlink` in the directory's descriptor.
 
-Before a token file is created, a record naming it is written in the store
-(`webroot-tokens/`) and held locked while the run lives; a record whose lock is free belongs
-to a run that was killed, and the next run removes the token files it names (and only those).
+Before a token file is created, a record naming it is written in the store's journal of
+leftovers (`leftovers/http-01-*.json`, certcli/leftovers.py) and held locked while the run
+lives; a record whose lock is free belongs to a run that was killed, and the next run removes
+the token files it names (and only those).
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import os
 import re
-import secrets
 from pathlib import Path
 
 from certcli.errors import CertcliError, UsageError
+from certcli.leftovers import Journal, Record
 from certcli.safepath import PlantedLinkError, create_at, open_dir
 from certcli.solvers import Challenge
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # base64url: never a path separator or '..'
 _CHALLENGE_DIR = ".well-known/acme-challenge"
-RECORDS = "webroot-tokens"  # in the store
 
 
 class WebrootSolver:
@@ -35,7 +32,7 @@ class WebrootSolver:
 
     challenge_type = "http-01"
 
-    def __init__(self, webroot: Path, records: Path | None = None) -> None:
+    def __init__(self, webroot: Path, journal: Journal | None = None) -> None:
         if not webroot.exists():
             raise UsageError(
                 f"--webroot {webroot} does not exist",
@@ -49,8 +46,8 @@ class WebrootSolver:
             )
         self.webroot = webroot
         self.directory = webroot / _CHALLENGE_DIR
-        self._records = records
-        self._record: _Record | None = None
+        self._journal = journal
+        self._record: Record | None = None
 
     def check(self) -> None:
         existing = self.directory if self.directory.is_dir() else self.webroot
@@ -64,9 +61,10 @@ class WebrootSolver:
         for challenge in challenges:
             if not _TOKEN.fullmatch(challenge.token):
                 raise CertcliError(f"the CA sent a malformed token {challenge.token!r}")
-        if self._records is not None:
-            sweep(self._records)
-            self._record = _Record.write(self._records, self.webroot, challenges)
+        if self._journal is not None:
+            sweep(self._journal)
+            tokens = [c.token for c in challenges]
+            self._record = self._journal.record({"webroot": str(self.webroot), "tokens": tokens})
         try:
             # The directories stay afterwards: concurrent issuances share them.
             directory = _challenge_dir(self.webroot, create=True)
@@ -100,7 +98,7 @@ class WebrootSolver:
     def cleanup(self, challenges: list[Challenge]) -> None:
         done = remove_tokens(self.webroot, [c.token for c in challenges])
         if self._record is not None:
-            self._record.close(remove=done)
+            self._record.done() if done else self._record.keep()
             self._record = None
 
 
@@ -141,85 +139,14 @@ def remove_tokens(webroot: Path, tokens: list[str]) -> bool:
         os.close(directory)
 
 
-class _Record:
-    """What a run is about to create in a webroot, locked while the run lives."""
-
-    def __init__(self, path: Path, fd: int) -> None:
-        self.path = path
-        self.fd = fd
-
-    @classmethod
-    def write(cls, records: Path, webroot: Path, challenges: list[Challenge]) -> _Record:
-        from certcli.store import make_dirs
-
-        payload = {"webroot": str(webroot), "tokens": [c.token for c in challenges]}
-        name = f"{os.getpid()}-{secrets.token_hex(4)}.json"
-        tmp = records / f".{name}.tmp"
-        try:
-            make_dirs(records)
-            fd = os.open(
-                tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-            )
-            fcntl.flock(fd, fcntl.LOCK_EX)  # before anyone can see it under its final name
-            os.write(fd, json.dumps(payload).encode())
-            os.fsync(fd)
-            os.rename(tmp, records / name)
-        except OSError as exc:
-            raise CertcliError(
-                f"cannot record the challenge files in {records}: {exc.strerror}"
-            ) from None
-        return cls(records / name, fd)
-
-    def close(self, *, remove: bool) -> None:
-        if remove:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-        os.close(self.fd)
-
-
-def sweep(records: Path) -> None:
+def sweep(journal: Journal) -> None:
     """Remove the token files of runs that were killed before their cleanup (their record's
     lock is free), then their records. Never raises: leftovers wait for the next run."""
-    try:
-        entries = os.listdir(records)
-    except OSError:
-        return
-    for entry in entries:
-        path = records / entry
-        if entry.startswith("."):
-            # a record being written, not yet locked: it names nothing made yet, and goes
-            # only once its writer is gone
-            with contextlib.suppress(OSError, ValueError):
-                if not _alive(int(entry[1:].split("-", 1)[0])):
-                    path.unlink()
-            continue
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_nlink == 0:
-                continue  # its run removed it meanwhile
-            try:
-                data = json.loads(os.read(fd, 1 << 20) or b"{}")
-                tokens = [str(t) for t in data.get("tokens", [])]
-                webroot = data.get("webroot")
-            except (ValueError, AttributeError, TypeError):
-                tokens, webroot = [], None
-            if not webroot or remove_tokens(Path(str(webroot)), tokens):
-                os.unlink(path)
-        except OSError:
-            continue  # a live run's (locked), or unreadable: left for later
-        finally:
-            os.close(fd)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # no signal sent: only whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, as another user
-    return pid > 0
+    for record in journal.orphans():
+        webroot, tokens = record.data.get("webroot"), record.data.get("tokens")
+        if not isinstance(webroot, str) or not isinstance(tokens, list):
+            record.done()  # names nothing certcli could remove
+        elif remove_tokens(Path(webroot), [str(t) for t in tokens]):
+            record.done()
+        else:
+            record.keep()

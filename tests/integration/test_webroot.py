@@ -23,7 +23,7 @@ from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
 
-RECORDS = "webroot-tokens"  # in the store: what a run is about to create in a webroot
+RECORDS = "leftovers"  # in the store: what a run is about to create outside it
 
 
 def _challenge(token: str) -> Challenge:
@@ -154,10 +154,11 @@ _CHILD = """
 import os, signal, sys
 from pathlib import Path
 from certcli.solvers import Challenge
+from certcli.leftovers import Journal
 from certcli.solvers.http01 import WebrootSolver
 webroot, records, token, then = sys.argv[1:]
 challenges = [Challenge("x.example.com", "http-01", token, token + ".thumb", token + ".thumb")]
-solver = WebrootSolver(Path(webroot), Path(records))
+solver = WebrootSolver(Path(webroot), Journal(Path(records), "http-01"))
 solver.present(challenges)
 print("presented", flush=True)
 if then == "kill":
