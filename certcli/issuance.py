@@ -1195,10 +1195,12 @@ def _custom_outcome(
         shown = ", ".join(missing[:3]) + (
             f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         )
-        reason = (
-            f"uploaded certificate does not cover {shown}: upload one that covers all of the "
-            "lineage's domains"
+        step = (
+            custom_next_step(lineage)
+            if asked
+            else "upload one that covers all of the lineage's domains"
         )
+        reason = f"uploaded certificate does not cover {shown}: {step}"
         extra = {**extra, "warn": True, **({} if mismatch_notified else {"mismatch": True})}
     return Outcome(
         lineage.name, "skipped", lineage.domains, certificate=live, reason=reason, extra=extra
