@@ -946,7 +946,7 @@ def _scan(
     )
     waiting = state.get("next_attempt")
     backoff = bool(reason is not None and waiting and not force and parse_rfc3339(waiting) > now)
-    version = store.live_version(name)
+    version = store.live_version(name) if whole else None
     if (reason is None or backoff) and deploy_pending(state, version):
         # the certificate is fine, the server may not have it: run the deploy hook again
         return Outcome(

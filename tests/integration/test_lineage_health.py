@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def _upload(certcli: Certcli, ca: LocalCA, tmp_path: Path, name: str, *sans: str) -> None:
-    issued = ca.issue(list(sans or [name]))
+    issued = ca.issue(list(sans or [f"{name}.example.com"]))  # a name as valid as the CLI's
     (tmp_path / f"{name}.pem").write_bytes(issued.fullchain_pem)
     (tmp_path / f"{name}.key").write_bytes(issued.key_pem)
     ok(certcli("upload", name, "--cert", f"{name}.pem", "--key", f"{name}.key"))
@@ -146,7 +146,7 @@ def test_a_damaged_lineage_is_listed_as_such_and_the_others_work(
     else:
         assert run.code == 1
         assert results["bad"]["action"] == "failed" and named in results["bad"]["error"]
-        assert f"certcli: error: bad: cannot read {lineage / named}" in run.stderr
+        assert "certcli: error: bad: " in run.stderr and str(lineage / named) in run.stderr
         assert _lineages(certcli)["bad"]["status"] == "damaged"
 
 
