@@ -183,7 +183,6 @@ def make_plan(
         deploy_hook=options.deploy_hook,
         profile=get("profile", options.profile),
     )
-    _check_usable(plan)
     if lineage is not None:
         check_challenge(lineage.domains, challenge, lineage.name)
     return plan
@@ -194,21 +193,6 @@ def _challenge_of(get: Callable[..., Any], options: AcmeOptions) -> str | None:
     is a webroot."""
     webroot = get("webroot", options.webroot)
     return options.challenge or get("challenge", None, "http-01" if webroot else None)
-
-
-def _check_usable(plan: Plan) -> None:
-    """Settings that cannot work are refused before anything is ordered or stored: a key
-    type certcli cannot make, an empty chain or profile name. (The webroot is checked by its
-    solver, the CA bundle by the engine.)"""
-    from certcli.models import KEY_TYPES
-
-    if not isinstance(plan.key_type, str) or plan.key_type not in KEY_TYPES:
-        raise UsageError(
-            f"unknown key type {plan.key_type!r}", f"choose one of: {', '.join(KEY_TYPES)}"
-        )
-    for what, name in (("preferred chain", plan.preferred_chain), ("profile", plan.profile)):
-        if name is not None and not (isinstance(name, str) and name.strip() and name.isprintable()):
-            raise UsageError(f"the {what} {name!r} is not a name", "give it as the CA names it")
 
 
 def check_challenge(
