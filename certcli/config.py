@@ -333,11 +333,3 @@ def setting(
             # read from a file that was checked as a whole when loaded: seldom reached
             return checked(key, value, Source(key, "config.toml or lineage.toml"))
     return default
-
-
-def number(key: str, value: object) -> float:
-    """A numeric setting, or a clear error naming it."""
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise UsageError(f"{key} must be a number, not {value!r}") from None

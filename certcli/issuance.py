@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certcli.config import LETSENCRYPT, LETSENCRYPT_STAGING, number, resolve_server, setting
+from certcli.config import LETSENCRYPT, LETSENCRYPT_STAGING, resolve_server, setting
 from certcli.domains import order_identifiers, validate_lineage_name
 from certcli.errors import CertcliError, LockedError, StoreError, UsageError
 from certcli.hooks import notify, run_hook
@@ -103,7 +103,7 @@ def _settings(
         return setting(key, cli, config, default, table)
 
     def seconds(key: str, default: float) -> float:
-        return number(key, get(key, None, default))
+        return float(get(key, None, default))  # checked by its kind, or the default
 
     return get, seconds
 
@@ -1059,10 +1059,8 @@ def _record_deploy(store: Store, name: str, version: int, error: str | None) -> 
 
 
 def _hook_timeout(config: dict[str, Any], lineage: LineageConfig | None = None) -> float:
-    from certcli.config import number
-
     table = lineage.to_toml() if lineage else None
-    return number("hooks.timeout", setting("hooks.timeout", None, config, 300, table))
+    return float(setting("hooks.timeout", None, config, 300, table))
 
 
 def notify_event(config: dict[str, Any], outcome: Outcome, kind: str, text: str) -> list[str]:
