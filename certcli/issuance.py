@@ -1177,10 +1177,8 @@ def _custom_outcome(
         shown = ", ".join(missing[:3]) + (
             f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         )
-        reason = (
-            f"uploaded certificate does not cover {shown}: upload one that covers all of the "
-            "lineage's domains"
-        )
+        # what renews it, as when asked: named or not, a mismatch is said at every run
+        reason = f"uploaded certificate does not cover {shown}: {custom_next_step(lineage)}"
         extra = {**extra, "warn": True, **({} if mismatch_notified else {"mismatch": True})}
     return Outcome(
         lineage.name, "skipped", lineage.domains, certificate=live, reason=reason, extra=extra

@@ -202,7 +202,10 @@ def test_a_custom_lineage_that_misses_a_domain_is_a_mismatch_warned_and_notified
     run = ok(certcli("renew"))
     assert (
         "certcli: warning: shop: uploaded certificate does not cover a.b.shop.example.com, "
-        "other.example.com: upload one that covers all of the lineage's domains"
+        "other.example.com: upload a certificate that covers shop.example.com, "
+        "*.shop.example.com, api.shop.example.com, a.b.shop.example.com, other.example.com "
+        "(`certcli csr shop` makes a key and CSR for "
+        "one), or switch it to ACME with `certcli issue shop --force-renewal`"
     ) in run.stderr
     assert "fine" not in run.stderr
     (event,) = _events(events)
