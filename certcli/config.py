@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from certcli.errors import CertcliError, StoreError, UsageError
+from certcli.models import KEY_TYPES
 
 CONFIG_ENV = "CERTCLI_CONFIG_DIR"
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
@@ -191,6 +192,23 @@ def _dns_name(value: object) -> str:
     return text
 
 
+def _name(value: object) -> str:
+    """A name as a CA gives it (a chain's issuer, a profile): not blank, one line."""
+    text = _text(value)
+    if not text.strip() or not text.isprintable():
+        raise ValueError
+    return text
+
+
+def _one_of(*choices: str) -> Kind:
+    def parse(value: object) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError
+        return value
+
+    return Kind("one of: " + ", ".join(choices), parse)
+
+
 def _email(value: object) -> str:
     from certcli.domains import check_email
 
@@ -210,18 +228,13 @@ TEXT = Kind("text", _text)
 _KINDS: dict[str, Kind] = {
     **dict.fromkeys(
         (
-            "key_type",
             "webroot",
             "ca_bundle",
-            "preferred_chain",
-            "profile",
-            "challenge",
             "hooks.pre",
             "hooks.post",
             "hooks.deploy",
             "notify.command",
             "notify.webhook",
-            "dns.provider",
             "dns.hook.auth",
             "dns.hook.cleanup",
             *(f"dns.rfc2136.{k}" for k in ("server", "tsig_name", "tsig_secret")),
@@ -234,6 +247,10 @@ _KINDS: dict[str, Kind] = {
         _server,
     ),
     "email": Kind("an email address (name@example.com)", _email),
+    "key_type": _one_of(*KEY_TYPES),
+    "challenge": _one_of("http-01", "dns-01"),
+    "dns.provider": _one_of("rfc2136", "hook", "manual"),
+    **dict.fromkeys(("preferred_chain", "profile"), Kind("a name as the CA gives it", _name)),
     **dict.fromkeys(
         ("dns.target", "dns.zone", "dns.rfc2136.zone"),
         Kind("a DNS name, without spaces or control characters", _dns_name),
@@ -316,11 +333,3 @@ def setting(
             # read from a file that was checked as a whole when loaded: seldom reached
             return checked(key, value, Source(key, "config.toml or lineage.toml"))
     return default
-
-
-def number(key: str, value: object) -> float:
-    """A numeric setting, or a clear error naming it."""
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise UsageError(f"{key} must be a number, not {value!r}") from None

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certcli.config import LETSENCRYPT, LETSENCRYPT_STAGING, number, resolve_server, setting
+from certcli.config import LETSENCRYPT, LETSENCRYPT_STAGING, resolve_server, setting
 from certcli.domains import order_identifiers, validate_lineage_name
 from certcli.errors import CertcliError, LockedError, StoreError, UsageError
 from certcli.hooks import notify, run_hook
@@ -103,7 +103,7 @@ def _settings(
         return setting(key, cli, config, default, table)
 
     def seconds(key: str, default: float) -> float:
-        return number(key, get(key, None, default))
+        return float(get(key, None, default))  # checked by its kind, or the default
 
     return get, seconds
 
@@ -183,7 +183,6 @@ def make_plan(
         deploy_hook=options.deploy_hook,
         profile=get("profile", options.profile),
     )
-    _check_usable(plan)
     if lineage is not None:
         check_challenge(lineage.domains, challenge, lineage.name)
     return plan
@@ -194,21 +193,6 @@ def _challenge_of(get: Callable[..., Any], options: AcmeOptions) -> str | None:
     is a webroot."""
     webroot = get("webroot", options.webroot)
     return options.challenge or get("challenge", None, "http-01" if webroot else None)
-
-
-def _check_usable(plan: Plan) -> None:
-    """Settings that cannot work are refused before anything is ordered or stored: a key
-    type certcli cannot make, an empty chain or profile name. (The webroot is checked by its
-    solver, the CA bundle by the engine.)"""
-    from certcli.models import KEY_TYPES
-
-    if not isinstance(plan.key_type, str) or plan.key_type not in KEY_TYPES:
-        raise UsageError(
-            f"unknown key type {plan.key_type!r}", f"choose one of: {', '.join(KEY_TYPES)}"
-        )
-    for what, name in (("preferred chain", plan.preferred_chain), ("profile", plan.profile)):
-        if name is not None and not (isinstance(name, str) and name.strip() and name.isprintable()):
-            raise UsageError(f"the {what} {name!r} is not a name", "give it as the CA names it")
 
 
 def check_challenge(
@@ -1075,10 +1059,8 @@ def _record_deploy(store: Store, name: str, version: int, error: str | None) -> 
 
 
 def _hook_timeout(config: dict[str, Any], lineage: LineageConfig | None = None) -> float:
-    from certcli.config import number
-
     table = lineage.to_toml() if lineage else None
-    return number("hooks.timeout", setting("hooks.timeout", None, config, 300, table))
+    return float(setting("hooks.timeout", None, config, 300, table))
 
 
 def notify_event(config: dict[str, Any], outcome: Outcome, kind: str, text: str) -> list[str]:
@@ -1195,12 +1177,8 @@ def _custom_outcome(
         shown = ", ".join(missing[:3]) + (
             f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         )
-        step = (
-            custom_next_step(lineage)
-            if asked
-            else "upload one that covers all of the lineage's domains"
-        )
-        reason = f"uploaded certificate does not cover {shown}: {step}"
+        # what renews it, as when asked: named or not, a mismatch is said at every run
+        reason = f"uploaded certificate does not cover {shown}: {custom_next_step(lineage)}"
         extra = {**extra, "warn": True, **({} if mismatch_notified else {"mismatch": True})}
     return Outcome(
         lineage.name, "skipped", lineage.domains, certificate=live, reason=reason, extra=extra

@@ -133,9 +133,10 @@ def config_set(store: Store, key: str, value: Any) -> None:
     parts = _check_key(key)
     if key in SECTIONS and not isinstance(value, dict):
         raise UsageError(f"{key} is a section ([{key}]), not a value", f"set {key}.KEY instead")
+    # a config.toml others may change is refused first: nothing is written over it
+    config = load_config(store.root)
     checked(key, value, Source(key))  # refused as any command would refuse it
     store.ensure()
-    config = load_config(store.root)
     node = config
     for part in parts[:-1]:
         child = node.setdefault(part, {})

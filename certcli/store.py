@@ -292,7 +292,8 @@ class Store:
     def lineage_stamp(self, name: str) -> list[Any]:
         """What changes whenever a lineage's settings, state or live version change: the
         inode, mtime and size of lineage.toml and state.json (certcli replaces files by
-        rename, an editor writes them), and where `live` points."""
+        rename, an editor writes them), where `live` points, the files of that version (a
+        removed one, its meta.json) so that `renew` heals what `status` shows Damaged."""
         stamp: list[Any] = []
         for filename in ("lineage.toml", "state.json"):
             try:
@@ -303,9 +304,15 @@ class Store:
         live = self._path(name, "live")
         try:
             stamp.append(os.readlink(live))
-            stamp.append(os.stat(live).st_ino)  # the version it points at, gone or not
+            st = os.stat(live)  # the version it points at, gone or not, and its files
+            stamp += [st.st_ino, st.st_mtime_ns]
         except OSError:
-            stamp += [None, None]
+            stamp += [None, None, None]
+        try:  # a live version's meta.json garbled in place (status: Damaged) is healed
+            st = os.stat(os.path.join(live, "meta.json"))
+            stamp += [st.st_ino, st.st_mtime_ns, st.st_size]
+        except OSError:
+            stamp += [None, None, None]
         return stamp
 
     def read_renew_index(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def _upload(certcli: Certcli, ca: LocalCA, tmp_path: Path, name: str, *sans: str) -> None:
-    issued = ca.issue(list(sans or [f"{name}.example.com"]))
+    issued = ca.issue(list(sans or [f"{name}.example.com"]))  # a name as valid as the CLI's
     (tmp_path / f"{name}.pem").write_bytes(issued.fullchain_pem)
     (tmp_path / f"{name}.key").write_bytes(issued.key_pem)
     ok(certcli("upload", name, "--cert", f"{name}.pem", "--key", f"{name}.key"))
@@ -202,7 +202,10 @@ def test_a_custom_lineage_that_misses_a_domain_is_a_mismatch_warned_and_notified
     run = ok(certcli("renew"))
     assert (
         "certcli: warning: shop: uploaded certificate does not cover a.b.shop.example.com, "
-        "other.example.com: upload one that covers all of the lineage's domains"
+        "other.example.com: upload a certificate that covers shop.example.com, "
+        "*.shop.example.com, api.shop.example.com, a.b.shop.example.com, other.example.com "
+        "(`certcli csr shop` makes a key and CSR for "
+        "one), or switch it to ACME with `certcli issue shop --force-renewal`"
     ) in run.stderr
     assert "fine" not in run.stderr
     (event,) = _events(events)
@@ -295,3 +298,30 @@ def test_a_domain_added_by_hand_or_without_issuing_is_a_mismatch_until_renew(
         f"api.{name}": "covered",
     }
     assert ok(acme("status", "--fail-on", "any")).code == 0
+
+
+@pytest.mark.parametrize("how", ["garbled meta.json", "no fullchain.pem"])
+def test_renew_heals_a_live_version_damaged_after_a_run_found_it_not_due(
+    acme: Certcli, lab: Lab, how: str
+) -> None:
+    # the renew index of the first run must not hide what status shows Damaged
+    name = f"heal-late-{how.split()[-1].replace('.', '')}.certcli.test"
+    _issue(acme, lab, name)
+    ok(acme("renew", "--force", name))  # version 2
+    (first,) = ok(acme("renew", "--json")).json()["results"]
+    assert first["action"] == "not_due"
+    version = acme.config_dir / "certs" / name / "archive" / "0002"
+    if how == "garbled meta.json":
+        with open(version / "meta.json", "r+b") as meta:  # in place: same inode
+            meta.write(b"garbage")
+    else:
+        (version / "fullchain.pem").unlink()
+    if how == "garbled meta.json":
+        assert _lineages(acme)[name]["status"] == "damaged"
+
+    (result,) = ok(acme("renew", "--json")).json()["results"]
+    assert result["notes"], result
+    lineage = acme.config_dir / "certs" / name
+    want = "archive/0002" if how == "garbled meta.json" else "archive/0001"
+    assert os.readlink(lineage / "live") == want
+    assert _lineages(acme)[name]["status"] == "active"

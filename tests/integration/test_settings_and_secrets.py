@@ -214,6 +214,11 @@ def test_a_bad_value_in_the_environment_is_exit_2_naming_it(
         (["config", "set", "acme.timeout", "0"], "acme.timeout must be a number of seconds"),
         (["config", "set", "hooks", "3"], "hooks is a section"),
         (["config", "set", "notify.on_success", "maybe"], "notify.on_success must be true"),
+        (["config", "set", "key_type", "rsa-1024"], "key_type must be one of: ec-p256"),
+        (["config", "set", "challenge", "tls-alpn-01"], "challenge must be one of: http-01"),
+        (["config", "set", "dns.provider", "route53"], "dns.provider must be one of: rfc2136"),
+        (["config", "set", "profile", " "], "profile must be a name"),
+        (["issue", "s.certcli.test", "--profile", "a\tb"], "--profile must be a name"),
     ],
 )
 def test_a_bad_value_on_the_command_line_is_exit_2_naming_it(
@@ -256,6 +261,9 @@ CONFIG_CASES = [
     ('email = "not an email"', "email"),
     ("server = 5", "server"),
     ('server = "https://[::1"', "server"),
+    ('key_type = "rsa-1024"', "key_type"),
+    ('challenge = "tls-alpn-01"', "challenge"),
+    ('[dns]\nprovider = "route53"', "dns.provider"),
 ]
 
 

@@ -170,9 +170,10 @@ def test_a_lineage_toml_others_may_write_is_refused_for_that_lineage(
     run = acme("renew", "--force")
     assert run.code == 1  # the other lineage is renewed
     assert line in run.stderr and "Renewed fine.certcli.test" in run.stderr + run.stdout
-    # status lists it as Damaged, with the fix, and goes on with the others
+    # status lists it as Damaged (one damaged lineage never hides the others), the fix shown
     run = ok(acme("status", NAME))
-    assert "Status:  Damaged" in run.stdout and line in run.stdout
+    assert "Status:  Damaged" in run.stdout and f"Error:   {line} (damaged)" in run.stdout
+    assert acme("status", "--fail-on", "damaged").code == 1
     for argv in (
         ["issue", NAME, "--force-renewal", "--webroot", lab.webroot],
         ["san", "add", NAME, f"www.{NAME}", "--no-issue"],

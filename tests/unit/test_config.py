@@ -64,6 +64,10 @@ def test_broken_config_is_a_store_error(tmp_path: Path) -> None:
         ("dns.resolvers", ["127.0.0.1:53"], ["127.0.0.1:53"]),
         ("email", "me@example.com", "me@example.com"),
         ("server", "letsencrypt", "letsencrypt"),
+        ("key_type", "rsa-3072", "rsa-3072"),
+        ("challenge", "dns-01", "dns-01"),
+        ("dns.provider", "manual", "manual"),
+        ("preferred_chain", "ISRG Root X1", "ISRG Root X1"),
         ("unknown.key", object, object),  # certcli does not check keys it does not know
     ],
 )
@@ -83,6 +87,11 @@ BAD = [
     ("server", ["https://[::1", "https://:443/d", "https://x:99999/d", "ftp://x", 5]),
     ("dns.target", ["x.example.net\n", "x y.example.net", "\tx.example.net", 3]),
     ("dns.zone", ["zone.example.net\r", 3]),
+    ("key_type", ["rsa-1024", "secp256k1", "EC-P256", "", 256]),
+    ("challenge", ["tls-alpn-01", "http", "", 1]),
+    ("dns.provider", ["route53", "", 2]),
+    ("preferred_chain", ["", " ", "ISRG\nRoot", 1]),
+    ("profile", ["", "\t", 3]),
 ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from certcli.config import LETSENCRYPT, resolve_server
-from certcli.errors import CertcliError, NotConfirmedError, UsageError
+from certcli.errors import CertcliError, NotConfirmedError, StoreError, UsageError
 from certcli.issuance import AcmeOptions, _check_existing, make_plan
 from certcli.models import LineageConfig, Mode
 from certcli.solvers import Challenge
@@ -302,9 +302,9 @@ def test_names_the_challenge_cannot_validate_are_refused() -> None:
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        (AcmeOptions(webroot="/w", key_type="rsa-1024"), "unknown key type 'rsa-1024'"),
-        (AcmeOptions(webroot="/w", preferred_chain=""), "preferred chain '' is not a name"),
-        (AcmeOptions(webroot="/w", profile="a\nb"), "profile 'a\\nb' is not a name"),
+        (AcmeOptions(webroot="/w", key_type="rsa-1024"), "--key-type must be one of: ec-p256"),
+        (AcmeOptions(webroot="/w", preferred_chain=""), "--preferred-chain must be a name"),
+        (AcmeOptions(webroot="/w", profile="a\nb"), "--profile must be a name as the CA gives it"),
     ],
 )
 def test_settings_that_cannot_work_are_refused_by_the_plan(
@@ -314,5 +314,5 @@ def test_settings_that_cannot_work_are_refused_by_the_plan(
         make_plan(options, {}, None)
     assert words in raised.value.message
     lineage = LineageConfig("x", ("x.com",), Mode.AUTO, "rsa-512", {"webroot": "/w"})
-    with pytest.raises(UsageError, match="unknown key type 'rsa-512'"):
+    with pytest.raises(StoreError, match=r"^key_type must be one of: .*, not 'rsa-512'"):
         make_plan(AcmeOptions(), {}, lineage)  # from lineage.toml as well
