@@ -1,0 +1,56 @@
+"""A hostile local user against the security rules (docs/security.md), where the pieces that
+enforce them meet: the webroot as given, the store being made, the environment of hooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from certcli.solvers import Challenge
+from certcli.solvers.http01 import WebrootSolver
+from tests.conftest import Certcli, OtherUser, snapshot
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def precious(shared_dir: Path) -> Path:
+    """A directory of root's, 0700: where a planted link would lead certcli."""
+    directory = shared_dir / "root-only"
+    directory.mkdir(mode=0o700)
+    (directory / "sub").mkdir(mode=0o700)
+    return directory
+
+
+@pytest.mark.parametrize("given", ["site", "site/sub"])
+def test_a_webroot_reached_through_a_link_another_user_planted_is_not_written(
+    acme: Certcli, other_user: OtherUser, other_owned: Path, precious: Path, given: str
+) -> None:
+    """The webroot named on the command line, or a directory above it, is a link the other
+    user planted: certcli creates nothing where it leads."""
+    other_user.sh(f"ln -s {precious} {other_owned}/site")
+    before = snapshot(precious)
+    run = acme("issue", "linked.certcli.test", "--webroot", other_owned / given, "--agree-tos")
+    assert run.code == 1, run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f"certcli: error: cannot write the challenge file in {other_owned / given}"
+        f"/.well-known/acme-challenge: {other_owned}/site is a symbolic link owned by another "
+        f"user (uid {other_user.uid}); certcli does not follow it"
+    ), run.stderr
+    assert snapshot(precious) == before
+
+
+def test_a_link_of_the_site_user_s_own_to_its_own_directory_is_followed(
+    other_user: OtherUser, other_owned: Path
+) -> None:
+    """A deploy tool's `current -> releases/2`, all the site user's: root writes nothing
+    there that the user could not, so the link is followed as before."""
+    other_user.sh(f"cd {other_owned} && mkdir -p releases/2 && ln -s releases/2 current")
+    solver = WebrootSolver(other_owned / "current")
+    challenge = Challenge("x.example.com", "http-01", "tok", "tok.thumb", "tok.thumb")
+    solver.present([challenge])
+    token = other_owned / "releases" / "2" / ".well-known" / "acme-challenge" / "tok"
+    assert token.read_text() == "tok.thumb"
+    solver.cleanup([challenge])
+    assert not token.exists()
