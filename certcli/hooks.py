@@ -9,11 +9,13 @@ import subprocess
 from typing import Any
 
 from certcli import package_version
+from certcli.config import SECRET_KEYS, env_name
 
-#: certcli's own secrets, never handed to a hook or a notification command.
+#: certcli's own secrets, never handed to a hook or a notification command: every secret
+#: setting's variable (a webhook URL's token too), and the secrets that are not settings.
 SECRET_ENV = (
+    *(env_name(key) for key in SECRET_KEYS),
     "CERTCLI_PASSPHRASE",
-    "CERTCLI_DNS_RFC2136_TSIG_SECRET",
     "CERTCLI_PKCS12_PASSWORD",
     "CERTCLI_EAB_HMAC_KEY",
 )

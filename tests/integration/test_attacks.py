@@ -9,7 +9,8 @@ import pytest
 
 from certcli.solvers import Challenge
 from certcli.solvers.http01 import WebrootSolver
-from tests.conftest import Certcli, OtherUser, snapshot
+from tests.conftest import Certcli, OtherUser, ok, snapshot
+from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
 
@@ -54,3 +55,26 @@ def test_a_link_of_the_site_user_s_own_to_its_own_directory_is_followed(
     assert token.read_text() == "tok.thumb"
     solver.cleanup([challenge])
     assert not token.exists()
+
+
+def test_no_secret_from_the_environment_reaches_a_hook(
+    acme: Certcli, lab: Lab, tmp_path: Path
+) -> None:
+    """Every setting that is a secret (config.SECRET_KEYS), given in the environment, is kept
+    from the deploy hook and the notify command, as certcli's other secrets are."""
+    seen = tmp_path / "env"
+    secrets = {
+        "CERTCLI_NOTIFY_WEBHOOK": "http://127.0.0.1:9/hook/T0KEN-webhook",
+        "CERTCLI_DNS_RFC2136_TSIG_SECRET": "c2VjcmV0LXRzaWc=",
+    }
+    env = {**secrets, "CERTCLI_HOOKS_DEPLOY": f"env >> {seen}"}
+    ok(acme("issue", "env.certcli.test", "--webroot", lab.webroot, "--agree-tos", env=env))
+    (acme.config_dir / "config.toml").write_text(
+        f"[notify]\ncommand = 'env >> {seen}'\non_success = true\n"
+    )
+    ok(acme("renew", "--force", env=env))
+    text = seen.read_text()
+    assert "CERTCLI_NAME=env.certcli.test" in text  # the hook ran
+    assert "CERTCLI_EVENT=renewed" in text  # the notify command ran
+    for name, value in secrets.items():
+        assert name not in text and value not in text
