@@ -86,24 +86,50 @@ def notify(settings: dict[str, Any], event: dict[str, Any], timeout: float = 30)
         problems += [problem] if problem else []
     webhook = settings.get("webhook")
     if webhook:
-        import urllib.error
-        import urllib.request
-
-        try:
-            request = urllib.request.Request(  # a URL without a scheme is a ValueError here
-                str(webhook),
-                data=payload,
-                headers={
-                    "Content-Type": "application/json",
-                    "User-Agent": f"certcli/{package_version()}",
-                },
-                method="POST",
-            )
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                response.read()
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            # neither the URL nor an error quoting it may show the token in it
-            shown = redact_url(str(webhook))
-            reason = str(getattr(exc, "reason", None) or exc).replace(str(webhook), shown)
-            problems.append(f"the notify webhook {shown} failed: {reason}")
+        problem = _post(str(webhook), payload, timeout)
+        problems += [problem] if problem else []
     return problems
+
+
+def _post(url: str, payload: bytes, timeout: float) -> str | None:
+    """POST to a webhook; what went wrong, never showing the URL beyond its host."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
+    shown = redact_url(url)
+    if url.partition("://")[0].lower() not in ("http", "https"):  # urllib opens file: too
+        return f"the notify webhook {shown} failed: not an http:// or https:// URL"
+    try:
+        request = urllib.request.Request(
+            url,
+            data=payload,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": f"certcli/{package_version()}",
+            },
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            response.read()
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+        # an answer that is not HTTP, or a URL http.client refuses, is no crash either
+        reason = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+        return f"the notify webhook {shown} failed: {_hidden(reason, url)}"
+    return None
+
+
+def _hidden(text: str, url: str) -> str:
+    """`text` (an error's words) without any part of `url` past its host: the URL whole, its
+    path, query, fragment or credentials, as written or as quoted by repr()."""
+    from urllib.parse import urlsplit
+
+    pieces = {url, url.partition("://")[2]}
+    try:
+        parts = urlsplit(url)
+        pieces |= {parts.path, parts.query, parts.fragment, parts.username, parts.password}
+    except ValueError:
+        pass
+    for piece in sorted((p for p in pieces if p and p.strip("/")), key=len, reverse=True):
+        text = text.replace(piece, "…").replace(repr(piece)[1:-1], "…")
+    return text

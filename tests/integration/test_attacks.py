@@ -3,6 +3,9 @@ enforce them meet: the webroot as given, the store being made, the environment o
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,55 @@ def test_no_secret_from_the_environment_reaches_a_hook(
     assert "CERTCLI_EVENT=renewed" in text  # the notify command ran
     for name, value in secrets.items():
         assert name not in text and value not in text
+
+
+@pytest.fixture
+def garbage_server() -> Iterator[int]:
+    """A port whose server answers anything with a line that is not HTTP."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"NOT-HTTP T0KEN\r\n\r\n")
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+
+
+TOKEN = "T0KEN-5e1f"
+
+
+@pytest.mark.parametrize(
+    ("webhook", "shown"),
+    [
+        ("http://127.0.0.1:{port}/hook/" + TOKEN + " x", "http://127.0.0.1:{port}/…"),
+        ("http://127.0.0.1:{port}/hook/" + TOKEN, "http://127.0.0.1:{port}/…"),  # answers junk
+        ("file:///etc/" + TOKEN, "(a URL that is not valid)"),
+        ("ftp://127.0.0.1:{port}/" + TOKEN, "ftp://127.0.0.1:{port}/…"),
+    ],
+    ids=["space-in-path", "not-http-answer", "file-url", "ftp-url"],
+)
+def test_a_webhook_that_cannot_be_sent_is_one_problem_without_its_token(
+    acme: Certcli, lab: Lab, garbage_server: int, webhook: str, shown: str
+) -> None:
+    ok(acme("issue", "junk-hook.certcli.test", "--webroot", lab.webroot, "--agree-tos", "-q"))
+    config = acme.config_dir / "config.toml"
+    config.write_text(
+        f"[notify]\nwebhook = '{webhook.format(port=garbage_server)}'\non_success = true\n"
+    )
+    config.chmod(0o600)
+    for argv in (["renew", "--force", "-v"], ["renew", "--force", "--json"]):
+        run = acme(*argv)
+        assert run.code == 1, run.stderr  # renewed; the notification failed
+        assert TOKEN not in run.stdout + run.stderr and "Traceback" not in run.stderr
+    (problem,) = run.json()["problems"]
+    assert problem.startswith(f"the notify webhook {shown.format(port=garbage_server)} "), problem
