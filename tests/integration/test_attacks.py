@@ -3,6 +3,7 @@ enforce them meet: the webroot as given, the store being made, the environment o
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from certcli.solvers import Challenge
 from certcli.solvers.http01 import WebrootSolver
 from tests.conftest import Certcli, OtherUser, ok, snapshot
 from tests.lab import Lab
+from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +135,70 @@ def test_a_webhook_that_cannot_be_sent_is_one_problem_without_its_token(
         assert TOKEN not in run.stdout + run.stderr and "Traceback" not in run.stderr
     (problem,) = run.json()["problems"]
     assert problem.startswith(f"the notify webhook {shown.format(port=garbage_server)} "), problem
+
+
+def _certbot_account(root: Path, account: str) -> Path:
+    """certbot's account `account` at the fake lineages' server (https://127.0.0.1:9/dir)."""
+    import json
+
+    import josepy
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    directory = root / "accounts" / "127.0.0.1:9" / "dir" / account
+    directory.mkdir(parents=True)
+    jwk = josepy.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+    (directory / "private_key.json").write_text(json.dumps(jwk.to_json()))
+    (directory / "private_key.json").chmod(0o400)
+    (directory / "regr.json").write_text(
+        json.dumps({"uri": f"https://127.0.0.1:9/acct/{account}", "body": {}})
+    )
+    (directory / "meta.json").write_text(json.dumps({"creation_dt": "2025-01-01T00:00:00Z"}))
+    return directory
+
+
+@pytest.mark.parametrize("plant", ["key-owned-by-them", "key-writable", "account-dir-theirs"])
+def test_a_certbot_account_others_could_change_is_not_imported(
+    certcli: Certcli, ca: LocalCA, other_user: OtherUser, tmp_path: Path, plant: str
+) -> None:
+    """Its key would sign every request certcli sends the CA (whoever planted it could then
+    revoke the certificates, deactivate the account): the rule of certcli's own account."""
+    from tests.integration.test_import_certbot import fake_lineage
+
+    root = tmp_path / "letsencrypt"
+    params = (
+        "authenticator = webroot\nwebroot_path = /var/www/html,\naccount = a1b2\n"
+        "[[webroot_map]]\nacct.example.com = /var/www/html\n"
+    )
+    fake_lineage(root, ca, "acct.example.com", ["acct.example.com"], params=params)
+    account = _certbot_account(root, "a1b2")
+    key = account / "private_key.json"
+    if plant == "key-owned-by-them":
+        os.chown(key, other_user.uid, other_user.gid)
+        bad = f"{key} is owned by uid {other_user.uid} (certcli-other), not by you"
+    elif plant == "key-writable":
+        key.chmod(0o666)
+        bad = f"{key} is writable by other users (mode 0666)"
+    else:
+        os.chown(account, other_user.uid, other_user.gid)
+        bad = f"{account} is owned by uid {other_user.uid} (certcli-other), not by you"
+    run = certcli("import", "certbot", root, "--yes")
+    assert run.code == 0, run.stderr
+    assert f"no account at https://127.0.0.1:9/dir imported ({bad}" in run.stderr, run.stderr
+    assert not (certcli.config_dir / "accounts").exists()
+    assert (certcli.config_dir / "certs" / "acct.example.com" / "lineage.toml").exists()
+
+
+def test_a_certbot_account_of_root_s_own_is_imported(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path
+) -> None:
+    from tests.integration.test_import_certbot import fake_lineage
+
+    root = tmp_path / "letsencrypt"
+    params = (
+        "authenticator = webroot\nwebroot_path = /var/www/html,\naccount = a1b2\n"
+        "[[webroot_map]]\nacct.example.com = /var/www/html\n"
+    )
+    fake_lineage(root, ca, "acct.example.com", ["acct.example.com"], params=params)
+    _certbot_account(root, "a1b2")
+    ok(certcli("import", "certbot", root, "--yes"))
+    assert list((certcli.config_dir / "accounts").rglob("key.pem"))
