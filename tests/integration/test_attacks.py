@@ -202,3 +202,27 @@ def test_a_certbot_account_of_root_s_own_is_imported(
     _certbot_account(root, "a1b2")
     ok(certcli("import", "certbot", root, "--yes"))
     assert list((certcli.config_dir / "accounts").rglob("key.pem"))
+
+
+@pytest.mark.parametrize(
+    ("text", "section", "kind"),
+    [
+        (f"notify = 'https://hooks.example.com/{TOKEN}'\n", "notify", "text"),
+        (f"[dns]\nrfc2136 = '{TOKEN}'\n", "dns.rfc2136", "text"),
+        (f"[dns]\nrfc2136 = ['{TOKEN}']\n", "dns.rfc2136", "a list"),
+    ],
+)
+def test_a_section_given_as_a_value_is_refused_without_showing_it(
+    certcli: Certcli, text: str, section: str, kind: str
+) -> None:
+    """`notify = URL` for `[notify] webhook = URL`: the value is likely a secret."""
+    certcli.config_dir.mkdir()
+    config = certcli.config_dir / "config.toml"
+    config.write_text(text)
+    config.chmod(0o600)
+    run = certcli("renew", "-v")
+    assert run.code == 5, run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith(
+        f"certcli: error: {section} in {config} must be a table ([{section}]), not {kind}; "
+    ), run.stderr
+    assert TOKEN not in run.stdout + run.stderr
