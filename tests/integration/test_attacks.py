@@ -226,3 +226,54 @@ def test_a_section_given_as_a_value_is_refused_without_showing_it(
         f"certcli: error: {section} in {config} must be a table ([{section}]), not {kind}; "
     ), run.stderr
     assert TOKEN not in run.stdout + run.stderr
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[int, list[bytes]]]:
+    """A port, and what each connection to it sent (answered with nothing)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                seen.append(conn.recv(65536))
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield server.getsockname()[1], seen
+    server.close()
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o664])
+def test_a_state_json_others_may_write_is_not_acted_on(
+    acme: Certcli, lab: Lab, listener: tuple[int, list[bytes]], mode: int
+) -> None:
+    """state.json says which URL `renew` asks for the renewal window (ARI), which certificate
+    an order replaces, and when to retry: whoever may write it could have certcli fetch any
+    URL. Such a lineage is Damaged, with the fix; the others are renewed."""
+    import json
+
+    port, seen = listener
+    ok(acme("issue", "state.certcli.test", "--webroot", lab.webroot, "--agree-tos", "-q"))
+    ok(acme("issue", "fine.certcli.test", "--webroot", lab.webroot, "-q"))
+    path = acme.config_dir / "certs" / "state.certcli.test" / "state.json"
+    state = json.loads(path.read_text())
+    state["ari"] = {"url": f"http://127.0.0.1:{port}/planted", "next_check": "2000-01-01T00:00Z"}
+    path.write_text(json.dumps(state))
+    path.chmod(mode)
+    line = f"{path} is writable by other users (mode 0{mode:o}); chmod go-w {path}"
+    run = acme("renew")
+    assert run.code == 1, run.stderr
+    assert line in run.stderr and "fine.certcli.test" not in run.stderr
+    assert seen == []  # nothing fetched
+    run = ok(acme("status", "state.certcli.test"))
+    assert "Status:  Damaged" in run.stdout and line in run.stdout
+    path.chmod(0o644)
+    run = acme("renew")
+    assert seen and b"GET /planted" in seen[0]  # the owner's own file is read again
