@@ -39,10 +39,14 @@ def test_a_webroot_reached_through_a_link_another_user_planted_is_not_written(
     before = snapshot(precious)
     run = acme("issue", "linked.certcli.test", "--webroot", other_owned / given, "--agree-tos")
     assert run.code == 1, run.stderr
-    assert run.stderr.strip().splitlines()[-1].startswith(
-        f"certcli: error: cannot write the challenge file in {other_owned / given}"
-        f"/.well-known/acme-challenge: {other_owned}/site is a symbolic link owned by another "
-        f"user (uid {other_user.uid}); certcli does not follow it"
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"certcli: error: cannot write the challenge file in {other_owned / given}"
+            f"/.well-known/acme-challenge: {other_owned}/site is a symbolic link owned by another "
+            f"user (uid {other_user.uid}); certcli does not follow it"
+        )
     ), run.stderr
     assert snapshot(precious) == before
 
@@ -222,8 +226,12 @@ def test_a_section_given_as_a_value_is_refused_without_showing_it(
     config.chmod(0o600)
     run = certcli("renew", "-v")
     assert run.code == 5, run.stderr
-    assert run.stderr.strip().splitlines()[-1].startswith(
-        f"certcli: error: {section} in {config} must be a table ([{section}]), not {kind}; "
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"certcli: error: {section} in {config} must be a table ([{section}]), not {kind}; "
+        )
     ), run.stderr
     assert TOKEN not in run.stdout + run.stderr
 
@@ -277,3 +285,20 @@ def test_a_state_json_others_may_write_is_not_acted_on(
     path.chmod(0o644)
     run = acme("renew")
     assert seen and b"GET /planted" in seen[0]  # the owner's own file is read again
+
+
+@pytest.mark.parametrize("argv", [["status"], ["csr", "x.example.com"], ["renew"]])
+def test_an_empty_config_dir_is_never_the_current_directory(
+    certcli: Certcli, tmp_path: Path, argv: list[str]
+) -> None:
+    """`--config-dir "$UNSET"`: the store would be (and config.toml read from) wherever the
+    command runs."""
+    work = tmp_path / "work"
+    work.mkdir()
+    certcli.cwd = work
+    run = certcli("--config-dir", "", *argv)
+    assert run.code == 2
+    assert run.stderr == (
+        "certcli: error: --config-dir is empty; give the store's directory, or leave it out\n"
+    )
+    assert os.listdir(work) == []
