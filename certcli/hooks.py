@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from typing import Any
 
@@ -40,6 +41,15 @@ def redact_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}/{rest}"
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"`<>]+")
+
+
+def redact_urls(text: str) -> str:
+    """Every URL in `text` (a command line, what it printed) cut as `redact_url` cuts one:
+    `curl -d @- https://hooks.example.com/TOKEN` is a webhook too."""
+    return _URL.sub(lambda match: redact_url(match.group()), text)
+
+
 def hook_environment(extra: dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k not in SECRET_ENV}, **extra}
 
@@ -48,7 +58,14 @@ def run_command(
     what: str, argv: list[str], env: dict[str, str], timeout: float, stdin: bytes | None = None
 ) -> str | None:
     """Run a user's command without certcli's secrets; return what went wrong, or None.
-    `what` names it in that message ("the deploy hook `…`")."""
+    `what` names it in that message ("the deploy hook `…`"), URLs cut after the host."""
+    problem = _run(what, argv, env, timeout, stdin)
+    return redact_urls(problem) if problem else None
+
+
+def _run(
+    what: str, argv: list[str], env: dict[str, str], timeout: float, stdin: bytes | None
+) -> str | None:
     feed: dict[str, Any] = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
     try:
         proc = subprocess.run(

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from certcli.solvers import Challenge
 from certcli.solvers.http01 import WebrootSolver
@@ -302,3 +303,25 @@ def test_an_empty_config_dir_is_never_the_current_directory(
         "certcli: error: --config-dir is empty; give the store's directory, or leave it out\n"
     )
     assert os.listdir(work) == []
+
+
+def test_a_url_in_a_failing_command_is_shown_by_its_host_only(acme: Certcli, lab: Lab) -> None:
+    """`[notify] command = "curl -d @- https://hooks.example.com/TOKEN"` is the other common
+    way to a webhook: its URL, in the command or in what it printed, is cut as a webhook's."""
+    ok(acme("issue", "cmd-hook.certcli.test", "--webroot", lab.webroot, "--agree-tos", "-q"))
+    url = f"http://127.0.0.1:9/services/{TOKEN}?key={TOKEN}"
+    command = f"""sh -c 'echo "cannot post to $0" >&2; exit 7' '{url}'"""
+    config = acme.config_dir / "config.toml"
+    config.write_text(tomli_w.dumps({"notify": {"command": command, "on_success": True}}))
+    config.chmod(0o600)
+    hook = f"""sh -c 'echo "no reload via $0" >&2; exit 3' '{url}'"""
+    run = acme("renew", "--force", "--json", env={"CERTCLI_HOOKS_DEPLOY": hook})
+    assert run.code == 1, run.stderr
+    assert TOKEN not in run.stdout + run.stderr
+    problems = run.json()["problems"]
+    assert any(
+        "the notify command `sh -c 'echo \"cannot post to $0\" >&2; exit 7' "
+        "'http://127.0.0.1:9/…'` failed (exit 7): cannot post to http://127.0.0.1:9/…" in p
+        for p in problems
+    ), problems
+    assert any("no reload via http://127.0.0.1:9/…" in p for p in problems), problems
