@@ -50,7 +50,7 @@ def csr(
 
     rt = runtime(ctx)
     names = normalize_identifiers(domains)
-    if country is not None and (len(country) != 2 or not country.isalpha()):
+    if country is not None and not (len(country) == 2 and country.isascii() and country.isalpha()):
         raise UsageError(f"--country {country!r} is not a two-letter country code (e.g. DE)")
     target = out if out is not None and str(out) != "-" else None
     if target is not None:
