@@ -57,7 +57,7 @@ def csr(
         check_export_target(target)  # before the key is made: a bad --out changes nothing
     result = create_csr(
         rt.store,
-        name or default_lineage_name(names),
+        name if name is not None else default_lineage_name(names),  # "" is refused
         names,
         setting("key_type", key_type, rt.config, DEFAULT_KEY_TYPE),
         Subject(org, org_unit, country.upper() if country else None, state, city),
