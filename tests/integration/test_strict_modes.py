@@ -141,7 +141,7 @@ def test_a_config_toml_others_may_write_never_runs_its_hook(
         ["renew", "--force"],
         ["issue", NAME, "--force-renewal", "--webroot", lab.webroot],
         ["config", "get", "hooks.deploy"],
-        ["config", "set", "hooks.deploy", "systemctl reload nginx"],  # not written over theirs
+        ["config", "set", "hooks.deploy", "true"],  # not rewritten over what was planted
     ):
         run = acme(*argv)
         assert run.code == 5, argv
@@ -170,9 +170,8 @@ def test_a_lineage_toml_others_may_write_is_refused_for_that_lineage(
     run = acme("renew", "--force")
     assert run.code == 1  # the other lineage is renewed
     assert line in run.stderr and "Renewed fine.certcli.test" in run.stderr + run.stdout
-    run = ok(acme("status", NAME))  # shown as Damaged, with the fix, as any unreadable one
-    assert "Status:  Damaged" in run.stdout and line in run.stdout
     for argv in (
+        ["status", NAME],
         ["issue", NAME, "--force-renewal", "--webroot", lab.webroot],
         ["san", "add", NAME, f"www.{NAME}", "--no-issue"],
     ):
