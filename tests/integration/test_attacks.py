@@ -1,5 +1,7 @@
-"""A hostile local user against the security rules (docs/security.md), where the pieces that
-enforce them meet: the webroot as given, the store being made, the environment of hooks."""
+"""A hostile local user (and a hostile CA or webhook server) against the security rules of
+docs/security.md, where the pieces that enforce them meet: the webroot as given, the store
+being made, certbot's account, state.json, the environment and messages of hooks and
+notifications, what a CA's words may do to a terminal."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tomli_w
@@ -325,3 +328,50 @@ def test_a_url_in_a_failing_command_is_shown_by_its_host_only(acme: Certcli, lab
         for p in problems
     ), problems
     assert any("no reload via http://127.0.0.1:9/…" in p for p in problems), problems
+
+
+EVIL = "no\x1b[2J\x1b]0;owned\x07\r\ncertcli: note: all is fine\u2028x"
+
+
+@pytest.fixture
+def shouting_ca(certcli: Certcli, lab: Lab, monkeypatch: pytest.MonkeyPatch) -> Iterator[Certcli]:
+    """The lab's CA behind a proxy that refuses every order with a problem document whose
+    detail holds terminal escapes and line breaks."""
+    from tests.lab.ari import AriShim
+
+    shim = AriShim(lab, proxy=True)
+    handler = shim.server.RequestHandlerClass
+
+    def do_post(self: Any) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path != "/order-plz":
+            self._forward("POST", body)
+            return
+        problem = {
+            "type": "urn:ietf:params:acme:error:rejectedIdentifier",
+            "detail": EVIL,
+            "status": 400,
+        }
+        self._json(problem, status=400, content="application/problem+json")
+
+    monkeypatch.setattr(handler, "do_POST", do_post)
+    certcli.point_at(lab)
+    certcli.env["CERTCLI_SERVER"] = shim.directory_url
+    yield certcli
+    shim.close()
+
+
+def test_what_the_ca_says_cannot_write_to_the_terminal(shouting_ca: Certcli) -> None:
+    """A CA's words are shown, but never as escapes the terminal obeys or as extra lines."""
+    run = shouting_ca("issue", "shout.certcli.test", "--webroot", ".", "--agree-tos", "-q")
+    assert run.code != 0
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("certcli: error: "), run.stderr
+    assert not any(c in run.stderr for c in "\x1b\x07\r\u2028"), run.stderr
+    assert "no\\x1b[2J" in lines[0], lines[0]  # shown, escaped
+    run = shouting_ca("status", "shout.certcli.test")
+    assert "no\\x1b[2J" in run.stdout  # the error, escaped
+    for argv in (["status", "shout.certcli.test"], ["renew", "shout.certcli.test", "--force"]):
+        run = shouting_ca(*argv)
+        assert not any(c in run.stdout + run.stderr for c in "\x1b\x07\r\u2028"), run
+        assert not any(line.startswith("certcli: note") for line in run.stdout.splitlines())
