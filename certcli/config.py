@@ -295,6 +295,16 @@ def checked(key: str, value: Any, source: Source) -> Any:
         raise source.error(f"must be {kind.text}, not {shown}") from None
 
 
+def _kind_of(value: object) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    return "text" if isinstance(value, str) else "a date"
+
+
 def check_settings(table: dict[str, Any], where: str) -> None:
     """Check the type and range of every setting a TOML file holds (config.toml, or a
     lineage.toml): its sections must be tables, its known keys of their kinds. `where` is
@@ -303,7 +313,8 @@ def check_settings(table: dict[str, Any], where: str) -> None:
         value = lookup(table, section)
         if value is not None and not isinstance(value, dict):
             raise StoreError(
-                f"{section} in {where} must be a table ([{section}]), not {value!r}",
+                # the value's kind, not the value: `notify = URL` holds a webhook's token
+                f"{section} in {where} must be a table ([{section}]), not {_kind_of(value)}",
                 f"fix it in {where}",
             )
     for key in _KINDS:

@@ -155,6 +155,12 @@ def read_certbot_account(directory: Path, server: str, account: str) -> Account:
         if not found:
             raise NotFoundError(f"certbot's account {account} is not under {directory}/accounts")
         path = found[0].parent
+    # its key becomes certcli's account key, which signs every request to the CA: read only
+    # from directories and files nobody else can change, as certcli's own account
+    for below in (p for p in reversed((path, *path.parents)) if directory in p.parents):
+        trust.check_path(below)  # accounts/, then each directory down to the account's
+    for name in ("private_key.json", "regr.json", "meta.json"):
+        trust.check_path(path / name)
     try:
         key = jwk_private_key(json.loads(read_input(path / "private_key.json", "account key")))
         regr = json.loads(read_input(path / "regr.json", "account"))

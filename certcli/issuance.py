@@ -52,7 +52,7 @@ class AcmeOptions:
     email: str | None = None
     agree_tos: bool = False
     eab_kid: str | None = None
-    eab_hmac_key: str | None = None
+    eab_hmac_key: str | None = field(default=None, repr=False)  # a secret: never shown
     ca_bundle: str | None = None
     key_type: str | None = None
     webroot: str | None = None

@@ -158,12 +158,15 @@ class Store:
 
     def check_trusted(self) -> None:
         """Refuse a store that another user could change or swap (certcli/trust.py): its
-        directory, every directory above it, certs/ and locks/. Checked once per Store."""
+        directory, every directory above it, certs/ and locks/. Checked once per Store, once
+        they all exist: one missing when checked could be another user's by the time certcli
+        makes it, so `ensure` checks again after making them."""
         if not self._trusted:
+            made = all(os.path.isdir(d) for d in (self.root, self.certs_dir, self.locks_dir))
             check_chain(self.root)
             check_path(self.certs_dir)
             check_path(self.locks_dir)
-            self._trusted = True
+            self._trusted = made
 
     def ensure(self) -> None:
         """Create the store's directories, or explain why they cannot be created."""
@@ -175,6 +178,7 @@ class Store:
                     raise _not_writable(directory)
             except OSError as exc:
                 raise _store_error("write to the config dir", directory, exc) from None
+        self.check_trusted()  # what was just made (by certcli, or by someone in between)
 
     def _checked(self, name: str) -> str:
         """The name, once known to be a lineage's: no path is ever built from anything else
@@ -254,8 +258,8 @@ class Store:
     def read_state(self, name: str) -> dict[str, Any]:
         path = self._path(name, "state.json")
         try:
-            with open(path, "rb") as handle:
-                state = json.load(handle)
+            # it names URLs renew fetches (ARI) and what an order replaces: nobody else's
+            state = json.loads(read_trusted(path))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:

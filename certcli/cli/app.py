@@ -41,10 +41,11 @@ def _version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     config_dir: Annotated[
-        Path | None,
+        str | None,  # text: Path("") would be the current directory
         typer.Option(
             "--config-dir",
             envvar="CERTCLI_CONFIG_DIR",
+            metavar="<path>",
             help="The store and config.toml (default: the platform's config dir).",
             show_default=False,
         ),
@@ -74,8 +75,12 @@ def root(
 ) -> None:
     """certcli keeps TLS certificates in a local store and exports them for your servers.
     Global options may also follow the command (certcli status --json)."""
+    if config_dir == "":  # "--config-dir $UNSET": never the current directory
+        from certcli.errors import UsageError
+
+        raise UsageError("--config-dir is empty", "give the store's directory, or leave it out")
     ctx.obj = Runtime(
-        config_dir,
+        Path(config_dir) if config_dir is not None else None,
         Output(json_mode=json_mode, quiet=quiet, verbose=verbose, color=not no_color),
         passphrase_file,
     )

@@ -50,14 +50,14 @@ def csr(
 
     rt = runtime(ctx)
     names = normalize_identifiers(domains)
-    if country is not None and (len(country) != 2 or not country.isalpha()):
+    if country is not None and not (len(country) == 2 and country.isascii() and country.isalpha()):
         raise UsageError(f"--country {country!r} is not a two-letter country code (e.g. DE)")
     target = out if out is not None and str(out) != "-" else None
     if target is not None:
         check_export_target(target)  # before the key is made: a bad --out changes nothing
     result = create_csr(
         rt.store,
-        name or default_lineage_name(names),
+        name if name is not None else default_lineage_name(names),  # "" is refused
         names,
         setting("key_type", key_type, rt.config, DEFAULT_KEY_TYPE),
         Subject(org, org_unit, country.upper() if country else None, state, city),

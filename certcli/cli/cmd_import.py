@@ -86,9 +86,10 @@ def _describe(item: LineageImport) -> str:
 def _render(rt: Runtime, plan: ImportPlan, stream: TextIO, *, applied: bool) -> None:
     """What the plan does (or did): one line per lineage, account and config.toml key."""
     from certcli.certbot_conf import SECRET_KEYS
+    from certcli.cli.output import printable
 
     def line(text: str) -> None:
-        print(text, file=stream)
+        print(printable(text), file=stream)  # certbot's files' words: one line each
 
     verbs = {"import": "Would import", "imported": "Imported", "skipped": "Skipped"}
     for item in plan.lineages:

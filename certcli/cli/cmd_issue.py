@@ -139,7 +139,7 @@ def issue(
     names = list(dict.fromkeys(n for group in groups for n in group))
     if (dns or wildcard) and webroot is not None:
         raise UsageError("--webroot (HTTP-01) and --dns/--wildcard (DNS-01) exclude each other")
-    if each and name:
+    if each and name is not None:
         raise UsageError(
             "--name and --each do not go together: --each names each lineage by its domain"
         )
@@ -171,7 +171,7 @@ def issue(
                 do_issue(
                     rt.store,
                     cas,
-                    name or default_lineage_name(names),
+                    name if name is not None else default_lineage_name(names),  # "": refused
                     names,
                     options,
                     rt.config,

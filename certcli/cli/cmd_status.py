@@ -122,6 +122,7 @@ def _table(out: Output, reports: list[LineageReport]) -> None:
 
 
 def _detail(out: Output, r: LineageReport) -> None:
+    from certcli.cli.output import printable
     from certcli.models import rfc3339
 
     cert = r.certificate
@@ -152,7 +153,7 @@ def _detail(out: Output, r: LineageReport) -> None:
         fields.append(("Deploy", f"{r.deploy_error}; `certcli renew` runs the hook again"))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
-        out.line(f"{key + ':':<{width + 1}} {value}")
+        out.line(f"{key + ':':<{width + 1}} {printable(value)}")  # a CA's words: one line
     if r.sans:
         out.line()
         san_table(out, r)

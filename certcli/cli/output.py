@@ -21,9 +21,21 @@ def json_default(value: Any) -> str:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def printable(text: str, *, lines: bool = False) -> str:
+    """`text` as a terminal may be given it: each control character (an escape sequence, a
+    carriage return, a line break where one line is due) written as its escape, never obeyed.
+    Messages quote what a CA, a hook or a server said."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() or (lines and c == "\n") else c.encode("unicode_escape").decode()
+        for c in text
+    )
+
+
 def error_line(message: str, hint: str | None = None) -> str:
     """The one line certcli prints for a failure: what went wrong; what to do."""
-    return f"certcli: error: {message}" + (f"; {hint}" if hint else "")
+    return printable(f"certcli: error: {message}" + (f"; {hint}" if hint else ""))
 
 
 #: What a rich table puts between two columns: a space, the rule, a space.
@@ -81,15 +93,15 @@ class Output:
     def info(self, message: str) -> None:
         """A message for the person at the terminal; silent with -q."""
         if not self.quiet:
-            print(message, file=sys.stderr)
+            print(printable(message, lines=True), file=sys.stderr)
 
     def warn(self, message: str) -> None:
-        print(f"certcli: warning: {message}", file=sys.stderr)
+        print(printable(f"certcli: warning: {message}"), file=sys.stderr)
 
     def line(self, text: str = "") -> None:
         """Human-readable data on stdout (never with --json)."""
         if not self.json_mode:
-            print(text)
+            print(printable(text, lines=True))
 
     def emit_json(self, payload: dict[str, Any]) -> None:
         """The one JSON document of a --json run."""
@@ -110,11 +122,12 @@ class Output:
         if not self.stdout_tty:
             print("\t".join(h.lower().replace(" ", "_") for h in headers))
             for row in rows:
-                print("\t".join(cell.replace("\n", ",") for cell in row))
+                print("\t".join(printable(cell.replace("\n", ",")) for cell in row))
             return
         from rich.table import Table
         from rich.text import Text
 
+        rows = [[printable(cell, lines=True) for cell in row] for row in rows]
         widths = column_widths(headers, rows, self.console.width)
         if widths is None:  # even one word per line would not fit: a block per row
             self._records(headers, rows, styles)

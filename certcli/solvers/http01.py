@@ -1,7 +1,8 @@
 """HTTP-01 through a webroot: `<webroot>/.well-known/acme-challenge/<token>`.
 
 Whoever owns the webroot (a site's user, a web application) may plant links in it, so below
-the webroot every component is opened relative to its parent's descriptor: a link is
+the webroot every component is opened relative to its parent's descriptor (and a webroot
+of root's must be reached through no link another user owns): a link is
 followed only when root or certcli's user owns it (`certcli/safepath.py`), directories certcli
 creates get their mode by `fchmod` on their own descriptor, and a token file is created with
 `O_EXCL | O_NOFOLLOW` and removed with `unlink` in the directory's descriptor.
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from certcli.errors import CertcliError, UsageError
 from certcli.leftovers import Journal, Record
-from certcli.safepath import PlantedLinkError, create_at, open_dir
+from certcli.safepath import PlantedLinkError, create_at, open_dir, trusted
 from certcli.solvers import Challenge
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # base64url: never a path separator or '..'
@@ -109,13 +110,28 @@ def _create_token(directory: int, challenge: Challenge) -> None:
 
 
 def _challenge_dir(webroot: Path, *, create: bool) -> int:
-    """The descriptor of the webroot's `.well-known/acme-challenge`: the webroot as given,
-    what is below it walked without following links others planted."""
-    root = os.open(webroot, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    """The descriptor of the webroot's `.well-known/acme-challenge`, what is below the webroot
+    walked without following links others planted."""
+    root = _webroot_dir(webroot)
     try:
         return open_dir(_CHALLENGE_DIR, dir_fd=root, create=0o755 if create else None)
     finally:
         os.close(root)
+
+
+def _webroot_dir(webroot: Path) -> int:
+    """The webroot as given, links included (a deploy tool's `current -> releases/…`, owned
+    by the site's user, leads to that user's own directory). But a directory of root's or
+    certcli's user must be reached through no link another user owns: whoever owns such a
+    link (or a directory above it) could point it at any directory of root's (`/etc`)."""
+    root = os.open(webroot, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    if not trusted(os.fstat(root).st_uid):
+        return root  # theirs: nothing certcli writes there is more than they could
+    os.close(root)
+    try:
+        return open_dir(webroot)
+    except PlantedLinkError as exc:  # named from /, or from the current directory
+        raise PlantedLinkError(os.path.abspath(exc.link), exc.uid) from None
 
 
 def remove_tokens(webroot: Path, tokens: list[str]) -> bool:

@@ -93,6 +93,10 @@ CASES = [
     (["csr", "ok.example.com", "--country", "Germany"], 2, "two-letter"),
     (["csr", "site.example.com", "--name", "site", "--out", "x.csr"], 2, "already has a CSR"),
     (["status", "nope"], 3, "no certificate named 'nope'"),
+    (["csr", "ok.example.com", "--name", ""], 2, "invalid certificate name ''"),
+    (["issue", "ok.example.com", "--name", "", "--webroot", "."], 2, "invalid certificate name"),
+    (["csr", "ok.example.com", "--country", "ÄÖ"], 2, "two-letter"),  # letters, not ASCII
+    (["csr", "ok.example.com", "--country", "ßa"], 2, "two-letter"),  # "SSA" once upper
     (["status", "--fail-on", "sometimes"], 2, "--fail-on"),
     (["download", "nope"], 3, "no certificate named 'nope'"),
     (["download", "site", "--what", "pem"], 2, "unknown --what"),

@@ -27,6 +27,14 @@ def test_server_shortcuts_and_urls() -> None:
 WEB = AcmeOptions(webroot="/w")
 
 
+def test_the_eab_hmac_key_is_never_in_a_representation() -> None:
+    """Nor in a plan's: a message or a traceback quoting either shows no secret."""
+    options = AcmeOptions(webroot="/w", eab_kid="kid-1", eab_hmac_key="c2VjcmV0LWhtYWM")
+    plan = make_plan(options, {}, None)
+    for shown in (repr(options), repr(plan)):
+        assert "c2VjcmV0LWhtYWM" not in shown and "kid-1" in shown
+
+
 def test_plan_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     config = {"server": "https://config/dir", "key_type": "rsa-2048", "acme": {"timeout": 60}}
     lineage = LineageConfig(

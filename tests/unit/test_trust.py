@@ -142,3 +142,23 @@ def test_store_checks_once_and_refuses_an_untrusted_lineage(tmp_path: Path) -> N
     os.chown(store.certs_dir, NOBODY_KNOWN, NOBODY_KNOWN)
     with pytest.raises(UntrustedError, match=f"^{store.certs_dir} is owned"):
         Store(store.root).names()
+
+
+@pytest.mark.parametrize(
+    "made", ["parent", "parent/store", "parent/store/certs", "parent/store/locks"]
+)
+def test_a_directory_made_by_another_user_after_the_check_is_refused(
+    tmp_path: Path, made: str
+) -> None:
+    """A store directory missing when checked is checked again once made: another user
+    may have made it in between (the race of a first run), and would own it."""
+    store = Store(tmp_path / "parent" / "store")
+    store.check_trusted()  # nothing there yet: nothing to refuse
+    for part in ("parent", "parent/store", "parent/store/certs", "parent/store/locks"):
+        path = tmp_path / part
+        path.mkdir(mode=0o700)
+        if part == made:
+            os.chown(path, NOBODY_KNOWN, NOBODY_KNOWN)
+            break
+    with pytest.raises(UntrustedError, match=f"^{tmp_path / 'parent'}.* is owned by uid"):
+        store.ensure()
