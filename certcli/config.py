@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -309,18 +309,25 @@ def check_settings(table: dict[str, Any], where: str) -> None:
     """Check the type and range of every setting a TOML file holds (config.toml, or a
     lineage.toml): its sections must be tables, its known keys of their kinds. `where` is
     the file; keys certcli does not know are left alone."""
-    for section in SECTIONS:
-        value = lookup(table, section)
-        if value is not None and not isinstance(value, dict):
+    # the keys the file holds, not every key certcli knows: `status` checks each lineage's
+    for key, value in _dotted(table):
+        if key in SECTIONS and not isinstance(value, dict):
             raise StoreError(
                 # the value's kind, not the value: `notify = URL` holds a webhook's token
-                f"{section} in {where} must be a table ([{section}]), not {_kind_of(value)}",
+                f"{key} in {where} must be a table ([{key}]), not {_kind_of(value)}",
                 f"fix it in {where}",
             )
-    for key in _KINDS:
-        value = lookup(table, key)
-        if value is not None:
+        if key in _KINDS:
             checked(key, value, Source(f"{key} in {where}", where))
+
+
+def _dotted(table: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every key of a TOML table and of the tables inside it, dotted, with its value."""
+    for name, value in table.items():
+        key = prefix + name
+        yield key, value
+        if isinstance(value, dict):
+            yield from _dotted(value, key + ".")
 
 
 def setting(

@@ -145,6 +145,9 @@ class Store:
         self._key_passphrase = key_passphrase
         self._trusted = False
         self._valid: set[str] = set()
+        # A version's certificate, once read: archive/NNNN never changes after its rename
+        # (renew reads each live one twice: to see whether live is whole, then to decide)
+        self._infos: dict[tuple[str, int], CertInfo] = {}
 
     def _passphrase(self) -> bytes | None:
         return self._key_passphrase() if self._key_passphrase else None
@@ -372,9 +375,13 @@ class Store:
 
     def version_info(self, name: str, version: int) -> CertInfo:
         """The certificate of a version, from its meta.json (StoreError naming the file)."""
+        known = self._infos.get((name, version))
+        if known is not None:
+            return known
         meta = self.version_meta(name, version)
         try:
-            return CertInfo.from_json(meta["certificate"])
+            info = self._infos[name, version] = CertInfo.from_json(meta["certificate"])
+            return info
         except KeyError as exc:
             problem = f"no {exc.args[0]!r} key"
         except (TypeError, ValueError, AttributeError) as exc:
@@ -391,10 +398,18 @@ class Store:
     def _complete(self, name: str, version: int) -> bool:
         """Whether a version holds, as regular files, every file a web server reads."""
         directory = self._path(name, "archive", f"{version:04d}")
-        return not os.path.islink(directory) and all(
-            os.path.isfile(path) and not os.path.islink(path)
-            for path in (os.path.join(directory, f) for f in VERSION_FILES)
-        )
+        try:  # one listing, not a stat per file: `renew` asks this of every lineage
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            with os.scandir(fd) as entries:
+                files = {e.name for e in entries if e.is_file(follow_symlinks=False)}
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        return files.issuperset(VERSION_FILES)
 
     def live_broken(self, name: str) -> bool:
         """Whether `live` exists but is not a link to a complete version with a readable
@@ -525,6 +540,7 @@ class Store:
         """
         directory = self.lineage_dir(name)
         archive = directory / "archive"
+        self._infos = {k: v for k, v in self._infos.items() if k[0] != name}
         passphrase = self._passphrase()
         sealed = None
         if passphrase is not None:
