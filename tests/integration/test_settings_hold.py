@@ -101,6 +101,7 @@ def test_a_reissue_that_fails_at_the_ca_keeps_the_settings_that_worked(
     settings, live = _settings(acme, name), os.readlink(_lineage(acme, name) / "live")
     unserved = tmp_path / "not-served"
     unserved.mkdir()
+    lab.forget_authorizations(acme.config_dir)  # Pebble may reuse one now and then
     for extra in (("--force-renewal",), ("--expand", "more.unserved.certcli.test")):
         run = acme("issue", name, *extra[1:], "--webroot", unserved, extra[0])
         assert run.code == 13, run.stderr  # the CA could not validate

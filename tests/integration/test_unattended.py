@@ -40,10 +40,12 @@ def _edit_lineage(acme: Certcli, name: str, **changes: object) -> None:
     path.write_text(tomli_w.dumps({**tomllib.loads(path.read_text()), **changes}))
 
 
-def _break_webroot(acme: Certcli, name: str, webroot: Path) -> None:
-    """Point the lineage at a webroot no server serves: its next renewal fails validation."""
+def _break_webroot(acme: Certcli, lab: Lab, name: str, webroot: Path) -> None:
+    """Point the lineage at a webroot no server serves: its next renewal fails validation
+    (its earlier authorizations deactivated, so that Pebble cannot reuse one)."""
     webroot.mkdir(exist_ok=True)
     _edit_lineage(acme, name, webroot=str(webroot))
+    lab.forget_authorizations(acme.config_dir)
 
 
 def test_hooks_run_once_per_run_and_per_renewed_lineage(
@@ -121,7 +123,7 @@ def test_a_failed_renewal_is_notified_and_backs_off(
         f"[notify]\nwebhook = '{webhook}'\ncommand = 'cat >> {events}; echo >> {events}'\n",
     )
     _issue(acme, lab, "nb.certcli.test")
-    _break_webroot(acme, "nb.certcli.test", tmp_path / "unserved")
+    _break_webroot(acme, lab, "nb.certcli.test", tmp_path / "unserved")
 
     run = acme("renew", "--force")
     assert run.code == 1
@@ -149,7 +151,7 @@ def test_a_failed_renewal_is_notified_and_backs_off(
     before = len(lab.acme_requests())
     run = ok(acme("renew", "-v"))
     assert len(lab.acme_requests()) == before
-    _break_webroot(acme, "nb.certcli.test", lab.webroot)  # fixed
+    _break_webroot(acme, lab, "nb.certcli.test", lab.webroot)  # fixed
     ok(acme("renew", "--force"))  # --force bypasses the backoff
     state = json.loads((acme.config_dir / "certs" / "nb.certcli.test" / "state.json").read_text())
     assert "next_attempt" not in state and state["failures"] == 0
@@ -159,7 +161,7 @@ def test_backoff_skips_a_due_lineage_until_its_time(
     acme: Certcli, lab: Lab, tmp_path: Path
 ) -> None:
     _issue(acme, lab, "bo.certcli.test")
-    _break_webroot(acme, "bo.certcli.test", tmp_path / "unserved")
+    _break_webroot(acme, lab, "bo.certcli.test", tmp_path / "unserved")
     assert acme("renew", "--force").code == 1
     # make it due: a new name that the certificate does not cover (and that is served)
     _edit_lineage(acme, "bo.certcli.test", domains=["bo.certcli.test", "www.bo.certcli.test"])
@@ -405,7 +407,7 @@ def test_a_backoff_is_said_without_v_when_the_certificate_needs_it(
         assert acme("issue", name, "--webroot", unserved, "--agree-tos").code == 13
     else:
         _issue(acme, lab, name)
-        _break_webroot(acme, name, unserved)
+        _break_webroot(acme, lab, name, unserved)
         assert acme("renew", "--force").code == 1
     if case == "not covered":  # due, but the certificate is fine for now
         _edit_lineage(acme, name, domains=[name, f"www.{name}"])

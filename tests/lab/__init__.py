@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.lab.localca import LocalCA, key_pem
 
@@ -136,6 +137,30 @@ class Lab:
         name = ADMIN_KEY_NAME if admin else ACME_KEY_NAME
         secret = self.admin_tsig_secret if admin else self.acme_tsig_secret
         return dns.tsigkeyring.from_text({name: (TSIG_ALGORITHM, secret)})
+
+    def forget_authorizations(self, store: Path) -> int:
+        """Deactivate every valid authorization of the store's account at Pebble; return how
+        many. Even with PEBBLE_AUTHZREUSE=0 Pebble reuses a valid one for about one order in
+        a hundred, and a test that breaks validation after a success must see it fail."""
+        import josepy as jose
+        from acme import client, messages
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        found = 0
+        for account_json in store.glob("accounts/*/*/account.json"):
+            data = json.loads(account_json.read_text())
+            if data.get("directory") != self.directory_url:
+                continue
+            key = load_pem_private_key((account_json.parent / "key.pem").read_bytes(), None)
+            net = client.ClientNetwork(
+                jose.JWKEC(key=key), alg=jose.ES256, verify_ssl=str(self.ca_bundle)
+            )
+            net.account = messages.RegistrationResource(
+                uri=data["uri"], body=messages.Registration()
+            )
+            directory = messages.Directory.from_json(net.get(self.directory_url).json())
+            found += _deactivate_valid(client.ClientV2(directory, net), data["uri"])
+        return found
 
     def env(self) -> dict[str, str]:
         """Environment for a certcli run against the lab."""
@@ -445,3 +470,36 @@ def _alive(pid: int) -> bool:
             return False
         return True
     return waited == 0
+
+
+def _retrying(send: Callable[[], Any]) -> Any:
+    """One ACME request, sent again when Pebble rejects a good nonce (as it does at random)."""
+    from acme import messages
+
+    for attempt in range(10):
+        try:
+            return send()
+        except messages.Error as error:
+            if error.code != "badNonce" or attempt == 9:
+                raise
+    return None
+
+
+def _deactivate_valid(acme: Any, account_uri: str) -> int:
+    """Deactivate the valid authorizations of every order of an account, page by page."""
+    from acme import messages
+
+    found = 0
+    page: str | None = _retrying(lambda: acme._post_as_get(account_uri)).json()["orders"]
+    while page:
+        response = _retrying(lambda url=page: acme._post_as_get(url))
+        for order in response.json().get("orders", []):
+            urls = _retrying(lambda url=order: acme._post_as_get(url)).json()["authorizations"]
+            for url in urls:
+                answer = _retrying(lambda url=url: acme._post_as_get(url))
+                authz = acme._authzr_from_response(answer, uri=url)
+                if authz.body.status == messages.STATUS_VALID:
+                    _retrying(lambda authz=authz: acme.deactivate_authorization(authz))
+                    found += 1
+        page = response.links.get("next", {}).get("url")
+    return found
