@@ -913,9 +913,14 @@ def _scan(
         )
     live = store.live_info(name) if whole else None
     if lineage.mode is Mode.CUSTOM:
-        notified, mismatched = _notified(state, live), _mismatch_notified(state, live)
+        days = (_notice(state, NOTICE_KEY, live) or {}).get("days")
         return _custom_outcome(
-            lineage, live, now, notified, asked=asked, mismatch_notified=mismatched
+            lineage,
+            live,
+            now,
+            days if isinstance(days, int) else None,
+            asked=asked,
+            mismatch_notified=_notice(state, MISMATCH_KEY, live) is not None,
         )
     ari, ask_again = (
         (None, None) if live is None else _ari_window(store, name, state, config, lineage, now)
@@ -1080,22 +1085,14 @@ def _notify(store: Store, config: dict[str, Any], outcomes: list[Outcome]) -> li
             text = f"certcli: renewing {o.name} failed: {o.error.message}"
             kind = "renewal_failed"
         elif o.action == "skipped" and "notice" in o.extra:
-            text, kind = f"certcli: {o.name}: {o.reason}", "custom_expiring"
-        elif o.action == "skipped" and o.extra.get("mismatch"):
-            text, kind = f"certcli: {o.name}: {o.reason}", "custom_mismatch"
+            text, kind = f"certcli: {o.name}: {o.reason}", o.extra["event"]
         elif o.action == "renewed" and on_success:
             text, kind = f"certcli: renewed {o.name} (version {o.version})", "renewed"
         else:
             continue
         sent = notify_event(config, o, kind, text)
-        if kind.startswith("custom_") and not sent and o.certificate is not None:
-            serial = o.certificate.serial
-            if kind == "custom_expiring":
-                _remember_notice(
-                    store, o.name, NOTICE_KEY, {"serial": serial, "days": o.extra["notice"]}
-                )
-            else:
-                _remember_notice(store, o.name, MISMATCH_KEY, {"serial": serial})
+        if "notice" in o.extra and not sent:
+            _remember_notice(store, o.name, *o.extra["notice"])
         problems += sent
     return problems
 
@@ -1114,18 +1111,17 @@ def _remember_notice(store: Store, name: str, key: str, notice: dict[str, Any]) 
         store.write_state(name, state)
 
 
-def _mismatch_notified(state: dict[str, Any], live: CertInfo | None) -> bool:
-    notice = state.get(MISMATCH_KEY)
-    return live is not None and isinstance(notice, dict) and notice.get("serial") == live.serial
-
-
-def _notified(state: dict[str, Any], live: CertInfo | None) -> int | None:
-    """The threshold last notified about the live certificate (None: none yet)."""
-    notice = state.get(NOTICE_KEY)
+def _notice(state: dict[str, Any], key: str, live: CertInfo | None) -> dict[str, Any] | None:
+    """The notice recorded under `key` about the live certificate (None: none about it)."""
+    notice = state.get(key)
     if live is None or not isinstance(notice, dict) or notice.get("serial") != live.serial:
         return None
-    days = notice.get("days")
-    return days if isinstance(days, int) else None
+    return notice
+
+
+def _sent(live: CertInfo, **more: Any) -> dict[str, Any]:
+    """The record of a notice about the live certificate, kept once it is sent."""
+    return {"serial": live.serial, **more}
 
 
 def custom_next_step(lineage: LineageConfig) -> str:
@@ -1163,14 +1159,12 @@ def _custom_outcome(
             if left >= 0
             else "uploaded certificate has expired: upload a new one"
         )
-        notice = expiry_notice(live.not_after, now, notified)
+        days = expiry_notice(live.not_after, now, notified)
+        extra = {"warn": True}
+        if days is not None:  # the event, and what state.json keeps once it is sent
+            extra |= {"event": "custom_expiring", "notice": (NOTICE_KEY, _sent(live, days=days))}
         return Outcome(
-            lineage.name,
-            "skipped",
-            lineage.domains,
-            certificate=live,
-            reason=reason,
-            extra={"warn": True, **({"notice": notice} if notice is not None else {})},
+            lineage.name, "skipped", lineage.domains, certificate=live, reason=reason, extra=extra
         )
     missing = uncovered(live.sans, lineage.domains) if live is not None else []
     if missing:
@@ -1179,7 +1173,9 @@ def _custom_outcome(
         )
         # what renews it, as when asked: named or not, a mismatch is said at every run
         reason = f"uploaded certificate does not cover {shown}: {custom_next_step(lineage)}"
-        extra = {**extra, "warn": True, **({} if mismatch_notified else {"mismatch": True})}
+        extra = {**extra, "warn": True}
+        if not mismatch_notified:
+            extra |= {"event": "custom_mismatch", "notice": (MISMATCH_KEY, _sent(live))}
     return Outcome(
         lineage.name, "skipped", lineage.domains, certificate=live, reason=reason, extra=extra
     )
