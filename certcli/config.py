@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certcli.domains import spaced
 from certcli.errors import CertcliError, StoreError, UsageError
 from certcli.models import KEY_TYPES
 
@@ -88,7 +89,7 @@ def _url_problem(url: str) -> str | None:
         parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
     except ValueError as exc:
         return f"is not a valid URL ({exc})"
-    if not parts.hostname or any(c.isspace() or not c.isprintable() for c in url):
+    if not parts.hostname or spaced(url):
         return "is not a valid URL"
     return None
 
@@ -187,7 +188,7 @@ def _boolean(value: object) -> bool:
 
 def _dns_name(value: object) -> str:
     text = _text(value)
-    if not text or any(c.isspace() or not c.isprintable() for c in text):
+    if not text or spaced(text):
         raise ValueError  # never stripped: "x.example.net\n" is not the name meant
     return text
 

@@ -12,6 +12,12 @@ _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _LINEAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
+def spaced(text: str) -> bool:
+    """Whether `text` holds a space or a control character (a newline, a tab): never part of a
+    name, and never stripped, since such a name is not the one meant."""
+    return any(c.isspace() or not c.isprintable() for c in text)
+
+
 def is_ip(name: str) -> bool:
     try:
         ipaddress.ip_address(name)
@@ -26,8 +32,7 @@ def normalize_identifier(raw: str) -> str:
     DNS names are lower-cased and lose a trailing dot; a wildcard is allowed only as the
     whole leftmost label; non-ASCII names must be given in their IDNA (xn--) form.
     """
-    if any(c.isspace() or not c.isprintable() for c in raw):
-        # never stripped: a name with a newline or a tab is not the name the user meant
+    if spaced(raw):
         raise UsageError(
             f"invalid domain name {raw!r}: holds a space or a control character",
             "give the name alone, without spaces, tabs or line breaks",
@@ -78,7 +83,7 @@ def check_email(raw: str) -> str:
     problem = None
     if not at or not local or "@" in local:
         problem = "it needs exactly one @ between a name and a domain"
-    elif any(c.isspace() or not c.isprintable() or not c.isascii() for c in raw):
+    elif spaced(raw) or not raw.isascii():
         problem = "it holds a space, a control character or a non-ASCII character"
     else:
         try:

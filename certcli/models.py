@@ -116,6 +116,7 @@ class LineageConfig:
         """The lineage's settings, each checked by type (`where` names the file in the
         StoreError a wrong one raises)."""
         from certcli.config import check_settings
+        from certcli.domains import spaced
         from certcli.errors import StoreError
 
         def wrong(key: str, what: str) -> StoreError:
@@ -134,7 +135,7 @@ class LineageConfig:
         ):
             raise wrong("domains", "a list of names")
         for domain in domains:  # edited by hand: a line break would break every renewal
-            if any(c.isspace() or not c.isprintable() for c in domain):
+            if spaced(domain):
                 raise StoreError(
                     f"domains in {where} holds {domain!r}: a space or a control character",
                     f"fix it in {where}",

@@ -237,8 +237,6 @@ class Store:
         except (FileNotFoundError, NotADirectoryError):
             self.require(name)
             raise
-        except KeyError as exc:
-            raise StoreError(f"cannot read {path}: no {exc.args[0]!r} key") from None
         except (OSError, ValueError, TypeError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
         if config.name != name:
