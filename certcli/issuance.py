@@ -911,7 +911,7 @@ def _scan(
             f"the live version of {name!r} is damaged and no complete version is left",
             f"upload a certificate with `certcli upload {name}`",
         )
-    live = store.live_info(name) if whole else None
+    version, live = store.live(name) if whole else (None, None)
     if lineage.mode is Mode.CUSTOM:
         days = (_notice(state, NOTICE_KEY, live) or {}).get("days")
         return _custom_outcome(
@@ -935,7 +935,6 @@ def _scan(
     )
     waiting = state.get("next_attempt")
     backoff = bool(reason is not None and waiting and not force and parse_rfc3339(waiting) > now)
-    version = store.live_version(name) if whole else None
     if (reason is None or backoff) and deploy_pending(state, version):
         # the certificate is fine, the server may not have it: run the deploy hook again
         return Outcome(

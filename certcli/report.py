@@ -114,8 +114,7 @@ def lineage_report(
     config: LineageConfig | None = None
     try:
         config = store.read_config(name)
-        version = store.live_version(name)
-        cert = store.live_info(name)
+        version, cert = store.live(name)
         state = store.read_state(name)
         fresh_dns = diagnose(config) if diagnose else None
         return _report(store, config, version, cert, state, now, fresh_dns)

@@ -388,10 +388,12 @@ class Store:
         raise StoreError(f"cannot read {path}: {problem}")
 
     def live_info(self, name: str) -> CertInfo | None:
+        return self.live(name)[1]
+
+    def live(self, name: str) -> tuple[int | None, CertInfo | None]:
+        """The live version and its certificate (None, None before the first)."""
         version = self.live_version(name)
-        if version is None:
-            return None
-        return self.version_info(name, version)
+        return version, None if version is None else self.version_info(name, version)
 
     def _complete(self, name: str, version: int) -> bool:
         """Whether a version holds, as regular files, every file a web server reads."""
