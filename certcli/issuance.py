@@ -278,7 +278,9 @@ class Session:
         with self._lock:
             if settings not in self._cas:
                 self._cas[settings] = Ca(self.store, settings, self.accept_tos)
-            return self._cas[settings]
+            ca = self._cas[settings]
+        ca.connect()  # outside the lock: a slow CA holds up only the threads that use it
+        return ca
 
 
 @dataclass(frozen=True)

@@ -94,17 +94,17 @@ STALL = textwrap.dedent(
         time.sleep(3600)
 
     if point == "after-order":
-        real_order = engine.Ca._new_order
+        real_order = engine.order.new_order
         def new_order(*args, **kwargs):
             order = real_order(*args, **kwargs)
             stall()
-        engine.Ca._new_order = staticmethod(new_order)
+        engine.order.new_order = new_order
     elif point == "after-finalize":
-        real_split = engine._split_chain
+        real_split = engine.order.split_chain
         def split(fullchain):
             real_split(fullchain)
             stall()
-        engine._split_chain = split
+        engine.order.split_chain = split
     else:
         real_write, count = store._write_new, [0]
         def write(path, data, mode):

@@ -10,6 +10,9 @@ from acme import errors as acme_errors
 from acme import messages
 
 from certcli import engine
+from certcli.engine import classify, network
+from certcli.engine import order as orders
+from certcli.engine.directory import Directory, looks_moved
 from certcli.errors import AcmeError, RateLimitedError, UnauthorizedError, ValidationFailedError
 from tests.lab.localca import LocalCA
 
@@ -21,42 +24,42 @@ def _response(headers: dict[str, str]) -> requests.Response:
 
 
 def test_retry_after_in_seconds_or_as_a_date() -> None:
-    assert engine._retry_after(_response({"Retry-After": "7"})) == 7
+    assert network.retry_after(_response({"Retry-After": "7"})) == 7
     when = datetime.now(UTC) + timedelta(seconds=100)
-    got = engine._retry_after(_response({"Retry-After": format_datetime(when, usegmt=True)}))
+    got = network.retry_after(_response({"Retry-After": format_datetime(when, usegmt=True)}))
     assert got is not None and 95 < got <= 100
-    assert engine._retry_after(_response({"Retry-After": "soon"})) is None
-    assert engine._retry_after(_response({})) is None
-    assert engine._retry_after(None) is None
-    assert engine._retry_after(_response({"Retry-After": "-3"})) == 0
+    assert network.retry_after(_response({"Retry-After": "soon"})) is None
+    assert network.retry_after(_response({})) is None
+    assert network.retry_after(None) is None
+    assert network.retry_after(_response({"Retry-After": "-3"})) == 0
 
 
 def test_problems_are_classified() -> None:
-    limited = engine._classify_problem(
+    limited = classify.classify_problem(
         messages.Error.with_code("rateLimited", detail="too many"), _response({"Retry-After": "60"})
     )
     assert isinstance(limited, RateLimitedError) and limited.retry_after == 60
     assert limited.exit_code == 12
-    default_wait = engine._classify_problem(messages.Error.with_code("rateLimited"), None)
+    default_wait = classify.classify_problem(messages.Error.with_code("rateLimited"), None)
     assert isinstance(default_wait, RateLimitedError) and default_wait.retry_after == 3600
     assert isinstance(
-        engine._classify_problem(messages.Error.with_code("unauthorized", detail="no"), None),
+        classify.classify_problem(messages.Error.with_code("unauthorized", detail="no"), None),
         UnauthorizedError,
     )
     assert isinstance(
-        engine._classify_problem(messages.Error.with_code("dns", detail="NXDOMAIN"), None),
+        classify.classify_problem(messages.Error.with_code("dns", detail="NXDOMAIN"), None),
         ValidationFailedError,
     )
-    other = engine._classify_problem(messages.Error.with_code("badCSR", detail="bad"), None)
+    other = classify.classify_problem(messages.Error.with_code("badCSR", detail="bad"), None)
     assert type(other) is AcmeError and "badCSR" in other.message
 
 
 def test_unknown_account_detection() -> None:
-    assert engine._is_unknown_account(messages.Error.with_code("accountDoesNotExist"))
-    assert engine._is_unknown_account(
+    assert classify.is_unknown_account(messages.Error.with_code("accountDoesNotExist"))
+    assert classify.is_unknown_account(
         messages.Error.with_code("unauthorized", detail="Account not found")
     )
-    assert not engine._is_unknown_account(
+    assert not classify.is_unknown_account(
         messages.Error.with_code("unauthorized", detail="not allowed for this identifier")
     )
 
@@ -81,7 +84,7 @@ def test_unknown_account_detection() -> None:
     ],
 )
 def test_network_reasons_are_short(text: str, reason: str) -> None:
-    assert engine._reason(requests.exceptions.ConnectionError(text)) == reason
+    assert classify.reason(requests.exceptions.ConnectionError(text)) == reason
 
 
 def test_preferred_chain_by_root_cn_else_the_default() -> None:
@@ -91,15 +94,15 @@ def test_preferred_chain_by_root_cn_else_the_default() -> None:
         for ca in (first, second)
         for issued in [ca.issue(["x.example.com"])]
     ]
-    assert engine._choose_chain(chains, "second root") == chains[1]
-    assert engine._choose_chain(chains, "SECOND ROOT") == chains[1]
-    assert engine._choose_chain(chains, "nobody") == chains[0]
-    assert engine._choose_chain(chains, None) == chains[0]
+    assert orders.choose_chain(chains, "second root") == chains[1]
+    assert orders.choose_chain(chains, "SECOND ROOT") == chains[1]
+    assert orders.choose_chain(chains, "nobody") == chains[0]
+    assert orders.choose_chain(chains, None) == chains[0]
 
 
 def test_split_chain() -> None:
     issued = LocalCA(intermediates=2).issue(["x.example.com"])
-    split = engine._split_chain(issued.fullchain_pem.decode())
+    split = orders.split_chain(issued.fullchain_pem.decode())
     assert split.cert_pem == issued.cert_pem
     assert split.chain_pem == issued.chain_pem
     assert split.cert_pem + split.chain_pem == issued.fullchain_pem
@@ -122,7 +125,7 @@ def test_new_orders_carry_the_profile_and_replaces() -> None:
         return response
 
     client._post.side_effect = post
-    order = engine.Ca._new_order(
+    order = orders.new_order(
         client, ["x.example.com", "192.0.2.1"], b"csr", "shortlived", "aYhb.AIdl"
     )
     assert order.uri == "https://ca/order/1"
@@ -141,11 +144,11 @@ def test_new_orders_carry_the_profile_and_replaces() -> None:
     ]
 
 
-def test_an_order_the_ca_refuses_for_its_replaces_is_placed_once_more_without() -> None:
+def test_an_order_the_ca_refuses_for_its_replaces_is_placed_once_more_without(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from unittest import mock
 
-    ca = engine.Ca.__new__(engine.Ca)  # only the order step, without a CA behind it
-    ca.settings = engine.CaSettings("https://ca/dir")
     calls = []
 
     def new_order(client, identifiers, csr_pem, profile, replaces):
@@ -154,17 +157,21 @@ def test_an_order_the_ca_refuses_for_its_replaces_is_placed_once_more_without() 
             raise messages.Error.with_code("malformed", detail="unknown certificate ID")
         raise RuntimeError("stop here: the retry happened")
 
-    ca._new_order = new_order  # type: ignore[method-assign]
-    ca._client = mock.Mock()  # type: ignore[method-assign]
+    monkeypatch.setattr(orders, "new_order", new_order)
     with pytest.raises(RuntimeError, match="the retry happened"):
-        ca._obtain(["x.example.com"], b"csr", mock.Mock(), lambda _p: None, None, None, "id.1")
+        orders.place_order(mock.Mock(), ["x.example.com"], b"csr", None, "id.1")
     assert calls == ["id.1", None]
+
+
+def _connected(ca: engine.Ca, account: object = None) -> engine.Ca:
+    """`ca` as connected, without a CA behind it."""
+    ca._connected, ca._account = True, account  # type: ignore[assignment]
+    return ca
 
 
 def test_an_account_change_starts_from_the_account_as_stored(tmp_path: Path) -> None:
     """Another certcli changed the contact after this one read the account: a rollover
     keeps that contact, and a change of an account deactivated meanwhile is refused."""
-    import threading
     from dataclasses import replace
     from unittest import mock
 
@@ -181,11 +188,9 @@ def test_an_account_change_starts_from_the_account_as_stored(tmp_path: Path) -> 
     key = x.private_key_pem(ec.generate_private_key(ec.SECP256R1()))
     old = Account(url, "https://ca.test/acct/1", ("mailto:old@x.test",), None, "2026-01-01Z", key)
     save_account(store, old)
-    ca = engine.Ca.__new__(engine.Ca)  # no CA behind it: the requests go to a mock
-    ca.store, ca.settings, ca.account = store, engine.CaSettings(url), old
-    ca.directory = {"keyChange": "https://ca.test/key-change"}  # type: ignore[assignment]
-    ca.directory_kept, ca._local = False, threading.local()
-    ca._client = mock.Mock()  # type: ignore[method-assign]
+    ca = _connected(engine.Ca(store, engine.CaSettings(url), lambda _u: False), old)
+    ca._directory.current = {"keyChange": "https://ca.test/key-change"}  # type: ignore[assignment]
+    ca._client = mock.Mock()  # type: ignore[method-assign]  # the requests go to a mock
 
     save_account(store, replace(old, contact=("mailto:new@x.test",)))  # meanwhile
     ca.rollover()
@@ -198,17 +203,36 @@ def test_an_account_change_starts_from_the_account_as_stored(tmp_path: Path) -> 
         ca.update_contact("late@x.test")
 
 
-def _kept_ca(tmp_path: Path, data: dict) -> engine.Ca:
+def test_the_constructor_asks_no_ca_and_the_first_use_connects_once(tmp_path: Path) -> None:
     import threading
+    from unittest import mock
 
     from certcli.store import Store
 
-    ca = engine.Ca.__new__(engine.Ca)  # only the directory handling, no CA behind it
-    ca.store, ca.settings = Store(tmp_path / "config"), engine.CaSettings("https://ca.test/dir")
-    ca._lock, ca._local = threading.Lock(), threading.local()
-    ca._use_directory(data)
-    ca.directory_kept, ca._directory_changed = True, False
-    return ca
+    ca = engine.Ca(Store(tmp_path / "config"), engine.CaSettings("https://ca.test/dir"), bool)
+    calls = []
+
+    def load(use_kept: bool) -> None:
+        calls.append(use_kept)
+        ca._directory.use(DIRECTORY)
+
+    ca._directory.load = load  # type: ignore[method-assign]
+    with mock.patch.object(engine.accounts, "register", return_value="acct") as register:
+        threads = [threading.Thread(target=lambda: ca.profiles) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert calls == [False] and register.call_count == 1 and ca.account == "acct"
+
+
+def _kept(tmp_path: Path, data: dict) -> Directory:
+    from certcli.store import Store
+
+    directory = Directory(Store(tmp_path / "config"), engine.CaSettings("https://ca.test/dir"))
+    directory.use(data)
+    directory.kept = True
+    return directory
 
 
 DIRECTORY = {"newNonce": "https://ca.test/nonce", "newOrder": "https://ca.test/order"}
@@ -218,30 +242,30 @@ def test_a_kept_directory_counts_as_stale_only_when_a_resource_moved(tmp_path: P
     from unittest import mock
 
     # a CA that adds a random key to each answer has not moved anything
-    ca = _kept_ca(tmp_path, DIRECTORY)
-    used = ca.directory
-    ca._get_directory = mock.Mock(return_value={**DIRECTORY, "x7Qp": "https://ca.test/news"})  # type: ignore[method-assign]
-    assert not ca.refresh_directory(used)
-    assert not ca.refresh_directory(used)  # a second thread on the same copy: no new fetch
-    assert ca._get_directory.call_count == 1
+    directory = _kept(tmp_path, DIRECTORY)
+    used = directory.current
+    directory.fetch = mock.Mock(return_value={**DIRECTORY, "x7Qp": "https://ca.test/news"})  # type: ignore[method-assign]
+    assert not directory.refresh(used)
+    assert not directory.refresh(used)  # a second thread on the same copy: no new fetch
+    assert directory.fetch.call_count == 1
 
-    ca = _kept_ca(tmp_path, DIRECTORY)
-    used = ca.directory
+    directory = _kept(tmp_path, DIRECTORY)
+    used = directory.current
     moved = {**DIRECTORY, "newOrder": "https://ca.test/v2/order"}
-    ca._get_directory = mock.Mock(return_value=moved)  # type: ignore[method-assign]
-    assert ca.refresh_directory(used) and ca.refresh_directory(used)  # both threads retry
-    assert ca._get_directory.call_count == 1 and ca.directory["newOrder"].endswith("/v2/order")
+    directory.fetch = mock.Mock(return_value=moved)  # type: ignore[method-assign]
+    assert directory.refresh(used) and directory.refresh(used)  # both threads retry
+    assert directory.fetch.call_count == 1
+    assert directory.current["newOrder"].endswith("/v2/order")
 
 
-def test_only_what_a_moved_resource_causes_looks_moved(tmp_path: Path) -> None:
+def test_only_what_a_moved_resource_causes_looks_moved() -> None:
     from unittest import mock
 
-    ca = _kept_ca(tmp_path, DIRECTORY)
     for status, moved in ((404, True), (405, True), (429, False), (400, False), (403, False)):
-        ca._local.net = mock.Mock(last_response=mock.Mock(status_code=status))
+        response = mock.Mock(status_code=status)
         error = messages.Error.with_code("rateLimited" if status == 429 else "malformed")
-        assert ca._looks_moved(error) is moved, status
-    assert ca._looks_moved(requests.exceptions.ConnectionError("refused"))
+        assert looks_moved(error, response) is moved, status
+    assert looks_moved(requests.exceptions.ConnectionError("refused"), None)
 
 
 def _http(
@@ -258,13 +282,13 @@ def _http(
 def test_a_409_with_a_problem_document_is_the_problem_and_one_with_location_an_account() -> None:
     problem = b'{"type": "urn:ietf:params:acme:error:alreadyReplaced", "detail": "replaced"}'
     with pytest.raises(messages.Error) as raised:
-        engine._Network._check_response(_http(409, problem, {"Content-Type": "x"}))
-    assert engine._code(raised.value) == "alreadyReplaced"  # acme does not list this code
+        network.Network._check_response(_http(409, problem, {"Content-Type": "x"}))
+    assert classify.code(raised.value) == "alreadyReplaced"  # acme does not list this code
     with pytest.raises(acme_errors.ConflictError) as conflict:
-        engine._Network._check_response(_http(409, problem, {"Location": "https://ca/acct/1"}))
+        network.Network._check_response(_http(409, problem, {"Location": "https://ca/acct/1"}))
     assert conflict.value.location == "https://ca/acct/1"
     with pytest.raises(acme_errors.ConflictError):
-        engine._Network._check_response(_http(409, b"not json"))
+        network.Network._check_response(_http(409, b"not json"))
 
 
 def _authz(name: str) -> messages.AuthorizationResource:
@@ -344,7 +368,7 @@ def _authz(name: str) -> messages.AuthorizationResource:
     ],
 )
 def test_every_acme_exception_is_classified(exc: Exception, kind: str, words: str) -> None:
-    error = engine._classify_acme(exc, "ca.example", None)
+    error = classify.classify_acme(exc, "ca.example", None)
     assert isinstance(error, AcmeError)
     assert error.kind == kind
     assert words in error.message
