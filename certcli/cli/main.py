@@ -55,6 +55,23 @@ def _fail(message: str, hint: str | None, code: int) -> int:
     return code
 
 
+def _log_to_stderr() -> None:
+    """-v: the certcli loggers at DEBUG (the conversation with the CA) on stderr."""
+    import logging
+
+    class Stderr(logging.Handler):  # sys.stderr as it is at each record: a test may swap it
+        def emit(self, record: logging.LogRecord) -> None:
+            print(self.format(record), file=sys.stderr)
+
+    logger = logging.getLogger("certcli")
+    if not any(h.name == "-v" for h in logger.handlers):
+        handler = Stderr()
+        handler.name = "-v"
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
 def run(argv: list[str]) -> int:
     instruction = os.environ.get("_CERTCLI_COMPLETE")  # completion.COMPLETE_VAR, not imported
     if instruction:  # the shell asks for completions at a Tab (completions/)
@@ -65,6 +82,8 @@ def run(argv: list[str]) -> int:
         print(f"certcli {package_version()}")
         return 0
     verbose = any(a in ("-v", "--verbose") for a in argv)
+    if verbose:
+        _log_to_stderr()
     from certcli.errors import CertcliError, ExitCode
 
     try:

@@ -78,15 +78,9 @@ class Network(acme_client.ClientNetwork):
         log.debug("%s %s", method, url)
         response = super()._send_request(method, url, *args, **kwargs)
         self.last_response = response
+        status = f"{response.status_code} {response.reason or ''}".rstrip()
         wait = response.headers.get("Retry-After")
-        log.debug(
-            "%s %s -> %d %s%s",
-            method,
-            url,
-            response.status_code,
-            response.reason or "",
-            f" (Retry-After: {wait})" if wait else "",
-        )
+        log.debug("%s %s -> %s%s", method, url, status, f" (Retry-After: {wait})" if wait else "")
         if not response.ok and self.REPLAY_NONCE_HEADER in response.headers:
             with contextlib.suppress(acme_errors.Error):
                 self._add_nonce(response)  # private: acme keeps nonces of successes only

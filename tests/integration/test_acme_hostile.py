@@ -227,3 +227,27 @@ def test_a_wrong_eab_key_says_so_not_the_cas_cryptic_words(
     assert not (hostile.config_dir / "accounts").exists() or not any(
         (hostile.config_dir / "accounts").rglob("account.json")
     )
+
+
+def test_v_logs_the_conversation_with_the_ca_and_no_secret(
+    hostile: Certcli, hostile_lab: Lab
+) -> None:
+    import requests
+
+    directory = requests.get(
+        hostile_lab.directory_url, verify=str(hostile_lab.ca_bundle), timeout=30
+    ).json()
+    run = _issue(hostile, hostile_lab, "verbose.certcli.test", "-v")
+    assert run.code == 0, run.stderr
+    assert f"certcli.acme: POST {directory['newOrder']} -> 201" in run.stderr, run.stderr
+    assert f"certcli.acme: GET {hostile_lab.directory_url} -> 200" in run.stderr
+    assert "badNonce" in run.stderr  # the CA rejects half of the nonces
+    account = next((hostile.config_dir / "accounts").rglob("*.pem"), None)
+    secrets_shown = [HMAC, "PRIVATE KEY", '"protected"', '"signature"', '"payload"', "Nonce:"]
+    if account is not None:
+        secrets_shown.append(account.read_text().splitlines()[1])
+    assert not [s for s in secrets_shown if s in run.stderr]
+    assert not [s for s in secrets_shown if s in run.stdout]
+
+    quiet = _issue(hostile, hostile_lab, "quiet.certcli.test")
+    assert quiet.code == 0 and "certcli.acme" not in quiet.stderr

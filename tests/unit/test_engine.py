@@ -418,3 +418,38 @@ def test_what_the_ca_returns_is_checked_before_it_goes_live() -> None:
         assert raised.value.kind == "bad_certificate" and raised.value.exit_code == 15
     # a CA clock a little ahead of ours is no attack
     check(ca.issue(names, public_key=key.public_key(), not_before=now + timedelta(minutes=2)))
+
+
+def test_each_request_and_response_is_logged_without_its_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What `-v` shows: method, URL, status, Retry-After; no JWS, no nonce."""
+    import logging
+    from unittest import mock
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from certcli import x509 as x
+    from certcli.engine.account import signed_network
+
+    key_pem = x.private_key_pem(ec.generate_private_key(ec.SECP256R1()))
+    net = signed_network(engine.CaSettings("https://ca.test/dir"), key_pem)
+    answers = [
+        _http(200, b"", {"Replay-Nonce": "bm9uY2Ux"}),
+        _http(201, b"{}", {"Replay-Nonce": "bm9uY2Uy", "Retry-After": "3"}),
+    ]
+    net.session = mock.Mock(request=mock.Mock(side_effect=answers))
+    with caplog.at_level(logging.DEBUG, logger="certcli.acme"):
+        name = messages.Identifier(typ=messages.IDENTIFIER_FQDN, value="x.test")
+        order = messages.NewOrder(identifiers=(name,))
+        net.post("https://ca.test/new-order", order, new_nonce_url="https://ca.test/nonce")
+    lines = [r.getMessage() for r in caplog.records if r.name == "certcli.acme"]
+    assert lines == [
+        "HEAD https://ca.test/nonce",
+        "HEAD https://ca.test/nonce -> 200",
+        "POST https://ca.test/new-order",
+        "POST https://ca.test/new-order -> 201 (Retry-After: 3)",
+    ]
+    sent = net.session.request.call_args.kwargs["data"]
+    assert '"protected"' in sent  # the signed request was sent, and is in no log line
+    assert not [line for line in lines if "protected" in line or "bm9uY2U" in line]
