@@ -243,7 +243,7 @@ def test_v_logs_the_conversation_with_the_ca_and_no_secret(
     assert f"certcli.acme: GET {hostile_lab.directory_url} -> 200" in run.stderr
     assert "badNonce" in run.stderr  # the CA rejects half of the nonces
     account = next((hostile.config_dir / "accounts").rglob("*.pem"), None)
-    secrets_shown = [HMAC, "PRIVATE KEY", '"protected"', '"signature"', '"payload"', "Nonce:"]
+    secrets_shown = [HMAC, "PRIVATE KEY", '"protected"', '"signature"', '"payload"', "Replay-Nonce"]
     if account is not None:
         secrets_shown.append(account.read_text().splitlines()[1])
     assert not [s for s in secrets_shown if s in run.stderr]
