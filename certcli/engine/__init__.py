@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import requests
 from acme import client as acme_client
@@ -23,7 +22,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certcli import x509 as x
 from certcli.accounts import (
     Account,
-    account_id,
     load_account,
     retire_account,
     save_account,
@@ -32,10 +30,11 @@ from certcli.accounts import (
 from certcli.engine import account as accounts
 from certcli.engine import order as orders
 from certcli.engine.ari import RenewalWindow, fetch_renewal_window
-from certcli.engine.classify import classified, code, is_unknown_account
+from certcli.engine.chain import IssuedChain, verify_issued
+from certcli.engine.classify import classified, is_unknown_account
 from certcli.engine.directory import Directory, looks_moved
 from certcli.engine.network import CaSettings, Network, check_bundles, log
-from certcli.engine.order import IssuedChain, Progress, SolverFor, verify_issued
+from certcli.engine.order import Progress, SolverFor
 from certcli.errors import NotFoundError
 from certcli.store import Store
 
@@ -74,8 +73,6 @@ class Ca:
         self._directory = Directory(store, settings)
         self._account: Account | None = None
 
-    # -- connection ---------------------------------------------------------------------
-
     def connect(self) -> None:
         """Read the account, fetch the directory (or use the copy kept with an account)
         and register when there is no account yet: once, whichever thread comes first."""
@@ -92,9 +89,8 @@ class Ca:
                     "`certcli issue DOMAIN --agree-tos` creates one (or check --server)",
                 )
             with self._classified():
-                # With an account, the directory kept from an earlier run saves a round
-                # trip; a failure while using it makes the next run (and a failed order at
-                # once) ask again.
+                # With an account, the directory kept from an earlier run saves a round trip;
+                # a failure while using it makes the next run (and a failed order) ask again.
                 self._directory.load(use_kept=account is not None)
                 self._account = account or accounts.register(
                     self.store, self.settings, self._directory.current, self._accept_tos, None
@@ -112,10 +108,6 @@ class Ca:
     def directory(self) -> messages.Directory:
         self.connect()
         return self._directory.current
-
-    @property
-    def directory_kept(self) -> bool:
-        return self._directory.kept
 
     @property
     def renewal_info_url(self) -> str | None:
@@ -145,8 +137,7 @@ class Ca:
 
     @contextlib.contextmanager
     def _classified(self) -> Iterator[None]:
-        """Classified errors; a failure a moved resource could cause also drops the kept
-        directory, so that the next run asks afresh."""
+        """Classified errors; one a moved resource could cause drops the kept directory."""
         with classified(self.settings.directory_url, self._last_response):
             try:
                 yield
@@ -154,8 +145,6 @@ class Ca:
                 if self._directory.kept and looks_moved(exc, self._last_response()):
                     self._directory.forget()
                 raise
-
-    # -- one order ----------------------------------------------------------------------
 
     def obtain(
         self,
@@ -170,11 +159,22 @@ class Ca:
         """Order a certificate for `identifiers` (with an ACME profile, and as the renewal
         of the certificate `replaces` names), solve its challenges, finalize with `csr_pem`
         and download the chain."""
-        args = (identifiers, csr_pem, solver_for, progress, preferred_chain, profile, replaces)
+
+        def attempt() -> IssuedChain:
+            timeout = self.settings.timeout
+            deadline = time.monotonic() + timeout
+            # 1. Place the order, and fetch each of its authorizations.
+            progress("Ordering")
+            client, order = self._place(identifiers, csr_pem, profile, replaces)
+            # 2. Answer its challenges, finalize, download and check the chain.
+            return orders.complete(
+                client, order, identifiers, solver_for, progress, preferred_chain, deadline, timeout
+            )
+
         with self._classified():
             self.connect()
             try:
-                return self._obtain(*args)
+                return attempt()
             except messages.Error as error:
                 if not is_unknown_account(error):
                     raise
@@ -185,56 +185,24 @@ class Ca:
                 self._account = accounts.register(
                     self.store, self.settings, self.directory, self._accept_tos, self._account
                 )
-            return self._obtain(*args)
+            return attempt()
 
-    def _obtain(
-        self,
-        identifiers: list[str],
-        csr_pem: bytes,
-        solver_for: SolverFor,
-        progress: Progress,
-        preferred_chain: str | None,
-        profile: str | None,
-        replaces: str | None,
-    ) -> IssuedChain:
-        timeout = self.settings.timeout
-        deadline = time.monotonic() + timeout
+    def _place(
+        self, identifiers: list[str], csr_pem: bytes, profile: str | None, replaces: str | None
+    ) -> tuple[acme_client.ClientV2, messages.OrderResource]:
+        """The order placed, and the client that placed it."""
         client = self._client()
-
-        # 1. Place the order, and fetch each of its authorizations.
-        progress("Ordering")
         log.debug("ordering %s", ", ".join(identifiers))
         try:
-            order = orders.place_order(client, identifiers, csr_pem, profile, replaces)
+            return client, orders.place_order(client, identifiers, csr_pem, profile, replaces)
         except (requests.exceptions.RequestException, acme_errors.Error, messages.Error) as exc:
             # A kept directory may be stale (the CA moved a resource): once more with a
             # fresh one, only when a resource did move.
-            if not (
-                looks_moved(exc, self._last_response()) and self.refresh_directory(client.directory)
-            ):
+            moved = looks_moved(exc, self._last_response())
+            if not (moved and self.refresh_directory(client.directory)):
                 raise
-            client = self._client()
-            order = orders.place_order(client, identifiers, csr_pem, profile, replaces)
-
-        # 2. Pick a challenge per pending authorization.
-        work = orders.answers(order, solver_for, client.net.key)
-        log.debug("order %s: %d challenge(s) to answer", order.uri, len(work))
-
-        # 3. Present, wait, answer, poll until the order is decided.
-        progress("Validating")
-        body = orders.validate(client, order.uri, work, deadline, timeout)
-
-        # 4. Finalize with our CSR, and poll until the certificate is there.
-        log.debug("order %s: finalizing", order.uri)
-        certificate = orders.finalize(client, order, body, deadline, timeout)
-
-        # 5. Download the chain and check it is what was ordered.
-        log.debug("order %s: downloading %s", order.uri, certificate)
-        chain = orders.download(client, certificate, preferred_chain)
-        verify_issued(chain, identifiers, csr_pem, datetime.now(UTC))
-        return chain
-
-    # -- the account and certificates after issuance ------------------------------------
+        client = self._client()
+        return client, orders.place_order(client, identifiers, csr_pem, profile, replaces)
 
     def update_contact(self, email: str | None) -> Account:
         """Send the new contact to the CA, then keep it."""
@@ -247,17 +215,9 @@ class Ca:
 
     @contextlib.contextmanager
     def _account_changing(self) -> Iterator[Account]:
-        """The account as stored now, under its lock while it changes: two changes at once
-        (or one built on a copy read earlier) could leave the store holding a key or contact
-        the CA no longer has."""
+        """The account as stored now, under its lock while it changes."""
         self.connect()
-        with self.store.lock_account(account_id(self.settings.directory_url)):
-            account = load_account(self.store, self.settings.directory_url)
-            if account is None:
-                raise NotFoundError(
-                    f"no account at {self.settings.directory_url} any more",
-                    "another certcli deactivated it meanwhile; `certcli account show` tells",
-                )
+        with accounts.changing(self.store, self.settings.directory_url) as account:
             self._account = account
             yield account
 
@@ -285,13 +245,6 @@ class Ca:
 
     def revoke(self, cert_pem: bytes, reason: int) -> bool:
         """Revoke a certificate: True, or False when the CA had revoked it already."""
-        certificate = x.parse_certificates(cert_pem, "the certificate")[0]
         with self._classified():
             self.connect()
-            try:
-                self._client().revoke(certificate, reason)
-            except messages.Error as error:
-                if code(error) != "alreadyRevoked":
-                    raise
-                return False
-        return True
+            return orders.revoke(self._client(), cert_pem, reason)

@@ -3,8 +3,9 @@ the changes the CA is told of: contact, deactivation, key rollover."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import josepy as jose
@@ -16,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from certcli import x509 as x
 from certcli.accounts import Account, account_id, load_account, save_account
 from certcli.engine.network import CaSettings, Network, log, open_network
-from certcli.errors import UnauthorizedError, UsageError
+from certcli.errors import NotFoundError, UnauthorizedError, UsageError
 from certcli.models import rfc3339
 from certcli.store import Store
 
@@ -127,6 +128,21 @@ def _eab_refused(error: messages.Error) -> UnauthorizedError:
         "the EAB key or key ID is probably wrong: check --eab-kid and "
         "--eab-hmac-key against your CA account",
     )
+
+
+@contextlib.contextmanager
+def changing(store: Store, directory_url: str) -> Iterator[Account]:
+    """The account as stored now, under its lock while it changes: two changes at once
+    (or one built on a copy read earlier) could leave the store holding a key or contact
+    the CA no longer has."""
+    with store.lock_account(account_id(directory_url)):
+        account = load_account(store, directory_url)
+        if account is None:
+            raise NotFoundError(
+                f"no account at {directory_url} any more",
+                "another certcli deactivated it meanwhile; `certcli account show` tells",
+            )
+        yield account
 
 
 def send_contact(client: acme_client.ClientV2, account: Account, contact: tuple[str, ...]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import josepy as jose
@@ -15,31 +15,18 @@ from acme import errors as acme_errors
 from acme import messages
 
 from certcli import x509 as x
+from certcli.engine import chain as chains
+from certcli.engine.chain import IssuedChain
 from certcli.engine.classify import code
 from certcli.engine.network import log, retry_after
-from certcli.errors import (
-    AcmeError,
-    AcmeTimeoutError,
-    BadCertificateError,
-    InvalidInputError,
-    ValidationFailedError,
-)
-from certcli.models import rfc3339
+from certcli.errors import AcmeError, AcmeTimeoutError, ValidationFailedError
 from certcli.solvers import Challenge, Solver
 
 POLL_FIRST = 0.02  # seconds: a nearby CA has often validated by then; doubling from there
 POLL_MAX = 3.0
-NOTHING_INSTALLED = "nothing was installed; the CA (or a proxy before it) is at fault: report it"
-CLOCK_SKEW = timedelta(minutes=5)  # a CA whose clock runs ahead of ours is not hostile
 
 Progress = Callable[[str], None]
 SolverFor = Callable[[str], Solver]
-
-
-@dataclass(frozen=True)
-class IssuedChain:
-    cert_pem: bytes
-    chain_pem: bytes
 
 
 @dataclass(frozen=True)
@@ -110,6 +97,36 @@ def new_order(
         authorizations=authorizations,
         csr_pem=csr_pem,
     )
+
+
+def complete(
+    client: acme_client.ClientV2,
+    order: messages.OrderResource,
+    identifiers: list[str],
+    solver_for: SolverFor,
+    progress: Progress,
+    preferred_chain: str | None,
+    deadline: float,
+    timeout: float,
+) -> IssuedChain:
+    """A placed order, to its checked chain."""
+    # 1. Pick a challenge per pending authorization.
+    work = answers(order, solver_for, client.net.key)
+    log.debug("order %s: %d challenge(s) to answer", order.uri, len(work))
+
+    # 2. Present, wait, answer, poll until the order is decided.
+    progress("Validating")
+    body = validate(client, order.uri, work, deadline, timeout)
+
+    # 3. Finalize with our CSR, and poll until the certificate is there.
+    log.debug("order %s: finalizing", order.uri)
+    certificate = finalize(client, order, body, deadline, timeout)
+
+    # 4. Download the chain and check it is what was ordered.
+    log.debug("order %s: downloading %s", order.uri, certificate)
+    chain = download(client, certificate, preferred_chain)
+    chains.verify_issued(chain, identifiers, order.csr_pem, datetime.now(UTC))
+    return chain
 
 
 def answers(order: messages.OrderResource, solver_for: SolverFor, key: jose.JWK) -> list[Answer]:
@@ -189,13 +206,13 @@ def download(client: acme_client.ClientV2, url: str, preferred: str | None) -> I
     """The chain (and the alternates, only when a preferred one is asked for)."""
     # private: POST-as-GET of a certificate URL; acme downloads only inside its 1 s polling
     cert_response = client._post_as_get(url)
-    chains = [cert_response.text]
+    texts = [cert_response.text]
     if preferred:
-        chains += [
+        texts += [
             client._post_as_get(link).text  # private: as above
             for link in client._get_links(cert_response, "alternate")  # private: no public one
         ]
-    return split_chain(choose_chain(chains, preferred))
+    return chains.split_chain(chains.choose_chain(texts, preferred))
 
 
 def poll(
@@ -243,52 +260,13 @@ def validation_error(client: acme_client.ClientV2, order: messages.Order) -> Val
     )
 
 
-def split_chain(fullchain: str) -> IssuedChain:
+def revoke(client: acme_client.ClientV2, cert_pem: bytes, reason: int) -> bool:
+    """Revoke a certificate: True, or False when the CA had revoked it already."""
+    certificate = x.parse_certificates(cert_pem, "the certificate")[0]
     try:
-        certs = x.parse_certificates(fullchain.encode(), "the CA's certificate chain")
-    except InvalidInputError as exc:
-        raise BadCertificateError(exc.message, NOTHING_INSTALLED) from None
-    return IssuedChain(
-        cert_pem=x.cert_pem(certs[0]), chain_pem=b"".join(x.cert_pem(c) for c in certs[1:])
-    )
-
-
-def choose_chain(chains: list[str], preferred: str | None) -> str:
-    """The first chain whose topmost certificate is issued by (or is) `preferred`, by CN;
-    else the CA's default, as certbot does."""
-    if preferred:
-        wanted = preferred.strip().lower()
-        for chain in chains:
-            top = x.parse_certificates(chain.encode(), "a chain")[-1]
-            if wanted in (x.issuer_label(top).lower(), (x.cert_info(top).subject_cn or "").lower()):
-                return chain
-    return chains[0]
-
-
-def verify_issued(
-    chain: IssuedChain, identifiers: list[str], csr_pem: bytes, now: datetime
-) -> None:
-    """The certificate the CA returned is the one ordered, before anything goes live: for
-    the key of our CSR, for exactly the names ordered, valid now, its chain linking."""
-    leaf = x.parse_certificates(chain.cert_pem, "the issued certificate")[0]
-    intermediates = x.parse_certificates(chain.chain_pem, "its chain") if chain.chain_pem else []
-    wrong = []
-    if not x.same_public_key(leaf.public_key(), x.load_csr(csr_pem).public_key()):
-        wrong.append("it is for another key than the one certcli sent")
-    got, ordered = set(x.sans_of(leaf)), {i.lower() for i in identifiers}
-    if got != ordered:
-        missing = ", ".join(sorted(ordered - got)) or "none"
-        extra = ", ".join(sorted(got - ordered)) or "none"
-        wrong.append(f"its names are not those ordered (missing: {missing}; not ordered: {extra})")
-    start, end = leaf.not_valid_before_utc, leaf.not_valid_after_utc
-    if not start - CLOCK_SKEW <= now < end:
-        wrong.append(f"it is not valid now (valid from {rfc3339(start)} to {rfc3339(end)})")
-    try:
-        x.check_chain(leaf, intermediates)
-    except InvalidInputError as exc:
-        wrong.append(exc.message.replace("the chain is out of order or", "its chain"))
-    if wrong:
-        raise BadCertificateError(
-            "the CA returned a certificate certcli will not install: " + "; ".join(wrong),
-            NOTHING_INSTALLED,
-        )
+        client.revoke(certificate, reason)
+    except messages.Error as error:
+        if code(error) != "alreadyRevoked":
+            raise
+        return False
+    return True

@@ -100,11 +100,11 @@ STALL = textwrap.dedent(
             stall()
         engine.order.new_order = new_order
     elif point == "after-finalize":
-        real_split = engine.order.split_chain
+        real_split = engine.chain.split_chain
         def split(fullchain):
             real_split(fullchain)
             stall()
-        engine.order.split_chain = split
+        engine.chain.split_chain = split
     else:
         real_write, count = store._write_new, [0]
         def write(path, data, mode):

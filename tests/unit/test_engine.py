@@ -10,6 +10,7 @@ from acme import errors as acme_errors
 from acme import messages
 
 from certcli import engine
+from certcli.engine import chain as chains
 from certcli.engine import classify, network
 from certcli.engine import order as orders
 from certcli.engine.directory import Directory, looks_moved
@@ -89,20 +90,20 @@ def test_network_reasons_are_short(text: str, reason: str) -> None:
 
 def test_preferred_chain_by_root_cn_else_the_default() -> None:
     first, second = LocalCA("first", intermediates=1), LocalCA("second", intermediates=1)
-    chains = [
+    texts = [
         (issued.fullchain_pem + ca.root.pem).decode()
         for ca in (first, second)
         for issued in [ca.issue(["x.example.com"])]
     ]
-    assert orders.choose_chain(chains, "second root") == chains[1]
-    assert orders.choose_chain(chains, "SECOND ROOT") == chains[1]
-    assert orders.choose_chain(chains, "nobody") == chains[0]
-    assert orders.choose_chain(chains, None) == chains[0]
+    assert chains.choose_chain(texts, "second root") == texts[1]
+    assert chains.choose_chain(texts, "SECOND ROOT") == texts[1]
+    assert chains.choose_chain(texts, "nobody") == texts[0]
+    assert chains.choose_chain(texts, None) == texts[0]
 
 
 def test_split_chain() -> None:
     issued = LocalCA(intermediates=2).issue(["x.example.com"])
-    split = orders.split_chain(issued.fullchain_pem.decode())
+    split = chains.split_chain(issued.fullchain_pem.decode())
     assert split.cert_pem == issued.cert_pem
     assert split.chain_pem == issued.chain_pem
     assert split.cert_pem + split.chain_pem == issued.fullchain_pem
