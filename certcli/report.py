@@ -15,7 +15,7 @@ from certcli.domains import challenge_name, covered_in, san_index
 from certcli.errors import StoreError
 from certcli.models import CertInfo, LineageConfig, LineageStatus, Mode, SslStatus, rfc3339
 from certcli.renewal import days_left, deploy_pending, lineage_statuses
-from certcli.store import Store
+from certcli.storage.files import Store
 
 FAIL_ON: dict[str, frozenset[LineageStatus]] = {
     "expired": frozenset({LineageStatus.EXPIRED}),

@@ -22,15 +22,15 @@ pytestmark = pytest.mark.integration
 STALLING_UPLOAD = textwrap.dedent(
     """
     import sys, time
-    from certcli import store
-    real, count = store._write_new, [0]
+    from certcli.storage import fsio
+    real, count = fsio.write_new, [0]
     def stall(path, data, mode):
         real(path, data, mode)
         count[0] += 1
         if count[0] == 2 and ".partial." in str(path):
             print("stalled", flush=True)
             time.sleep(3600)
-    store._write_new = stall
+    fsio.write_new = stall
     from certcli.cli.main import run
     sys.exit(run(sys.argv[1:]))
     """
@@ -40,7 +40,7 @@ HOLD_LOCK = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from certcli.store import Store
+    from certcli.storage.files import Store
     with Store(Path(sys.argv[1])).lock(sys.argv[2]):
         print("locked", flush=True)
         time.sleep(3600)

@@ -173,7 +173,7 @@ def test_an_account_change_starts_from_the_account_as_stored(tmp_path: Path) -> 
     from certcli import x509 as x
     from certcli.accounts import Account, load_account, retire_account, save_account
     from certcli.errors import NotFoundError
-    from certcli.store import Store
+    from certcli.storage.files import Store
 
     store = Store(tmp_path / "config")
     store.ensure()
@@ -201,7 +201,7 @@ def test_an_account_change_starts_from_the_account_as_stored(tmp_path: Path) -> 
 def _kept_ca(tmp_path: Path, data: dict) -> engine.Ca:
     import threading
 
-    from certcli.store import Store
+    from certcli.storage.files import Store
 
     ca = engine.Ca.__new__(engine.Ca)  # only the directory handling, no CA behind it
     ca.store, ca.settings = Store(tmp_path / "config"), engine.CaSettings("https://ca.test/dir")

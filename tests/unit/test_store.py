@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from certcli import store as store_module
 from certcli.errors import LockedError, NotFoundError, StoreError
 from certcli.models import LineageConfig, Mode
-from certcli.store import Store, atomic_write
+from certcli.storage import fsio, locks
+from certcli.storage.files import Store, atomic_write
 
 FILES = {
     "cert.pem": b"cert",
@@ -72,7 +72,7 @@ def test_a_crash_mid_version_leaves_live_intact(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.add_version("example.com", FILES, {})
-    real = store_module._write_new
+    real = fsio.write_new
     calls = []
 
     def failing(path: Path, data: bytes, mode: int) -> None:
@@ -81,7 +81,7 @@ def test_a_crash_mid_version_leaves_live_intact(
             raise OSError(28, "No space left on device")
         real(path, data, mode)
 
-    monkeypatch.setattr(store_module, "_write_new", failing)
+    monkeypatch.setattr(fsio, "write_new", failing)
     with pytest.raises(StoreError, match="No space left"):
         store.add_version("example.com", {**FILES, "cert.pem": b"new"}, {})
     monkeypatch.undo()
@@ -159,13 +159,13 @@ def test_a_lock_file_removed_while_waited_on_still_excludes(
     monkeypatch.setenv("CERTCLI_LOCK_WAIT", "5")
     path = store.locks_dir / "lineage-example.com.lock"
     waiting, holding, release = threading.Event(), threading.Event(), threading.Event()
-    real_sleep = store_module.time.sleep
+    real_sleep = locks.time.sleep
 
     def sleep(seconds: float) -> None:
         waiting.set()
         real_sleep(seconds)
 
-    monkeypatch.setattr(store_module.time, "sleep", sleep)
+    monkeypatch.setattr(locks.time, "sleep", sleep)
 
     def waiter() -> None:
         with store.lock("example.com"):
