@@ -36,6 +36,7 @@ class Phase(StrEnum):
     PENDING = "Pending"
     STARTING = "Starting"
     CNAME_CHECK = "CNAME Check"
+    ORDERING = "Ordering"
     WAITING_FOR_DNS = "Waiting for DNS"
     VALIDATING = "Validating"
     COMPLETED = "Completed"
