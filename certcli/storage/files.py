@@ -21,7 +21,6 @@ from certcli.storage.fsio import (
     atomic_write,
     fsync_dir,
     make_dirs,
-    write_new,
 )
 from certcli.storage.pending import PendingStore
 from certcli.storage.state import RENEW_INDEX
@@ -39,7 +38,6 @@ __all__ = [
     "fsync_dir",
     "make_dirs",
     "version_files",
-    "write_new",
 ]
 
 

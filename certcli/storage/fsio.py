@@ -29,7 +29,8 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create `path` (which must not exist) with `mode`, write and fsync it."""
+    """Create `path` (which must not exist) with `mode`, write and fsync it. The store calls
+    it as `fsio.write_new`, so that a test can fail or stop a write half-way."""
     create_at(None, os.fspath(path), data, mode)
 
 
