@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from certcli.errors import StoreError
-from certcli.store import KEY_MODE, Store, atomic_write, make_dirs
+from certcli.storage.files import KEY_MODE, Store, atomic_write, make_dirs
 from certcli.trust import check_path, read_trusted
 
 

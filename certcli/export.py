@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from certcli.errors import InvalidInputError, NotFoundError, UsageError
-from certcli.store import FILE_MODE, KEY_MODE, Store
+from certcli.storage.files import FILE_MODE, KEY_MODE, Store
 
 WHATS = ("cert", "chain", "fullchain", "key", "bundle", "pkcs12")
 _WITH_KEY = {"key", "bundle", "pkcs12"}

@@ -39,7 +39,7 @@ from certcli.domains import check_certificate_names, validate_lineage_name
 from certcli.errors import CertcliError, InvalidInputError, NotFoundError, StoreError
 from certcli.inputs import read_input
 from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
-from certcli.store import KEY_MODE, Store, atomic_write, version_files
+from certcli.storage.files import KEY_MODE, Store, atomic_write, version_files
 
 _FILES = ("cert", "chain", "fullchain", "privkey")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -26,6 +27,35 @@ class LineageStatus(StrEnum):
     EXPIRING = "expiring"
     PENDING = "pending"
     ACTIVE = "active"
+
+
+class Phase(StrEnum):
+    """Where an attempt is, as state.json's `phase` and the progress lines name it."""
+
+    QUEUED = "Queued"
+    PENDING = "Pending"
+    STARTING = "Starting"
+    CNAME_CHECK = "CNAME Check"
+    ORDERING = "Ordering"
+    WAITING_FOR_DNS = "Waiting for DNS"
+    VALIDATING = "Validating"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+class Action(StrEnum):
+    """What a command did to a lineage, as its outcome's `action` (and the JSON) names it."""
+
+    ISSUED = "issued"
+    RENEWED = "renewed"
+    DRY_RUN = "dry_run"
+    FAILED = "failed"
+    NOT_DUE = "not_due"
+    SKIPPED = "skipped"
+    BACKOFF = "backoff"
+    DEPLOYED = "deployed"
+    KEPT = "kept"
+    IMPORTED = "imported"
 
 
 class SslStatus(StrEnum):
@@ -153,3 +183,176 @@ class LineageConfig:
             key_type=data.get("key_type", DEFAULT_KEY_TYPE),
             extra=extra,
         )
+
+
+#: The settings certcli writes in lineage.toml besides the four above, by their path in the
+#: file and their field; in the order a new lineage.toml has them.
+_SETTINGS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("server",), "server"),
+    (("challenge",), "challenge"),
+    (("dns", "target"), "dns_target"),
+    (("hooks", "deploy"), "deploy_hook"),
+    (("profile",), "profile"),
+    (("webroot",), "webroot"),
+    (("preferred_chain",), "preferred_chain"),
+    (("ca_bundle",), "ca_bundle"),
+)
+_TABLES = ("dns", "hooks")  # the tables that hold one of them
+
+
+@dataclass(frozen=True)
+class LineageSettings:
+    """The contents of lineage.toml, typed.
+
+    `extra` holds what certcli does not write itself (another setting of config.toml given
+    for this lineage alone, such as hooks.pre or dns.provider, or a key of a newer
+    certcli), as the file has it. `order` is the order of the file's keys, so that writing
+    back what was read gives the same file.
+    """
+
+    name: str
+    domains: tuple[str, ...]
+    mode: Mode = Mode.AUTO
+    key_type: str = DEFAULT_KEY_TYPE
+    server: str | None = None  # the CA's directory URL
+    challenge: str | None = None  # "http-01" or "dns-01"
+    dns_target: str | None = None  # dns.target: where the _acme-challenge CNAMEs point
+    deploy_hook: str | None = None  # hooks.deploy
+    profile: str | None = None
+    webroot: str | None = None
+    preferred_chain: str | None = None
+    ca_bundle: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    order: tuple[tuple[str, ...], ...] = field(default=(), compare=False, repr=False)
+
+    @classmethod
+    def from_toml(cls, data: dict[str, Any], where: str = "lineage.toml") -> LineageSettings:
+        """Checked as LineageConfig.from_toml checks it (StoreError naming `where`)."""
+        return cls.from_config(LineageConfig.from_toml(data, where))
+
+    @classmethod
+    def from_config(cls, config: LineageConfig) -> LineageSettings:
+        rest = dict(config.extra)
+        order: list[tuple[str, ...]] = []
+        for key, value in config.extra.items():
+            order.append((key,))
+            if key in _TABLES and isinstance(value, dict):
+                order += [(key, sub) for sub in value]
+        values: dict[str, Any] = {}
+        for path, attr in _SETTINGS:
+            table = rest.get(path[0]) if len(path) == 2 else rest
+            if isinstance(table, dict) and isinstance(table.get(path[-1]), str):
+                if len(path) == 2:
+                    table = rest[path[0]] = dict(table)  # a copy: config.extra stays as it was
+                values[attr] = table.pop(path[-1])
+                if len(path) == 2 and not table:
+                    del rest[path[0]]
+        return cls(
+            config.name,
+            config.domains,
+            config.mode,
+            config.key_type,
+            extra=rest,
+            order=tuple(order),
+            **values,
+        )
+
+    def to_config(self) -> LineageConfig:
+        """The settings as the callers of LineageConfig read them (`extra`: every setting)."""
+        table = self.to_toml()
+        extra = {k: v for k, v in table.items() if k not in ("name", "domains", "mode", "key_type")}
+        return LineageConfig(self.name, self.domains, self.mode, self.key_type, extra)
+
+    def to_toml(self) -> dict[str, Any]:
+        """The table tomli_w writes: the keys in the order read, then the new ones, then the
+        four every lineage has (as certcli has always written them)."""
+        values: dict[tuple[str, ...], Any] = {}
+        for key, value in self.extra.items():
+            if key in _TABLES and isinstance(value, dict):
+                values[(key,)] = {}
+                values.update(((key, sub), v) for sub, v in value.items())
+            else:
+                values[(key,)] = value
+        for path, attr in _SETTINGS:
+            if getattr(self, attr) is not None:
+                values[path] = getattr(self, attr)
+        table: dict[str, Any] = {}
+        for path in (*(p for p in self.order if p in values), *values):
+            if len(path) == 1:
+                table.setdefault(path[0], values[path])
+            else:
+                table.setdefault(path[0], {})[path[1]] = values[path]
+        return {
+            **table,
+            "name": self.name,
+            "domains": list(self.domains),
+            "mode": self.mode.value,
+            "key_type": self.key_type,
+        }
+
+
+#: The keys of state.json certcli reads, and their JSON types.
+_STATE_TEXT = (
+    "phase_at",
+    "last_attempt",
+    "last_success",
+    "last_error",
+    "last_error_kind",
+    "next_attempt",
+)
+_STATE_TABLES = ("dns", "ari", "revoked", "deploy_failed", "expiry_notice", "mismatch_notice")
+
+
+@dataclass(frozen=True)
+class LineageState:
+    """The contents of state.json: what certcli recorded of a lineage's attempts. None is
+    "not recorded" (the key is absent). Keys certcli does not know, and values not of their
+    key's type, stay in `extra` and are written back as read; the moments are RFC 3339 text
+    as written, so the same content gives the same JSON."""
+
+    phase: Phase | str | None = None  # a Phase; any text from an older certcli
+    phase_at: str | None = None
+    last_attempt: str | None = None
+    last_success: str | None = None
+    last_error: str | None = None
+    last_error_kind: str | None = None  # an ErrorKind value, e.g. "dns_not_ready"
+    next_attempt: str | None = None  # no attempt before it (backoff)
+    failures: int | None = None  # attempts failed in a row
+    dns: dict[str, Any] | None = None  # the last CNAME Check: target and sans
+    ari: dict[str, Any] | None = None  # the CA's renewal window: id, start, end, ...
+    revoked: dict[str, Any] | None = None  # serial, reason, at
+    deploy_failed: dict[str, Any] | None = None  # version, at, error
+    expiry_notice: dict[str, Any] | None = None  # the last notice sent, not to repeat it
+    mismatch_notice: dict[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LineageState:
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "phase" and isinstance(value, str):
+                values[key] = Phase(value) if value in _PHASES else value
+            elif (
+                (key in _STATE_TEXT and isinstance(value, str))
+                or (key in _STATE_TABLES and isinstance(value, dict))
+                or (key == "failures" and isinstance(value, int) and not isinstance(value, bool))
+            ):
+                values[key] = value
+            else:
+                extra[key] = value
+        return cls(**values, extra=extra)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dict(self.extra)
+        for key in ("phase", *_STATE_TEXT, "failures", *_STATE_TABLES):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = str(value) if key == "phase" else value
+        return data
+
+
+_PHASES = frozenset(p.value for p in Phase)
+
+#: What Store.update_state applies: the state read, to the state to write.
+StateUpdate = Callable[[LineageState], LineageState]

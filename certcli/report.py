@@ -13,9 +13,17 @@ from typing import Any
 
 from certcli.domains import challenge_name, covered_in, san_index
 from certcli.errors import StoreError
-from certcli.models import CertInfo, LineageConfig, LineageStatus, Mode, SslStatus, rfc3339
+from certcli.models import (
+    CertInfo,
+    LineageConfig,
+    LineageState,
+    LineageStatus,
+    Mode,
+    SslStatus,
+    rfc3339,
+)
 from certcli.renewal import days_left, deploy_pending, lineage_statuses
-from certcli.store import Store
+from certcli.storage.files import Store
 
 FAIL_ON: dict[str, frozenset[LineageStatus]] = {
     "expired": frozenset({LineageStatus.EXPIRED}),
@@ -115,7 +123,7 @@ def lineage_report(
     try:
         config = store.read_config(name)
         version, cert = store.live(name)
-        state = store.read_state(name)
+        state = store.read_lineage_state(name)
         fresh_dns = diagnose(config) if diagnose else None
         return _report(store, config, version, cert, state, now, fresh_dns)
     except StoreError as exc:
@@ -143,13 +151,15 @@ def _report(
     config: LineageConfig,
     version: int | None,
     cert: CertInfo | None,
-    state: dict[str, Any],
+    state: LineageState,
     now: datetime,
     fresh_dns: list[Any] | None,
 ) -> LineageReport:
-    failed = "last_error" in state and state.get("last_error_kind") != "dns_not_ready"
-    error = state.get("last_error")
-    cache = state.get("dns") or {}
+    error = state.last_error
+    # a null last_error (edited by hand) has always counted as a failure
+    recorded = error is not None or "last_error" in state.extra
+    failed = recorded and state.last_error_kind != "dns_not_ready"
+    cache = state.dns or {}
     if fresh_dns is not None:
         dns = {d.san: {"status": d.status.value, "found": d.found} for d in fresh_dns}
         target = fresh_dns[0].expected_target if fresh_dns else None
@@ -179,17 +189,17 @@ def _report(
         version=version,
         pending_csr=store.has_pending(config.name),
         error=error,
-        error_kind=state.get("last_error_kind") if error else None,
-        next_attempt=state.get("next_attempt"),
+        error_kind=state.last_error_kind if error else None,
+        next_attempt=state.next_attempt,
         deploy_error=_deploy_error(state, version),
     )
 
 
-def _deploy_error(state: dict[str, Any], version: int | None) -> str | None:
+def _deploy_error(state: LineageState, version: int | None) -> str | None:
     """What the failed deploy hook of the live version said, and when."""
-    if not deploy_pending(state, version):
+    failed = state.deploy_failed
+    if failed is None or not deploy_pending({"deploy_failed": failed}, version):
         return None
-    failed = state["deploy_failed"]
     return f"{failed.get('error')} (at {failed.get('at')})"
 
 

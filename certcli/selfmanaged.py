@@ -13,7 +13,7 @@ from certcli.domains import check_certificate_names, uncovered, validate_lineage
 from certcli.errors import InvalidInputError, NotConfirmedError, StoreError, UsageError
 from certcli.inputs import read_input
 from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
-from certcli.store import Store, version_files
+from certcli.storage.files import Store, version_files
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,7 @@ def lineage_names(ctx: typer.Context, incomplete: str) -> list[str]:
     from pathlib import Path
 
     from certcli.config import config_dir
-    from certcli.store import Store
+    from certcli.storage.files import Store
 
     given = ctx.find_root().params.get("config_dir")  # a plain string: nothing is converted
     try:

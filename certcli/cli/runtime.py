@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from certcli.cli.output import Output
-from certcli.store import Store
+from certcli.storage.files import Store
 
 
 @dataclass

@@ -22,15 +22,15 @@ pytestmark = pytest.mark.integration
 STALLING_UPLOAD = textwrap.dedent(
     """
     import sys, time
-    from certcli import store
-    real, count = store._write_new, [0]
+    from certcli.storage import fsio
+    real, count = fsio.write_new, [0]
     def stall(path, data, mode):
         real(path, data, mode)
         count[0] += 1
         if count[0] == 2 and ".partial." in str(path):
             print("stalled", flush=True)
             time.sleep(3600)
-    store._write_new = stall
+    fsio.write_new = stall
     from certcli.cli.main import run
     sys.exit(run(sys.argv[1:]))
     """
@@ -40,7 +40,7 @@ HOLD_LOCK = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from certcli.store import Store
+    from certcli.storage.files import Store
     with Store(Path(sys.argv[1])).lock(sys.argv[2]):
         print("locked", flush=True)
         time.sleep(3600)
@@ -152,3 +152,56 @@ def test_two_uploads_racing_for_one_lineage_are_serialized(
     assert sorted(os.listdir(lineage / "archive")) == ["0001", "0002"]
     assert os.readlink(lineage / "live") == "archive/0002"
     assert certcli("status", "race", "--json").json()["lineages"][0]["version"] == 2
+
+
+# Adds 1 to `failures` in state.json, N times, each a read-modify-write through update_state;
+# half of the updates run while the process holds the lineage lock already.
+COUNT_UPDATES = textwrap.dedent(
+    """
+    import sys
+    from dataclasses import replace
+    from pathlib import Path
+    from certcli.storage.files import Store
+    store = Store(Path(sys.argv[1]))
+    bump = lambda s: replace(s, failures=(s.failures or 0) + 1)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for n in range(int(sys.argv[3])):
+        if n % 2:
+            with store.lock(sys.argv[2]):
+                store.update_state(sys.argv[2], bump)
+        else:
+            store.update_state(sys.argv[2], bump)
+    """
+)
+
+
+def test_concurrent_state_updates_from_two_processes_lose_nothing(tmp_path: Path) -> None:
+    from certcli.models import LineageConfig, Mode
+    from certcli.storage.files import Store
+
+    root = tmp_path / "config"
+    store = Store(root)
+    store.ensure()
+    store.write_config(LineageConfig("race.example", ("race.example",), Mode.CUSTOM))
+    store.write_state("race.example", {"future": "kept"})
+    env = {**os.environ, "CERTCLI_LOCK_WAIT": "60"}
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", COUNT_UPDATES, str(root), "race.example", "200"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    for child in children:  # both started before either writes
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.close()
+    for child in children:
+        assert child.wait(120) == 0
+    assert store.read_state("race.example") == {"future": "kept", "failures": 400}

@@ -86,7 +86,8 @@ def test_the_ca_going_away_mid_run_backs_off_and_the_next_run_succeeds(
 STALL = textwrap.dedent(
     """
     import sys, time
-    from certcli import engine, store
+    from certcli import engine
+    from certcli.storage import fsio
     point = sys.argv[1]
 
     def stall():
@@ -106,14 +107,14 @@ STALL = textwrap.dedent(
             stall()
         engine.chain.split_chain = split
     else:
-        real_write, count = store._write_new, [0]
+        real_write, count = fsio.write_new, [0]
         def write(path, data, mode):
             real_write(path, data, mode)
             if ".partial." in str(path):
                 count[0] += 1
                 if count[0] == 2:
                     stall()
-        store._write_new = write
+        fsio.write_new = write
     from certcli.cli.main import run
     sys.exit(run(sys.argv[2:]))
     """

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from certcli.store import Store
+from certcli.storage.files import Store
 from tests.conftest import Certcli, Run
 from tests.jsonschemas import COMMAND_SCHEMAS, load_schema, problems
 from tests.lab import DELEGATION_ZONE, SITE_ZONE, Lab

@@ -116,7 +116,7 @@ def test_revoke_then_renew_replaces_it(acme: Certcli, lab: Lab) -> None:
 
 def test_an_account_change_waits_for_the_account_lock(acme: Certcli, lab: Lab) -> None:
     from certcli.accounts import account_id
-    from certcli.store import Store
+    from certcli.storage.files import Store
 
     _issue(acme, lab, "acctlock.certcli.test")
     key = (_account_dir(acme) / "key.pem").read_bytes()
@@ -182,7 +182,7 @@ def test_revoke_on_a_store_that_cannot_record_it_asks_the_ca_nothing(
 
 
 def test_revoke_waits_for_the_lineage_lock(acme: Certcli, lab: Lab) -> None:
-    from certcli.store import Store
+    from certcli.storage.files import Store
 
     _issue(acme, lab, "revlock.certcli.test")
     before = len(lab.acme_requests())

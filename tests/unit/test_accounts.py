@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from certcli.accounts import account_dir, load_directory, save_directory
-from certcli.store import Store
+from certcli.storage.files import Store
 
 URL = "https://ca.test/dir"
 DIRECTORY = {"newOrder": "https://ca.test/new-order", "newNonce": "https://ca.test/nonce"}

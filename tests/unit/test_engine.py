@@ -181,7 +181,7 @@ def test_an_account_change_starts_from_the_account_as_stored(tmp_path: Path) -> 
     from certcli import x509 as x
     from certcli.accounts import Account, load_account, retire_account, save_account
     from certcli.errors import NotFoundError
-    from certcli.store import Store
+    from certcli.storage.files import Store
 
     store = Store(tmp_path / "config")
     store.ensure()
@@ -208,7 +208,7 @@ def test_the_constructor_asks_no_ca_and_the_first_use_connects_once(tmp_path: Pa
     import threading
     from unittest import mock
 
-    from certcli.store import Store
+    from certcli.storage.files import Store
 
     ca = engine.Ca(Store(tmp_path / "config"), engine.CaSettings("https://ca.test/dir"), bool)
     calls = []

@@ -14,7 +14,7 @@ from certcli.certbot_conf import ConfError, map_key_type, map_renewal, parse_con
 from certcli.config import LETSENCRYPT
 from certcli.errors import InvalidInputError
 from certcli.importer import jwk_private_key, plan_import
-from certcli.store import Store
+from certcli.storage.files import Store
 from certcli.x509 import same_public_key
 
 # As certbot 5.8 writes it for `certonly --webroot -w /var/www/html -d a.example -d

@@ -13,7 +13,7 @@ from certcli.issuance import AcmeOptions, _check_existing, make_plan
 from certcli.models import LineageConfig, Mode
 from certcli.solvers import Challenge
 from certcli.solvers.http01 import WebrootSolver
-from certcli.store import Store
+from certcli.storage.files import Store
 
 
 def test_server_shortcuts_and_urls() -> None:

@@ -10,7 +10,7 @@ import pytest
 from certcli import domains
 from certcli.models import CertInfo, LineageConfig, LineageStatus, Mode
 from certcli.report import lineage_report
-from certcli.store import Store
+from certcli.storage.files import Store
 
 FILES = {"cert.pem": b"c", "chain.pem": b"c", "fullchain.pem": b"cc", "privkey.pem": b"k"}
 

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from certcli import store as store_module
 from certcli.errors import LockedError, NotFoundError, StoreError
-from certcli.models import LineageConfig, Mode
-from certcli.store import Store, atomic_write
+from certcli.models import LineageConfig, LineageSettings, LineageState, Mode
+from certcli.storage import fsio, locks
+from certcli.storage.files import Store, atomic_write
 
 FILES = {
     "cert.pem": b"cert",
@@ -72,7 +73,7 @@ def test_a_crash_mid_version_leaves_live_intact(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store.add_version("example.com", FILES, {})
-    real = store_module._write_new
+    real = fsio.write_new
     calls = []
 
     def failing(path: Path, data: bytes, mode: int) -> None:
@@ -81,7 +82,7 @@ def test_a_crash_mid_version_leaves_live_intact(
             raise OSError(28, "No space left on device")
         real(path, data, mode)
 
-    monkeypatch.setattr(store_module, "_write_new", failing)
+    monkeypatch.setattr(fsio, "write_new", failing)
     with pytest.raises(StoreError, match="No space left"):
         store.add_version("example.com", {**FILES, "cert.pem": b"new"}, {})
     monkeypatch.undo()
@@ -159,13 +160,13 @@ def test_a_lock_file_removed_while_waited_on_still_excludes(
     monkeypatch.setenv("CERTCLI_LOCK_WAIT", "5")
     path = store.locks_dir / "lineage-example.com.lock"
     waiting, holding, release = threading.Event(), threading.Event(), threading.Event()
-    real_sleep = store_module.time.sleep
+    real_sleep = locks.time.sleep
 
     def sleep(seconds: float) -> None:
         waiting.set()
         real_sleep(seconds)
 
-    monkeypatch.setattr(store_module.time, "sleep", sleep)
+    monkeypatch.setattr(locks.time, "sleep", sleep)
 
     def waiter() -> None:
         with store.lock("example.com"):
@@ -400,3 +401,99 @@ def test_a_fine_live_needs_no_healing(store: Store, real_files: dict[str, bytes]
     _version(store, real_files)
     assert not store.live_broken("example.com")
     assert store.heal_live("example.com") is None
+
+
+def _count(state: LineageState) -> LineageState:
+    return replace(state, failures=(state.failures or 0) + 1)
+
+
+def test_update_state_outside_a_lock_takes_it(store: Store) -> None:
+    store.write_state("example.com", {"phase": "Completed", "future": 1})
+    written = store.update_state("example.com", _count)
+    assert written.failures == 1
+    assert store.read_state("example.com") == {"phase": "Completed", "future": 1, "failures": 1}
+    assert store.read_lineage_state("example.com") == written
+    with store.lock("example.com"):  # and let go of it
+        pass
+
+
+def test_update_state_inside_a_held_lock_does_not_wait_for_itself(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CERTCLI_LOCK_WAIT", "0")
+    with store.lock("example.com"):
+        store.update_state("example.com", _count)
+        # another Store of the same directory, in the same thread, knows the lock is held
+        Store(store.root).update_state("example.com", _count)
+        # the lock itself still excludes a second holder
+        with pytest.raises(LockedError), store.lock("example.com"):
+            pass
+    assert store.read_lineage_state("example.com").failures == 2
+    store.update_state("example.com", _count)  # released: taken again
+    assert store.read_lineage_state("example.com").failures == 3
+
+
+def test_update_state_waits_for_a_lock_another_thread_holds(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    monkeypatch.setenv("CERTCLI_LOCK_WAIT", "0.1")
+    held, done = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with store.lock("example.com"):
+            held.set()
+            done.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(5)
+        with pytest.raises(LockedError):
+            store.update_state("example.com", _count)
+    finally:
+        done.set()
+        thread.join()
+    assert store.read_state("example.com") == {}
+
+
+def test_update_state_writes_nothing_when_the_update_fails(store: Store) -> None:
+    store.write_state("example.com", {"failures": 4})
+
+    def failing(state: LineageState) -> LineageState:
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        store.update_state("example.com", failing)
+    assert store.read_state("example.com") == {"failures": 4}
+    store.update_state("example.com", _count)  # the lock was let go
+
+
+def test_typed_settings_through_the_store(store: Store) -> None:
+    settings = LineageSettings(
+        "t.example", ("t.example",), server="https://ca.test/dir", deploy_hook="reload"
+    )
+    store.write_config(settings)
+    assert store.read_settings("t.example") == settings
+    assert store.read_config("t.example").extra == {
+        "server": "https://ca.test/dir",
+        "hooks": {"deploy": "reload"},
+    }
+
+
+def test_the_file_store_has_every_method_of_the_protocol() -> None:
+    import inspect
+
+    from certcli.storage.protocol import Storage
+
+    members = [
+        n for n, v in vars(Storage).items() if not n.startswith("_") and inspect.isfunction(v)
+    ]
+    assert len(members) > 30
+    for member in members:
+        ours = inspect.signature(getattr(Store, member))
+        theirs = inspect.signature(getattr(Storage, member))
+        assert list(ours.parameters) == list(theirs.parameters), member
+    for attribute in Storage.__annotations__:
+        assert hasattr(Store(Path("/nonexistent")), attribute)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from certcli.errors import StoreError, UntrustedError
-from certcli.store import Store
+from certcli.storage.files import Store
 from certcli.trust import check_chain, distrust, read_trusted
 
 ME = 1000

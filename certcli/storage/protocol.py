@@ -1,0 +1,184 @@
+"""The contract between certcli and where it keeps certificates (docs/store.md).
+
+What every implementation guarantees, whatever it stores on:
+
+- Names are validated inside the store: a lineage name that is not one (`../x`, `/tmp/x`,
+  `.hidden`, a control character) raises UsageError before any path is built from it.
+- A missing lineage raises NotFoundError (naming the store) from the methods that need
+  one; what cannot be read or written raises StoreError, naming the item and what to do.
+- Every write is atomic: a reader sees the old content or the new one, whole (a file is
+  written under a temporary name, fsynced, renamed over the old one, and its directory
+  fsynced). A new version becomes current in one step, the switch of `live`.
+- Safe for concurrent processes on one host: what a command changes in a lineage it changes
+  holding that lineage's lock (`lock`); `renew` holds the store's (`lock_store`). Locks
+  conflict between processes and between two acquisitions in one process; `update_state`
+  alone takes the lineage lock only when the calling thread does not hold it already.
+- No ACME: the store keeps bytes, settings and state; what they mean is for the callers.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any, Protocol
+
+from certcli.models import CertInfo, LineageConfig, LineageSettings, LineageState, StateUpdate
+
+
+class Storage(Protocol):
+    """Lineages (settings, state, versions, a pending key and CSR), accounts' locks, and the
+    renew index."""
+
+    root: Path  # the config dir
+    certs_dir: Path
+    locks_dir: Path
+
+    # -- the store and its lineages ----------------------------------------------------
+
+    def ensure(self) -> None:
+        """Create the store if need be; StoreError saying why it cannot be written to."""
+
+    def check_trusted(self) -> None:
+        """StoreError if another user could change or swap the store (certcli/trust.py)."""
+
+    def check_key_protection(self) -> None:
+        """Fail before anything is issued if keys could not be stored as configured."""
+
+    def names(self) -> list[str]:
+        """The lineages, sorted; what an interrupted creation left is no lineage."""
+
+    def exists(self, name: str) -> bool:
+        """Whether the lineage exists (it has its settings)."""
+
+    def require(self, name: str) -> Path:
+        """The lineage's directory; NotFoundError when there is no such lineage."""
+
+    def lineage_dir(self, name: str) -> Path:
+        """Where the lineage's files are, whether or not it exists yet."""
+
+    # -- settings and state ------------------------------------------------------------
+
+    def read_config(self, name: str) -> LineageConfig:
+        """lineage.toml, each setting checked by type. NotFoundError for no lineage,
+        StoreError for a file that cannot be read, is another user's, or names another."""
+
+    def read_settings(self, name: str) -> LineageSettings:
+        """read_config, typed."""
+
+    def write_config(self, config: LineageConfig | LineageSettings) -> None:
+        """Replace lineage.toml atomically, creating the lineage if need be; the caller
+        holds the lineage lock. Keys it does not know are written back as read."""
+
+    def read_state(self, name: str) -> dict[str, Any]:
+        """state.json ({} when there is none); StoreError for one that cannot be read or
+        whose known keys have the wrong type."""
+
+    def read_lineage_state(self, name: str) -> LineageState:
+        """read_state, typed (an empty state when there is none)."""
+
+    def write_state(self, name: str, state: dict[str, Any]) -> None:
+        """Replace state.json atomically; the caller holds the lineage lock."""
+
+    def update_state(self, name: str, update: StateUpdate) -> LineageState:
+        """Read, apply `update` and write state.json atomically under the lineage lock
+        (taken unless the calling thread holds it), so that concurrent updates from other
+        processes are never lost. Returns what was written."""
+
+    # -- versions ------------------------------------------------------------------------
+
+    def versions(self, name: str) -> list[int]:
+        """The complete versions, in order ([] before the first)."""
+
+    def live_version(self, name: str) -> int | None:
+        """The current version; None before the first. StoreError for a `live` certcli did
+        not make (heal_live repairs it)."""
+
+    def version_meta(self, name: str, version: int) -> dict[str, Any]:
+        """A version's meta.json; StoreError naming the file when it cannot be read."""
+
+    def version_info(self, name: str, version: int) -> CertInfo:
+        """A version's certificate, from its meta.json; StoreError naming the file."""
+
+    def live(self, name: str) -> tuple[int | None, CertInfo | None]:
+        """The current version and its certificate, read once (None, None before the
+        first)."""
+
+    def live_info(self, name: str) -> CertInfo | None:
+        """The current version's certificate; None before the first."""
+
+    def read_live_file(self, name: str, filename: str) -> bytes:
+        """One file of the current version (read_live_files)."""
+
+    def read_live_files(self, name: str, *filenames: str) -> list[bytes]:
+        """Files of the current version, all of one version even if it changes meanwhile.
+        NotFoundError for no lineage, or for one with no certificate yet."""
+
+    def add_version(
+        self,
+        name: str,
+        files: dict[str, bytes],
+        meta: dict[str, Any],
+        config: LineageConfig | LineageSettings | None = None,
+    ) -> int:
+        """Write a complete new version and make it current in one atomic switch; return
+        its number. `config`, given, replaces lineage.toml before the switch, so a failure
+        leaves both as they were. The caller holds the lineage lock. With key encryption
+        on, older versions keep only their encrypted key."""
+
+    def live_broken(self, name: str) -> bool:
+        """Whether the current version is not whole (see heal_live)."""
+
+    def heal_live(self, name: str) -> tuple[str, bool] | None:
+        """Restore a broken current version from the complete ones; (what was done, whether
+        it is whole again), None when it was fine. The caller holds the lineage lock;
+        nothing of unknown content is deleted."""
+
+    def repair(self, name: str) -> list[Path]:
+        """Remove what interrupted writes left; return what was removed. The caller holds
+        the lineage lock."""
+
+    # -- the pending key and CSR -------------------------------------------------------
+
+    def pending_dir(self, name: str) -> Path: ...
+
+    def has_pending(self, name: str) -> bool:
+        """Whether a key and CSR wait for their certificate."""
+
+    def write_pending(
+        self, name: str, key_pem: bytes, csr_pem: bytes, meta: dict[str, Any]
+    ) -> Path:
+        """Store a new key and CSR, replacing any earlier pair whole (a kill meanwhile keeps
+        the earlier one); the caller holds the lineage lock."""
+
+    def read_pending(self, name: str) -> tuple[bytes, bytes, dict[str, Any]] | None:
+        """(key, CSR, meta) waiting; None when none does. UsageError for an encrypted key
+        without its passphrase."""
+
+    def clear_pending(self, name: str) -> None:
+        """Remove the waiting key and CSR, atomically; nothing when there are none."""
+
+    # -- locks ---------------------------------------------------------------------------
+
+    def lock(self, name: str) -> AbstractContextManager[None]:
+        """Hold the lineage's lock (exclusive, between processes too); LockedError naming
+        the holder's PID after CERTCLI_LOCK_WAIT seconds (5)."""
+
+    def lock_account(self, account_id: str) -> AbstractContextManager[None]:
+        """Hold one CA account's lock while it is created or changed."""
+
+    def lock_store(self, wait: float | None = None) -> AbstractContextManager[None]:
+        """Hold the whole store's lock (renew); LockedError after `wait` seconds."""
+
+    def remove_lineage_lock(self, name: str) -> None:
+        """Remove a deleted lineage's lock; the caller holds it (a waiter locks anew)."""
+
+    # -- the renew index (a cache) -----------------------------------------------------
+
+    def lineage_stamp(self, name: str) -> list[Any]:
+        """What changes whenever the lineage's settings, state or current version do."""
+
+    def read_renew_index(self) -> dict[str, Any]:
+        """The renew index; {} for none, or one that is odd in any way."""
+
+    def write_renew_index(self, lineages: dict[str, Any]) -> None:
+        """Best effort: a failure leaves no index, never a wrong one."""

@@ -1,0 +1,151 @@
+"""lineage.toml, state.json and the renew index."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tomllib
+from typing import Any
+
+from certcli.errors import StoreError
+from certcli.models import LineageConfig, LineageSettings, LineageState, StateUpdate
+from certcli.storage.fsio import atomic_write, make_dirs, store_error
+from certcli.storage.locks import LockingStore
+from certcli.trust import check_path, read_trusted
+
+RENEW_INDEX = "renew-index.json"
+
+#: The types of the keys of state.json that certcli reads (null: not set).
+_STATE_TYPES: dict[str, type] = {
+    **dict.fromkeys(("phase", "phase_at", "last_attempt", "last_success"), str),
+    **dict.fromkeys(("last_error", "last_error_kind", "next_attempt"), str),
+    **dict.fromkeys(
+        ("dns", "ari", "revoked", "deploy_failed", "expiry_notice", "mismatch_notice"), dict
+    ),
+    "failures": int,
+}
+_KIND_NAMES = {str: "a string", dict: "a table", int: "a number"}
+
+
+class StateStore(LockingStore):
+    """A lineage's settings and state, each one file replaced whole."""
+
+    def read_config(self, name: str) -> LineageConfig:
+        path = self._path(name, "lineage.toml")
+        self.check_trusted()
+        try:
+            # Its hooks run as certcli's user: only a directory and a file nobody else can
+            # change are read (a stat and an fstat, cheap enough for `status` over thousands).
+            check_path(self._path(name))
+            config = LineageConfig.from_toml(tomllib.loads(read_trusted(path).decode()), path)
+        except (FileNotFoundError, NotADirectoryError):
+            self.require(name)
+            raise
+        except (OSError, ValueError, TypeError) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from None
+        if config.name != name:
+            raise StoreError(f"cannot read {path}: its name {config.name!r} is not {name!r}")
+        return config
+
+    def read_settings(self, name: str) -> LineageSettings:
+        """lineage.toml, typed (read_config's errors)."""
+        return LineageSettings.from_config(self.read_config(name))
+
+    def write_config(self, config: LineageConfig | LineageSettings) -> None:
+        try:
+            self._write_config_file(config)
+        except OSError as exc:
+            raise store_error("write", self.lineage_dir(config.name), exc) from None
+
+    def _write_config_file(self, config: LineageConfig | LineageSettings) -> None:
+        import tomli_w
+
+        if isinstance(config, LineageConfig):
+            config = LineageSettings.from_config(config)
+        directory = self.lineage_dir(config.name)
+        make_dirs(directory)
+        atomic_write(directory / "lineage.toml", tomli_w.dumps(config.to_toml()).encode())
+
+    def read_state(self, name: str) -> dict[str, Any]:
+        path = self._path(name, "state.json")
+        try:
+            # it names URLs renew fetches (ARI) and what an order replaces: nobody else's
+            state = json.loads(read_trusted(path))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from None
+        if not isinstance(state, dict):
+            raise StoreError(f"cannot read {path}: not a JSON object", "remove the file")
+        for key, kind in _STATE_TYPES.items():
+            value = state.get(key)
+            if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                raise StoreError(
+                    f"cannot read {path}: {key} is {value!r}, not {_KIND_NAMES[kind]}",
+                    "remove the key (or the file)",
+                )
+        return state
+
+    def read_lineage_state(self, name: str) -> LineageState:
+        """state.json, typed (read_state's errors; an empty state when there is none)."""
+        return LineageState.from_json(self.read_state(name))
+
+    def write_state(self, name: str, state: dict[str, Any]) -> None:
+        path = self.lineage_dir(name) / "state.json"
+        try:
+            atomic_write(path, json.dumps(state, indent=2, sort_keys=True).encode())
+        except OSError as exc:
+            raise store_error("write", path, exc) from None
+
+    def update_state(self, name: str, update: StateUpdate) -> LineageState:
+        """Read state.json, apply `update`, write the result whole; under the lineage lock,
+        taken here unless this thread holds it already (so no other process's update is
+        lost in between). Returns the state written."""
+        with self._holding(name):
+            state = update(self.read_lineage_state(name))
+            self.write_state(name, state.to_json())
+            return state
+
+    # -- the renew index: what `renew` found not due, and until when ---------------------
+
+    def lineage_stamp(self, name: str) -> list[Any]:
+        """What changes whenever a lineage's settings, state or live version change: the
+        inode, mtime and size of lineage.toml and state.json (certcli replaces files by
+        rename, an editor writes them), where `live` points, the files of that version (a
+        removed one, its meta.json) so that `renew` heals what `status` shows Damaged."""
+        stamp: list[Any] = []
+        for filename in ("lineage.toml", "state.json"):
+            try:
+                st = os.stat(self._path(name, filename))
+                stamp += [st.st_ino, st.st_mtime_ns, st.st_size]
+            except OSError:
+                stamp += [None, None, None]
+        live = self._path(name, "live")
+        try:
+            stamp.append(os.readlink(live))
+            st = os.stat(live)  # the version it points at, gone or not, and its files
+            stamp += [st.st_ino, st.st_mtime_ns]
+        except OSError:
+            stamp += [None, None, None]
+        try:  # a live version's meta.json garbled in place (status: Damaged) is healed
+            st = os.stat(os.path.join(live, "meta.json"))
+            stamp += [st.st_ino, st.st_mtime_ns, st.st_size]
+        except OSError:
+            stamp += [None, None, None]
+        return stamp
+
+    def read_renew_index(self) -> dict[str, Any]:
+        """The index `renew` keeps (a cache: anything odd in it means an empty one)."""
+        try:
+            data = json.loads(read_trusted(os.path.join(self.root, RENEW_INDEX)))
+        except (OSError, ValueError, StoreError):  # another user's index is no index
+            return {}
+        ok = isinstance(data, dict) and data.get("format") == 1
+        return data["lineages"] if ok and isinstance(data.get("lineages"), dict) else {}
+
+    def write_renew_index(self, lineages: dict[str, Any]) -> None:
+        """Best effort: without the index `renew` reads every lineage, and is still right."""
+        with contextlib.suppress(OSError):
+            payload = {"format": 1, "lineages": lineages}
+            atomic_write(self.root / RENEW_INDEX, json.dumps(payload).encode())
