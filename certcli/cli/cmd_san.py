@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from certcli.cli import completion
-from certcli.cli.runtime import Runtime, runtime
+from certcli.cli.runtime import Runtime, runtime, session
 
 if TYPE_CHECKING:
     from certcli.issuance import SanChange
@@ -27,7 +27,7 @@ def add(
     ] = False,
 ) -> None:
     """Add SANs; check their DNS and re-issue at once when all are Valid."""
-    from certcli.cli.cmd_issue import report, session
+    from certcli.cli.outcomes import report
     from certcli.cli.progress import PhaseView
     from certcli.domains import normalize_identifiers
     from certcli.issuance import san_add
@@ -72,7 +72,7 @@ def list_(
     ],
 ) -> None:
     """Each SAN with its SSL status and last DNS status."""
-    from certcli.cli.cmd_status import san_table
+    from certcli.cli.tables import san_table
     from certcli.domains import validate_lineage_name
     from certcli.errors import StoreError
     from certcli.models import LineageStatus
