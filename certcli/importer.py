@@ -34,9 +34,16 @@ from certcli.certbot_conf import (
     parse_configobj,
     text_of,
 )
-from certcli.config import lookup, setting
+from certcli.config import assign, lookup, setting
 from certcli.domains import check_certificate_names, validate_lineage_name
-from certcli.errors import CertcliError, InvalidInputError, NotFoundError, StoreError
+from certcli.errors import (
+    CertcliError,
+    InvalidInputError,
+    NotFoundError,
+    StoreError,
+    UsageError,
+)
+from certcli.fingerprints import stored_fingerprints
 from certcli.inputs import read_input
 from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
 from certcli.store import KEY_MODE, Store, atomic_write, version_files
@@ -266,20 +273,6 @@ class ImportPlan:
         }
 
 
-def _fingerprints(store: Store) -> dict[str, str]:
-    """Every certificate in the store (all versions made live): fingerprint -> where."""
-    found: dict[str, str] = {}
-    for name in store.names():
-        live = store.live_version(name) or 0
-        for version in store.versions(name):
-            if version <= live:
-                meta = store.version_meta(name, version)
-                fingerprint = (meta.get("certificate") or {}).get("fingerprint_sha256")
-                if fingerprint:
-                    found[fingerprint] = f"{name!r} version {version}"
-    return found
-
-
 def plan_import(
     store: Store,
     config: dict[str, Any],
@@ -324,7 +317,8 @@ def plan_import(
             f"its lineages: {', '.join(confs) or 'none'}",
         )
     selected = [confs[n] for n in dict.fromkeys(names)] if names else list(confs.values())
-    stored = _fingerprints(store)
+    # fingerprint -> where, the last version of each certificate
+    stored = {f: f"{n!r} version {v}" for f, n, v in stored_fingerprints(store)}
     zone = setting("dns.zone", None, config, None)
     dns_target = setting("dns.target", None, config, None) or (
         f"the default target under {zone}" if zone else None
@@ -542,16 +536,11 @@ def _apply_config(store: Store, changes: dict[str, Any]) -> dict[str, Any]:
     for key, value in changes.items():
         if lookup(config, key) is not None:
             continue
-        *parents, last = key.split(".")
-        node = config
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node[last] = value
-            done[key] = value
+        try:
+            assign(config, key, value)
+        except UsageError:  # a value where a table should be: left as the user wrote it
+            continue
+        done[key] = value
     if done:
         path = store.root / "config.toml"
         try:
