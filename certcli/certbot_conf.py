@@ -11,7 +11,7 @@ from typing import Any
 
 from certcli.config import LETSENCRYPT, SECRET_KEYS  # noqa: F401 -- importer and cmd_import use it
 from certcli.errors import InvalidInputError
-from certcli.models import KEY_TYPES
+from certcli.keytypes import BY_CURVE, KEY_TYPES
 
 # -- certbot's renewal configuration: the ConfigObj syntax it writes --------------------------
 
@@ -186,7 +186,6 @@ class Settings:
         return extra
 
 
-_CURVES = {"secp256r1": "ec-p256", "prime256v1": "ec-p256", "secp384r1": "ec-p384"}
 _TSIG = {"hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}
 
 
@@ -205,8 +204,8 @@ def map_key_type(params: dict[str, Any], live_key_type: str) -> tuple[str, str |
     kind = (text_of(params.get("key_type")) or "").lower()
     if kind == "ecdsa":
         curve = (text_of(params.get("elliptic_curve")) or "secp256r1").lower()
-        if curve in _CURVES:
-            return _CURVES[curve], None
+        if curve in BY_CURVE:
+            return BY_CURVE[curve], None
         return "ec-p384", f"certbot made {curve} keys; renewals make ec-p384 keys"
     if kind == "rsa":
         size_text = text_of(params.get("rsa_key_size")) or "2048"

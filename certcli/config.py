@@ -13,7 +13,7 @@ from typing import Any
 
 from certcli.domains import spaced
 from certcli.errors import CertcliError, StoreError, UsageError
-from certcli.models import KEY_TYPES
+from certcli.keytypes import KEY_TYPES
 
 CONFIG_ENV = "CERTCLI_CONFIG_DIR"
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"

@@ -191,7 +191,7 @@ def choices(load: Callable[[], Any]) -> Callable[[str], list[str]]:
 
 
 def _key_types() -> tuple[str, ...]:
-    from certcli.models import KEY_TYPES
+    from certcli.keytypes import KEY_TYPES
 
     return KEY_TYPES
 
