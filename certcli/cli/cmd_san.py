@@ -13,14 +13,15 @@ if TYPE_CHECKING:
     from certcli.issuance import SanChange
 
 app = typer.Typer(help="Change or list a lineage's SANs.", no_args_is_help=True)
+_Lineage = Annotated[
+    str, typer.Argument(help="The lineage.", autocompletion=completion.lineage_names)
+]
 
 
 @app.command("add")
 def add(
     ctx: typer.Context,
-    name: Annotated[
-        str, typer.Argument(help="The lineage.", autocompletion=completion.lineage_names)
-    ],
+    name: _Lineage,
     sans: Annotated[list[str], typer.Argument(help="Names to add.")],
     no_issue: Annotated[
         bool, typer.Option("--no-issue", help="Only record them; `renew` issues later.")
@@ -51,9 +52,7 @@ def add(
 @app.command("remove")
 def remove(
     ctx: typer.Context,
-    name: Annotated[
-        str, typer.Argument(help="The lineage.", autocompletion=completion.lineage_names)
-    ],
+    name: _Lineage,
     sans: Annotated[list[str], typer.Argument(help="Names to remove.")],
 ) -> None:
     """Remove SANs; the live certificate stays until the next renewal leaves them out."""
@@ -67,9 +66,7 @@ def remove(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    name: Annotated[
-        str, typer.Argument(help="The lineage.", autocompletion=completion.lineage_names)
-    ],
+    name: _Lineage,
 ) -> None:
     """Each SAN with its SSL status and last DNS status."""
     from certcli.cli.tables import san_table
