@@ -13,7 +13,7 @@ from typing import Any
 
 from certcli.domains import spaced
 from certcli.errors import CertcliError, StoreError, UsageError
-from certcli.models import KEY_TYPES
+from certcli.keytypes import KEY_TYPES
 
 CONFIG_ENV = "CERTCLI_CONFIG_DIR"
 LETSENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
@@ -76,6 +76,20 @@ def lookup(table: dict[str, Any], key: str) -> Any:
             return None
         node = node[part]
     return node
+
+
+def assign(table: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted key in a TOML table, making the tables on its way (`lookup`'s writer).
+    A part of the way that holds a value, not a table, raises UsageError and sets nothing
+    (the tables made before it stay, empty)."""
+    *parents, last = key.split(".")
+    node = table
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise UsageError(f"{part} in config.toml is a value, not a section")
+        node = child
+    node[last] = value
 
 
 def _url_problem(url: str) -> str | None:

@@ -7,181 +7,41 @@ ACME lineage of certcli with the same name, whose version 1 is certbot's live ce
 chain and key, with the settings certcli can run: the CA, the webroot, the rfc2136 key,
 hooks and the key type. What does not map is said in warnings naming what to set instead.
 
-The work is split in a plan (reads and checks everything, writes nothing: `--dry-run` shows
-it) and its application (an account, config.toml, then each lineage whole).
+The work is split in a plan, here (reads and checks everything through certcli.certbot_files,
+writes nothing: `--dry-run` shows it), and its application in certcli.importer_apply (an
+account, config.toml, then each lineage whole).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import shutil
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from certcli import trust
-from certcli import x509 as x
-from certcli.accounts import Account, load_account, save_account
-from certcli.certbot_conf import (
-    SECRET_KEYS,
-    ConfError,
-    Settings,
-    map_renewal,
-    parse_configobj,
-    text_of,
+from certcli.accounts import Account, load_account
+from certcli.certbot_conf import SECRET_KEYS, Settings, map_renewal
+from certcli.certbot_files import (
+    Material,
+    certbot_notes,
+    read_certbot_account,
+    read_conf,
+    read_credentials,
+    read_material,
 )
 from certcli.config import lookup, setting
-from certcli.domains import check_certificate_names, validate_lineage_name
-from certcli.errors import CertcliError, InvalidInputError, NotFoundError, StoreError
-from certcli.inputs import read_input
-from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
-from certcli.storage.files import KEY_MODE, Store, atomic_write, version_files
-
-_FILES = ("cert", "chain", "fullchain", "privkey")
-
-# -- reading certbot's directory ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Material:
-    """The live files of a certbot lineage, checked: the key matches, the chain is in order."""
-
-    cert_pem: bytes
-    chain_pem: bytes
-    key_pem: bytes
-    info: CertInfo
-    sources: dict[str, str]  # cert/chain/privkey -> the archive file read
-
-
-def _live_file(directory: Path, name: str, conf: dict[str, Any], kind: str) -> Path:
-    """The conf's path of a live file, else live/NAME/KIND.pem (a certbot directory that was
-    moved or copied keeps its old absolute paths in the confs)."""
-    default = directory / "live" / name / f"{kind}.pem"
-    configured = text_of(conf.get(kind))
-    if configured and (os.path.lexists(configured) or not os.path.lexists(default)):
-        return Path(configured)
-    return default
-
-
-def read_material(directory: Path, name: str, conf: dict[str, Any]) -> Material:
-    """Read and check the live certificate, chain and key (through the live symlinks)."""
-    paths = {kind: _live_file(directory, name, conf, kind) for kind in _FILES}
-    leaf = x.parse_certificates(read_input(paths["cert"], "certificate"), str(paths["cert"]))[0]
-    try:
-        chain_data = read_input(paths["chain"], "chain")
-        chain = x.parse_certificates(chain_data, str(paths["chain"]))
-        sources = {"chain": str(paths["chain"].resolve())}
-    except NotFoundError:  # no chain.pem: the full chain has it
-        fullchain = read_input(paths["fullchain"], "full chain")
-        chain = x.parse_certificates(fullchain, str(paths["fullchain"]))[1:]
-        sources = {"chain": str(paths["fullchain"].resolve())}
-    key = x.load_private_key(read_input(paths["privkey"], "private key"), str(paths["privkey"]))
-    if not x.same_public_key(key.public_key(), leaf.public_key()):
-        raise InvalidInputError(
-            f"the key {paths['privkey']} does not match the certificate {paths['cert']}",
-            "repair the lineage with certbot (certbot renew --cert-name "
-            f"{name} --force-renewal), then import it",
-        )
-    x.check_chain(leaf, chain)
-    info = x.cert_info(leaf)
-    if not info.sans:
-        raise InvalidInputError(f"{paths['cert']} has no subjectAltName extension")
-    check_certificate_names(info.sans, str(paths["cert"]))
-    sources |= {k: str(paths[k].resolve()) for k in ("cert", "privkey")}
-    return Material(
-        cert_pem=x.cert_pem(leaf),
-        chain_pem=b"".join(x.cert_pem(c) for c in chain),
-        key_pem=x.private_key_pem(key),
-        info=info,
-        sources=sources,
-    )
-
-
-def _read_conf(path: Path, what: str = "renewal configuration") -> dict[str, Any]:
-    data = read_input(path, what)
-    try:
-        text = data.decode()
-    except UnicodeDecodeError:
-        raise ConfError(f"{path} is not UTF-8 text") from None
-    return parse_configobj(text, str(path), reveal=what != "credentials file")
-
-
-def _credentials(params: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    path = text_of(params.get("dns_rfc2136_credentials"))
-    if not path:
-        return None, None
-    try:
-        return _read_conf(Path(path), "credentials file"), None
-    except CertcliError as exc:
-        return None, exc.message
-
-
-def jwk_private_key(jwk: dict[str, Any]) -> x.PrivateKey:
-    """A private key from certbot's account key (a JWK: RSA, or EC P-256/P-384)."""
-    from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
-    def number(field: str) -> int:
-        value = str(jwk[field])
-        return int.from_bytes(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), "big")
-
-    if jwk.get("kty") == "RSA":
-        public = rsa.RSAPublicNumbers(number("e"), number("n"))
-        return rsa.RSAPrivateNumbers(
-            number("p"),
-            number("q"),
-            number("d"),
-            number("dp"),
-            number("dq"),
-            number("qi"),
-            public,
-        ).private_key()
-    curves = {"P-256": ec.SECP256R1, "P-384": ec.SECP384R1}
-    if jwk.get("kty") == "EC" and jwk.get("crv") in curves:
-        return ec.derive_private_key(number("d"), curves[str(jwk["crv"])]())
-    raise ValueError(f"a {jwk.get('kty')} {jwk.get('crv', '')} key, which certcli cannot use")
-
-
-def read_certbot_account(directory: Path, server: str, account: str) -> Account:
-    """certbot's account `account` at `server`: accounts/<host><path>/<id>/ holds
-    private_key.json (a JWK), regr.json (its URI) and meta.json (when it was made)."""
-    parts = urlsplit(server)
-    path = directory / "accounts" / (parts.netloc + parts.path).strip("/") / account
-    if not path.is_dir():
-        found = sorted((directory / "accounts").glob(f"**/{account}/regr.json"))
-        if not found:
-            raise NotFoundError(f"certbot's account {account} is not under {directory}/accounts")
-        path = found[0].parent
-    # its key becomes certcli's account key, which signs every request to the CA: read only
-    # from directories and files nobody else can change, as certcli's own account
-    for below in (p for p in reversed((path, *path.parents)) if directory in p.parents):
-        trust.check_path(below)  # accounts/, then each directory down to the account's
-    for name in ("private_key.json", "regr.json", "meta.json"):
-        trust.check_path(path / name)
-    try:
-        key = jwk_private_key(json.loads(read_input(path / "private_key.json", "account key")))
-        regr = json.loads(read_input(path / "regr.json", "account"))
-        meta_path = path / "meta.json"
-        meta = json.loads(read_input(meta_path, "account")) if meta_path.exists() else {}
-        uri = regr["uri"]
-        body = regr.get("body") or {}
-        return Account(
-            directory=server,
-            uri=str(uri),
-            contact=tuple(str(c) for c in body.get("contact") or ()),
-            terms_of_service=regr.get("terms_of_service"),
-            created=str(meta.get("creation_dt") or ""),
-            key_pem=x.private_key_pem(key),
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise InvalidInputError(f"cannot read certbot's account in {path}: {reason}") from None
-
-
-# -- the plan -------------------------------------------------------------------------------
+from certcli.domains import validate_lineage_name
+from certcli.errors import (
+    CertcliError,
+    InvalidInputError,
+    NotFoundError,
+    StoreError,
+)
+from certcli.fingerprints import stored_fingerprints
+from certcli.models import CertInfo, rfc3339
+from certcli.storage.files import Store
 
 
 @dataclass(frozen=True)
@@ -266,20 +126,6 @@ class ImportPlan:
         }
 
 
-def _fingerprints(store: Store) -> dict[str, str]:
-    """Every certificate in the store (all versions made live): fingerprint -> where."""
-    found: dict[str, str] = {}
-    for name in store.names():
-        live = store.live_version(name) or 0
-        for version in store.versions(name):
-            if version <= live:
-                meta = store.version_meta(name, version)
-                fingerprint = (meta.get("certificate") or {}).get("fingerprint_sha256")
-                if fingerprint:
-                    found[fingerprint] = f"{name!r} version {version}"
-    return found
-
-
 def plan_import(
     store: Store,
     config: dict[str, Any],
@@ -324,7 +170,8 @@ def plan_import(
             f"its lineages: {', '.join(confs) or 'none'}",
         )
     selected = [confs[n] for n in dict.fromkeys(names)] if names else list(confs.values())
-    stored = _fingerprints(store)
+    # fingerprint -> where, the last version of each certificate
+    stored = {f: f"{n!r} version {v}" for f, n, v in stored_fingerprints(store)}
     zone = setting("dns.zone", None, config, None)
     dns_target = setting("dns.target", None, config, None) or (
         f"the default target under {zone}" if zone else None
@@ -332,7 +179,7 @@ def plan_import(
     lineages = [_plan_one(store, directory, path, stored, now, dns_target) for path in selected]
     lineages, changes = _plan_config(config, lineages)
     lineages, accounts = _plan_accounts(store, directory, lineages)
-    return ImportPlan(directory, lineages, accounts, changes, _notes(directory))
+    return ImportPlan(directory, lineages, accounts, changes, certbot_notes(directory))
 
 
 def _plan_one(
@@ -355,7 +202,7 @@ def _plan_one(
                 f"(`certcli delete {name}` first to import it again)",
             )
         trust.check_path(path)  # in a directory only we can change: no swap until it is read
-        conf = _read_conf(path)
+        conf = read_conf(path)
         material = read_material(directory, name, conf)
         info = material.info
         if info.fingerprint_sha256 in stored:
@@ -369,7 +216,7 @@ def _plan_one(
             )
         stored[info.fingerprint_sha256] = f"{name!r} (this import)"
         params = conf.get("renewalparams") if isinstance(conf.get("renewalparams"), dict) else {}
-        credentials, problem = _credentials(params)
+        credentials, problem = read_credentials(params)
         settings = map_renewal(
             name,
             info.sans,
@@ -469,139 +316,3 @@ def _plan_account(store: Store, directory: Path, server: str, wanted: str | None
     except CertcliError as exc:
         return AccountImport(server, "missing", reason=exc.message)
     return AccountImport(server, "import", account.uri, account=account)
-
-
-def _notes(directory: Path) -> list[str]:
-    """What certbot does beyond the lineages' own settings and certcli does not."""
-    notes = []
-    for kind in ("pre", "post", "deploy"):
-        hooks = directory / "renewal-hooks" / kind
-        try:
-            scripts = sorted(
-                p.name for p in hooks.iterdir() if p.is_file() and os.access(p, os.X_OK)
-            )
-        except OSError:
-            continue
-        if scripts:
-            notes.append(
-                f"certbot also runs {', '.join(scripts)} from {hooks} at each renewal; certcli "
-                f"does not: call them from hooks.{kind} (`certcli config set hooks.{kind} CMD`)"
-            )
-    if (directory / "cli.ini").is_file():
-        notes.append(
-            f"{directory / 'cli.ini'} may hold defaults certbot's renewals used too; "
-            "certcli did not read it"
-        )
-    return notes
-
-
-# -- applying the plan ----------------------------------------------------------------------
-
-
-def apply_import(store: Store, plan: ImportPlan, *, now: datetime) -> ImportPlan:
-    """Write what the plan says: accounts, then config.toml (once), then each lineage whole
-    (a lineage appears when its lineage.toml is written, last). Returns the plan with what
-    was done; a lineage that could not be written is `failed` and the others go on."""
-    if not plan.to_import:
-        return plan
-    store.ensure()
-    store.check_key_protection()  # before anything is written
-    accounts = [_apply_account(store, a) for a in plan.accounts]
-    config = _apply_config(store, plan.config)
-    lineages = [
-        _apply_lineage(store, item, now) if item.action == "import" else item
-        for item in plan.lineages
-    ]
-    return replace(plan, lineages=lineages, accounts=accounts, config=config)
-
-
-def _apply_account(store: Store, item: AccountImport) -> AccountImport:
-    if item.action != "import" or item.account is None:
-        return item
-    from certcli.accounts import account_id
-
-    with store.lock_account(account_id(item.server)):
-        existing = load_account(store, item.server)
-        if existing is not None:  # made meanwhile: certcli's own stays
-            return replace(item, action="kept", uri=existing.uri, account=None)
-        save_account(store, item.account)
-    return replace(item, action="imported")
-
-
-def _apply_config(store: Store, changes: dict[str, Any]) -> dict[str, Any]:
-    """Set the keys still unset in config.toml, in one atomic write, 0600 (it may hold the
-    TSIG secret)."""
-    if not changes:
-        return changes
-    import tomli_w
-
-    from certcli.config import load_config
-
-    config = load_config(store.root)
-    done: dict[str, Any] = {}
-    for key, value in changes.items():
-        if lookup(config, key) is not None:
-            continue
-        *parents, last = key.split(".")
-        node = config
-        for part in parents:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node[last] = value
-            done[key] = value
-    if done:
-        path = store.root / "config.toml"
-        try:
-            atomic_write(path, tomli_w.dumps(config).encode(), KEY_MODE)
-        except OSError as exc:
-            raise StoreError(f"cannot write {path}: {exc.strerror}") from None
-    return done
-
-
-def _apply_lineage(store: Store, item: LineageImport, now: datetime) -> LineageImport:
-    assert item.material is not None and item.settings is not None
-    name, material, info = item.name, item.material, item.material.info
-    try:
-        with store.lock(name):
-            if store.exists(name):
-                return replace(
-                    item,
-                    action="skipped",
-                    reason=f"certcli has a certificate named {name!r} now",
-                    material=None,
-                )
-            directory = store.lineage_dir(name)
-            # Without lineage.toml the directory is no lineage: what an interrupted import
-            # (or first upload) left, invisible to every reader.
-            shutil.rmtree(directory, ignore_errors=True)
-            try:
-                version = store.add_version(
-                    name,
-                    version_files(material.cert_pem, material.chain_pem, material.key_pem),
-                    {
-                        "certificate": info.to_json(),
-                        "source": "certbot",
-                        "imported_from": item.conf,
-                        "certbot_files": material.sources,
-                        "created": rfc3339(now),
-                    },
-                )
-                store.write_config(
-                    LineageConfig(
-                        name,
-                        info.sans,
-                        Mode.AUTO,
-                        item.settings.key_type,
-                        item.settings.lineage_extra(),
-                    )
-                )
-            except BaseException:
-                if not store.exists(name):
-                    shutil.rmtree(directory, ignore_errors=True)
-                raise
-    except CertcliError as exc:
-        return replace(item, action="failed", error=exc, material=None)
-    return replace(item, action="imported", version=version, material=None)

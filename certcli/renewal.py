@@ -18,6 +18,12 @@ def renewal_window_start(not_before: datetime, not_after: datetime) -> datetime:
     return not_after - remaining
 
 
+def last_twentieth(live: CertInfo) -> datetime:
+    """Where the last twentieth of a certificate's lifetime starts: due then whatever ARI
+    says, as a CA's window may be wrong or never reached."""
+    return live.not_after - (live.not_after - live.not_before) / 20
+
+
 def days_left(not_after: datetime, now: datetime) -> int:
     """Whole days until expiry, rounded down; negative once expired."""
     return (not_after - now) // timedelta(days=1)
@@ -116,7 +122,7 @@ def not_due_until(live: CertInfo, ari: tuple[datetime, datetime] | None) -> date
     """The first moment `renewal_reason` can find a lineage that is not due due, if nothing
     else changes (its settings, state or certificate)."""
     if ari is not None:
-        return min(ari[0], ari[1], live.not_after - (live.not_after - live.not_before) / 20)
+        return min(ari[0], ari[1], last_twentieth(live))
     return renewal_window_start(live.not_before, live.not_after)
 
 
@@ -149,6 +155,6 @@ def ari_reason(chosen: datetime, window_end: datetime, live: CertInfo, now: date
     the window has passed, or in the last twentieth of the lifetime whatever ARI says."""
     if now >= chosen or now >= window_end:
         return "inside the CA's renewal window (ARI)"
-    if now >= live.not_after - (live.not_after - live.not_before) / 20:
+    if now >= last_twentieth(live):
         return f"{days_left(live.not_after, now)} days left"
     return None

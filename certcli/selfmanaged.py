@@ -11,6 +11,7 @@ from pathlib import Path
 from certcli import x509 as x
 from certcli.domains import check_certificate_names, uncovered, validate_lineage_name
 from certcli.errors import InvalidInputError, NotConfirmedError, StoreError, UsageError
+from certcli.fingerprints import stored_fingerprints
 from certcli.inputs import read_input
 from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
 from certcli.storage.files import Store, version_files
@@ -230,22 +231,10 @@ def _matching_key(
 
 def _refuse_duplicate(store: Store, fingerprint: str) -> None:
     """The same certificate twice in the store is a mistake (a wrong file, a stale copy)."""
-    for other in store.names():
-        try:  # a damaged lineage is its own problem (status shows it), not this upload's
-            live = store.live_version(other) or 0
-            versions = store.versions(other)
-        except (StoreError, OSError):
-            continue
-        for version in versions:
-            if version > live:
-                continue  # written, never made live (a crash before the switch)
-            try:
-                meta = store.version_meta(other, version)
-            except StoreError:
-                continue
-            cert = meta.get("certificate")
-            if isinstance(cert, dict) and cert.get("fingerprint_sha256") == fingerprint:
-                raise InvalidInputError(
-                    f"this certificate is already stored as {other!r} version {version}",
-                    "check that you picked the right file",
-                )
+    # a damaged lineage is its own problem (status shows it), not this upload's
+    for found, other, version in stored_fingerprints(store, skip_unreadable=True):
+        if found == fingerprint:
+            raise InvalidInputError(
+                f"this certificate is already stored as {other!r} version {version}",
+                "check that you picked the right file",
+            )

@@ -15,7 +15,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from certcli.domains import is_ip
 from certcli.errors import InvalidInputError, UsageError
-from certcli.models import KEY_TYPES, CertInfo
+from certcli.keytypes import BY_CURVE, BY_NAME, BY_RSA_BITS, KEY_TYPES
+from certcli.models import CertInfo
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
@@ -33,13 +34,12 @@ class Subject:
 
 
 def generate_private_key(key_type: str) -> PrivateKey:
-    if key_type == "ec-p256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if key_type == "ec-p384":
-        return ec.generate_private_key(ec.SECP384R1())
-    if key_type.startswith("rsa-") and key_type in KEY_TYPES:
-        return rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
-    raise UsageError(f"unknown key type {key_type!r}", f"choose one of: {', '.join(KEY_TYPES)}")
+    spec = BY_NAME.get(key_type)
+    if spec is None:
+        raise UsageError(f"unknown key type {key_type!r}", f"choose one of: {', '.join(KEY_TYPES)}")
+    if spec.rsa_bits is not None:
+        return rsa.generate_private_key(public_exponent=65537, key_size=spec.rsa_bits)
+    return ec.generate_private_key(getattr(ec, spec.curves[0].upper())())  # ec.SECP256R1
 
 
 def private_key_pem(key: PrivateKey) -> bytes:
@@ -51,12 +51,12 @@ def private_key_pem(key: PrivateKey) -> bytes:
 
 
 def key_type_of(public_key: object) -> str:
+    """The key type of a key certcli may not have made (an upload, an import): a name out of
+    the table, or one in its style (rsa-1024, ec-secp521r1, ed25519)."""
     if isinstance(public_key, rsa.RSAPublicKey):
-        return f"rsa-{public_key.key_size}"
+        return BY_RSA_BITS.get(public_key.key_size, f"rsa-{public_key.key_size}")
     if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return {"secp256r1": "ec-p256", "secp384r1": "ec-p384"}.get(
-            public_key.curve.name, f"ec-{public_key.curve.name}"
-        )
+        return BY_CURVE.get(public_key.curve.name, f"ec-{public_key.curve.name}")
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         return "ed25519"
     if isinstance(public_key, ed448.Ed448PublicKey):

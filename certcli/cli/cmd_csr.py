@@ -44,7 +44,7 @@ def csr(
     from certcli.domains import default_lineage_name, normalize_identifiers
     from certcli.errors import UsageError
     from certcli.export import Exported, check_export_target, write_export
-    from certcli.models import DEFAULT_KEY_TYPE
+    from certcli.keytypes import DEFAULT_KEY_TYPE
     from certcli.selfmanaged import create_csr
     from certcli.x509 import Subject
 

@@ -34,7 +34,8 @@ def certbot(
     """Import certbot's certificates, keys and renewal settings as ACME lineages of certcli;
     certbot's files are only read."""
     from certcli.errors import NotConfirmedError
-    from certcli.importer import apply_import, plan_import
+    from certcli.importer import plan_import
+    from certcli.importer_apply import apply_import
 
     rt = runtime(ctx)
     out = rt.out

@@ -10,10 +10,10 @@ import typer
 from typer.models import TyperPath
 
 from certcli.cli import completion
-from certcli.cli.runtime import Runtime, runtime
+from certcli.cli.runtime import Runtime, runtime, session
 
 if TYPE_CHECKING:
-    from certcli.issuance import AcmeOptions, Outcome, Session
+    from certcli.issuance import AcmeOptions
 
 
 def issue(
@@ -113,6 +113,7 @@ def issue(
     ] = False,
 ) -> None:
     """Obtain a certificate over ACME (HTTP-01 through --webroot) and store it as a lineage."""
+    from certcli.cli.outcomes import report
     from certcli.cli.progress import PhaseView
     from certcli.config import setting
     from certcli.domains import default_lineage_name, normalize_identifiers
@@ -214,78 +215,3 @@ def _read_key_file(path: Path) -> str:
     if not key:
         raise UsageError(f"the EAB HMAC key file {path} is empty")
     return key
-
-
-def session(rt: Runtime) -> Session:
-    from certcli.issuance import Session
-
-    return Session(
-        rt.store,
-        interactive=rt.out.stdin_tty,
-        pause=rt.out.wait_for_enter,
-        accept_tos=lambda url: rt.out.confirm(f"Do you accept the CA's terms of service at {url}?"),
-    )
-
-
-def report(
-    rt: Runtime,
-    outcomes: list[Outcome],
-    *,
-    single_error: bool = False,
-    problems: list[str] | None = None,
-    document: bool = True,
-) -> None:
-    """Print what happened; exit 1 when anything failed (or, for one lineage, its own code).
-    `document=False`: the caller prints the --json document of its own (san add)."""
-    from certcli.cli.output import error_line
-    from certcli.errors import ExitCode
-
-    out = rt.out
-    failed = [o for o in outcomes if o.action == "failed"]
-    problems = [p for o in outcomes for p in o.problems] + (problems or [])
-    if out.json_mode and document:
-        out.emit_json({"results": [o.to_json() for o in outcomes], "problems": problems})
-    for o in outcomes:
-        cert = o.certificate
-        for note in o.notes:
-            out.warn(f"{o.name}: {note}")
-        if o.action in ("issued", "renewed") and cert and not out.quiet:
-            live = rt.store.lineage_dir(o.name) / "live"
-            out.line(
-                f"{o.action.capitalize()} {o.name}: {', '.join(cert.sans)}, version {o.version}, "
-                f"expires {cert.not_after:%Y-%m-%d} ({live})"
-            )
-        elif o.action == "dry_run" and cert and not out.quiet:
-            out.line(f"Dry run {o.name}: the CA issued serial {cert.serial}; nothing was stored")
-        elif o.action == "deployed" and o.deploy_error is None and not out.quiet:
-            out.line(f"Deployed {o.name}: version {o.version}; the deploy hook succeeded this time")
-        elif o.action == "not_due" and out.verbose:
-            out.line(f"{o.name}: not due")
-        elif o.action == "skipped" and (o.extra.get("warn") or o.extra.get("asked") or out.verbose):
-            out.warn(f"{o.name}: {o.reason}")
-        elif o.action == "backoff" and o.extra.get("urgent"):  # said even from cron
-            last = o.extra.get("last_error")
-            out.warn(
-                f"{o.name}: {o.extra['urgent']}, but not renewed: the last attempt failed"
-                + (f" ({last})" if last else "")
-                + f"; {o.reason}"
-            )
-        elif o.action == "backoff" and out.verbose:
-            out.line(f"{o.name}: failed before; {o.reason}")
-    for problem in problems:
-        print(error_line(problem), file=sys.stderr)
-    if not failed:
-        if problems:
-            raise typer.Exit(ExitCode.FAILED)
-        return
-    from certcli.cli.dnsview import render_diagnoses
-
-    for o in failed:
-        render_diagnoses(out, getattr(o.error, "diagnoses", ()))
-    if single_error and len(outcomes) == 1 and failed[0].error is not None:
-        raise failed[0].error
-    for o in failed:
-        error = o.error
-        message = error.message if error is not None else "failed"
-        print(error_line(f"{o.name}: {message}", error.hint if error else None), file=sys.stderr)
-    raise typer.Exit(ExitCode.FAILED)

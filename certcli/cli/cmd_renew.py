@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from certcli.cli import completion
-from certcli.cli.runtime import runtime
+from certcli.cli.runtime import runtime, session
 
 
 def renew(
@@ -37,7 +37,7 @@ def renew(
     Nothing is printed on stdout when nothing was due; the exit status is 1 when any
     renewal failed.
     """
-    from certcli.cli.cmd_issue import report, session
+    from certcli.cli.outcomes import report
     from certcli.cli.progress import PhaseView
     from certcli.config import setting
     from certcli.errors import LockedError

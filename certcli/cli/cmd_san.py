@@ -7,27 +7,28 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from certcli.cli import completion
-from certcli.cli.runtime import Runtime, runtime
+from certcli.cli.runtime import Runtime, runtime, session
 
 if TYPE_CHECKING:
     from certcli.issuance import SanChange
 
 app = typer.Typer(help="Change or list a lineage's SANs.", no_args_is_help=True)
+_Lineage = Annotated[
+    str, typer.Argument(help="The lineage.", autocompletion=completion.lineage_names)
+]
 
 
 @app.command("add")
 def add(
     ctx: typer.Context,
-    name: Annotated[
-        str, typer.Argument(help="The lineage.", autocompletion=completion.lineage_names)
-    ],
+    name: _Lineage,
     sans: Annotated[list[str], typer.Argument(help="Names to add.")],
     no_issue: Annotated[
         bool, typer.Option("--no-issue", help="Only record them; `renew` issues later.")
     ] = False,
 ) -> None:
     """Add SANs; check their DNS and re-issue at once when all are Valid."""
-    from certcli.cli.cmd_issue import report, session
+    from certcli.cli.outcomes import report
     from certcli.cli.progress import PhaseView
     from certcli.domains import normalize_identifiers
     from certcli.issuance import san_add
@@ -51,9 +52,7 @@ def add(
 @app.command("remove")
 def remove(
     ctx: typer.Context,
-    name: Annotated[
-        str, typer.Argument(help="The lineage.", autocompletion=completion.lineage_names)
-    ],
+    name: _Lineage,
     sans: Annotated[list[str], typer.Argument(help="Names to remove.")],
 ) -> None:
     """Remove SANs; the live certificate stays until the next renewal leaves them out."""
@@ -67,12 +66,10 @@ def remove(
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    name: Annotated[
-        str, typer.Argument(help="The lineage.", autocompletion=completion.lineage_names)
-    ],
+    name: _Lineage,
 ) -> None:
     """Each SAN with its SSL status and last DNS status."""
-    from certcli.cli.cmd_status import san_table
+    from certcli.cli.tables import san_table
     from certcli.domains import validate_lineage_name
     from certcli.errors import StoreError
     from certcli.models import LineageStatus

@@ -8,25 +8,12 @@ import typer
 
 from certcli.cli import completion
 from certcli.cli.runtime import runtime
+from certcli.cli.tables import LABELS, san_table
 
 if TYPE_CHECKING:
     from certcli.cli.output import Output
     from certcli.report import LineageReport
 
-LABELS = {
-    "damaged": "Damaged",
-    "mismatch": "Mismatch",
-    "active": "Active",
-    "pending": "Pending",
-    "dns_missing": "DNS Missing",
-    "dns_wrong": "DNS Wrong",
-    "dns_duplicate": "DNS Duplicate",
-    "expiring": "Expiring",
-    "expired": "Expired",
-    "failed": "Failed",
-    "covered": "Covered",
-    "not_covered": "Not covered",
-}
 _STYLE = {"active": "green", "expiring": "yellow", "pending": "cyan"}
 
 
@@ -157,30 +144,3 @@ def _detail(out: Output, r: LineageReport) -> None:
     if r.sans:
         out.line()
         san_table(out, r)
-
-
-def san_table(out: Output, r: LineageReport) -> None:
-    from certcli.cli.dnsview import LABELS as DNS_LABELS
-    from certcli.cli.dnsview import STYLES as DNS_STYLES
-
-    out.table(
-        ["SAN", "SSL Status", "DNS Status", "Found"],
-        [
-            [
-                s.name,
-                LABELS[s.ssl_status.value],
-                DNS_LABELS.get(s.dns_status or "", "not checked"),
-                s.found or "-",
-            ]
-            for s in r.sans
-        ],
-        [
-            [
-                None,
-                "green" if s.ssl_status.value == "covered" else "red",
-                DNS_STYLES.get(s.dns_status, "red") if s.dns_status else None,
-                None,
-            ]
-            for s in r.sans
-        ],
-    )

@@ -121,11 +121,15 @@ def answer(instruction: str) -> int:
 def candidates(args: list[str], incomplete: str) -> tuple[str, list[tuple[str, str | None]]]:
     """What may follow `certcli ARGS...` in place of `incomplete`: ("plain", [(value, help),
     ...]), or ("files" | "dirs", []) when the shell should complete a path."""
+    # typer vendors its own click (typer._click) and offers no public way to walk a command
+    # line to the parameter at the cursor; the `click` package installed beside it is another
+    # copy, whose classes typer's commands are not. So these private names, pinned with typer
+    # (<0.29), are the only route; the completion tests catch a change in them.
     from typer._click.core import Command, ParameterSource
     from typer._click.shell_completion import _resolve_context, _resolve_incomplete
 
     from certcli.cli.app import build
-    from certcli.cli.main import command_to_build, hoist_global_options
+    from certcli.cli.argv import command_to_build, hoist_global_options
 
     args = hoist_global_options(args)  # as the real parser sees them
     command = typer.main.get_command(build(command_to_build(args)))  # as run() builds it
@@ -187,7 +191,7 @@ def choices(load: Callable[[], Any]) -> Callable[[str], list[str]]:
 
 
 def _key_types() -> tuple[str, ...]:
-    from certcli.models import KEY_TYPES
+    from certcli.keytypes import KEY_TYPES
 
     return KEY_TYPES
 

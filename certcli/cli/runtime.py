@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from certcli.cli.output import Output
 from certcli.storage.files import Store
+
+if TYPE_CHECKING:
+    from certcli.issuance import Session
 
 
 @dataclass
@@ -66,3 +69,15 @@ class Runtime:
 
 def runtime(ctx: typer.Context) -> Runtime:
     return ctx.find_root().obj
+
+
+def session(rt: Runtime) -> Session:
+    """The pool of CA connections for this run, asking the user through its output."""
+    from certcli.issuance import Session
+
+    return Session(
+        rt.store,
+        interactive=rt.out.stdin_tty,
+        pause=rt.out.wait_for_enter,
+        accept_tos=lambda url: rt.out.confirm(f"Do you accept the CA's terms of service at {url}?"),
+    )

@@ -6,10 +6,12 @@ import pytest
 
 from certcli.config import (
     SECRET_KEYS,
+    assign,
     check_settings,
     config_dir,
     env_name,
     load_config,
+    lookup,
     resolve_server,
     setting,
 )
@@ -160,3 +162,15 @@ def test_server_urls_that_cannot_be_parsed_are_usage_errors() -> None:
 )
 def test_a_url_in_a_message_keeps_only_its_host(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_assign_writes_what_lookup_reads() -> None:
+    table: dict[str, object] = {"dns": {"zone": "example.com"}, "email": "a@example.com"}
+    assign(table, "dns.target", "acme.example.net")
+    assign(table, "renewal.hooks.deploy", "true")
+    assert lookup(table, "dns.target") == "acme.example.net"
+    assert lookup(table, "dns.zone") == "example.com"
+    assert table["renewal"] == {"hooks": {"deploy": "true"}}
+    with pytest.raises(UsageError, match=r"email in config\.toml is a value, not a section"):
+        assign(table, "email.x", 1)
+    assert lookup(table, "email") == "a@example.com"

@@ -160,7 +160,7 @@ TRAILERS = ["\n", "\r", "\t", "\x00", " ", "\r\n", "\x0b"]
 
 @pytest.mark.parametrize("tail", TRAILERS)
 def test_every_pattern_refuses_a_trailing_or_inner_control_character(tail: str) -> None:
-    import certcli.certbot_conf as certbot_conf
+    import certcli.configobj as configobj
     import certcli.storage.versions as versions_module
     from certcli.domains import check_email
     from certcli.manage import _check_key
@@ -178,7 +178,7 @@ def test_every_pattern_refuses_a_trailing_or_inner_control_character(tail: str) 
         check_email(f"me@example.com{tail}")
     assert not http01._TOKEN.fullmatch(f"abc{tail}")
     assert not versions_module._VERSION_DIR.fullmatch(f"0001{tail}")
-    assert certbot_conf._SECTION.fullmatch(f"[renewalparams]{tail}x") is None
+    assert configobj._SECTION.fullmatch(f"[renewalparams]{tail}x") is None
 
 
 def test_a_control_character_is_shown_visibly_in_the_message() -> None:

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from certcli.certbot_conf import ConfError, map_key_type, map_renewal, parse_configobj
+from certcli.certbot_conf import map_key_type, map_renewal
+from certcli.certbot_files import jwk_private_key
 from certcli.config import LETSENCRYPT
+from certcli.configobj import ConfError, parse_configobj
 from certcli.errors import InvalidInputError
-from certcli.importer import jwk_private_key, plan_import
+from certcli.importer import plan_import
 from certcli.storage.files import Store
 from certcli.x509 import same_public_key
 
@@ -310,8 +312,7 @@ def test_an_unreadable_certbot_directory_is_one_error(
 def test_an_imported_rsa_account_key_signs_with_rs256() -> None:
     import josepy as jose
 
-    from certcli.engine.account import alg as _alg
-    from certcli.engine.account import jwk as _jwk
+    from certcli.engine import _alg, _jwk
     from certcli.x509 import private_key_pem
 
     rsa_jwk = _jwk(private_key_pem(rsa.generate_private_key(65537, 2048)))
@@ -323,11 +324,11 @@ def test_an_imported_rsa_account_key_signs_with_rs256() -> None:
 def test_a_broken_credentials_file_is_reported_without_its_lines(tmp_path: Path) -> None:
     """A secret wrapped onto a line of its own breaks the file; the error names the line,
     never its text (it reaches stderr and --json)."""
-    from certcli.importer import _credentials
+    from certcli.certbot_files import read_credentials
 
     secret = "6lVbtu3HGVrM+Z1ncMGPSuIwEQTJf8pY9ewaw2W5Jfw4K/c7JVDg8ISAZo4MezsR"
     ini = tmp_path / "rfc2136.ini"
     ini.write_text(f"dns_rfc2136_name = k\ndns_rfc2136_secret =\n{secret}\n")
-    found, problem = _credentials({"dns_rfc2136_credentials": str(ini)})
+    found, problem = read_credentials({"dns_rfc2136_credentials": str(ini)})
     assert found is None and problem is not None
     assert "line 3" in problem and secret[:12] not in problem

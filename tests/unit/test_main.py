@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from certcli.cli.main import hoist_global_options
+from certcli.cli.argv import hoist_global_options
 
 
 def test_global_options_may_follow_the_command() -> None:

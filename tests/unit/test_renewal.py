@@ -10,6 +10,7 @@ from certcli.renewal import (
     days_left,
     deploy_pending,
     expiry_notice,
+    last_twentieth,
     lineage_statuses,
     renewal_window_start,
 )
@@ -255,3 +256,8 @@ def test_not_yet_covered_is_a_reason_to_renew_in_the_domains_order() -> None:
     assert renewal_reason(info, ("example.com",), now) is None
     reason = renewal_reason(info, ("b.example.com", "example.com", "a.example.com"), now)
     assert reason == "not yet covered: b.example.com, a.example.com"
+
+
+def test_the_last_twentieth_of_a_lifetime() -> None:
+    assert last_twentieth(_info(90)) == T0 + timedelta(days=85.5)
+    assert last_twentieth(_info(6)) == T0 + timedelta(days=5.7)

@@ -28,6 +28,23 @@ def test_key_generation(key_type: str, cls: type, size: int) -> None:
     assert x.key_type_of(key.public_key()) == key_type
 
 
+def test_every_key_type_in_the_table_is_made_and_recognised() -> None:
+    """The table is the only list: what x509 makes, config accepts and completion offers."""
+    from certcli import models
+    from certcli.config import Source, checked
+    from certcli.keytypes import KEY_TYPES, TABLE
+
+    assert models.KEY_TYPES == KEY_TYPES  # until models.py reads the table too
+    for spec in TABLE:
+        if spec.rsa_bits != 4096:  # a second to make; rsa-3072 stands for it
+            key = x.generate_private_key(spec.name)
+            assert x.key_type_of(key.public_key()) == spec.name
+        assert checked("key_type", spec.name, Source("key_type")) == spec.name
+    other = ec.generate_private_key(ec.SECP521R1()).public_key()
+    assert x.key_type_of(other) == "ec-secp521r1"  # outside the table: named in its style
+    assert x.key_type_of(rsa.generate_private_key(65537, 1024).public_key()) == "rsa-1024"
+
+
 def test_unknown_key_type_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="rsa-1024"):
         x.generate_private_key("rsa-1024")
