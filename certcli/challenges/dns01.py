@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from certcli.domains import challenge_name, is_ip, normalize_dns_name
 from certcli.errors import CertcliError, DnsNotReadyError, UsageError
-from certcli.providers import PROVIDERS, make_provider, provider_settings, secret_keys
+from certcli.providers import PROVIDERS, make_provider, provider_settings
+from certcli.providers import secret_keys as provider_secrets
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -276,9 +277,7 @@ class Delegation:
     ip_addresses = False
     wait_phase: str | None = "Waiting for DNS"  # propagation: a phase of its own
 
-    @property
-    def secret_keys(self) -> tuple[str, ...]:
-        return secret_keys()
+    secret_keys = provider_secrets()  # the providers'
 
     def settings(self, get: Get, root: Path | None) -> DnsSettings:
         return settings(get, root)
