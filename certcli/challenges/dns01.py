@@ -125,9 +125,8 @@ class DelegationSolver:
                 continue  # never presented
             # an add that failed may have reached the server all the same (a timeout):
             # removing is harmless, and its record stays for the next run in case the add
-            # lands later
-            # a value that could not be removed keeps its record: the next run removes it
-            # (never hiding the order's own outcome)
+            # lands later. A value that could not be removed keeps its record too, and the
+            # next run removes it; the order's own outcome is never hidden.
             removed = False
             with contextlib.suppress(CertcliError):
                 self.provider.cleanup(
