@@ -10,6 +10,7 @@ from typing import Any
 
 from certcli.config import LETSENCRYPT, SECRET_KEYS  # noqa: F401 -- importer and cmd_import use it
 from certcli.keytypes import BY_CURVE, KEY_TYPES
+from certcli.providers.rfc2136 import TSIG_ALGORITHMS
 
 # -- mapping certbot's settings onto certcli's ------------------------------------------------
 
@@ -48,7 +49,6 @@ class Settings:
         return extra
 
 
-_TSIG = {"hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}
 
 
 def text_of(value: Any) -> str | None:
@@ -118,7 +118,7 @@ def _rfc2136(
         missing = [k for k, v in (("server", server), ("name", name), ("secret", secret)) if not v]
         return {}, f"{where} has no dns_rfc2136_{', dns_rfc2136_'.join(missing)}"
     algorithm = (text_of(credentials.get("dns_rfc2136_algorithm")) or "HMAC-MD5").lower()
-    if algorithm not in _TSIG:
+    if algorithm not in TSIG_ALGORITHMS:
         return {}, (
             f"the TSIG key in {where} uses {algorithm.upper()}, which certcli does not sign "
             "with: make an hmac-sha256 key (tsig-keygen) and set dns.rfc2136.*"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from certcli import challenges, providers
 from certcli.domains import spaced
 from certcli.errors import CertcliError, StoreError, UsageError
 from certcli.keytypes import KEY_TYPES
@@ -240,6 +241,9 @@ class Kind:
 
 SECONDS = Kind("a number of seconds above 0", _positive_seconds)
 TEXT = Kind("text", _text)
+DNS_NAME = Kind("a DNS name, without spaces or control characters", _dns_name)
+#: The kinds a DNS provider module may give its settings.
+_PROVIDER_KINDS = {"text": TEXT, "seconds": SECONDS, "dns_name": DNS_NAME}
 _KINDS: dict[str, Kind] = {
     **dict.fromkeys(
         (
@@ -250,10 +254,6 @@ _KINDS: dict[str, Kind] = {
             "hooks.deploy",
             "notify.command",
             "notify.webhook",
-            "dns.hook.auth",
-            "dns.hook.cleanup",
-            *(f"dns.rfc2136.{k}" for k in ("server", "tsig_name", "tsig_secret")),
-            "dns.rfc2136.tsig_algorithm",
         ),
         TEXT,
     ),
@@ -263,12 +263,12 @@ _KINDS: dict[str, Kind] = {
     ),
     "email": Kind("an email address (name@example.com)", _email),
     "key_type": _one_of(*KEY_TYPES),
-    "challenge": _one_of("http-01", "dns-01"),
-    "dns.provider": _one_of("rfc2136", "hook", "manual"),
+    "challenge": _one_of(*challenges.names()),
+    "dns.provider": _one_of(*providers.names()),
     **dict.fromkeys(("preferred_chain", "profile"), Kind("a name as the CA gives it", _name)),
     **dict.fromkeys(
-        ("dns.target", "dns.zone", "dns.rfc2136.zone"),
-        Kind("a DNS name, without spaces or control characters", _dns_name),
+        ("dns.target", "dns.zone"),
+        DNS_NAME,
     ),
     **dict.fromkeys(
         (
@@ -277,7 +277,6 @@ _KINDS: dict[str, Kind] = {
             "hooks.timeout",
             "dns.propagation_timeout",
             "dns.query_timeout",
-            "dns.hook.timeout",
         ),
         SECONDS,
     ),
@@ -287,12 +286,17 @@ _KINDS: dict[str, Kind] = {
     "store.encrypt_keys": Kind("true or false", _boolean),
     "dns.resolvers": Kind('a list of servers (["IP:PORT", ...]) or text', _texts),
     "dns.authoritative": Kind('a list of servers (["IP:PORT", ...]) or text', _texts),
+    # each DNS provider's own, as its module declares them (certcli/providers/)
+    **{key: _PROVIDER_KINDS[kind] for key, kind in providers.setting_kinds().items()},
 }
 #: Sections that hold settings: each must be a table wherever it is given.
 SECTIONS = sorted({key.rsplit(".", 1)[0] for key in _KINDS if "." in key})
 
 #: Settings whose values are secrets: never shown in a message, never taken from argv.
-SECRET_KEYS = ("dns.rfc2136.tsig_secret", "notify.webhook")
+SECRET_KEYS = (
+    *(key for m in challenges.METHODS.values() for key in m.secret_keys),
+    "notify.webhook",
+)
 
 
 def checked(key: str, value: Any, source: Source) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,6 +24,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
+from certcli.challenges.dns01 import san_json
 from certcli.domains import challenge_name, normalize_dns_name
 from certcli.errors import DnsPropagationError, UsageError
 
@@ -53,14 +53,14 @@ class Diagnosis:
         return f"{self.challenge_name}. 300 IN CNAME {self.expected_target}."
 
     def to_json(self, ssl_status: str | None = None) -> dict[str, Any]:
-        return {
-            "name": self.san,
-            "dns_status": self.status.value,
-            "ssl_status": ssl_status,
-            "challenge_name": self.challenge_name,
-            "expected_target": self.expected_target,
-            "found": self.found,
-        }
+        return san_json(
+            self.san,
+            self.status.value,
+            ssl_status,
+            self.expected_target,
+            self.found,
+            self.challenge_name,
+        )
 
 
 def _is_port(text: str) -> bool:
@@ -245,7 +245,6 @@ def wait_for_txt(
     values: set[str],
     servers: dict[str, list[tuple[str, int]]],
     timeout: float,
-    progress: Callable[[str], None] | None = None,
 ) -> None:
     """Return once every name server (any one of its addresses: a host may have an IPv6
     address this machine cannot reach) serves every value; raise after `timeout` seconds
@@ -270,8 +269,6 @@ def wait_for_txt(
                 lacking[host] = "; ".join(seen)
         if not lacking:
             return
-        if progress:
-            progress(f"waiting for {len(lacking)} of {len(servers)} name servers")
         if time.monotonic() + delay > deadline:
             host, what = next(iter(lacking.items()))
             raise DnsPropagationError(

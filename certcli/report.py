@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from certcli.domains import challenge_name, covered_in, san_index
+from certcli.challenges.dns01 import san_json
+from certcli.domains import covered_in, san_index
 from certcli.errors import StoreError
 from certcli.models import (
     CertInfo,
@@ -46,14 +47,9 @@ class SanReport:
     found: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "dns_status": self.dns_status,
-            "ssl_status": self.ssl_status.value,
-            "challenge_name": challenge_name(self.name),
-            "expected_target": self.expected_target,
-            "found": self.found,
-        }
+        return san_json(
+            self.name, self.dns_status, self.ssl_status.value, self.expected_target, self.found
+        )
 
 
 @dataclass(frozen=True)

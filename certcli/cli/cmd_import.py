@@ -71,10 +71,11 @@ def certbot(
 def _describe(item: LineageImport) -> str:
     cert, settings = item.certificate, item.settings
     assert cert is not None and settings is not None
-    if settings.challenge == "http-01":
-        how = f"webroot {settings.webroot}"
-    elif settings.challenge == "dns-01":
-        how = "DNS-01 by delegation"
+    from certcli.challenges import METHODS
+
+    method = METHODS.get(settings.challenge or "")
+    if method is not None:
+        how = method.describe(settings.webroot)
     else:
         how = f"no challenge certcli can answer (certbot used {settings.authenticator})"
     hook = f", deploy hook `{settings.deploy_hook}`" if settings.deploy_hook else ""

@@ -36,7 +36,7 @@ from certcli.engine.directory import Directory, looks_moved
 from certcli.engine.network import CaSettings, Network, check_bundles, log
 from certcli.engine.order import Progress, SolverFor
 from certcli.errors import NotFoundError
-from certcli.store import Store
+from certcli.storage.files import Store
 
 __all__ = [
     "Ca",

@@ -19,7 +19,7 @@ from certcli.accounts import Account, account_id, load_account, save_account
 from certcli.engine.network import CaSettings, Network, log, open_network
 from certcli.errors import NotFoundError, UnauthorizedError, UsageError
 from certcli.models import rfc3339
-from certcli.store import Store
+from certcli.storage.files import Store
 
 
 def jwk(key_pem: bytes, what: str = "the account key") -> jose.JWK:

@@ -15,7 +15,7 @@ from acme import messages
 from certcli.accounts import load_directory, save_directory
 from certcli.engine.network import CaSettings, log, open_network
 from certcli.errors import AcmeError, CertcliError
-from certcli.store import Store
+from certcli.storage.files import Store
 
 DIRECTORY_MAX_AGE = 24 * 3600.0  # seconds a kept copy of a CA's directory is used
 RESOURCES = ("newNonce", "newAccount", "newOrder", "revokeCert", "keyChange", "renewalInfo")

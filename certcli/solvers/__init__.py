@@ -1,35 +1,13 @@
-"""Challenge solvers: small present / wait / cleanup units that the engine drives for all
-of an order's challenges at once (prepare all, answer all, clean up all, even on failure)."""
+"""Temporary: the old home of certcli/challenges, kept for issuance.py and engine.py until
+they move (then this package goes). `certcli.solvers.dns01` and `.http01` name the modules
+of certcli/challenges, whose names they import: DelegationSolver, DnsSettings, make_provider,
+WebrootSolver, sweep."""
 
-from __future__ import annotations
+import sys
 
-from dataclasses import dataclass
-from typing import Protocol
+from certcli.challenges import Challenge, Solver, dns01, http01
 
+sys.modules[f"{__name__}.dns01"] = dns01
+sys.modules[f"{__name__}.http01"] = http01
 
-@dataclass(frozen=True)
-class Challenge:
-    """One challenge to satisfy, in the terms a solver needs."""
-
-    identifier: str  # the domain (with `*.` for a wildcard) or IP address
-    type: str  # "http-01" or "dns-01"
-    token: str
-    key_authorization: str  # what an HTTP-01 file holds
-    validation: str  # what the CA checks: the key authorization, or the DNS-01 TXT value
-
-
-class Solver(Protocol):
-    challenge_type: str
-
-    def check(self) -> None:
-        """Prove now, before any order, that presenting will work (a writable webroot,
-        DNS credentials the server accepts)."""
-
-    def present(self, challenges: list[Challenge]) -> None:
-        """Make every challenge answerable (write files, add TXT records)."""
-
-    def wait(self, challenges: list[Challenge]) -> None:
-        """Return once the CA can see them (propagation); raise when it never will."""
-
-    def cleanup(self, challenges: list[Challenge]) -> None:
-        """Remove what `present` added, and only that. Never raises."""
+__all__ = ["Challenge", "Solver"]

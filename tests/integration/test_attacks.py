@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import tomli_w
 
-from certcli.solvers import Challenge
-from certcli.solvers.http01 import WebrootSolver
+from certcli.challenges import Challenge
+from certcli.challenges.http01 import WebrootSolver
 from tests.conftest import Certcli, OtherUser, ok, snapshot
 from tests.lab import Lab
 from tests.lab.localca import LocalCA

@@ -215,7 +215,7 @@ def test_only_its_own_values_are_removed(dns: Certcli, lab: Lab, target: str) ->
 STALL_AFTER_ADD = textwrap.dedent(
     """
     import sys, time
-    from certcli.solvers import dns01
+    from certcli.challenges import dns01
 
     def wait(self, challenges):
         print("stalled", flush=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from certcli.challenges import Challenge
+from certcli.challenges.http01 import WebrootSolver
 from certcli.errors import CertcliError
-from certcli.solvers import Challenge
-from certcli.solvers.http01 import WebrootSolver
 from tests.conftest import Certcli, OtherUser, ok, snapshot
 from tests.lab import Lab
 
@@ -153,9 +153,9 @@ def test_issue_refuses_a_planted_link_in_the_webroot(
 _CHILD = """
 import os, signal, sys
 from pathlib import Path
-from certcli.solvers import Challenge
+from certcli.challenges import Challenge
 from certcli.leftovers import Journal
-from certcli.solvers.http01 import WebrootSolver
+from certcli.challenges.http01 import WebrootSolver
 webroot, records, token, then = sys.argv[1:]
 challenges = [Challenge("x.example.com", "http-01", token, token + ".thumb", token + ".thumb")]
 solver = WebrootSolver(Path(webroot), Journal(Path(records), "http-01"))

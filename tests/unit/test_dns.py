@@ -2,15 +2,13 @@ from __future__ import annotations
 
 import pytest
 
+from certcli.challenges.dns01 import DnsSettings
 from certcli.dnscheck import Diagnosis, DnsStatus, parse_servers
 from certcli.errors import UsageError
-from certcli.solvers.dns01 import (
-    DnsSettings,
-    HookProvider,
-    ManualProvider,
-    Rfc2136Provider,
-    make_provider,
-)
+from certcli.providers import make_provider
+from certcli.providers.hook import HookProvider
+from certcli.providers.manual import ManualProvider
+from certcli.providers.rfc2136 import Rfc2136Provider
 
 
 def test_servers_parse_with_and_without_ports() -> None:
@@ -84,7 +82,7 @@ def test_the_manual_provider_needs_a_terminal_and_shows_the_record() -> None:
     shown: list[str] = []
     provider = ManualProvider(True, shown.append)
     provider.check()
-    provider.add("T.acme.net.", "value-1", "*.x.com")
+    provider.present("T.acme.net.", "value-1", "*.x.com")
     assert shown == [
         'For *.x.com, create this record, then press Enter:\n  t.acme.net. 60 IN TXT "value-1"'
     ]
@@ -131,22 +129,22 @@ class _FlakyProvider:
     def check(self) -> None:
         pass
 
-    def add(self, name: str, value: str, domain: str) -> None:
+    def present(self, name: str, value: str, domain: str) -> None:
         from certcli.errors import DnsProviderError
 
         self.zone.add(value)  # it landed all the same
         raise DnsProviderError("no answer from the DNS server")
 
-    def remove(self, name: str, value: str, domain: str) -> None:
+    def cleanup(self, name: str, value: str, domain: str) -> None:
         self.zone.discard(value)
         self.removed.append(value)
 
 
 def test_an_add_that_failed_is_removed_and_its_record_kept_for_the_next_run(tmp_path) -> None:
+    from certcli.challenges import Challenge
+    from certcli.challenges.dns01 import DelegationSolver
     from certcli.errors import DnsProviderError
     from certcli.leftovers import Journal
-    from certcli.solvers import Challenge
-    from certcli.solvers.dns01 import DelegationSolver
 
     settings = DnsSettings("rfc2136", "t.example", [], 1, 1, [], None, {}, {})
     journal = Journal(tmp_path / "leftovers", "dns-01")

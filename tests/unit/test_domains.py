@@ -162,9 +162,9 @@ TRAILERS = ["\n", "\r", "\t", "\x00", " ", "\r\n", "\x0b"]
 def test_every_pattern_refuses_a_trailing_or_inner_control_character(tail: str) -> None:
     import certcli.configobj as configobj
     import certcli.storage.versions as versions_module
+    from certcli.challenges import http01
     from certcli.domains import check_email
     from certcli.manage import _check_key
-    from certcli.solvers import http01
 
     for bad in (f"example.com{tail}", f"x{tail}.example.com", f"{tail}example.com"):
         with pytest.raises(UsageError):

@@ -228,7 +228,7 @@ def test_the_constructor_asks_no_ca_and_the_first_use_connects_once(tmp_path: Pa
 
 
 def _kept(tmp_path: Path, data: dict) -> Directory:
-    from certcli.store import Store
+    from certcli.storage.files import Store
 
     directory = Directory(Store(tmp_path / "config"), engine.CaSettings("https://ca.test/dir"))
     directory.use(data)

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from certcli.challenges import Challenge
+from certcli.challenges.http01 import WebrootSolver
 from certcli.config import LETSENCRYPT, resolve_server
 from certcli.errors import CertcliError, NotConfirmedError, StoreError, UsageError
 from certcli.issuance import AcmeOptions, _check_existing, make_plan
 from certcli.models import LineageConfig, Mode
-from certcli.solvers import Challenge
-from certcli.solvers.http01 import WebrootSolver
+from certcli.challenges import Challenge
+from certcli.challenges.http01 import WebrootSolver
 from certcli.storage.files import Store
 
 

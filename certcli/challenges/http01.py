@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from certcli.errors import CertcliError, UsageError
 from certcli.leftovers import Journal, Record
 from certcli.safepath import PlantedLinkError, create_at, open_dir, trusted
-from certcli.solvers import Challenge
+
+if TYPE_CHECKING:
+    from certcli.challenges import Challenge
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # base64url: never a path separator or '..'
 _CHALLENGE_DIR = ".well-known/acme-challenge"
@@ -166,3 +171,76 @@ def sweep(journal: Journal) -> None:
             record.done()
         else:
             record.keep()
+
+
+# -- the method: its settings, its check before ordering, its hint ------------------------
+
+
+@dataclass(frozen=True)
+class WebrootSettings:
+    webroot: str | None  # the directory the web server serves as http://DOMAIN/
+
+
+def _webroot(settings: WebrootSettings) -> Path:
+    if not settings.webroot:
+        raise UsageError(
+            "no webroot for HTTP-01", "give --webroot DIR, the directory your web server serves"
+        )
+    return Path(settings.webroot)
+
+
+class Webroot:
+    """HTTP-01 through a webroot, as the challenge registry knows it."""
+
+    name = "http-01"
+    wildcards = False
+    ip_addresses = True
+    wait_phase: str | None = None  # a file is served at once: no phase of its own
+    secret_keys: tuple[str, ...] = ()
+
+    def settings(self, get: Callable[[str, Any], Any], root: Path | None) -> WebrootSettings:
+        return WebrootSettings(get("webroot", None))
+
+    def solver(
+        self,
+        settings: WebrootSettings,
+        leftovers: Path,
+        interactive: bool,
+        ask: Callable[[str], None],
+    ) -> WebrootSolver:
+        return WebrootSolver(_webroot(settings), Journal(leftovers, self.name))
+
+    def check(self, identifiers: Sequence[str], settings: WebrootSettings) -> list[Any]:
+        """The webroot exists, is a directory, and certcli may write there."""
+        WebrootSolver(_webroot(settings)).check()
+        return []
+
+    def diagnose(self, identifiers: Sequence[str], settings: WebrootSettings) -> None:
+        return None  # nothing to look up before ordering
+
+    def hint(self, settings: WebrootSettings) -> str | None:
+        if not settings.webroot:
+            return None
+        return (
+            f"check that the web server serves {settings.webroot} as http://DOMAIN/ "
+            "(the CA fetches /.well-known/acme-challenge/ on port 80)"
+        )
+
+    def refuse(self, domains: Sequence[str], answers: str, name: str | None) -> None:
+        wildcard = next((d for d in domains if d.startswith("*.")), None)
+        if wildcard is not None:
+            raise UsageError(
+                f"{wildcard} needs DNS-01, and {answers} HTTP-01 (--webroot)",
+                "use --dns or --wildcard (DNS-01 through the CNAME delegation) instead"
+                + (f"; `certcli issue ... --name {name} --dns --expand` moves it" if name else ""),
+            )
+
+    def sweep(self, leftovers: Path) -> None:
+        """Token files a killed run left in a webroot go at the start of the next run."""
+        sweep(Journal(leftovers, self.name))
+
+    def describe(self, webroot: str | None) -> str:
+        return f"webroot {webroot}"
+
+
+METHOD = Webroot()

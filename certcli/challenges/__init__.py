@@ -1,0 +1,120 @@
+"""Challenge methods: how certcli proves control of a name, one module per method
+(`http01`: a webroot; `dns01`: CNAME delegation), behind one registry. Nothing outside this
+package branches on a challenge type: it asks the method.
+
+A method's solver is a small present / wait / cleanup unit that the engine drives for all
+of an order's challenges at once (prepare all, answer all, clean up all, even on failure)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from certcli.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """One challenge to satisfy, in the terms a solver needs."""
+
+    identifier: str  # the domain (with `*.` for a wildcard) or IP address
+    type: str  # the method's name: "http-01", "dns-01"
+    token: str
+    key_authorization: str  # what an HTTP-01 file holds
+    validation: str  # what the CA checks: the key authorization, or the DNS-01 TXT value
+
+
+class Solver(Protocol):
+    challenge_type: str
+
+    def check(self) -> None:
+        """Prove now, before any order, that presenting will work (a writable webroot,
+        DNS credentials the server accepts)."""
+
+    def present(self, challenges: list[Challenge]) -> None:
+        """Make every challenge answerable (write files, add TXT records)."""
+
+    def wait(self, challenges: list[Challenge]) -> None:
+        """Return once the CA can see them (propagation); raise when it never will."""
+
+    def cleanup(self, challenges: list[Challenge]) -> None:
+        """Remove what `present` added, and only that. Never raises."""
+
+
+#: A setting's value (command line, environment, lineage, config), or the default given.
+Get = Callable[[str, Any], Any]
+
+
+class ChallengeMethod(Protocol):
+    name: str  # as ACME names it: "http-01"
+    wildcards: bool  # can validate `*.example.com`
+    ip_addresses: bool  # can validate an IP address
+    wait_phase: str | None  # the phase shown while `Solver.wait` runs, if it has its own
+    secret_keys: tuple[str, ...]  # its settings that are secrets (never shown)
+
+    def settings(self, get: Get, root: Path | None) -> Any:
+        """Its settings, typed; `root` is the store (which may name things once per store)."""
+
+    def solver(
+        self, settings: Any, leftovers: Path, interactive: bool, ask: Callable[[str], None]
+    ) -> Solver:
+        """Its solver; what it leaves outside the store is journalled under `leftovers`."""
+
+    def check(self, identifiers: Sequence[str], settings: Any) -> Sequence[Any]:
+        """Raise now, before any order, when validation cannot work; returns what it found
+        (the DNS diagnoses that the state keeps), if anything."""
+
+    def diagnose(self, identifiers: Sequence[str], settings: Any) -> Sequence[Any] | None:
+        """What `status --check-dns` shows of each SAN, or None when there is nothing."""
+
+    def hint(self, settings: Any) -> str | None:
+        """The next step a failed validation suggests."""
+
+    def refuse(self, domains: Sequence[str], answers: str, name: str | None) -> None:
+        """Raise when a name is one it cannot validate (a wildcard, an IP address)."""
+
+    def sweep(self, leftovers: Path) -> None:
+        """Remove what killed runs left behind; never raises."""
+
+    def describe(self, webroot: str | None) -> str:
+        """How a lineage answers, in a sentence of `import`'s plan."""
+
+
+# The method modules import this one only to type their solvers: no cycle at import.
+from certcli.challenges import dns01, http01  # noqa: E402
+
+METHODS: dict[str, ChallengeMethod] = {m.name: m for m in (http01.METHOD, dns01.METHOD)}
+#: The method a webroot implies when none is asked for.
+DEFAULT = http01.METHOD.name
+
+
+def names() -> list[str]:
+    return list(METHODS)
+
+
+def method(name: str | None) -> ChallengeMethod:
+    """The method of this name; a usage error when there is none."""
+    found = METHODS.get(name or "")
+    if found is None:
+        raise UsageError(
+            "no way to answer the CA's challenge",
+            "give --webroot DIR (HTTP-01) or --dns (DNS-01 by CNAME delegation)",
+        )
+    return found
+
+
+def chosen(asked: str | None, get: Get) -> str | None:
+    """The method asked for: the option, else the setting, else the default when there is
+    a webroot (`get` knows the command line's webroot)."""
+    return asked or get("challenge", DEFAULT if get("webroot", None) else None)
+
+
+def check_identifiers(
+    domains: Sequence[str], challenge: str | None, name: str | None = None
+) -> None:
+    """Refuse, before any order, a name the lineage's method cannot validate (a wildcard
+    over HTTP-01, an IP address over DNS-01); with no method, as the default would."""
+    answers = f"{name!r} answers" if name else "this order answers"
+    METHODS.get(challenge or "", METHODS[DEFAULT]).refuse(domains, answers, name)
