@@ -49,8 +49,6 @@ class Settings:
         return extra
 
 
-
-
 def text_of(value: Any) -> str | None:
     """A setting as one string (a list, as an unquoted comma would make it, joined back)."""
     if isinstance(value, list):

@@ -16,11 +16,11 @@ from acme import messages
 
 import certcli.engine.chain as chains  # by module: a fault test replaces split_chain
 from certcli import x509 as x
+from certcli.challenges import Challenge, Solver
 from certcli.engine.chain import IssuedChain
 from certcli.engine.classify import code
 from certcli.engine.network import log, retry_after
 from certcli.errors import AcmeError, AcmeTimeoutError, ValidationFailedError
-from certcli.challenges import Challenge, Solver
 
 POLL_FIRST = 0.02  # seconds: a nearby CA has often validated by then; doubling from there
 POLL_MAX = 3.0

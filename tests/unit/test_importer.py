@@ -312,7 +312,8 @@ def test_an_unreadable_certbot_directory_is_one_error(
 def test_an_imported_rsa_account_key_signs_with_rs256() -> None:
     import josepy as jose
 
-    from certcli.engine import _alg, _jwk
+    from certcli.engine.account import alg as _alg
+    from certcli.engine.account import jwk as _jwk
     from certcli.x509 import private_key_pem
 
     rsa_jwk = _jwk(private_key_pem(rsa.generate_private_key(65537, 2048)))

@@ -13,8 +13,6 @@ from certcli.config import LETSENCRYPT, resolve_server
 from certcli.errors import CertcliError, NotConfirmedError, StoreError, UsageError
 from certcli.issuance import AcmeOptions, _check_existing, make_plan
 from certcli.models import LineageConfig, Mode
-from certcli.challenges import Challenge
-from certcli.challenges.http01 import WebrootSolver
 from certcli.storage.files import Store
 
 
