@@ -163,7 +163,7 @@ def test_every_pattern_refuses_a_trailing_or_inner_control_character(tail: str) 
     import certcli.certbot_conf as certbot_conf
     import certcli.store as store_module
     from certcli.domains import check_email
-    from certcli.manage import _check_key
+    from certcli.flows.configfile import _check_key
     from certcli.solvers import http01
 
     for bad in (f"example.com{tail}", f"x{tail}.example.com", f"{tail}example.com"):
