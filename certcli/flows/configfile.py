@@ -6,6 +6,8 @@ import re
 import tomllib
 from typing import Any
 
+import tomli_w
+
 from certcli.config import SECTIONS, Source, checked, load_config
 from certcli.errors import NotFoundError, StoreError, UsageError
 from certcli.store import KEY_MODE, Store, atomic_write
@@ -38,8 +40,6 @@ def parse_value(text: str) -> Any:
 
 def config_set(store: Store, key: str, value: Any) -> None:
     """Set a key in config.toml, written atomically and 0600 (it may hold secrets)."""
-    import tomli_w  # only to write it
-
     parts = _check_key(key)
     if key in SECTIONS and not isinstance(value, dict):
         raise UsageError(f"{key} is a section ([{key}]), not a value", f"set {key}.KEY instead")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from certcli.accounts import load_account
 from certcli.config import LETSENCRYPT, LETSENCRYPT_STAGING, resolve_server, setting
 from certcli.domains import is_ip, normalize_dns_name
 from certcli.errors import UsageError
@@ -109,8 +110,6 @@ def rehearsal(store: Store, plan: Plan) -> Plan:
     so that rehearsals never count against production's rate limits (five duplicate
     certificates a week would block the real renewal). Whoever has an account at production
     has accepted the terms that staging shares."""
-    from certcli.accounts import load_account  # the account file, only for a dry run
-
     if plan.ca.directory_url != LETSENCRYPT:
         return plan
     agreed = plan.ca.agree_tos or load_account(store, LETSENCRYPT) is not None
