@@ -10,17 +10,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from certcli.domains import validate_lineage_name
-from certcli.errors import CertcliError, LockedError, StoreError
+from certcli.errors import CertcliError, LockedError
 from certcli.flows.ari import RANDOM
 from certcli.flows.attempt import attempt, make_solver, record_failure, sweep_webroots
 from certcli.flows.deploy import deployed, hook_timeout
 from certcli.flows.notify import notify_run
 from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import AcmeOptions, make_plan, rehearsal
-from certcli.flows.scan import heal, not_due_by_index, scan
+from certcli.flows.scan import Due, scan_all
 from certcli.flows.session import Session
 from certcli.hooks import run_hook
-from certcli.models import LineageConfig
 from certcli.store import Store
 
 
@@ -65,68 +64,11 @@ def renew(
         for name in names:
             store.require(name)
         sweep_webroots(store)
-        outcomes: list[Outcome] = []
-        redeploys: list[Outcome] = []  # not due, but the live version's deploy hook failed
-        due: list[tuple[LineageConfig, str]] = []
-        replaces: dict[str, str | None] = {}  # the certificate each renewal replaces (ARI)
-        # What an earlier run found not due, and until when: a lineage whose files have not
-        # changed since is not read again.
-        index = {} if force or dry_run else store.read_renew_index()
-        kept = dict(index) if names else {}
-        stamp_now = now.timestamp()
-        healed: dict[str, tuple[str, ...]] = {}
-        for name in names or store.names():
-            stamp = store.lineage_stamp(name)
-            known = not_due_by_index(index.get(name), name, stamp, stamp_now)
-            if known is not None:
-                outcomes.append(known)
-                kept[name] = index[name]
-                continue
-            kept.pop(name, None)
-            try:
-                # a dry run stores nothing, repairs included
-                healed[name], whole = ((), True) if dry_run else heal(store, name)
-                item = scan(
-                    store,
-                    name,
-                    config,
-                    now,
-                    force=force or dry_run,
-                    whole=whole,
-                    asked=bool(names) or force or dry_run,
-                    rng=rng,
-                )
-            except (CertcliError, KeyError, TypeError, ValueError) as exc:
-                # One damaged lineage is reported; the others are still renewed.
-                error = (
-                    exc
-                    if isinstance(exc, CertcliError)
-                    else StoreError(
-                        f"cannot read the lineage {name!r}: {type(exc).__name__}: {exc}"
-                    )
-                )
-                outcomes.append(Outcome(name, "failed", error=error))
-                continue
-            if isinstance(item, Outcome) and item.action == "deployed":
-                redeploys.append(item)
-            elif isinstance(item, Outcome):
-                outcomes.append(item)
-                if "until" in item.extra and item.certificate is not None:
-                    kept[name] = {
-                        "stamp": stamp,  # taken before reading: a change meanwhile shows
-                        "until": item.extra["until"].timestamp(),
-                        "domains": list(item.domains),
-                        "certificate": item.certificate.to_json(),
-                    }
-            else:
-                due.append(item[:2])
-                replaces[name] = item[2]
-
-        if not (force or dry_run) and kept != index:
-            store.write_renew_index(kept)
+        found = scan_all(store, names, config, now, force=force, dry_run=dry_run, rng=rng)
+        outcomes, due = list(found.outcomes), found.due
 
         # Only the deploy hook runs again: no order, so no pre or post hook.
-        outcomes += [deployed(store, config, o.extra["lineage"], o) for o in redeploys]
+        outcomes += [deployed(store, config, o.extra["lineage"], o) for o in found.redeploys]
         hooks = config.get("hooks") or {}
         problems: list[str] = []
         if due and not dry_run:
@@ -136,62 +78,13 @@ def renew(
         if due and not dry_run and hooks.get("pre"):
             problems += filter(None, [run_hook("pre", str(hooks["pre"]), {}, hook_timeout(config))])
 
-        def one(item: tuple[LineageConfig, str]) -> Outcome:
-            lineage, reason = item
-            progress(lineage.name, "Pending")
-            try:
-                plan = make_plan(AcmeOptions(), config, lineage, store.root)
-                solver = make_solver(plan, session, store)
-                if dry_run:
-                    plan = rehearsal(store, plan)
-                ca = session.get(plan.ca)
-                if dry_run:
-                    return attempt(
-                        store,
-                        ca,
-                        lineage,
-                        plan,
-                        solver,
-                        progress,
-                        record=False,
-                        action="renewed",
-                        now=datetime.now(UTC),
-                    )
-                with store.lock(lineage.name):
-                    outcome = attempt(
-                        store,
-                        ca,
-                        lineage,
-                        plan,
-                        solver,
-                        progress,
-                        record=True,
-                        action="renewed",
-                        now=datetime.now(UTC),  # this renewal's start, once it has the lock
-                        replaces=replaces.get(lineage.name),
-                        rng=rng,
-                    )
-            except LockedError as exc:  # an issue or upload at work: its state is its own
-                progress(lineage.name, "Failed")
-                return Outcome(lineage.name, "failed", lineage.domains, error=exc, reason=reason)
-            except Exception as exc:  # one lineage's trouble must not stop the run
-                error = (
-                    exc
-                    if isinstance(exc, CertcliError)
-                    else CertcliError(
-                        f"unexpected {type(exc).__name__}: {exc}", "run with -v and report it"
-                    )
-                )
-                progress(lineage.name, "Failed")
-                if not dry_run:
-                    record_failure(store, lineage.name, error, datetime.now(UTC))
-                return Outcome(lineage.name, "failed", lineage.domains, error=error, reason=reason)
-            return replace(deployed(store, config, lineage, outcome), reason=reason)
+        def one(item: Due) -> Outcome:
+            return _renew_one(store, session, config, progress, item, dry_run=dry_run, rng=rng)
 
         try:
             if due:
-                for lineage, _ in due:  # the progress view learns the total first
-                    progress(lineage.name, "Queued")
+                for item in due:  # the progress view learns the total first
+                    progress(item.lineage.name, "Queued")
                 with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
                     outcomes += list(pool.map(one, due))
         finally:  # the post hook undoes the pre hook, whatever happened
@@ -203,9 +96,72 @@ def renew(
                 problem = run_hook("post", str(hooks["post"]), env, hook_timeout(config))
                 problems += filter(None, [problem])
             outcomes = [
-                replace(o, notes=o.notes + healed[o.name]) if healed.get(o.name) else o
+                replace(o, notes=o.notes + found.healed[o.name]) if found.healed.get(o.name) else o
                 for o in outcomes
             ]
         if not dry_run:
             problems += notify_run(store, config, outcomes)
     return RenewRun(outcomes, problems)
+
+
+def _renew_one(
+    store: Store,
+    session: Session,
+    config: dict[str, Any],
+    progress: Progress,
+    item: Due,
+    *,
+    dry_run: bool,
+    rng: random.Random,
+) -> Outcome:
+    """One due lineage renewed (or rehearsed) in the pool; its trouble is its outcome."""
+    lineage, reason = item.lineage, item.reason
+    progress(lineage.name, "Pending")
+    try:
+        plan = make_plan(AcmeOptions(), config, lineage, store.root)
+        solver = make_solver(plan, session, store)
+        if dry_run:
+            plan = rehearsal(store, plan)
+        ca = session.get(plan.ca)
+        if dry_run:
+            return attempt(
+                store,
+                ca,
+                lineage,
+                plan,
+                solver,
+                progress,
+                record=False,
+                action="renewed",
+                now=datetime.now(UTC),
+            )
+        with store.lock(lineage.name):
+            outcome = attempt(
+                store,
+                ca,
+                lineage,
+                plan,
+                solver,
+                progress,
+                record=True,
+                action="renewed",
+                now=datetime.now(UTC),  # this renewal's start, once it has the lock
+                replaces=item.replaces,
+                rng=rng,
+            )
+    except LockedError as exc:  # an issue or upload at work: its state is its own
+        progress(lineage.name, "Failed")
+        return Outcome(lineage.name, "failed", lineage.domains, error=exc, reason=reason)
+    except Exception as exc:  # one lineage's trouble must not stop the run
+        error = (
+            exc
+            if isinstance(exc, CertcliError)
+            else CertcliError(
+                f"unexpected {type(exc).__name__}: {exc}", "run with -v and report it"
+            )
+        )
+        progress(lineage.name, "Failed")
+        if not dry_run:
+            record_failure(store, lineage.name, error, datetime.now(UTC))
+        return Outcome(lineage.name, "failed", lineage.domains, error=error, reason=reason)
+    return replace(deployed(store, config, lineage, outcome), reason=reason)

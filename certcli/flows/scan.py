@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from certcli.errors import StoreError
+from certcli.errors import CertcliError, StoreError
 from certcli.flows.ari import ari_window
 from certcli.flows.notify import MISMATCH_KEY, NOTICE_KEY, custom_outcome, recorded_notice
 from certcli.flows.outcome import Outcome
@@ -49,11 +50,11 @@ def scan(
     whole: bool = True,
     asked: bool = False,
     rng: random.Random | None = None,
-) -> Outcome | tuple[LineageConfig, str, str | None]:
+) -> Outcome | Due:
     """What `renew` does with one lineage: an outcome already (custom, not due, in backoff,
-    deploy only), or (lineage, why it is due, the certificate ID it replaces). When `live` is
-    not `whole` (broken, nothing to restore) an ACME lineage is issued anew. `asked`: the
-    lineage was named or forced, so a custom one says why it is not renewed."""
+    deploy only), or the lineage Due. When `live` is not `whole` (broken, nothing to
+    restore) an ACME lineage is issued anew. `asked`: the lineage was named or forced, so a
+    custom one says why it is not renewed."""
     lineage = store.read_config(name)
     state = store.read_state(name)
     if not whole and lineage.mode is Mode.CUSTOM:
@@ -111,4 +112,93 @@ def scan(
             reason=f"next attempt at {waiting}",
             extra={"urgent": reason, "last_error": state.get("last_error")} if urgent else {},
         )
-    return lineage, reason, (state.get("ari") or {}).get("id")
+    return Due(lineage, reason, (state.get("ari") or {}).get("id"))
+
+
+@dataclass(frozen=True)
+class Due:
+    """A lineage to renew, why, and the certificate ID it replaces (ARI)."""
+
+    lineage: LineageConfig
+    reason: str
+    replaces: str | None = None
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """What the store says of every lineage a renew run looks at."""
+
+    outcomes: list[Outcome]  # not due, in backoff, custom, or failed to read
+    redeploys: list[Outcome]  # not due, but the live version's deploy hook failed
+    due: list[Due]
+    healed: dict[str, tuple[str, ...]]  # what was repaired on the way, by lineage
+
+
+def scan_all(
+    store: Store,
+    names: list[str],
+    config: dict[str, Any],
+    now: datetime,
+    *,
+    force: bool,
+    dry_run: bool,
+    rng: random.Random | None = None,
+) -> Scanned:
+    """Every lineage named (else every one) scanned at `now`, under the store lock the
+    caller holds; the index of lineages found not due is kept up to date."""
+    outcomes: list[Outcome] = []
+    redeploys: list[Outcome] = []  # not due, but the live version's deploy hook failed
+    due: list[Due] = []
+    # What an earlier run found not due, and until when: a lineage whose files have not
+    # changed since is not read again.
+    index = {} if force or dry_run else store.read_renew_index()
+    kept = dict(index) if names else {}
+    stamp_now = now.timestamp()
+    healed: dict[str, tuple[str, ...]] = {}
+    for name in names or store.names():
+        stamp = store.lineage_stamp(name)
+        known = not_due_by_index(index.get(name), name, stamp, stamp_now)
+        if known is not None:
+            outcomes.append(known)
+            kept[name] = index[name]
+            continue
+        kept.pop(name, None)
+        try:
+            # a dry run stores nothing, repairs included
+            healed[name], whole = ((), True) if dry_run else heal(store, name)
+            item = scan(
+                store,
+                name,
+                config,
+                now,
+                force=force or dry_run,
+                whole=whole,
+                asked=bool(names) or force or dry_run,
+                rng=rng,
+            )
+        except (CertcliError, KeyError, TypeError, ValueError) as exc:
+            # One damaged lineage is reported; the others are still renewed.
+            error = (
+                exc
+                if isinstance(exc, CertcliError)
+                else StoreError(f"cannot read the lineage {name!r}: {type(exc).__name__}: {exc}")
+            )
+            outcomes.append(Outcome(name, "failed", error=error))
+            continue
+        if isinstance(item, Outcome) and item.action == "deployed":
+            redeploys.append(item)
+        elif isinstance(item, Outcome):
+            outcomes.append(item)
+            if "until" in item.extra and item.certificate is not None:
+                kept[name] = {
+                    "stamp": stamp,  # taken before reading: a change meanwhile shows
+                    "until": item.extra["until"].timestamp(),
+                    "domains": list(item.domains),
+                    "certificate": item.certificate.to_json(),
+                }
+        else:
+            due.append(item)
+
+    if not (force or dry_run) and kept != index:
+        store.write_renew_index(kept)
+    return Scanned(outcomes, redeploys, due, healed)
