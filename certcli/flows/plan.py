@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AcmeOptions:
-    """What the command line says; None means "from the environment, lineage or config"."""
+    """What the command line says; None means "from the environment, lineage or config".
+    A field named as one of engine.CaSettings' reaches it through ca_settings, resolved or
+    as given: a new CA setting is declared there and here, never listed a third time."""
 
     server: str | None = None
     email: str | None = None
