@@ -19,16 +19,13 @@ def check(
     """Diagnose each name's _acme-challenge delegation: Valid, Missing, Wrong, Duplicate
     or Error, with the records to create. Exit 17 unless all are Valid."""
     from certcli.cli.dnsview import render_diagnoses
-    from certcli.dnscheck import DnsStatus, diagnose
+    from certcli.dnscheck import DnsStatus
     from certcli.domains import normalize_identifiers
     from certcli.errors import ExitCode
-    from certcli.issuance import AcmeOptions, make_plan
+    from certcli.flows.dns import check_names
 
     rt = runtime(ctx)
-    names = normalize_identifiers(domains)
-    plan = make_plan(AcmeOptions(challenge="dns-01"), rt.config, None, rt.store.root)
-    assert plan.dns is not None
-    diagnoses = diagnose(names, plan.dns.target, plan.dns.resolvers, plan.dns.query_timeout)
+    diagnoses = check_names(rt.store, rt.config, normalize_identifiers(domains))
     if rt.out.json_mode:
         rt.out.emit_json({"sans": [d.to_json() for d in diagnoses]})
     render_diagnoses(rt.out, diagnoses)

@@ -13,7 +13,7 @@ from certcli.cli import completion
 from certcli.cli.runtime import Runtime, runtime, session
 
 if TYPE_CHECKING:
-    from certcli.issuance import AcmeOptions
+    from certcli.flows.plan import AcmeOptions
 
 
 def issue(
@@ -118,8 +118,9 @@ def issue(
     from certcli.config import setting
     from certcli.domains import default_lineage_name, normalize_identifiers
     from certcli.errors import UsageError
-    from certcli.issuance import AcmeOptions, issue_each
-    from certcli.issuance import issue as do_issue
+    from certcli.flows.issue import issue as do_issue
+    from certcli.flows.issue import issue_each
+    from certcli.flows.plan import AcmeOptions
 
     rt = runtime(ctx)
     given = normalize_identifiers(domains)
@@ -189,17 +190,14 @@ def issue(
 def _check_account(rt: Runtime, options: AcmeOptions) -> None:
     """Check the CA's settings (--server, --email, timeouts) before anything is written, and
     warn that --email only ever reaches a new account when the account has another."""
-    from certcli.accounts import load_account
-    from certcli.issuance import ca_settings
+    from certcli.flows.account import other_contact
 
-    settings = ca_settings(options, rt.config)
-    if not options.email:
-        return
-    account = load_account(rt.store, settings.directory_url)
-    if account is not None and f"mailto:{options.email}" not in account.contact:
+    found = other_contact(rt.store, rt.config, options)
+    if found is not None:
+        directory, account = found
         rt.out.warn(
             f"--email {options.email} is not the contact of your account at "
-            f"{settings.directory_url} ({', '.join(account.contact) or 'none'}), and only a "
+            f"{directory} ({', '.join(account.contact) or 'none'}), and only a "
             f"new account takes it: `certcli account update --email {options.email}` "
             "changes the contact"
         )

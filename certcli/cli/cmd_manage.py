@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,7 +12,6 @@ from certcli.cli.runtime import Runtime, runtime
 
 if TYPE_CHECKING:
     from certcli.accounts import Account
-    from certcli.engine import Ca
 
 
 def delete(
@@ -28,7 +27,7 @@ def delete(
 ) -> None:
     """Delete a lineage from the store (its certificates are not revoked)."""
     from certcli.errors import NotConfirmedError
-    from certcli.manage import delete_lineage
+    from certcli.flows.lineages import delete_lineage
 
     rt = runtime(ctx)
     rt.store.read_config(name)  # an unknown name says so before any question
@@ -62,7 +61,7 @@ def revoke(
     ] = "unspecified",
 ) -> None:
     """Revoke the live certificate at the CA that issued it; `renew` then replaces it."""
-    from certcli.manage import revoke as do_revoke
+    from certcli.flows.revoke import revoke as do_revoke
 
     rt = runtime(ctx)
     done = do_revoke(rt.store, rt.config, name, reason)
@@ -89,18 +88,6 @@ ServerOption = Annotated[
 ]
 
 
-def _ca(rt: Runtime, settings: Any) -> Ca:
-    from certcli.engine import Ca
-
-    return Ca(rt.store, settings, lambda _url: False, create=False)
-
-
-def _settings(rt: Runtime, server: str | None) -> Any:
-    from certcli.issuance import AcmeOptions, ca_settings
-
-    return ca_settings(AcmeOptions(server=server), rt.config)
-
-
 def _show_account(rt: Runtime, account: Account, verb: str) -> None:
     data = {
         "directory": account.directory,
@@ -122,18 +109,10 @@ def _show_account(rt: Runtime, account: Account, verb: str) -> None:
 @account_app.command("show")
 def account_show(ctx: typer.Context, server: ServerOption = None) -> None:
     """The stored account (no request to the CA; the key is never shown)."""
-    from certcli.accounts import load_account
-    from certcli.errors import NotFoundError
+    from certcli.flows.account import show_account
 
     rt = runtime(ctx)
-    settings = _settings(rt, server)
-    account = load_account(rt.store, settings.directory_url)
-    if account is None:
-        raise NotFoundError(
-            f"no account at {settings.directory_url} yet",
-            "`certcli issue DOMAIN --agree-tos` creates one (or check --server)",
-        )
-    _show_account(rt, account, "")
+    _show_account(rt, show_account(rt.store, rt.config, server), "")
 
 
 @account_app.command("update")
@@ -143,19 +122,20 @@ def account_update(
     server: ServerOption = None,
 ) -> None:
     """Change the account's contact at the CA."""
-    from certcli.domains import check_email
+    from certcli.flows.account import update_contact
 
     rt = runtime(ctx)
-    contact = check_email(email) if email else None  # before the CA is asked
-    account = _ca(rt, _settings(rt, server)).update_contact(contact)
+    account = update_contact(rt.store, rt.config, server, email)
     _show_account(rt, account, "Contact updated at the CA.")
 
 
 @account_app.command("rollover")
 def account_rollover(ctx: typer.Context, server: ServerOption = None) -> None:
     """Replace the account key at the CA (RFC 8555 key change)."""
+    from certcli.flows.account import rollover
+
     rt = runtime(ctx)
-    account = _ca(rt, _settings(rt, server)).rollover()
+    account = rollover(rt.store, rt.config, server)
     _show_account(rt, account, "The account key was replaced at the CA.")
 
 
@@ -167,11 +147,12 @@ def account_deactivate(
 ) -> None:
     """Deactivate the account at the CA, for good; the next issuance creates a new one."""
     from certcli.errors import NotConfirmedError
+    from certcli.flows.account import deactivate
 
     rt = runtime(ctx)
     if not yes and not (rt.out.stdin_tty and rt.out.confirm("Deactivate the account for good?")):
         raise NotConfirmedError("the account was not deactivated", "add --yes")
-    account = _ca(rt, _settings(rt, server)).deactivate()
+    account = deactivate(rt.store, rt.config, server)
     _show_account(rt, account, "The account was deactivated.")
 
 
@@ -183,7 +164,7 @@ def config_get(
     ctx: typer.Context, key: Annotated[str, typer.Argument(help="A dotted name: dns.target.")]
 ) -> None:
     """Print a setting of config.toml."""
-    from certcli.manage import config_get as get
+    from certcli.flows.configfile import config_get as get
 
     rt = runtime(ctx)
     value = get(rt.config, key)
@@ -217,8 +198,8 @@ def config_set(
     """Set a setting in config.toml (the file is written 0600)."""
     from certcli.config import SECRET_KEYS
     from certcli.errors import UsageError
-    from certcli.manage import config_set as set_
-    from certcli.manage import parse_value
+    from certcli.flows.configfile import config_set as set_
+    from certcli.flows.configfile import parse_value
 
     rt = runtime(ctx)
     secret = key in SECRET_KEYS

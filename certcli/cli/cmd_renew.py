@@ -41,7 +41,7 @@ def renew(
     from certcli.cli.progress import PhaseView
     from certcli.config import setting
     from certcli.errors import LockedError
-    from certcli.issuance import renew as do_renew
+    from certcli.flows.renew import renew as do_renew
 
     rt = runtime(ctx)
     workers = setting("renewal.parallel", parallel, rt.config, 4, flag="--parallel")

@@ -10,7 +10,7 @@ from certcli.cli import completion
 from certcli.cli.runtime import Runtime, runtime, session
 
 if TYPE_CHECKING:
-    from certcli.issuance import SanChange
+    from certcli.flows.sans import SanChange
 
 app = typer.Typer(help="Change or list a lineage's SANs.", no_args_is_help=True)
 _Lineage = Annotated[
@@ -31,7 +31,7 @@ def add(
     from certcli.cli.outcomes import report
     from certcli.cli.progress import PhaseView
     from certcli.domains import normalize_identifiers
-    from certcli.issuance import san_add
+    from certcli.flows.sans import san_add
 
     rt = runtime(ctx)
     with PhaseView(rt.out) as view:
@@ -57,7 +57,7 @@ def remove(
 ) -> None:
     """Remove SANs; the live certificate stays until the next renewal leaves them out."""
     from certcli.domains import normalize_identifiers
-    from certcli.issuance import san_remove
+    from certcli.flows.sans import san_remove
 
     rt = runtime(ctx)
     _summary(rt, san_remove(rt.store, name, normalize_identifiers(sans)))

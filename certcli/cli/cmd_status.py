@@ -50,7 +50,7 @@ def status(
     if check_dns:
         from functools import partial
 
-        from certcli.issuance import diagnose_lineage
+        from certcli.flows.dns import diagnose_lineage
 
         diagnose = partial(diagnose_lineage, rt.store, rt.config)
     if name:

@@ -209,7 +209,7 @@ def _exports() -> tuple[str, ...]:
 
 
 def _reasons() -> list[str]:
-    from certcli.manage import REVOCATION_REASONS
+    from certcli.flows.revoke import REVOCATION_REASONS
 
     return list(REVOCATION_REASONS)
 

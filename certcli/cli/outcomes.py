@@ -9,7 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     from certcli.cli.runtime import Runtime
-    from certcli.issuance import Outcome
+    from certcli.flows.outcome import Outcome
 
 
 def report(

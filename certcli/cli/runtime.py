@@ -14,7 +14,7 @@ from certcli.cli.output import Output
 from certcli.storage.files import Store
 
 if TYPE_CHECKING:
-    from certcli.issuance import Session
+    from certcli.flows.session import Session
 
 
 @dataclass
@@ -73,7 +73,7 @@ def runtime(ctx: typer.Context) -> Runtime:
 
 def session(rt: Runtime) -> Session:
     """The pool of CA connections for this run, asking the user through its output."""
-    from certcli.issuance import Session
+    from certcli.flows.session import Session
 
     return Session(
         rt.store,

@@ -164,7 +164,7 @@ def test_every_pattern_refuses_a_trailing_or_inner_control_character(tail: str) 
     import certcli.storage.versions as versions_module
     from certcli.challenges import http01
     from certcli.domains import check_email
-    from certcli.manage import _check_key
+    from certcli.flows.configfile import _check_key
 
     for bad in (f"example.com{tail}", f"x{tail}.example.com", f"{tail}example.com"):
         with pytest.raises(UsageError):

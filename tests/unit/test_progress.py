@@ -12,7 +12,8 @@ from rich.console import Console
 from certcli.cli.output import Output
 from certcli.cli.progress import MAX_ROWS, PhaseView
 from certcli.dnscheck import Diagnosis, DnsStatus
-from certcli.issuance import _WaitShown, dns_next_step
+from certcli.flows.attempt import _WaitShown
+from certcli.flows.dns import dns_next_step
 
 
 def _out(**kwargs: Any) -> Output:

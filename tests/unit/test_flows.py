@@ -11,7 +11,8 @@ from certcli.challenges import Challenge
 from certcli.challenges.http01 import WebrootSolver
 from certcli.config import LETSENCRYPT, resolve_server
 from certcli.errors import CertcliError, NotConfirmedError, StoreError, UsageError
-from certcli.issuance import AcmeOptions, _check_existing, make_plan
+from certcli.flows.issue import _check_existing
+from certcli.flows.plan import AcmeOptions, make_plan
 from certcli.models import LineageConfig, Mode
 from certcli.storage.files import Store
 
@@ -225,7 +226,7 @@ def test_webroot_tokens_are_readable_whatever_the_umask(tmp_path: Path) -> None:
 def test_a_dry_run_at_lets_encrypt_rehearses_at_its_staging_ca(tmp_path: Path) -> None:
     from certcli.accounts import Account, save_account
     from certcli.config import LETSENCRYPT_STAGING
-    from certcli.issuance import rehearsal
+    from certcli.flows.plan import rehearsal
 
     store = Store(tmp_path / "config")
     production = make_plan(WEB, {}, None)
@@ -242,7 +243,7 @@ def test_a_dry_run_at_lets_encrypt_rehearses_at_its_staging_ca(tmp_path: Path) -
 
 def test_issue_each_dry_run_at_lets_encrypt_never_asks_production(tmp_path: Path) -> None:
     from certcli.config import LETSENCRYPT_STAGING
-    from certcli.issuance import issue_each
+    from certcli.flows.issue import issue_each
 
     asked: list[str] = []
 
@@ -291,7 +292,7 @@ def test_webroot_solver_never_chmods_through_a_link_swapped_in_after_mkdir(
 
 
 def test_names_the_challenge_cannot_validate_are_refused() -> None:
-    from certcli.issuance import check_challenge
+    from certcli.flows.plan import check_challenge
 
     check_challenge(["x.com", "*.x.com"], "dns-01")
     check_challenge(["x.com", "192.0.2.1", "2001:db8::1"], "http-01")

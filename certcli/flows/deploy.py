@@ -1,0 +1,72 @@
+"""The deploy hook after a new version: run, recorded in state.json, notified if it fails."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from certcli.config import setting
+from certcli.errors import LockedError, StoreError
+from certcli.flows.notify import notify_event
+from certcli.flows.outcome import Outcome
+from certcli.hooks import run_hook
+from certcli.models import LineageConfig, rfc3339
+from certcli.storage.files import Store
+
+
+def deployed(
+    store: Store, config: dict[str, Any], lineage: LineageConfig, outcome: Outcome
+) -> Outcome:
+    """The outcome, with the deploy hook run when it stored a new version (or, for a
+    `deployed` outcome, when the live version's last deploy failed). A failure is an event:
+    recorded in state.json (so status shows it and the next renew runs the hook again) and
+    notified; a success clears that record."""
+    if outcome.version is None:
+        return outcome
+    error = deploy(store, config, lineage)
+    _record_deploy(store, lineage.name, outcome.version, error)
+    if error is None:
+        return outcome
+    problems = (*outcome.problems, f"{lineage.name}: {error}")
+    outcome = replace(outcome, problems=problems, deploy_error=error)
+    text = f"certcli: deploying {lineage.name} (version {outcome.version}) failed: {error}"
+    sent = notify_event(config, outcome, "deploy_failed", text)
+    return replace(outcome, problems=outcome.problems + tuple(sent))
+
+
+def deploy(store: Store, config: dict[str, Any], lineage: LineageConfig) -> str | None:
+    """Run the lineage's deploy hook (its own, else config.toml's) after a new version;
+    return what went wrong, or None (also when there is no hook)."""
+    command = setting("hooks.deploy", None, config, None, lineage.to_toml())
+    if not command:
+        return None
+    live = str(store.lineage_dir(lineage.name) / "live")
+    domains = " ".join(lineage.domains)
+    env = {
+        "CERTCLI_NAME": lineage.name,
+        "CERTCLI_LIVE_DIR": live,
+        "CERTCLI_DOMAINS": domains,
+        "RENEWED_LINEAGE": live,  # certbot's names, so its deploy hooks work unchanged
+        "RENEWED_DOMAINS": domains,
+    }
+    return run_hook("deploy", str(command), env, hook_timeout(config, lineage))
+
+
+def _record_deploy(store: Store, name: str, version: int, error: str | None) -> None:
+    """Keep (or clear) `deploy_failed` in state.json; best effort, as the run reports the
+    failure anyway."""
+    with contextlib.suppress(LockedError, StoreError), store.lock(name):
+        state = store.read_state(name)
+        if error is not None:
+            at = rfc3339(datetime.now(UTC))
+            state["deploy_failed"] = {"version": version, "at": at, "error": error}
+        elif state.pop("deploy_failed", None) is None:
+            return
+        store.write_state(name, state)
+
+
+def hook_timeout(config: dict[str, Any], lineage: LineageConfig | None = None) -> float:
+    table = lineage.to_toml() if lineage else None
+    return float(setting("hooks.timeout", None, config, 300, table))

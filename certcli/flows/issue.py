@@ -1,0 +1,189 @@
+"""certcli issue: a new lineage (or a re-issue into one) and its first certificate."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from certcli.domains import default_lineage_name, validate_lineage_name
+from certcli.errors import CertcliError, NotConfirmedError, UsageError
+from certcli.flows.attempt import attempt, make_solver, sweep_webroots
+from certcli.flows.deploy import deployed
+from certcli.flows.outcome import Outcome, Progress
+from certcli.flows.plan import AcmeOptions, Plan, check_challenge, make_plan, rehearsal
+from certcli.flows.session import Session
+from certcli.models import LineageConfig, Mode
+from certcli.storage.files import Store
+
+if TYPE_CHECKING:
+    from certcli.engine import Ca
+
+
+def issue(
+    store: Store,
+    session: Session,
+    name: str,
+    domains: list[str],
+    options: AcmeOptions,
+    config: dict[str, Any],
+    progress: Progress,
+    *,
+    dry_run: bool = False,
+    force_renewal: bool = False,
+    expand: bool = False,
+    confirm: Callable[[str], bool] | None = None,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> Outcome:
+    """Create (or, with --force-renewal/--expand, re-issue) a lineage and obtain its
+    certificate. Usage and connection problems fail before anything is stored; a failed
+    order leaves the lineage as Failed for `renew` to retry."""
+    now = now or datetime.now(UTC)
+    validate_lineage_name(name)
+    plan = make_plan(options, config, None, store.root)
+    check_challenge(domains, plan.challenge)
+    solver = make_solver(plan, session, store)
+    store.ensure()
+    sweep_webroots(store)
+    if dry_run:
+        plan = rehearsal(store, plan)
+    else:
+        store.check_key_protection()
+    ca = session.get(plan.ca)
+    _check_profile(ca, plan)
+    progress(name, "Pending")
+    lineage = LineageConfig(name, tuple(domains), Mode.AUTO, plan.key_type, plan.lineage_extra())
+    if dry_run:
+        return attempt(
+            store, ca, lineage, plan, solver, progress, record=False, action="issued", now=now
+        )
+    with store.lock(name):
+        existing = store.read_config(name) if store.exists(name) else None
+        _check_existing(
+            store, existing, domains, force_renewal=force_renewal, expand=expand, confirm=confirm
+        )
+        if existing is not None:
+            lineage = LineageConfig(
+                name, lineage.domains, Mode.AUTO, plan.key_type, {**existing.extra, **lineage.extra}
+            )
+        # A lineage with a certificate keeps its settings until the CA has issued for the
+        # new ones; a new lineage is stored at once, so that `renew` retries a failed order.
+        reissue = existing is not None and store.live_version(name) is not None
+        if not reissue:
+            store.write_config(lineage)
+        outcome = attempt(
+            store,
+            ca,
+            lineage,
+            plan,
+            solver,
+            progress,
+            record=True,
+            action="issued",
+            now=now,
+            settle=lineage if reissue else None,
+            rng=rng,
+        )
+    return deployed(store, config, lineage, outcome)
+
+
+def _check_profile(ca: Ca, plan: Plan) -> None:
+    if not plan.profile or plan.profile in ca.profiles:
+        return
+    ca.refresh_directory(ca.directory)  # a kept copy may predate the profile
+    if plan.profile not in ca.profiles:
+        offered = ", ".join(sorted(ca.profiles)) or "none"
+        raise UsageError(f"the CA offers no profile {plan.profile!r}", f"its profiles: {offered}")
+
+
+def _check_existing(
+    store: Store,
+    existing: LineageConfig | None,
+    domains: list[str],
+    *,
+    force_renewal: bool,
+    expand: bool,
+    confirm: Callable[[str], bool] | None = None,
+) -> None:
+    """The rules for issuing into an existing lineage. An uploaded one (or one whose CSR
+    waits for its certificate) becomes an ACME lineage only once `confirm` says yes."""
+    if existing is None:
+        return
+    name = existing.name
+    live = store.live_version(name)
+    if existing.mode is Mode.CUSTOM and (live is not None or store.has_pending(name)):
+        if live is not None and not force_renewal:
+            raise UsageError(
+                f"{name!r} holds an uploaded certificate",
+                "add --force-renewal to switch it to ACME (then certcli renews it), "
+                "or choose another --name",
+            )
+        held = "holds an uploaded certificate" if live is not None else "has a CSR waiting"
+        question = f"{name!r} {held}. Switch it to ACME, so that certcli issues and renews it?"
+        if confirm is None or not confirm(question):  # without a terminal: not confirmed
+            raise NotConfirmedError(
+                f"{name!r} {held} and was not switched to ACME",
+                "confirm at a terminal, or add --yes",
+            )
+    if live is None:
+        return  # new, or never issued (a failed first attempt): issue freely
+    old, new = set(existing.domains), set(domains)
+    if old == new:
+        if not force_renewal:
+            raise UsageError(
+                f"{name!r} already exists for these domains",
+                f"renew it now with `certcli renew {name} --force` (or add --force-renewal)",
+            )
+    elif not expand or not old <= new:
+        raise UsageError(
+            f"{name!r} already exists for {', '.join(existing.domains)}",
+            "add --expand to add domains to it (all current ones included), or choose --name",
+        )
+
+
+def issue_each(
+    store: Store,
+    session: Session,
+    groups: list[list[str]],
+    options: AcmeOptions,
+    config: dict[str, Any],
+    progress: Progress,
+    *,
+    parallel: int,
+    dry_run: bool = False,
+    rng: random.Random | None = None,
+) -> list[Outcome]:
+    """One lineage per group of domains (a domain, or a domain and its wildcard), issued
+    concurrently by a bounded pool; each issue reads its own `now` when the pool starts it."""
+    # Account creation and usage errors happen once, before the pool starts.
+    plan = make_plan(options, config, None, store.root)
+    for group in groups:
+        check_challenge(group, plan.challenge)
+    make_solver(plan, session, store)
+    session.get(rehearsal(store, plan).ca if dry_run else plan.ca)
+
+    def one(domains: list[str]) -> Outcome:
+        name = default_lineage_name(domains)
+        try:
+            return issue(
+                store,
+                session,
+                name,
+                domains,
+                options,
+                config,
+                progress,
+                dry_run=dry_run,
+                rng=rng,
+            )
+        except CertcliError as exc:  # e.g. the name exists or is locked: report it, go on
+            progress(name, "Failed")
+            return Outcome(name, "failed", tuple(domains), error=exc)
+
+    for domains in groups:  # the progress view learns the total before the pool starts
+        progress(default_lineage_name(domains), "Queued")
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        return list(pool.map(one, groups))

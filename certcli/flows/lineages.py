@@ -1,0 +1,25 @@
+"""certcli delete: a lineage removed whole."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from certcli.domains import validate_lineage_name
+from certcli.errors import StoreError
+from certcli.storage.files import Store, fsync_dir
+
+
+def delete_lineage(store: Store, name: str) -> None:
+    """Remove a lineage whole: renamed away in one step, then erased."""
+    validate_lineage_name(name)
+    with store.lock(name):
+        directory = store.require(name)
+        doomed = store.certs_dir / f".{name}.deleted.partial.{os.getpid()}"
+        try:
+            os.rename(directory, doomed)
+            fsync_dir(store.certs_dir)
+            shutil.rmtree(doomed)
+        except OSError as exc:
+            raise StoreError(f"cannot delete {directory}: {exc.strerror}") from None
+        store.remove_lineage_lock(name)

@@ -1,0 +1,50 @@
+"""What a flow reports about one lineage, and how it reports progress on the way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from certcli.errors import CertcliError
+from certcli.models import CertInfo, rfc3339
+
+#: Called with (lineage name, phase) as an issuance moves on; "Queued" (never stored)
+#: announces each lineage a pool is about to work on, so that a view knows the total.
+Progress = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one lineage in one run."""
+
+    name: str
+    action: str  # issued, renewed, dry_run, failed, not_due, skipped
+    domains: tuple[str, ...] = ()
+    version: int | None = None
+    certificate: CertInfo | None = None
+    error: CertcliError | None = None
+    reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()  # e.g. a deploy hook that failed after a renewal
+    deploy_error: str | None = None  # the deploy hook of this outcome's version failed
+    notes: tuple[str, ...] = ()  # what renew repaired on the way (a broken `live`)
+
+    def to_json(self) -> dict[str, Any]:
+        cert = self.certificate
+        return {
+            "name": self.name,
+            "action": self.action,
+            "domains": list(self.domains),
+            "version": self.version,
+            "reason": self.reason,
+            "not_after": rfc3339(cert.not_after) if cert else None,
+            "serial": cert.serial if cert else None,
+            "fingerprint_sha256": cert.fingerprint_sha256 if cert else None,
+            "error": self.error.message if self.error else None,
+            "error_kind": getattr(self.error, "kind", "error") if self.error else None,
+            "sans": [d.to_json() for d in getattr(self.error, "diagnoses", ())],
+            "problems": list(self.problems),
+            "deploy_error": self.deploy_error,
+            "notes": list(self.notes),
+        }

@@ -1,0 +1,167 @@
+"""certcli renew: every lineage that is due, with config.toml's hooks and notifications."""
+
+from __future__ import annotations
+
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from certcli.domains import validate_lineage_name
+from certcli.errors import CertcliError, LockedError
+from certcli.flows.ari import RANDOM
+from certcli.flows.attempt import attempt, make_solver, record_failure, sweep_webroots
+from certcli.flows.deploy import deployed, hook_timeout
+from certcli.flows.notify import notify_run
+from certcli.flows.outcome import Outcome, Progress
+from certcli.flows.plan import AcmeOptions, make_plan, rehearsal
+from certcli.flows.scan import Due, scan_all
+from certcli.flows.session import Session
+from certcli.hooks import run_hook
+from certcli.storage.files import Store
+
+
+@dataclass(frozen=True)
+class RenewRun:
+    outcomes: list[Outcome]
+    problems: list[str]  # pre/post hooks and notifications that failed
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.problems) or any(o.action == "failed" or o.problems for o in self.outcomes)
+
+
+def renew(
+    store: Store,
+    session: Session,
+    names: list[str],
+    config: dict[str, Any],
+    progress: Progress,
+    *,
+    now: datetime | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    parallel: int = 4,
+    jitter: float = 0.0,
+    rng: random.Random | None = None,
+) -> RenewRun:
+    """Renew every auto lineage that is due (all of them with --force or --dry-run), with
+    the hooks and notifications of config.toml.
+
+    Deciding what is due reads only the store: with nothing due, no request is sent, no hook
+    runs and there is no jitter. A lineage that failed waits out its backoff (not with
+    --force). A second run while one holds the store lock raises LockedError at once.
+    What is due is decided at `now`; each renewal stamps its own start, as the pool reaches
+    it. `rng` draws the jitter and the moments in ARI windows.
+    """
+    now = now or datetime.now(UTC)
+    rng = rng or RANDOM
+    for name in names:
+        validate_lineage_name(name)  # before any file is touched, the lock's included
+    with store.lock_store(wait=0):
+        for name in names:
+            store.require(name)
+        sweep_webroots(store)
+        found = scan_all(store, names, config, now, force=force, dry_run=dry_run, rng=rng)
+        outcomes, due = list(found.outcomes), found.due
+
+        # Only the deploy hook runs again: no order, so no pre or post hook.
+        outcomes += [deployed(store, config, o.extra["lineage"], o) for o in found.redeploys]
+        hooks = config.get("hooks") or {}
+        problems: list[str] = []
+        if due and not dry_run:
+            store.check_key_protection()  # no certificate is ordered that could not be stored
+        if due and jitter > 0 and not (force or dry_run):
+            time.sleep(rng.uniform(0, jitter))  # spread a fleet's runs over the CA's day
+        if due and not dry_run and hooks.get("pre"):
+            problems += filter(None, [run_hook("pre", str(hooks["pre"]), {}, hook_timeout(config))])
+
+        def one(item: Due) -> Outcome:
+            return _renew_one(store, session, config, progress, item, dry_run=dry_run, rng=rng)
+
+        try:
+            if due:
+                for item in due:  # the progress view learns the total first
+                    progress(item.lineage.name, "Queued")
+                with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                    outcomes += list(pool.map(one, due))
+        finally:  # the post hook undoes the pre hook, whatever happened
+            outcomes.sort(key=lambda o: o.name)
+            if due and not dry_run and hooks.get("post"):
+                failed = " ".join(d for o in outcomes if o.action == "failed" for d in o.domains)
+                renewed = " ".join(d for o in outcomes if o.action == "renewed" for d in o.domains)
+                env = {"FAILED_DOMAINS": failed, "RENEWED_DOMAINS": renewed}
+                problem = run_hook("post", str(hooks["post"]), env, hook_timeout(config))
+                problems += filter(None, [problem])
+            outcomes = [
+                replace(o, notes=o.notes + found.healed[o.name]) if found.healed.get(o.name) else o
+                for o in outcomes
+            ]
+        if not dry_run:
+            problems += notify_run(store, config, outcomes)
+    return RenewRun(outcomes, problems)
+
+
+def _renew_one(
+    store: Store,
+    session: Session,
+    config: dict[str, Any],
+    progress: Progress,
+    item: Due,
+    *,
+    dry_run: bool,
+    rng: random.Random,
+) -> Outcome:
+    """One due lineage renewed (or rehearsed) in the pool; its trouble is its outcome."""
+    lineage, reason = item.lineage, item.reason
+    progress(lineage.name, "Pending")
+    try:
+        plan = make_plan(AcmeOptions(), config, lineage, store.root)
+        solver = make_solver(plan, session, store)
+        if dry_run:
+            plan = rehearsal(store, plan)
+        ca = session.get(plan.ca)
+        if dry_run:
+            return attempt(
+                store,
+                ca,
+                lineage,
+                plan,
+                solver,
+                progress,
+                record=False,
+                action="renewed",
+                now=datetime.now(UTC),
+            )
+        with store.lock(lineage.name):
+            outcome = attempt(
+                store,
+                ca,
+                lineage,
+                plan,
+                solver,
+                progress,
+                record=True,
+                action="renewed",
+                now=datetime.now(UTC),  # this renewal's start, once it has the lock
+                replaces=item.replaces,
+                rng=rng,
+            )
+    except LockedError as exc:  # an issue or upload at work: its state is its own
+        progress(lineage.name, "Failed")
+        return Outcome(lineage.name, "failed", lineage.domains, error=exc, reason=reason)
+    except Exception as exc:  # one lineage's trouble must not stop the run
+        error = (
+            exc
+            if isinstance(exc, CertcliError)
+            else CertcliError(
+                f"unexpected {type(exc).__name__}: {exc}", "run with -v and report it"
+            )
+        )
+        progress(lineage.name, "Failed")
+        if not dry_run:
+            record_failure(store, lineage.name, error, datetime.now(UTC))
+        return Outcome(lineage.name, "failed", lineage.domains, error=error, reason=reason)
+    return replace(deployed(store, config, lineage, outcome), reason=reason)

@@ -1,0 +1,141 @@
+"""certcli san add / remove: change a lineage's names, re-issuing when it must."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from certcli.domains import order_identifiers, uncovered, validate_lineage_name
+from certcli.errors import DnsNotReadyError, UsageError
+from certcli.flows.attempt import attempt, make_solver
+from certcli.flows.deploy import deployed
+from certcli.flows.dns import check_dns_into
+from certcli.flows.notify import custom_next_step
+from certcli.flows.outcome import Outcome, Progress
+from certcli.flows.plan import AcmeOptions, challenge_of, check_challenge, getters, make_plan
+from certcli.flows.session import Session
+from certcli.models import Mode
+from certcli.storage.files import Store
+
+
+@dataclass(frozen=True)
+class SanChange:
+    name: str
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()  # already in the lineage
+    covered: tuple[str, ...] = ()  # new, but the live certificate covers them already
+    outcome: Outcome | None = None  # the re-issue, when one ran
+    mode: Mode = Mode.AUTO  # custom: an upload, not certcli, brings the change
+    next_step: str | None = None  # for a custom lineage: what brings the new certificate
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "mode": self.mode.value,
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "unchanged": list(self.unchanged),
+            "covered": list(self.covered),
+            "result": self.outcome.to_json() if self.outcome else None,
+            "next_step": self.next_step,
+        }
+
+
+def san_add(
+    store: Store,
+    session: Session,
+    name: str,
+    sans: list[str],
+    config: dict[str, Any],
+    progress: Progress,
+    *,
+    issue: bool = True,
+    now: datetime | None = None,
+    rng: random.Random | None = None,
+) -> SanChange:
+    """Add SANs to a lineage and, unless the live certificate covers them already, re-issue
+    at once. When the DNS of a new SAN is not Valid yet the lineage shows that, and the next
+    `renew` re-issues as soon as it is."""
+    now = now or datetime.now(UTC)
+    validate_lineage_name(name)
+    with store.lock(name):
+        lineage = store.read_config(name)
+        known = set(lineage.domains)
+        new = list(dict.fromkeys(s for s in sans if s not in known))
+        live = store.live_info(name)
+        missing = set(uncovered(live.sans, new)) if live is not None else set(new)
+        covered = [s for s in new if s not in missing]
+        updated = replace(lineage, domains=lineage.domains + tuple(new))
+        if lineage.mode is Mode.AUTO:
+            get, _ = getters(config, lineage)
+            check_challenge(updated.domains, challenge_of(get, AcmeOptions()), name)
+        if new:
+            store.write_config(updated)
+        change = SanChange(
+            name, tuple(new), (), tuple(s for s in sans if s in known), tuple(covered)
+        )
+        if lineage.mode is Mode.CUSTOM:
+            return replace(change, mode=Mode.CUSTOM, next_step=custom_next_step(updated))
+        if len(covered) == len(new):
+            return change
+        plan = make_plan(AcmeOptions(), config, updated, store.root)
+        if not issue:
+            if plan.dns is not None:  # record the diagnosis, so status shows the problem
+                state = store.read_state(name)
+                with contextlib.suppress(DnsNotReadyError):
+                    check_dns_into(state, order_identifiers(updated.domains), plan.dns)
+                store.write_state(name, state)
+            return change
+        solver = make_solver(plan, session, store)
+        ca = session.get(plan.ca)
+        progress(name, "Pending")
+        outcome = attempt(
+            store,
+            ca,
+            updated,
+            plan,
+            solver,
+            progress,
+            record=True,
+            action="issued",
+            now=now,
+            rng=rng,
+        )
+    return replace(change, outcome=deployed(store, config, updated, outcome))
+
+
+def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
+    """Remove SANs from a lineage. The live certificate stays (it covers the rest); the
+    next renewal (or, for an uploaded lineage, the next upload) leaves them out."""
+    validate_lineage_name(name)
+    with store.lock(name):
+        lineage = store.read_config(name)
+        known, removed = set(lineage.domains), set(sans)
+        unknown = [s for s in sans if s not in known]
+        if unknown:
+            raise UsageError(
+                f"{name!r} has no SAN {', '.join(unknown)}", f"`certcli san list {name}` shows them"
+            )
+        remaining = tuple(d for d in lineage.domains if d not in removed)
+        if not remaining:
+            raise UsageError(f"{name!r} would have no domain left", "keep at least one")
+        updated = replace(lineage, domains=remaining)
+        store.write_config(updated)
+        state = store.read_state(name)
+        cached = (state.get("dns") or {}).get("sans")
+        if cached:
+            for san in sans:
+                cached.pop(san, None)
+            store.write_state(name, state)
+    custom = lineage.mode is Mode.CUSTOM
+    return SanChange(
+        name,
+        removed=tuple(sans),
+        unchanged=remaining,
+        mode=lineage.mode,
+        next_step=custom_next_step(updated) if custom else None,
+    )

@@ -1,0 +1,56 @@
+"""What one run shares: the store, the person at the terminal, a connection per CA."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from certcli.storage.files import Store, atomic_write, make_dirs
+
+if TYPE_CHECKING:
+    from certcli.engine import Ca, CaSettings
+
+
+def installation_id(root: Path) -> str:
+    """A random name made once per store, so two installations never share a target."""
+    path = root / "installation-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        make_dirs(root)
+        atomic_write(path, f"certcli-{secrets.token_hex(5)}\n".encode())
+        return path.read_text().strip()
+
+
+class Session:
+    """What one run shares: the store, how to ask the person at the terminal (if any),
+    and one engine connection per CA, made on first use (so a renew with nothing due sends
+    nothing) and shared by the run's threads."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        interactive: bool,
+        accept_tos: Callable[[str], bool],
+        pause: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.interactive = interactive
+        self.accept_tos = accept_tos
+        self.pause = pause  # shows a message and waits for Enter (manual DNS)
+        self._cas: dict[CaSettings, Ca] = {}
+        self._lock = threading.Lock()
+
+    def get(self, settings: CaSettings) -> Ca:
+        from certcli.engine import Ca  # the ACME stack: only once a CA is needed
+
+        with self._lock:
+            if settings not in self._cas:
+                self._cas[settings] = Ca(self.store, settings, self.accept_tos)
+            ca = self._cas[settings]
+        ca.connect()  # outside the lock: a slow CA holds up only the threads that use it
+        return ca

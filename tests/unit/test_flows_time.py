@@ -1,0 +1,62 @@
+"""The flows' moments and random choices come from their callers: `now` and `rng`."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from certcli import engine
+from certcli.errors import CertcliError
+from certcli.flows.ari import refresh_ari
+from certcli.flows.attempt import mark_failed
+from certcli.flows.plan import AcmeOptions, ca_settings
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_a_failure_backs_off_from_the_moment_given() -> None:
+    state: dict[str, Any] = {"failures": 1}
+    mark_failed(state, CertcliError("the CA said no"), NOW)
+    assert state["failures"] == 2
+    assert state["last_attempt"] == "2026-03-01T12:00:00Z"
+    assert state["next_attempt"] == "2026-03-01T12:10:00Z"  # the second failure: 10 min
+    assert state["last_error"] == "the CA said no"
+
+
+def test_the_moment_in_an_ari_window_is_drawn_from_the_rng_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    window = engine.RenewalWindow(NOW + timedelta(days=1), NOW + timedelta(days=2), 3600)
+    monkeypatch.setattr(engine, "fetch_renewal_window", lambda _url, _settings: window)
+    settings = ca_settings(AcmeOptions(server="https://ca.test/dir"), {})
+    ari = refresh_ari({"url": "https://ca.test/ari/x", "id": "x"}, settings, NOW, random.Random(7))
+    assert ari["fraction"] == random.Random(7).random()
+    assert ari["next_check"] == "2026-03-01T13:00:00Z"
+    # the same window again keeps the moment chosen, whatever the rng
+    again = refresh_ari(ari, settings, NOW, random.Random(8))
+    assert again["fraction"] == ari["fraction"]
+
+
+def test_a_ca_that_does_not_answer_is_asked_again_an_hour_after_now(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unreachable(_url: str, _settings: object) -> engine.RenewalWindow:
+        raise CertcliError("unreachable")
+
+    monkeypatch.setattr(engine, "fetch_renewal_window", unreachable)
+    settings = ca_settings(AcmeOptions(server="https://ca.test/dir"), {})
+    ari = refresh_ari({"url": "u", "id": "x"}, settings, NOW)
+    assert ari == {"url": "u", "id": "x", "next_check": "2026-03-01T13:00:00Z"}
+
+
+def test_the_ca_settings_take_the_options_fields_as_given() -> None:
+    options = AcmeOptions(
+        server="https://ca.test/dir", agree_tos=True, eab_kid="k", eab_hmac_key="c2VjcmV0"
+    )
+    settings = ca_settings(options, {"email": "a@example.com"})
+    assert (settings.agree_tos, settings.eab_kid, settings.eab_hmac_key) == (True, "k", "c2VjcmV0")
+    assert (settings.directory_url, settings.email) == ("https://ca.test/dir", "a@example.com")
+    assert (settings.timeout, settings.network_timeout) == (300, 30)
