@@ -1,9 +1,12 @@
-"""The import structure of certcli, read from the source with `ast` (nothing is imported)."""
+"""The rules of docs/architecture.md, checked against the source with `ast` (nothing is
+imported): which parts may import which, the arrows that must never exist, and the sizes."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "certcli"
 
@@ -14,6 +17,9 @@ def _module_name(path: Path) -> str:
 
 
 MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+PROTOCOL_LIBRARIES = ("acme", "josepy")  # the engine's: no other part speaks ACME
+MAX_MODULE_LINES = 400
+MAX_CLASS_LINES = 200
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -101,3 +107,91 @@ def test_the_import_reader_sees_the_edges() -> None:
     assert "certcli.cli.runtime" in _imports("certcli.cli.cmd_status", top_level_only=True)
     assert "certcli.cli.app" in _imports("certcli.cli.argv", top_level_only=False)
     assert "certcli.cli.app" not in _imports("certcli.cli.argv", top_level_only=True)
+
+
+def _tree(module: str) -> ast.Module:
+    return ast.parse(MODULES[module].read_text(), str(MODULES[module]))
+
+
+def _libraries(module: str) -> set[str]:
+    """The top-level packages outside certcli that `module` imports, anywhere in it."""
+    found: set[str] = set()
+    for node in ast.walk(_tree(module)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found - {"certcli"}
+
+
+def _part(prefix: str) -> list[str]:
+    return sorted(m for m in MODULES if m == prefix or m.startswith(prefix + "."))
+
+
+def _reaches(module: str, prefixes: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in _imports(module, top_level_only=False) if m.startswith(prefixes))
+
+
+@pytest.mark.parametrize("library", PROTOCOL_LIBRARIES)
+def test_only_the_engine_speaks_acme(library: str) -> None:
+    users = {m for m in MODULES if library in _libraries(m)}
+    assert users, f"nothing imports {library}: the reader is broken"
+    assert sorted(m for m in users if not m.startswith("certcli.engine")) == []
+
+
+def test_the_cli_never_imports_the_protocol_library() -> None:
+    offenders = {m: _libraries(m) & set(PROTOCOL_LIBRARIES) for m in _part("certcli.cli")}
+    assert {m: found for m, found in offenders.items() if found} == {}
+
+
+def test_the_store_knows_no_acme() -> None:
+    """The storage layer keeps files (and, later, rows): it never reaches the CA, the flows,
+    the challenge methods or the CLI."""
+    above = (
+        "certcli.engine",
+        "certcli.flows",
+        "certcli.challenges",
+        "certcli.providers",
+        "certcli.cli",
+    )
+    for module in _part("certcli.storage"):
+        assert _reaches(module, above) == [], module
+        assert not _libraries(module) & set(PROTOCOL_LIBRARIES), module
+
+
+def test_the_engine_never_prints() -> None:
+    """The engine reports through return values, exceptions and `logging`; only cli/ writes
+    to the terminal."""
+    for module in _part("certcli.engine"):
+        calls = [
+            node.lineno
+            for node in ast.walk(_tree(module))
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in ("print", "input")
+        ]
+        assert calls == [], f"{module} lines {calls}"
+        assert not _libraries(module) & {"rich", "typer", "click"}, module
+        assert _reaches(module, ("certcli.cli", "certcli.flows")) == [], module
+
+
+def test_renewal_decisions_are_pure() -> None:
+    """renewal.py decides from its arguments and `now`: no clock, no randomness of its own,
+    no file, no store."""
+    assert not _libraries("certcli.renewal") & {"time", "random", "os", "pathlib", "secrets"}
+    assert _reaches("certcli.renewal", ("certcli.storage", "certcli.engine")) == []
+    for node in ast.walk(_tree("certcli.renewal")):
+        if isinstance(node, ast.Attribute):
+            assert node.attr not in ("now", "utcnow", "today", "time"), node.lineno
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id != "open", node.lineno
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_module_and_class_sizes(module: str) -> None:
+    lines = MODULES[module].read_text().count("\n")
+    assert lines <= MAX_MODULE_LINES, f"{module}: {lines} lines"
+    for node in ast.walk(_tree(module)):
+        if isinstance(node, ast.ClassDef):
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            assert length <= MAX_CLASS_LINES, f"{module}.{node.name}: {length} lines"
