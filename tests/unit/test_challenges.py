@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 
 from certcli import challenges
-from certcli.flows import attempt as flows_attempt
-from certcli.flows import dns as flows_dns
-from certcli.flows import plan as flows_plan
 from certcli.challenges import METHODS, check_identifiers, chosen, dns01, http01, method, names
 from certcli.challenges.dns01 import DnsSettings, san_json
 from certcli.challenges.http01 import WebrootSettings, WebrootSolver
 from certcli.dnscheck import Diagnosis, DnsStatus
 from certcli.errors import DnsNotReadyError, UsageError, ValidationFailedError
+from certcli.flows import attempt as flows_attempt
+from certcli.flows import dns as flows_dns
+from certcli.flows import plan as flows_plan
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
