@@ -251,9 +251,7 @@ def challenge_type_comparisons() -> list[str]:
 
 
 def test_only_issuance_still_compares_challenge_types() -> None:
-    assert [
-        f for f in challenge_type_comparisons() if not f.startswith("certcli/flows/")
-    ] == []
+    assert [f for f in challenge_type_comparisons() if not f.startswith("certcli/flows/")] == []
 
 
 @pytest.mark.xfail(
