@@ -26,7 +26,9 @@ def _settings(provider: str, **kw: object) -> DnsSettings:
 
 
 def test_providers_are_registered_by_name() -> None:
-    assert providers.names() == ["rfc2136", "hook", "manual"]
+    assert providers.names() == ["rfc2136", "hook", "manual"]  # the default first, then by name
+    modules = sorted(p.stem for p in Path(providers.__file__).parent.glob("[!_]*.py"))
+    assert modules == sorted(providers.names())  # a module of the package is a provider
     assert all(name == PROVIDERS[name].NAME for name in providers.names())
     rfc2136 = {"server": "127.0.0.1:53", "tsig_name": "k", "tsig_secret": "c2VjcmV0"}
     assert isinstance(
