@@ -1,14 +1,18 @@
 """Challenge methods: how certcli proves control of a name, one module per method
 (`http01`: a webroot; `dns01`: CNAME delegation), behind one registry. Nothing outside this
-package branches on a challenge type: it asks the method.
+package branches on a challenge type: it asks the method. The registry is every module of this
+package that defines `METHOD`, so that a new method is one new module.
 
 A method's solver is a small present / wait / cleanup unit that the engine drives for all
 of an order's challenges at once (prepare all, answer all, clean up all, even on failure)."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,6 +55,7 @@ class ChallengeMethod(Protocol):
     name: str  # as ACME names it: "http-01"
     wildcards: bool  # can validate `*.example.com`
     ip_addresses: bool  # can validate an IP address
+    check_phase: str | None  # the phase shown while `check` runs, if it has its own
     wait_phase: str | None  # the phase shown while `Solver.wait` runs, if it has its own
     secret_keys: tuple[str, ...]  # its settings that are secrets (never shown)
 
@@ -62,12 +67,21 @@ class ChallengeMethod(Protocol):
     ) -> Solver:
         """Its solver; what it leaves outside the store is journalled under `leftovers`."""
 
-    def check(self, identifiers: Sequence[str], settings: Any) -> Sequence[Any]:
+    def check(self, identifiers: Sequence[str], settings: Any) -> Sequence[Any] | None:
         """Raise now, before any order, when validation cannot work; returns what it found
-        (the DNS diagnoses that the state keeps), if anything."""
+        (the DNS diagnoses that the state keeps), or None when it finds nothing to keep.
+        A DnsNotReadyError carries what it found all the same."""
 
     def diagnose(self, identifiers: Sequence[str], settings: Any) -> Sequence[Any] | None:
         """What `status --check-dns` shows of each SAN, or None when there is nothing."""
+
+    def cache(self, found: Sequence[Any], settings: Any, now: datetime) -> dict[str, Any]:
+        """What state.json keeps of what `check` or `diagnose` found at `now` (the SAN DNS
+        cache that `status` shows without asking DNS)."""
+
+    def pinned(self, settings: Any) -> dict[str, Any]:
+        """The settings a lineage keeps so that its renewals answer as its issuance did
+        (the delegation target its CNAMEs name), as lineage.toml keys."""
 
     def hint(self, settings: Any) -> str | None:
         """The next step a failed validation suggests."""
@@ -82,12 +96,23 @@ class ChallengeMethod(Protocol):
         """How a lineage answers, in a sentence of `import`'s plan."""
 
 
-# The method modules import this one only to type their solvers: no cycle at import.
-from certcli.challenges import dns01, http01  # noqa: E402
-
-METHODS: dict[str, ChallengeMethod] = {m.name: m for m in (http01.METHOD, dns01.METHOD)}
 #: The method a webroot implies when none is asked for.
-DEFAULT = http01.METHOD.name
+DEFAULT = "http-01"
+
+
+def _registered() -> dict[str, ChallengeMethod]:
+    """Every module here that defines `METHOD`, the default first, then by name. The method
+    modules import this one only to type their solvers: no cycle at import."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "METHOD"):
+            found.append(module.METHOD)
+    found.sort(key=lambda m: (m.name != DEFAULT, m.name))
+    return {m.name: m for m in found}
+
+
+METHODS: dict[str, ChallengeMethod] = _registered()
 
 
 def names() -> list[str]:

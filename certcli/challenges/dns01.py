@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from certcli.domains import challenge_name, is_ip, normalize_dns_name
 from certcli.errors import CertcliError, DnsNotReadyError, UsageError
+from certcli.providers import DEFAULT as DEFAULT_PROVIDER
 from certcli.providers import PROVIDERS, make_provider, provider_settings
 from certcli.providers import secret_keys as provider_secrets
 
@@ -35,17 +36,13 @@ class DnsSettings:
     query_timeout: float
     authoritative: list[tuple[str, int]]  # empty: the target zone's NS
     zone: str | None
-    # the rfc2136 and hook providers' settings, as issuance.py still builds them
-    rfc2136: dict[str, Any] = field(default_factory=dict, repr=False)  # the TSIG secret
-    hook: dict[str, Any] = field(default_factory=dict)
-    #: Every provider's settings by provider name, then key (`[dns.<name>]`); may hold secrets.
+    #: Every provider's declared settings by provider name, then key (`[dns.<name>]`);
+    #: may hold secrets.
     options: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def provider_options(self, provider: str) -> dict[str, Any]:
-        """A provider's settings, by key below `[dns.<provider>]`."""
-        if provider in self.options:
-            return self.options[provider]
-        return {"rfc2136": self.rfc2136, "hook": self.hook}.get(provider, {})
+        """A provider's own settings, by key below `[dns.<provider>]`."""
+        return self.options.get(provider, {})
 
 
 class DelegationSolver:
@@ -156,7 +153,7 @@ def settings(get: Get, root: Path | None) -> DnsSettings:
         return get(key, None)
 
     return DnsSettings(
-        provider=str(get("dns.provider", "rfc2136")),
+        provider=str(get("dns.provider", DEFAULT_PROVIDER)),
         target=delegation_target(get, root),
         resolvers=parse_servers(get("dns.resolvers", None)),
         propagation_timeout=seconds("dns.propagation_timeout", 120),
@@ -274,6 +271,7 @@ class Delegation:
     name = "dns-01"
     wildcards = True
     ip_addresses = False
+    check_phase: str | None = "CNAME Check"
     wait_phase: str | None = "Waiting for DNS"  # propagation: a phase of its own
 
     secret_keys = provider_secrets()  # the providers'
@@ -294,6 +292,14 @@ class Delegation:
 
     def diagnose(self, identifiers: Sequence[str], settings: DnsSettings) -> list[Diagnosis]:
         return diagnose(identifiers, settings)
+
+    def cache(
+        self, found: Sequence[Diagnosis], settings: DnsSettings, now: datetime
+    ) -> dict[str, Any]:
+        return cache(found, settings.target, now)
+
+    def pinned(self, settings: DnsSettings) -> dict[str, Any]:
+        return {"dns": {"target": settings.target}}  # the CNAMEs name it: it never moves
 
     def hint(self, settings: DnsSettings) -> str | None:
         return "`certcli dns check DOMAIN` shows what a resolver finds, and what to fix"

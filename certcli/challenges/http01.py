@@ -19,6 +19,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -195,6 +196,7 @@ class Webroot:
     name = "http-01"
     wildcards = False
     ip_addresses = True
+    check_phase: str | None = None  # the solver's own check: no phase of its own
     wait_phase: str | None = None  # a file is served at once: no phase of its own
     secret_keys: tuple[str, ...] = ()
 
@@ -210,13 +212,20 @@ class Webroot:
     ) -> WebrootSolver:
         return WebrootSolver(_webroot(settings), Journal(leftovers, self.name))
 
-    def check(self, identifiers: Sequence[str], settings: WebrootSettings) -> list[Any]:
+    def check(self, identifiers: Sequence[str], settings: WebrootSettings) -> None:
         """The webroot exists, is a directory, and certcli may write there."""
         WebrootSolver(_webroot(settings)).check()
-        return []
 
     def diagnose(self, identifiers: Sequence[str], settings: WebrootSettings) -> None:
         return None  # nothing to look up before ordering
+
+    def cache(
+        self, found: Sequence[Any], settings: WebrootSettings, now: datetime
+    ) -> dict[str, Any]:
+        return {}  # never called: its check and diagnosis find nothing to keep
+
+    def pinned(self, settings: WebrootSettings) -> dict[str, Any]:
+        return {}  # the webroot is a lineage setting of its own
 
     def hint(self, settings: WebrootSettings) -> str | None:
         if not settings.webroot:

@@ -6,18 +6,16 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from certcli.challenges.http01 import WebrootSolver, sweep
+from certcli import challenges
 from certcli.domains import order_identifiers
-from certcli.errors import CertcliError, StoreError, UsageError, ValidationFailedError
+from certcli.errors import CertcliError, StoreError, ValidationFailedError
 from certcli.flows.ari import refresh_ari
-from certcli.flows.dns import check_dns_into
+from certcli.flows.dns import check_into
 from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import Plan
 from certcli.flows.session import Session
-from certcli.leftovers import Journal
 from certcli.models import LineageConfig, rfc3339
 from certcli.renewal import next_attempt
 from certcli.storage.files import Store, version_files
@@ -28,28 +26,17 @@ if TYPE_CHECKING:
 
 
 def make_solver(plan: Plan, session: Session, store: Store) -> Solver:
-    """The solver of the plan's challenge, with the store's journal of what it leaves."""
-    if plan.dns is not None:
-        from certcli.challenges.dns01 import DelegationSolver  # dnspython
-        from certcli.providers import make_provider
-
-        provider = make_provider(plan.dns, session.interactive, session.pause)
-        return DelegationSolver(plan.dns, provider, _leftovers(store, "dns-01"))
-    if not plan.webroot:
-        raise UsageError(
-            "no webroot for HTTP-01", "give --webroot DIR, the directory your web server serves"
-        )
-    return WebrootSolver(Path(plan.webroot), _leftovers(store, "http-01"))
+    """The solver of the plan's method, with the store's journal of what it leaves."""
+    return plan.method.solver(
+        plan.challenge_settings, store.root / "leftovers", session.interactive, session.pause
+    )
 
 
-def _leftovers(store: Store, kind: str) -> Journal:
-    """The store's journal of what a run of this challenge creates outside the store."""
-    return Journal(store.root / "leftovers", kind)
-
-
-def sweep_webroots(store: Store) -> None:
-    """Token files a killed run left in a webroot go at the start of the next run."""
-    sweep(_leftovers(store, "http-01"))
+def sweep_leftovers(store: Store) -> None:
+    """What killed runs left outside the store (token files in a webroot) goes at the start
+    of the next run."""
+    for answer in challenges.METHODS.values():
+        answer.sweep(store.root / "leftovers")
 
 
 def attempt(
@@ -88,13 +75,13 @@ def attempt(
     phase("Starting")
     identifiers = order_identifiers(config.domains)
     try:
-        if plan.dns is not None:
-            phase("CNAME Check")
-            check_dns_into(state, identifiers, plan.dns)
+        if plan.method.check_phase:
+            phase(plan.method.check_phase)
+        check_into(state, identifiers, plan)  # e.g. the CNAME Check of DNS-01
         solver.check()  # e.g. the TSIG key is accepted: before any order
         key = x.generate_private_key(plan.key_type)
         csr_pem = x.make_csr(key, identifiers)
-        shown = _WaitShown(solver, phase)
+        shown = _WaitShown(solver, phase, plan.method.wait_phase)
         chain = ca.obtain(
             identifiers,
             csr_pem,
@@ -150,12 +137,15 @@ def attempt(
 
 
 class _WaitShown:
-    """A solver whose wait for DNS propagation is a phase of its own ("Waiting for DNS"),
-    so that a slow name server shows as such rather than as a slow CA."""
+    """A solver whose wait has a phase of its own when its method says so ("Waiting for
+    DNS"), so that a slow name server shows as such rather than as a slow CA."""
 
-    def __init__(self, solver: Solver, phase: Callable[[str], None]) -> None:
+    def __init__(
+        self, solver: Solver, phase: Callable[[str], None], wait_phase: str | None
+    ) -> None:
         self._solver = solver
         self._phase = phase
+        self._wait_phase = wait_phase
         self.challenge_type = solver.challenge_type
 
     def check(self) -> None:
@@ -165,10 +155,10 @@ class _WaitShown:
         self._solver.present(challenges)
 
     def wait(self, challenges: list[Challenge]) -> None:
-        if self.challenge_type != "dns-01":
+        if self._wait_phase is None:
             self._solver.wait(challenges)
             return
-        self._phase("Waiting for DNS")
+        self._phase(self._wait_phase)
         self._solver.wait(challenges)
         self._phase("Validating")
 
@@ -177,17 +167,13 @@ class _WaitShown:
 
 
 def _add_next_step(exc: CertcliError, plan: Plan) -> None:
-    """A failed validation says what to check: the web server behind the webroot, or the
-    delegation as a resolver sees it."""
+    """A failed validation says what to check, as the plan's method suggests (the web
+    server behind the webroot, the delegation as a resolver sees it)."""
     if not isinstance(exc, ValidationFailedError):
         return
-    if plan.challenge == "http-01" and plan.webroot:
-        exc.hint = (
-            f"check that the web server serves {plan.webroot} as http://DOMAIN/ "
-            "(the CA fetches /.well-known/acme-challenge/ on port 80)"
-        )
-    elif plan.challenge == "dns-01":
-        exc.hint = "`certcli dns check DOMAIN` shows what a resolver finds, and what to fix"
+    hint = plan.method.hint(plan.challenge_settings)
+    if hint:
+        exc.hint = hint
 
 
 def record_failure(store: Store, name: str, exc: CertcliError, failed_at: datetime) -> None:

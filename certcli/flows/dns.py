@@ -1,95 +1,58 @@
-"""The CNAME Check of DNS-01 lineages: diagnose each SAN's delegation, say what to fix,
-and keep the result in state.json for `status`."""
+"""The challenge method's check before ordering (DNS-01's CNAME Check), what it found kept
+in state.json for `status`; and the diagnoses `status --check-dns` and `dns check` show."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from certcli import challenges
+from certcli.challenges import dns01
 from certcli.domains import order_identifiers
 from certcli.errors import DnsNotReadyError
-from certcli.flows.plan import AcmeOptions, make_plan
-from certcli.models import LineageConfig, rfc3339
+from certcli.flows.plan import AcmeOptions, Plan, getters, make_plan, method_getter
+from certcli.models import LineageConfig
 from certcli.storage.files import Store
 
 if TYPE_CHECKING:
-    from certcli.challenges.dns01 import DnsSettings
     from certcli.dnscheck import Diagnosis
 
 
-def check_dns(domains: tuple[str, ...] | list[str], dns: DnsSettings) -> list[Diagnosis]:
-    """The CNAME Check: diagnose every SAN; raise DnsNotReadyError unless all are Valid."""
-    from certcli.dnscheck import DnsStatus, diagnose  # dnspython: only for DNS-01
-
-    diagnoses = diagnose(list(domains), dns.target, dns.resolvers, dns.query_timeout)
-    bad = [d for d in diagnoses if d.status is not DnsStatus.VALID]
-    if bad:
-        raise DnsNotReadyError(
-            "DNS is not ready for " + ", ".join(f"{d.san} ({d.status.value})" for d in bad),
-            dns_next_step(bad),
-            diagnoses=tuple(diagnoses),
-        )
-    return diagnoses
-
-
-def dns_next_step(bad: list[Diagnosis]) -> str:
-    """What to do about the SANs whose delegation is not Valid: the CNAME to create (when
-    there is one), the TXT records to remove, the resolvers to check."""
-    from certcli.dnscheck import DnsStatus  # dnspython: only for DNS-01
-
-    fixed_by_cname = (DnsStatus.MISSING, DnsStatus.WRONG)
-    records = list(dict.fromkeys(d.record for d in bad if d.status in fixed_by_cname))
-    steps = []
-    if len(records) == 1:
-        steps.append(f"create the record {records[0]}")
-    elif records:
-        steps.append(f"create the {len(records)} CNAME records `certcli dns check` lists")
-    if any(d.status is DnsStatus.DUPLICATE for d in bad):
-        steps.append("remove the TXT records found at the challenge names")
-    if any(d.status is DnsStatus.ERROR for d in bad):
-        steps.append("check that [dns] resolvers answer")
-    return ", ".join(steps) + ", then `certcli renew` issues it"
-
-
-def check_dns_into(state: dict[str, Any], identifiers: list[str], dns: DnsSettings) -> None:
-    """The CNAME Check, its result kept in `state` (the SAN DNS cache) whether or not all
-    SANs are Valid; raises DnsNotReadyError as check_dns does."""
+def check_into(state: dict[str, Any], identifiers: list[str], plan: Plan) -> None:
+    """The plan's method checks that validation can work, what it found kept in `state`
+    (the SAN DNS cache) whether or not the check passed; raises as the method does."""
+    answer, settings = plan.method, plan.challenge_settings
     try:
-        diagnoses = check_dns(identifiers, dns)
+        found = answer.check(identifiers, settings)
     except DnsNotReadyError as exc:
-        state["dns"] = dns_cache(exc.diagnoses, dns.target)
+        state["dns"] = answer.cache(exc.diagnoses, settings, datetime.now(UTC))
         raise
-    state["dns"] = dns_cache(diagnoses, dns.target)
+    if found is not None:
+        state["dns"] = answer.cache(found, settings, datetime.now(UTC))
 
 
-def dns_cache(diagnoses: tuple[Diagnosis, ...] | list[Diagnosis], target: str) -> dict[str, Any]:
-    """The SAN DNS cache kept in state.json, which `status` shows without asking DNS."""
-    return {
-        "checked_at": rfc3339(datetime.now(UTC)),
-        "target": target,
-        "sans": {d.san: {"status": d.status.value, "found": d.found} for d in diagnoses},
-    }
+def fresh_cache(identifiers: list[str], plan: Plan) -> dict[str, Any] | None:
+    """A fresh diagnosis by the plan's method, as `check_into` keeps it in state (never
+    raising for what it finds); None when the method has nothing to diagnose."""
+    answer, settings = plan.method, plan.challenge_settings
+    found = answer.diagnose(identifiers, settings)
+    return None if found is None else answer.cache(found, settings, datetime.now(UTC))
 
 
 def diagnose_lineage(
     store: Store, config: dict[str, Any], lineage: LineageConfig
-) -> list[Diagnosis] | None:
-    """A fresh DNS diagnosis of a DNS-01 lineage's SANs (None for other lineages)."""
-    if lineage.extra.get("challenge") != "dns-01":
+) -> Sequence[Diagnosis] | None:
+    """A fresh diagnosis of a lineage's SANs by its method (None when it has nothing to
+    diagnose, as over HTTP-01, or when the lineage has no method)."""
+    answer = challenges.METHODS.get(str(lineage.extra.get("challenge")))
+    if answer is None:
         return None
-    from certcli.dnscheck import diagnose  # dnspython: only for DNS-01
-
-    dns = make_plan(AcmeOptions(), config, lineage, store.root).dns
-    assert dns is not None
-    return diagnose(
-        order_identifiers(lineage.domains), dns.target, dns.resolvers, dns.query_timeout
-    )
+    get = method_getter(getters(config, lineage)[0], AcmeOptions())
+    return answer.diagnose(order_identifiers(lineage.domains), answer.settings(get, store.root))
 
 
 def check_names(store: Store, config: dict[str, Any], names: list[str]) -> list[Diagnosis]:
     """The delegation diagnosis of names alone, before (or without) an order."""
-    from certcli.dnscheck import diagnose  # dnspython: only for DNS-01
-
-    dns = make_plan(AcmeOptions(challenge="dns-01"), config, None, store.root).dns
-    assert dns is not None
-    return diagnose(names, dns.target, dns.resolvers, dns.query_timeout)
+    plan = make_plan(AcmeOptions(challenge=dns01.METHOD.name), config, None, store.root)
+    return dns01.diagnose(names, plan.challenge_settings)

@@ -8,12 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from certcli.challenges import check_identifiers
 from certcli.domains import default_lineage_name, validate_lineage_name
 from certcli.errors import CertcliError, NotConfirmedError, UsageError
-from certcli.flows.attempt import attempt, make_solver, sweep_webroots
+from certcli.flows.attempt import attempt, make_solver, sweep_leftovers
 from certcli.flows.deploy import deployed
 from certcli.flows.outcome import Outcome, Progress
-from certcli.flows.plan import AcmeOptions, Plan, check_challenge, make_plan, rehearsal
+from certcli.flows.plan import AcmeOptions, Plan, make_plan, rehearsal
 from certcli.flows.session import Session
 from certcli.models import LineageConfig, Mode
 from certcli.storage.files import Store
@@ -44,10 +45,10 @@ def issue(
     now = now or datetime.now(UTC)
     validate_lineage_name(name)
     plan = make_plan(options, config, None, store.root)
-    check_challenge(domains, plan.challenge)
+    check_identifiers(domains, plan.challenge)
     solver = make_solver(plan, session, store)
     store.ensure()
-    sweep_webroots(store)
+    sweep_leftovers(store)
     if dry_run:
         plan = rehearsal(store, plan)
     else:
@@ -161,7 +162,7 @@ def issue_each(
     # Account creation and usage errors happen once, before the pool starts.
     plan = make_plan(options, config, None, store.root)
     for group in groups:
-        check_challenge(group, plan.challenge)
+        check_identifiers(group, plan.challenge)
     make_solver(plan, session, store)
     session.get(rehearsal(store, plan).ca if dry_run else plan.ca)
 

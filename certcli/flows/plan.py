@@ -8,16 +8,14 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from certcli import challenges
 from certcli.accounts import load_account
+from certcli.challenges import ChallengeMethod, Get, check_identifiers
 from certcli.config import LETSENCRYPT, LETSENCRYPT_STAGING, resolve_server, setting
-from certcli.domains import is_ip, normalize_dns_name
-from certcli.errors import UsageError
-from certcli.flows.session import installation_id
 from certcli.models import DEFAULT_KEY_TYPE, LineageConfig
 from certcli.storage.files import Store
 
 if TYPE_CHECKING:
-    from certcli.challenges.dns01 import DnsSettings
     from certcli.engine import CaSettings
 
 
@@ -36,7 +34,7 @@ class AcmeOptions:
     key_type: str | None = None
     webroot: str | None = None
     preferred_chain: str | None = None
-    challenge: str | None = None  # "http-01" or "dns-01"; else the lineage's, else by webroot
+    challenge: str | None = None  # a challenge method's name; else the lineage's, else by webroot
     deploy_hook: str | None = None  # kept in lineage.toml as hooks.deploy
     profile: str | None = None  # an ACME profile the CA offers; kept for renewals
 
@@ -49,15 +47,18 @@ class Plan:
     key_type: str
     webroot: str | None
     preferred_chain: str | None
-    challenge: str = "http-01"
-    dns: DnsSettings | None = None
+    challenge: str = challenges.DEFAULT  # the challenge method's name
+    challenge_settings: Any = None  # the method's own (WebrootSettings, DnsSettings)
     deploy_hook: str | None = None
     profile: str | None = None
 
+    @property
+    def method(self) -> ChallengeMethod:
+        return challenges.method(self.challenge)
+
     def lineage_extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"server": self.ca.directory_url, "challenge": self.challenge}
-        if self.dns is not None:
-            extra["dns"] = {"target": self.dns.target}
+        extra |= self.method.pinned(self.challenge_settings)
         if self.deploy_hook:
             extra["hooks"] = {"deploy": self.deploy_hook}
         if self.profile:
@@ -127,86 +128,29 @@ def make_plan(
 ) -> Plan:
     """Resolve every setting of one issuance; `root` (the store) holds the installation id
     that names the default delegation target."""
-    get, seconds = getters(config, lineage)
+    get, _ = getters(config, lineage)
     ca = ca_settings(options, config, lineage)
     webroot = get("webroot", options.webroot)
-    challenge = challenge_of(get, options)
-    if challenge not in ("http-01", "dns-01"):
-        raise UsageError(
-            "no way to answer the CA's challenge",
-            "give --webroot DIR (HTTP-01) or --dns (DNS-01 by CNAME delegation)",
-        )
-    dns = None
-    if challenge == "dns-01":
-        from certcli.challenges.dns01 import DnsSettings
-        from certcli.dnscheck import parse_servers  # dnspython: only for DNS-01
-
-        dns = DnsSettings(
-            provider=str(get("dns.provider", None, "rfc2136")),
-            target=_delegation_target(get, root),
-            resolvers=parse_servers(get("dns.resolvers", None)),
-            propagation_timeout=seconds("dns.propagation_timeout", 120),
-            query_timeout=seconds("dns.query_timeout", 5),
-            authoritative=parse_servers(get("dns.authoritative", None)),
-            zone=get("dns.rfc2136.zone", None) or get("dns.zone", None),
-            rfc2136={k: get(f"dns.rfc2136.{k}", None) for k in _RFC2136_KEYS},
-            hook={k: get(f"dns.hook.{k}", None) for k in ("auth", "cleanup", "timeout")},
-        )
+    answer_get = method_getter(get, options)
+    answer = challenges.method(challenges.chosen(options.challenge, answer_get))
+    answer_settings = answer.settings(answer_get, root)
     plan = Plan(
         ca=ca,
         key_type=get("key_type", options.key_type, DEFAULT_KEY_TYPE),
         webroot=webroot,
         preferred_chain=get("preferred_chain", options.preferred_chain),
-        challenge=challenge,
-        dns=dns,
+        challenge=answer.name,
+        challenge_settings=answer_settings,
         deploy_hook=options.deploy_hook,
         profile=get("profile", options.profile),
     )
     if lineage is not None:
-        check_challenge(lineage.domains, challenge, lineage.name)
+        check_identifiers(lineage.domains, plan.challenge, lineage.name)
     return plan
 
 
-def challenge_of(get: Callable[..., Any], options: AcmeOptions) -> str | None:
-    """The challenge type asked for: the option, else the setting, else HTTP-01 when there
-    is a webroot."""
-    webroot = get("webroot", options.webroot)
-    return options.challenge or get("challenge", None, "http-01" if webroot else None)
-
-
-def check_challenge(
-    domains: list[str] | tuple[str, ...], challenge: str | None, name: str | None = None
-) -> None:
-    """A wildcard can only be validated over DNS-01, an IP address only over HTTP-01: an
-    order that mixes them the other way is refused before it is placed."""
-    answers = f"{name!r} answers" if name else "this order answers"
-    wildcard = next((d for d in domains if d.startswith("*.")), None)
-    if wildcard is not None and challenge != "dns-01":
-        raise UsageError(
-            f"{wildcard} needs DNS-01, and {answers} HTTP-01 (--webroot)",
-            "use --dns or --wildcard (DNS-01 through the CNAME delegation) instead"
-            + (f"; `certcli issue ... --name {name} --dns --expand` moves it" if name else ""),
-        )
-    address = next((d for d in domains if is_ip(d)), None)
-    if address is not None and challenge == "dns-01":
-        raise UsageError(
-            f"{address} is an IP address: it needs HTTP-01, and {answers} DNS-01 (--dns)",
-            "use --webroot DIR for IP addresses, in a lineage of their own",
-        )
-
-
-_RFC2136_KEYS = ("server", "tsig_name", "tsig_secret", "tsig_algorithm")
-
-
-def _delegation_target(get: Callable[..., Any], root: Path | None) -> str:
-    """`[dns] target`, else one name per installation under `[dns] zone`."""
-    target = get("dns.target", None)
-    if target:
-        return normalize_dns_name(str(target))
-    zone = get("dns.zone", None) or get("dns.rfc2136.zone", None)
-    if not zone or root is None:
-        raise UsageError(
-            "DNS-01 needs a delegation target",
-            "set [dns] target (the name every _acme-challenge CNAMEs to) or [dns] zone",
-        )
-    return f"{installation_id(root)}.{normalize_dns_name(str(zone))}"
+def method_getter(get: Callable[..., Any], options: AcmeOptions) -> Get:
+    """The getter a challenge method reads its settings with: the command line's webroot
+    before the lineage's and config.toml's."""
+    given = {"webroot": options.webroot}
+    return lambda key, default: get(key, given.get(key), default)

@@ -12,7 +12,7 @@ from typing import Any
 from certcli.domains import validate_lineage_name
 from certcli.errors import CertcliError, LockedError
 from certcli.flows.ari import RANDOM
-from certcli.flows.attempt import attempt, make_solver, record_failure, sweep_webroots
+from certcli.flows.attempt import attempt, make_solver, record_failure, sweep_leftovers
 from certcli.flows.deploy import deployed, hook_timeout
 from certcli.flows.notify import notify_run
 from certcli.flows.outcome import Outcome, Progress
@@ -63,7 +63,7 @@ def renew(
     with store.lock_store(wait=0):
         for name in names:
             store.require(name)
-        sweep_webroots(store)
+        sweep_leftovers(store)
         found = scan_all(store, names, config, now, force=force, dry_run=dry_run, rng=rng)
         outcomes, due = list(found.outcomes), found.due
 

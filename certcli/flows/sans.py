@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from certcli.challenges import check_identifiers, chosen
 from certcli.domains import order_identifiers, uncovered, validate_lineage_name
-from certcli.errors import DnsNotReadyError, UsageError
+from certcli.errors import UsageError
 from certcli.flows.attempt import attempt, make_solver
 from certcli.flows.deploy import deployed
-from certcli.flows.dns import check_dns_into
+from certcli.flows.dns import fresh_cache
 from certcli.flows.notify import custom_next_step
 from certcli.flows.outcome import Outcome, Progress
-from certcli.flows.plan import AcmeOptions, challenge_of, check_challenge, getters, make_plan
+from certcli.flows.plan import AcmeOptions, getters, make_plan, method_getter
 from certcli.flows.session import Session
 from certcli.models import Mode
 from certcli.storage.files import Store
@@ -71,8 +71,8 @@ def san_add(
         covered = [s for s in new if s not in missing]
         updated = replace(lineage, domains=lineage.domains + tuple(new))
         if lineage.mode is Mode.AUTO:
-            get, _ = getters(config, lineage)
-            check_challenge(updated.domains, challenge_of(get, AcmeOptions()), name)
+            get = method_getter(getters(config, lineage)[0], AcmeOptions())
+            check_identifiers(updated.domains, chosen(None, get), name)
         if new:
             store.write_config(updated)
         change = SanChange(
@@ -84,10 +84,11 @@ def san_add(
             return change
         plan = make_plan(AcmeOptions(), config, updated, store.root)
         if not issue:
-            if plan.dns is not None:  # record the diagnosis, so status shows the problem
+            # record the diagnosis (of DNS-01), so that status shows the problem
+            cached = fresh_cache(order_identifiers(updated.domains), plan)
+            if cached is not None:
                 state = store.read_state(name)
-                with contextlib.suppress(DnsNotReadyError):
-                    check_dns_into(state, order_identifiers(updated.domains), plan.dns)
+                state["dns"] = cached
                 store.write_state(name, state)
             return change
         solver = make_solver(plan, session, store)

@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from certcli.storage.files import Store, atomic_write, make_dirs
+from certcli.storage.files import Store
 
 if TYPE_CHECKING:
     from certcli.engine import Ca, CaSettings
-
-
-def installation_id(root: Path) -> str:
-    """A random name made once per store, so two installations never share a target."""
-    path = root / "installation-id"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        make_dirs(root)
-        atomic_write(path, f"certcli-{secrets.token_hex(5)}\n".encode())
-        return path.read_text().strip()
 
 
 class Session:

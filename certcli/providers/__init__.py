@@ -3,17 +3,21 @@ provider, registered here by name. Each module declares its settings (`[dns.<nam
 kind config.py checks them by) and which of them are secrets: config.py builds its table of
 settings from these declarations, so that a new provider is one new module in this package.
 
+The registry is every module of this package that declares `NAME`: the default provider
+first, then by name.
+
 Provider modules stay light at import (config.py, which `certcli status` imports, reads their
 declarations): dnspython only inside functions.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from certcli.errors import UsageError
-from certcli.providers import hook, manual, rfc2136
 
 if TYPE_CHECKING:
     from certcli.challenges.dns01 import DnsSettings
@@ -44,7 +48,21 @@ class ProviderModule(Protocol):
     def make(self, settings: DnsSettings, interactive: bool, ask: Ask) -> Provider: ...
 
 
-PROVIDERS: dict[str, ProviderModule] = {m.NAME: m for m in (rfc2136, hook, manual)}
+#: The provider of `dns.provider` when none is set.
+DEFAULT = "rfc2136"
+
+
+def _registered() -> dict[str, ProviderModule]:
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(module, "NAME"):
+            found.append(cast(ProviderModule, module))
+    found.sort(key=lambda m: (m.NAME != DEFAULT, m.NAME))
+    return {m.NAME: m for m in found}
+
+
+PROVIDERS: dict[str, ProviderModule] = _registered()
 
 
 def names() -> list[str]:

@@ -1,5 +1,4 @@
-"""The challenge registry and each method's functions, checked against what issuance does
-today (its copies go once the flows call the methods)."""
+"""The challenge registry and each method's functions, and the flows that call them."""
 
 from __future__ import annotations
 
@@ -28,7 +27,9 @@ def _getter(table: dict[str, Any]) -> Any:
 
 
 def test_the_registry_holds_one_method_per_challenge_type() -> None:
-    assert names() == ["http-01", "dns-01"]
+    assert names() == ["http-01", "dns-01"]  # the default first, then by name
+    modules = sorted(p.stem for p in Path(challenges.__file__).parent.glob("[!_]*.py"))
+    assert modules == ["dns01", "http01"]  # each module of the package is registered
     assert all(METHODS[n].name == n for n in names())
     assert method("dns-01") is dns01.METHOD and method("http-01") is http01.METHOD
     for unknown in (None, "", "tls-alpn-01"):
@@ -51,30 +52,45 @@ def test_the_method_asked_for_else_the_setting_else_http01_with_a_webroot() -> N
     assert chosen(None, _getter({})) is None
 
 
+WILDCARD = (
+    "*.x.com needs DNS-01, and this order answers HTTP-01 (--webroot)",
+    "use --dns or --wildcard (DNS-01 through the CNAME delegation) instead",
+)
+ADDRESS = (
+    "2001:db8::1 is an IP address: it needs HTTP-01, and this order answers DNS-01 (--dns)",
+    "use --webroot DIR for IP addresses, in a lineage of their own",
+)
+
+
 @pytest.mark.parametrize(
-    ("domains", "challenge", "name"),
+    ("domains", "challenge", "refused"),
     [
         (["x.com", "*.x.com"], "dns-01", None),
         (["x.com", "192.0.2.1", "2001:db8::1"], "http-01", None),
-        (["x.com", "*.x.com"], "http-01", None),
-        (["x.com", "*.x.com"], "http-01", "x.com"),
-        (["x.com", "*.x.com"], None, None),
+        (["x.com", "*.x.com"], "http-01", WILDCARD),
+        (["x.com", "*.x.com"], None, WILDCARD),  # no method: as the default would
         (["x.com", "192.0.2.1"], None, None),
-        (["x.com", "2001:db8::1"], "dns-01", "x.com"),
-        (["x.com", "2001:db8::1"], "dns-01", None),
+        (["x.com", "2001:db8::1"], "dns-01", ADDRESS),
     ],
 )
-def test_refusals_are_issuances_own(
-    domains: list[str], challenge: str | None, name: str | None
+def test_names_a_method_cannot_validate_are_refused(
+    domains: list[str], challenge: str | None, refused: tuple[str, str] | None
 ) -> None:
-    def outcome(check: Any) -> tuple[str, str | None] | None:
-        try:
-            check(domains, challenge, name)
-        except UsageError as exc:
-            return exc.message, exc.hint
-        return None
+    try:
+        check_identifiers(domains, challenge)
+    except UsageError as exc:
+        assert (exc.message, exc.hint) == refused
+    else:
+        assert refused is None
 
-    assert outcome(check_identifiers) == outcome(flows_plan.check_challenge)
+
+def test_a_refusal_names_the_lineage() -> None:
+    with pytest.raises(UsageError) as refused:
+        check_identifiers(["x.com", "*.x.com"], "http-01", "x.com")
+    assert refused.value.hint == (
+        "use --dns or --wildcard (DNS-01 through the CNAME delegation) instead; "
+        "`certcli issue ... --name x.com --dns --expand` moves it"
+    )
 
 
 def test_a_wildcard_needs_dns01_and_an_address_http01() -> None:
@@ -90,7 +106,8 @@ def test_a_wildcard_needs_dns01_and_an_address_http01() -> None:
 def test_the_webroot_method_reads_its_setting_and_checks_the_webroot(tmp_path: Path) -> None:
     webroot = http01.METHOD.settings(_getter({"webroot": str(tmp_path)}), None)
     assert webroot == WebrootSettings(str(tmp_path))
-    assert http01.METHOD.check(["x.com"], webroot) == []
+    assert http01.METHOD.check(["x.com"], webroot) is None  # nothing found to keep
+    assert http01.METHOD.pinned(webroot) == {}
     assert http01.METHOD.diagnose(["x.com"], webroot) is None
     with pytest.raises(UsageError, match="no webroot for HTTP-01"):
         http01.METHOD.check(["x.com"], WebrootSettings(None))
@@ -103,23 +120,29 @@ def test_the_webroot_method_reads_its_setting_and_checks_the_webroot(tmp_path: P
     http01.METHOD.sweep(tmp_path / "leftovers")  # nothing left behind: nothing to do
 
 
-def _hint(plan_challenge: str, webroot: str | None) -> str | None:
-    exc = ValidationFailedError("failed")
+def _hint(challenge: str, settings: Any) -> str | None:
+    exc = ValidationFailedError("failed", "as it was")
     plan = flows_plan.Plan(
         ca=None,  # type: ignore[arg-type]
         key_type="ec-p256",
-        webroot=webroot,
+        webroot=None,
         preferred_chain=None,
-        challenge=plan_challenge,
+        challenge=challenge,
+        challenge_settings=settings,
     )
     flows_attempt._add_next_step(exc, plan)
     return exc.hint
 
 
-def test_hints_on_failure_are_issuances_own() -> None:
-    assert http01.METHOD.hint(WebrootSettings("/srv/www")) == _hint("http-01", "/srv/www")
-    assert http01.METHOD.hint(WebrootSettings(None)) is None is _hint("http-01", None)
-    assert dns01.METHOD.hint(_dns()) == _hint("dns-01", None)
+def test_a_failed_validation_says_what_its_method_suggests() -> None:
+    assert _hint("http-01", WebrootSettings("/srv/www")) == (
+        "check that the web server serves /srv/www as http://DOMAIN/ "
+        "(the CA fetches /.well-known/acme-challenge/ on port 80)"
+    )
+    assert _hint("http-01", WebrootSettings(None)) == "as it was"  # nothing to suggest
+    assert _hint("dns-01", _dns()) == (
+        "`certcli dns check DOMAIN` shows what a resolver finds, and what to fix"
+    )
     assert http01.METHOD.describe("/srv/www") == "webroot /srv/www"
     assert dns01.METHOD.describe(None) == "DNS-01 by delegation"
 
@@ -142,28 +165,36 @@ CONFIG = {
 }
 
 
-def test_the_delegation_settings_are_issuances_own(tmp_path: Path) -> None:
-    from certcli.config import lookup
-
+def test_the_delegation_settings(tmp_path: Path) -> None:
     plan = flows_plan.make_plan(flows_plan.AcmeOptions(challenge="dns-01"), CONFIG, None, tmp_path)
-    ours = dns01.settings(lambda key, default: lookup(CONFIG, key) or default, tmp_path)
-    assert plan.dns is not None
-    for name in ("provider", "target", "resolvers", "propagation_timeout", "query_timeout"):
-        assert getattr(ours, name) == getattr(plan.dns, name), name
-    assert (ours.authoritative, ours.zone) == (plan.dns.authoritative, plan.dns.zone)
+    ours = plan.challenge_settings
+    assert isinstance(ours, DnsSettings) and plan.method is dns01.METHOD
+    assert (ours.provider, ours.propagation_timeout, ours.query_timeout) == ("rfc2136", 30, 5)
+    assert ours.resolvers == [("127.0.0.1", 8053), ("192.0.2.1", 53)]
+    assert (ours.authoritative, ours.zone) == ([], "acme.example")
     assert ours.target.startswith("certcli-") and ours.target.endswith(".acme.example")
-    for provider in ("rfc2136", "hook"):
-        theirs = getattr(plan.dns, provider)
-        assert {k: ours.provider_options(provider)[k] for k in theirs} == theirs
+    assert dns01.METHOD.pinned(ours) == {"dns": {"target": ours.target}}
+    assert ours.provider_options("rfc2136") == {
+        "server": "127.0.0.1:8053",
+        "tsig_name": "k",
+        "tsig_secret": "c2VjcmV0",
+        "tsig_algorithm": None,
+        "zone": None,
+    }
+    assert ours.provider_options("hook") == {
+        "auth": "/bin/true",
+        "cleanup": "/bin/true",
+        "timeout": 9,
+    }
+    assert ours.provider_options("manual") == {}
     assert "c2VjcmV0" not in repr(ours)
     with pytest.raises(UsageError, match="DNS-01 needs a delegation target"):
         dns01.settings(_getter({}), tmp_path)
 
 
-def test_options_fall_back_to_the_fields_issuance_fills() -> None:
-    assert _dns(rfc2136={"server": "s"}).provider_options("rfc2136") == {"server": "s"}
+def test_a_provider_reads_only_its_own_settings() -> None:
     assert _dns(options={"hook": {"auth": "a"}}).provider_options("hook") == {"auth": "a"}
-    assert _dns().provider_options("elsewhere") == {}
+    assert _dns(options={"hook": {"auth": "a"}}).provider_options("rfc2136") == {}
 
 
 def _diagnosis(san: str, status: DnsStatus, found: str | None = None) -> Diagnosis:
@@ -178,10 +209,10 @@ SEVERAL = [
 ]
 
 
-@pytest.mark.parametrize("count", [1, 2, 4])
-def test_the_next_step_is_issuances_own(count: int) -> None:
-    bad = SEVERAL[:count]
-    assert dns01.next_step(bad) == flows_dns.dns_next_step(bad)
+def test_the_next_step_of_two_names_to_delegate() -> None:
+    assert dns01.next_step(SEVERAL[:2]) == (
+        "create the 2 CNAME records `certcli dns check` lists, then `certcli renew` issues it"
+    )
 
 
 def test_the_cname_check_refuses_unless_every_san_is_valid(
@@ -193,20 +224,52 @@ def test_the_cname_check_refuses_unless_every_san_is_valid(
     monkeypatch.setattr(dnscheck, "diagnose", lambda *a, **k: answers)
     with pytest.raises(DnsNotReadyError) as ours:
         dns01.METHOD.check(["v.example.com", "a.example.com"], _dns())
-    with pytest.raises(DnsNotReadyError) as theirs:
-        flows_dns.check_dns(["v.example.com", "a.example.com"], _dns())
-    assert (ours.value.message, ours.value.hint) == (theirs.value.message, theirs.value.hint)
+    assert ours.value.message == "DNS is not ready for a.example.com (missing)"
+    assert ours.value.hint == dns01.next_step(SEVERAL[:1])
     assert ours.value.diagnoses == tuple(answers)
     answers[1:] = []
     assert dns01.METHOD.check(["v.example.com"], _dns()) == answers
     assert dns01.METHOD.diagnose(["v.example.com"], _dns()) == answers
 
 
-def test_the_dns_cache_is_issuances_own_at_the_time_given() -> None:
-    ours = dns01.cache(SEVERAL, "t.delegation.example", NOW)
-    theirs = flows_dns.dns_cache(SEVERAL, "t.delegation.example")
-    assert ours["checked_at"] == "2026-01-02T03:04:05Z"
-    assert {**ours, "checked_at": None} == {**theirs, "checked_at": None}
+def test_the_dns_cache_at_the_time_given() -> None:
+    assert dns01.METHOD.cache(SEVERAL[:2], _dns(), NOW) == {
+        "checked_at": "2026-01-02T03:04:05Z",
+        "target": "t.acme.net",
+        "sans": {
+            "a.example.com": {"status": "missing", "found": None},
+            "b.example.com": {"status": "wrong", "found": "elsewhere.example"},
+        },
+    }
+
+
+def _plan(challenge: str, settings: Any) -> flows_plan.Plan:
+    return flows_plan.Plan(None, "ec-p256", None, None, challenge, settings)  # type: ignore[arg-type]
+
+
+def test_the_flow_keeps_what_the_check_found_whether_or_not_it_passed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from certcli import dnscheck
+
+    answers = [_diagnosis("v.example.com", DnsStatus.VALID), *SEVERAL[:1]]
+    monkeypatch.setattr(dnscheck, "diagnose", lambda *a, **k: answers)
+    state: dict[str, Any] = {}
+    with pytest.raises(DnsNotReadyError):
+        flows_dns.check_into(state, ["v.example.com", "a.example.com"], _plan("dns-01", _dns()))
+    assert state["dns"]["sans"]["a.example.com"] == {"status": "missing", "found": None}
+    cached = flows_dns.fresh_cache(["v.example.com", "a.example.com"], _plan("dns-01", _dns()))
+    assert cached is not None and cached["sans"] == state["dns"]["sans"]
+    answers[1:] = []
+    flows_dns.check_into(state, ["v.example.com"], _plan("dns-01", _dns()))
+    assert list(state["dns"]["sans"]) == ["v.example.com"]
+
+
+def test_the_flow_keeps_nothing_of_a_webroot(tmp_path: Path) -> None:
+    state: dict[str, Any] = {}
+    flows_dns.check_into(state, ["x.com"], _plan("http-01", WebrootSettings(str(tmp_path))))
+    assert state == {}
+    assert flows_dns.fresh_cache(["x.com"], _plan("http-01", WebrootSettings(None))) is None
 
 
 def test_one_builder_of_a_sans_json() -> None:
@@ -250,12 +313,5 @@ def challenge_type_comparisons() -> list[str]:
     return found
 
 
-def test_only_issuance_still_compares_challenge_types() -> None:
-    assert [f for f in challenge_type_comparisons() if not f.startswith("certcli/flows/")] == []
-
-
-@pytest.mark.xfail(
-    strict=False, reason="certcli/flows/ still compares challenge types (the flows round)"
-)
 def test_no_challenge_type_is_compared_outside_the_registry() -> None:
     assert challenge_type_comparisons() == []

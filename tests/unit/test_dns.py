@@ -44,8 +44,9 @@ def _settings(**kw: object) -> DnsSettings:
         query_timeout=1,
         authoritative=[],
         zone="acme.net",
-        rfc2136={"server": "127.0.0.1:53", "tsig_name": "k", "tsig_secret": "c2VjcmV0"},
-        hook={},
+        options={
+            "rfc2136": {"server": "127.0.0.1:53", "tsig_name": "k", "tsig_secret": "c2VjcmV0"}
+        },
     )
     base.update(kw)
     return DnsSettings(**base)
@@ -53,22 +54,26 @@ def _settings(**kw: object) -> DnsSettings:
 
 def test_provider_settings_are_checked() -> None:
     with pytest.raises(UsageError, match=r"dns\.rfc2136\.tsig_secret"):
-        Rfc2136Provider(_settings(rfc2136={"server": "127.0.0.1", "tsig_name": "k"}))
+        Rfc2136Provider(_settings(options={"rfc2136": {"server": "127.0.0.1", "tsig_name": "k"}}))
     with pytest.raises(UsageError, match="tsig_algorithm"):
         Rfc2136Provider(
             _settings(
-                rfc2136={
-                    "server": "127.0.0.1",
-                    "tsig_name": "k",
-                    "tsig_secret": "a",
-                    "tsig_algorithm": "md5",
+                options={
+                    "rfc2136": {
+                        "server": "127.0.0.1",
+                        "tsig_name": "k",
+                        "tsig_secret": "a",
+                        "tsig_algorithm": "md5",
+                    }
                 }
             )
         )
     with pytest.raises(UsageError, match=r"dns\.hook\.auth"):
         HookProvider(_settings(provider="hook"))
     hook = HookProvider(
-        _settings(provider="hook", hook={"auth": "/nonexistent/add", "cleanup": "true"})
+        _settings(
+            provider="hook", options={"hook": {"auth": "/nonexistent/add", "cleanup": "true"}}
+        )
     )
     with pytest.raises(UsageError, match="not an executable"):
         hook.check()
@@ -146,7 +151,7 @@ def test_an_add_that_failed_is_removed_and_its_record_kept_for_the_next_run(tmp_
     from certcli.errors import DnsProviderError
     from certcli.leftovers import Journal
 
-    settings = DnsSettings("rfc2136", "t.example", [], 1, 1, [], None, {}, {})
+    settings = DnsSettings("rfc2136", "t.example", [], 1, 1, [], None)
     journal = Journal(tmp_path / "leftovers", "dns-01")
     provider = _FlakyProvider()
     solver = DelegationSolver(settings, provider, journal)

@@ -197,16 +197,22 @@ def test_dns_plan_settings_and_the_default_target(tmp_path: Path) -> None:
         }
     }
     plan = make_plan(AcmeOptions(challenge="dns-01"), config, None, tmp_path)
-    assert plan.dns is not None
-    assert plan.dns.resolvers == [("127.0.0.1", 8053), ("192.0.2.1", 53)]
-    assert plan.dns.target.endswith(".acme.example.net")
-    assert plan.dns.target.startswith("certcli-")
+    assert plan.challenge_settings is not None
+    assert plan.challenge_settings.resolvers == [("127.0.0.1", 8053), ("192.0.2.1", 53)]
+    assert plan.challenge_settings.target.endswith(".acme.example.net")
+    assert plan.challenge_settings.target.startswith("certcli-")
     again = make_plan(AcmeOptions(challenge="dns-01"), config, None, tmp_path)
-    assert again.dns is not None and again.dns.target == plan.dns.target  # one per installation
-    assert plan.lineage_extra()["dns"] == {"target": plan.dns.target}
+    assert (
+        again.challenge_settings is not None
+        and again.challenge_settings.target == plan.challenge_settings.target
+    )  # one per installation
+    assert plan.lineage_extra()["dns"] == {"target": plan.challenge_settings.target}
     config["dns"]["target"] = "Fixed.Example.NET."
     fixed = make_plan(AcmeOptions(challenge="dns-01"), config, None, tmp_path)
-    assert fixed.dns is not None and fixed.dns.target == "fixed.example.net"
+    assert (
+        fixed.challenge_settings is not None
+        and fixed.challenge_settings.target == "fixed.example.net"
+    )
     with pytest.raises(UsageError, match="delegation target"):
         make_plan(AcmeOptions(challenge="dns-01"), {}, None, tmp_path)
 
@@ -252,6 +258,7 @@ def test_issue_each_dry_run_at_lets_encrypt_never_asks_production(tmp_path: Path
 
     class Session:
         interactive = False
+        pause = print  # as the real one: every method's solver is given it
 
         def get(self, settings: object) -> None:
             asked.append(settings.directory_url)  # type: ignore[attr-defined]
@@ -292,7 +299,7 @@ def test_webroot_solver_never_chmods_through_a_link_swapped_in_after_mkdir(
 
 
 def test_names_the_challenge_cannot_validate_are_refused() -> None:
-    from certcli.flows.plan import check_challenge
+    from certcli.challenges import check_identifiers as check_challenge
 
     check_challenge(["x.com", "*.x.com"], "dns-01")
     check_challenge(["x.com", "192.0.2.1", "2001:db8::1"], "http-01")

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from certcli.challenges.dns01 import next_step as dns_next_step
 from certcli.cli.output import Output
 from certcli.cli.progress import MAX_ROWS, PhaseView
 from certcli.dnscheck import Diagnosis, DnsStatus
 from certcli.flows.attempt import _WaitShown
-from certcli.flows.dns import dns_next_step
 
 
 def _out(**kwargs: Any) -> Output:
@@ -136,9 +136,11 @@ class FakeSolver:
     ("kind", "phases"), [("dns-01", ["Waiting for DNS", "Validating"]), ("http-01", [])]
 )
 def test_the_wait_for_dns_is_a_phase_of_its_own(kind: str, phases: list[str]) -> None:
+    from certcli.challenges import method
+
     solver = FakeSolver(kind)
     seen: list[str] = []
-    shown = _WaitShown(solver, seen.append)  # type: ignore[arg-type]
+    shown = _WaitShown(solver, seen.append, method(kind).wait_phase)  # type: ignore[arg-type]
     shown.wait([])
     assert solver.waited and seen == phases
     assert shown.challenge_type == kind  # everything else is the solver's own

@@ -26,14 +26,19 @@ def _settings(provider: str, **kw: object) -> DnsSettings:
 
 
 def test_providers_are_registered_by_name() -> None:
-    assert providers.names() == ["rfc2136", "hook", "manual"]
+    assert providers.names() == ["rfc2136", "hook", "manual"]  # the default first, then by name
+    modules = sorted(p.stem for p in Path(providers.__file__).parent.glob("[!_]*.py"))
+    assert modules == sorted(providers.names())  # a module of the package is a provider
     assert all(name == PROVIDERS[name].NAME for name in providers.names())
     rfc2136 = {"server": "127.0.0.1:53", "tsig_name": "k", "tsig_secret": "c2VjcmV0"}
     assert isinstance(
-        make_provider(_settings("rfc2136", rfc2136=rfc2136), True, print), Rfc2136Provider
+        make_provider(_settings("rfc2136", options={"rfc2136": rfc2136}), True, print),
+        Rfc2136Provider,
     )
     hook = {"auth": "/bin/true", "cleanup": "/bin/true"}
-    assert isinstance(make_provider(_settings("hook", hook=hook), True, print), HookProvider)
+    assert isinstance(
+        make_provider(_settings("hook", options={"hook": hook}), True, print), HookProvider
+    )
     assert isinstance(make_provider(_settings("manual"), True, print), ManualProvider)
     with pytest.raises(UsageError) as unknown:
         make_provider(_settings("route53"), True, print)
@@ -74,11 +79,13 @@ def test_the_tsig_algorithms_are_listed_once() -> None:
         Rfc2136Provider(
             _settings(
                 "rfc2136",
-                rfc2136={
-                    "server": "::1",
-                    "tsig_name": "k",
-                    "tsig_secret": "a",
-                    "tsig_algorithm": "md5",
+                options={
+                    "rfc2136": {
+                        "server": "::1",
+                        "tsig_name": "k",
+                        "tsig_secret": "a",
+                        "tsig_algorithm": "md5",
+                    }
                 },
             )
         )
