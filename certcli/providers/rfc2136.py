@@ -38,7 +38,8 @@ class Rfc2136Provider:
                 "set them in config.toml ([dns.rfc2136]) or CERTCLI_DNS_RFC2136_*",
             )
         (self.host, self.port), *_ = parse_servers(str(conf["server"]))
-        self.algorithm = str(conf.get("tsig_algorithm", "hmac-sha256")).lower()
+        # unset arrives as None: the documented default applies
+        self.algorithm = str(conf.get("tsig_algorithm") or "hmac-sha256").lower()
         if self.algorithm not in TSIG_ALGORITHMS:
             raise UsageError(
                 f"unknown dns.rfc2136.tsig_algorithm {self.algorithm!r}",

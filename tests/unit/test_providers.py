@@ -71,6 +71,13 @@ def test_secrets_are_declared_once_by_their_provider() -> None:
     assert "CERTCLI_DNS_RFC2136_TSIG_SECRET" in SECRET_ENV
 
 
+def test_an_unset_tsig_algorithm_is_hmac_sha256() -> None:
+    rfc2136 = {"server": "127.0.0.1:53", "tsig_name": "k", "tsig_secret": "c2VjcmV0"}
+    for unset in ({}, {"tsig_algorithm": None}):
+        options = {"rfc2136": rfc2136 | unset}
+        assert Rfc2136Provider(_settings("rfc2136", options=options)).algorithm == "hmac-sha256"
+
+
 def test_the_tsig_algorithms_are_listed_once() -> None:
     from certcli import certbot_conf
 
