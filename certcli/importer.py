@@ -32,7 +32,6 @@ from certcli.certbot_files import (
     read_material,
 )
 from certcli.config import lookup, setting
-from certcli.domains import validate_lineage_name
 from certcli.errors import (
     CertcliError,
     InvalidInputError,
@@ -192,7 +191,6 @@ def _plan_one(
 ) -> LineageImport:
     name = path.name.removesuffix(".conf")
     try:
-        validate_lineage_name(name)
         if store.exists(name):
             return LineageImport(
                 name,

@@ -12,7 +12,7 @@ from certcli.accounts import load_account, save_account
 from certcli.config import assign, lookup
 from certcli.errors import CertcliError, StoreError, UsageError
 from certcli.importer import AccountImport, ImportPlan, LineageImport
-from certcli.models import LineageConfig, Mode, rfc3339
+from certcli.models import LineageSettings, Mode, rfc3339
 from certcli.storage.files import KEY_MODE, Store, atomic_write, version_files
 
 
@@ -102,8 +102,8 @@ def _apply_lineage(store: Store, item: LineageImport, now: datetime) -> LineageI
                         "created": rfc3339(now),
                     },
                 )
-                store.write_config(
-                    LineageConfig(
+                store.write_settings(
+                    LineageSettings.build(
                         name,
                         info.sans,
                         Mode.AUTO,

@@ -16,7 +16,7 @@ from certcli.domains import covered_in, san_index
 from certcli.errors import StoreError
 from certcli.models import (
     CertInfo,
-    LineageConfig,
+    LineageSettings,
     LineageState,
     LineageStatus,
     Mode,
@@ -105,7 +105,7 @@ _DNS_STATUS = {
 }
 
 #: A fresh DNS diagnosis of a lineage (for --check-dns), None for HTTP-01 lineages.
-Diagnose = Callable[[LineageConfig], "list[Any] | None"]
+Diagnose = Callable[[LineageSettings], "list[Any] | None"]
 
 
 def lineage_report(
@@ -115,9 +115,9 @@ def lineage_report(
     --check-dns) or else from the cache of the last CNAME Check in state.json. A lineage
     whose files cannot be read is reported Damaged, with the file and what is wrong: one
     damaged lineage never hides the others."""
-    config: LineageConfig | None = None
+    config: LineageSettings | None = None
     try:
-        config = store.read_config(name)
+        config = store.read_settings(name)
         version, cert = store.live(name)
         state = store.read_lineage_state(name)
         fresh_dns = diagnose(config) if diagnose else None
@@ -144,7 +144,7 @@ def lineage_report(
 
 def _report(
     store: Store,
-    config: LineageConfig,
+    config: LineageSettings,
     version: int | None,
     cert: CertInfo | None,
     state: LineageState,
@@ -194,7 +194,7 @@ def _report(
 def _deploy_error(state: LineageState, version: int | None) -> str | None:
     """What the failed deploy hook of the live version said, and when."""
     failed = state.deploy_failed
-    if failed is None or not deploy_pending({"deploy_failed": failed}, version):
+    if failed is None or not deploy_pending(failed, version):
         return None
     return f"{failed.get('error')} (at {failed.get('at')})"
 

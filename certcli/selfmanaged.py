@@ -3,6 +3,7 @@ certificate (completing such a CSR or brought with its own key)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,7 @@ from certcli.domains import check_certificate_names, uncovered, validate_lineage
 from certcli.errors import InvalidInputError, NotConfirmedError, StoreError, UsageError
 from certcli.fingerprints import stored_fingerprints
 from certcli.inputs import read_input
-from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
+from certcli.models import CertInfo, LineageSettings, Mode, rfc3339
 from certcli.storage.files import Store, version_files
 
 
@@ -42,7 +43,7 @@ def create_csr(
     key = x.generate_private_key(key_type)  # before the lock: RSA-4096 takes a while
     store.ensure()
     with store.lock(name):
-        existing = store.read_config(name) if store.exists(name) else None
+        existing = store.read_settings(name) if store.exists(name) else None
         if existing and existing.mode is Mode.AUTO:
             raise UsageError(
                 f"{name!r} is renewed through ACME; certcli manages its key",
@@ -56,7 +57,7 @@ def create_csr(
             )
         csr_pem = x.make_csr(key, domains, subject)
         if existing is None:
-            store.write_config(LineageConfig(name, tuple(domains), Mode.CUSTOM, key_type))
+            store.write_settings(LineageSettings(name, tuple(domains), Mode.CUSTOM, key_type))
         pending = store.write_pending(
             name,
             x.private_key_pem(key),
@@ -124,7 +125,7 @@ def upload(
 
     store.ensure()
     with store.lock(name):
-        config = store.read_config(name) if store.exists(name) else None
+        config = store.read_settings(name) if store.exists(name) else None
         current = store.live_info(name) if config else None
         if key_data is None and current and current.fingerprint_sha256 == info.fingerprint_sha256:
             # repeated after `csr` completed: the key is in the store already
@@ -162,12 +163,17 @@ def upload(
 
         leaf_pem = x.cert_pem(leaf)
         chain_pem = b"".join(x.cert_pem(c) for c in chain)
-        extra = config.extra if config else {}
+        # an uploaded certificate: its names and key type; the lineage's settings stay
+        uploaded = LineageSettings(name, info.sans, Mode.CUSTOM, info.key_type)
+        if config is not None:
+            uploaded = dataclasses.replace(
+                config, domains=info.sans, mode=Mode.CUSTOM, key_type=info.key_type
+            )
         version = store.add_version(
             name,
             version_files(leaf_pem, chain_pem, x.private_key_pem(key)),
             {"certificate": info.to_json(), "source": "upload", "created": rfc3339(now)},
-            LineageConfig(name, info.sans, Mode.CUSTOM, info.key_type, extra),
+            uploaded,
         )
         if completes_csr:
             try:

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from certcli.domains import order_identifiers
 from certcli.errors import DnsNotReadyError
 from certcli.flows.plan import AcmeOptions, make_plan
-from certcli.models import LineageConfig, rfc3339
+from certcli.models import LineageSettings, rfc3339
 from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.challenges.dns01 import DnsSettings
@@ -51,15 +52,15 @@ def dns_next_step(bad: list[Diagnosis]) -> str:
     return ", ".join(steps) + ", then `certcli renew` issues it"
 
 
-def check_dns_into(state: dict[str, Any], identifiers: list[str], dns: DnsSettings) -> None:
-    """The CNAME Check, its result kept in `state` (the SAN DNS cache) whether or not all
-    SANs are Valid; raises DnsNotReadyError as check_dns does."""
+def checked_dns(
+    identifiers: list[str], dns: DnsSettings
+) -> tuple[dict[str, Any], DnsNotReadyError | None]:
+    """The CNAME Check: its result to keep in state.json (the SAN DNS cache) whether or not
+    all SANs are Valid, and the DnsNotReadyError check_dns raises unless they are."""
     try:
-        diagnoses = check_dns(identifiers, dns)
+        return dns_cache(check_dns(identifiers, dns), dns.target), None
     except DnsNotReadyError as exc:
-        state["dns"] = dns_cache(exc.diagnoses, dns.target)
-        raise
-    state["dns"] = dns_cache(diagnoses, dns.target)
+        return dns_cache(exc.diagnoses, dns.target), exc
 
 
 def dns_cache(diagnoses: tuple[Diagnosis, ...] | list[Diagnosis], target: str) -> dict[str, Any]:
@@ -72,10 +73,10 @@ def dns_cache(diagnoses: tuple[Diagnosis, ...] | list[Diagnosis], target: str) -
 
 
 def diagnose_lineage(
-    store: Store, config: dict[str, Any], lineage: LineageConfig
+    store: Storage, config: dict[str, Any], lineage: LineageSettings
 ) -> list[Diagnosis] | None:
     """A fresh DNS diagnosis of a DNS-01 lineage's SANs (None for other lineages)."""
-    if lineage.extra.get("challenge") != "dns-01":
+    if lineage.challenge != "dns-01":
         return None
     from certcli.dnscheck import diagnose  # dnspython: only for DNS-01
 

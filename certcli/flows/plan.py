@@ -13,7 +13,7 @@ from certcli.config import LETSENCRYPT, LETSENCRYPT_STAGING, resolve_server, set
 from certcli.domains import is_ip, normalize_dns_name
 from certcli.errors import UsageError
 from certcli.flows.session import installation_id
-from certcli.models import DEFAULT_KEY_TYPE, LineageConfig
+from certcli.models import DEFAULT_KEY_TYPE, LineageSettings
 from certcli.storage.files import Store
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class Plan:
 
 
 def getters(
-    config: dict[str, Any], lineage: LineageConfig | None
+    config: dict[str, Any], lineage: LineageSettings | None
 ) -> tuple[Callable[..., Any], Callable[[str, float], float]]:
     """Getters for (key, flag value, default) and for a number of seconds."""
     table = lineage.to_toml() if lineage else None
@@ -88,7 +88,7 @@ def getters(
 
 
 def ca_settings(
-    options: AcmeOptions, config: dict[str, Any], lineage: LineageConfig | None = None
+    options: AcmeOptions, config: dict[str, Any], lineage: LineageSettings | None = None
 ) -> CaSettings:
     """The CA's settings: the options' own fields as given (agree_tos, EAB), and those a
     lineage or config.toml may also set, resolved."""
@@ -122,7 +122,7 @@ def rehearsal(store: Store, plan: Plan) -> Plan:
 def make_plan(
     options: AcmeOptions,
     config: dict[str, Any],
-    lineage: LineageConfig | None,
+    lineage: LineageSettings | None,
     root: Path | None = None,
 ) -> Plan:
     """Resolve every setting of one issuance; `root` (the store) holds the installation id

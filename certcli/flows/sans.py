@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from certcli.domains import order_identifiers, uncovered, validate_lineage_name
-from certcli.errors import DnsNotReadyError, UsageError
+from certcli.domains import order_identifiers, uncovered
+from certcli.errors import UsageError
 from certcli.flows.attempt import attempt, make_solver
 from certcli.flows.deploy import deployed
-from certcli.flows.dns import check_dns_into
+from certcli.flows.dns import checked_dns
 from certcli.flows.notify import custom_next_step
 from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import AcmeOptions, challenge_of, check_challenge, getters, make_plan
 from certcli.flows.session import Session
-from certcli.models import Mode
+from certcli.models import Action, LineageState, Mode, Phase
 from certcli.storage.files import Store
 
 
@@ -61,9 +60,8 @@ def san_add(
     at once. When the DNS of a new SAN is not Valid yet the lineage shows that, and the next
     `renew` re-issues as soon as it is."""
     now = now or datetime.now(UTC)
-    validate_lineage_name(name)
     with store.lock(name):
-        lineage = store.read_config(name)
+        lineage = store.read_settings(name)
         known = set(lineage.domains)
         new = list(dict.fromkeys(s for s in sans if s not in known))
         live = store.live_info(name)
@@ -74,7 +72,7 @@ def san_add(
             get, _ = getters(config, lineage)
             check_challenge(updated.domains, challenge_of(get, AcmeOptions()), name)
         if new:
-            store.write_config(updated)
+            store.write_settings(updated)
         change = SanChange(
             name, tuple(new), (), tuple(s for s in sans if s in known), tuple(covered)
         )
@@ -85,14 +83,12 @@ def san_add(
         plan = make_plan(AcmeOptions(), config, updated, store.root)
         if not issue:
             if plan.dns is not None:  # record the diagnosis, so status shows the problem
-                state = store.read_state(name)
-                with contextlib.suppress(DnsNotReadyError):
-                    check_dns_into(state, order_identifiers(updated.domains), plan.dns)
-                store.write_state(name, state)
+                cache, _ = checked_dns(order_identifiers(updated.domains), plan.dns)
+                store.update_state(name, lambda state: replace(state, dns=cache))
             return change
         solver = make_solver(plan, session, store)
         ca = session.get(plan.ca)
-        progress(name, "Pending")
+        progress(name, Phase.PENDING)
         outcome = attempt(
             store,
             ca,
@@ -101,7 +97,7 @@ def san_add(
             solver,
             progress,
             record=True,
-            action="issued",
+            action=Action.ISSUED,
             now=now,
             rng=rng,
         )
@@ -111,9 +107,8 @@ def san_add(
 def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
     """Remove SANs from a lineage. The live certificate stays (it covers the rest); the
     next renewal (or, for an uploaded lineage, the next upload) leaves them out."""
-    validate_lineage_name(name)
     with store.lock(name):
-        lineage = store.read_config(name)
+        lineage = store.read_settings(name)
         known, removed = set(lineage.domains), set(sans)
         unknown = [s for s in sans if s not in known]
         if unknown:
@@ -124,13 +119,9 @@ def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
         if not remaining:
             raise UsageError(f"{name!r} would have no domain left", "keep at least one")
         updated = replace(lineage, domains=remaining)
-        store.write_config(updated)
-        state = store.read_state(name)
-        cached = (state.get("dns") or {}).get("sans")
-        if cached:
-            for san in sans:
-                cached.pop(san, None)
-            store.write_state(name, state)
+        store.write_settings(updated)
+        if (store.read_lineage_state(name).dns or {}).get("sans"):
+            store.update_state(name, lambda state: _forget_sans(state, sans))
     custom = lineage.mode is Mode.CUSTOM
     return SanChange(
         name,
@@ -139,3 +130,10 @@ def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
         mode=lineage.mode,
         next_step=custom_next_step(updated) if custom else None,
     )
+
+
+def _forget_sans(state: LineageState, sans: list[str]) -> LineageState:
+    """The state without the SAN DNS cache's entries of these SANs."""
+    dns = dict(state.dns or {})
+    dns["sans"] = {k: v for k, v in (dns.get("sans") or {}).items() if k not in sans}
+    return replace(state, dns=dns)
