@@ -24,7 +24,7 @@ from certcli.models import (
     rfc3339,
 )
 from certcli.renewal import days_left, deploy_pending, lineage_statuses
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 FAIL_ON: dict[str, frozenset[LineageStatus]] = {
     "expired": frozenset({LineageStatus.EXPIRED}),
@@ -109,7 +109,7 @@ Diagnose = Callable[[LineageSettings], "list[Any] | None"]
 
 
 def lineage_report(
-    store: Store, name: str, now: datetime, diagnose: Diagnose | None = None
+    store: Storage, name: str, now: datetime, diagnose: Diagnose | None = None
 ) -> LineageReport:
     """A lineage as `status` shows it. DNS statuses come from `diagnose` (made now, for
     --check-dns) or else from the cache of the last CNAME Check in state.json. A lineage
@@ -143,7 +143,7 @@ def lineage_report(
 
 
 def _report(
-    store: Store,
+    store: Storage,
     config: LineageSettings,
     version: int | None,
     cert: CertInfo | None,
@@ -200,7 +200,7 @@ def _deploy_error(state: LineageState, version: int | None) -> str | None:
 
 
 def all_reports(
-    store: Store, now: datetime, diagnose: Diagnose | None = None
+    store: Storage, now: datetime, diagnose: Diagnose | None = None
 ) -> list[LineageReport]:
     return [lineage_report(store, name, now, diagnose) for name in store.names()]
 

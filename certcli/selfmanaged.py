@@ -15,7 +15,8 @@ from certcli.errors import InvalidInputError, NotConfirmedError, StoreError, Usa
 from certcli.fingerprints import stored_fingerprints
 from certcli.inputs import read_input
 from certcli.models import CertInfo, LineageSettings, Mode, rfc3339
-from certcli.storage.files import Store, version_files
+from certcli.storage.files import version_files
+from certcli.storage.protocol import Storage
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class CsrResult:
 
 
 def create_csr(
-    store: Store,
+    store: Storage,
     name: str,
     domains: list[str],
     key_type: str,
@@ -96,7 +97,7 @@ class UploadResult:
 
 
 def upload(
-    store: Store,
+    store: Storage,
     name: str,
     cert_path: Path,
     key_path: Path | None,
@@ -235,7 +236,7 @@ def _matching_key(
     return key
 
 
-def _refuse_duplicate(store: Store, fingerprint: str) -> None:
+def _refuse_duplicate(store: Storage, fingerprint: str) -> None:
     """The same certificate twice in the store is a mistake (a wrong file, a stale copy)."""
     # a damaged lineage is its own problem (status shows it), not this upload's
     for found, other, version in stored_fingerprints(store, skip_unreadable=True):

@@ -12,7 +12,7 @@ from certcli.errors import CertcliError, LockedError
 from certcli.flows.plan import AcmeOptions, ca_settings
 from certcli.models import LineageSettings, LineageState, parse_rfc3339, rfc3339
 from certcli.renewal import ari_moment
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.engine import CaSettings
@@ -47,7 +47,7 @@ def refresh_ari(
 
 
 def ari_window(
-    store: Store,
+    store: Storage,
     name: str,
     state: LineageState,
     config: dict[str, Any],

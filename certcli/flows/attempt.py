@@ -22,14 +22,15 @@ from certcli.flows.session import Session
 from certcli.leftovers import Journal
 from certcli.models import Action, LineageSettings, LineageState, Phase, StateUpdate, rfc3339
 from certcli.renewal import next_attempt
-from certcli.storage.files import Store, version_files
+from certcli.storage.files import version_files
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.challenges import Challenge, Solver
     from certcli.engine import Ca
 
 
-def make_solver(plan: Plan, session: Session, store: Store) -> Solver:
+def make_solver(plan: Plan, session: Session, store: Storage) -> Solver:
     """The solver of the plan's challenge, with the store's journal of what it leaves."""
     if plan.dns is not None:
         from certcli.challenges.dns01 import DelegationSolver  # dnspython
@@ -44,18 +45,18 @@ def make_solver(plan: Plan, session: Session, store: Store) -> Solver:
     return WebrootSolver(Path(plan.webroot), _leftovers(store, "http-01"))
 
 
-def _leftovers(store: Store, kind: str) -> Journal:
+def _leftovers(store: Storage, kind: str) -> Journal:
     """The store's journal of what a run of this challenge creates outside the store."""
     return Journal(store.root / "leftovers", kind)
 
 
-def sweep_webroots(store: Store) -> None:
+def sweep_webroots(store: Storage) -> None:
     """Token files a killed run left in a webroot go at the start of the next run."""
     sweep(_leftovers(store, "http-01"))
 
 
 def attempt(
-    store: Store,
+    store: Storage,
     ca: Ca,
     config: LineageSettings,
     plan: Plan,
@@ -198,7 +199,7 @@ def _add_next_step(exc: CertcliError, plan: Plan) -> None:
         exc.hint = "`certcli dns check DOMAIN` shows what a resolver finds, and what to fix"
 
 
-def record_failure(store: Store, name: str, exc: CertcliError, failed_at: datetime) -> None:
+def record_failure(store: Storage, name: str, exc: CertcliError, failed_at: datetime) -> None:
     """A failure before the attempt could start (a CA unreachable, a bad setting)."""
     with contextlib.suppress(LockedError, StoreError):  # the run reports the failure anyway
         store.update_state(

@@ -10,7 +10,6 @@ from certcli.domains import order_identifiers
 from certcli.errors import DnsNotReadyError
 from certcli.flows.plan import AcmeOptions, make_plan
 from certcli.models import LineageSettings, rfc3339
-from certcli.storage.files import Store
 from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
@@ -87,7 +86,7 @@ def diagnose_lineage(
     )
 
 
-def check_names(store: Store, config: dict[str, Any], names: list[str]) -> list[Diagnosis]:
+def check_names(store: Storage, config: dict[str, Any], names: list[str]) -> list[Diagnosis]:
     """The delegation diagnosis of names alone, before (or without) an order."""
     from certcli.dnscheck import diagnose  # dnspython: only for DNS-01
 

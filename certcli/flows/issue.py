@@ -16,14 +16,14 @@ from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import AcmeOptions, Plan, check_challenge, make_plan, rehearsal
 from certcli.flows.session import Session
 from certcli.models import Action, LineageSettings, Mode, Phase
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.engine import Ca
 
 
 def issue(
-    store: Store,
+    store: Storage,
     session: Session,
     name: str,
     domains: list[str],
@@ -102,7 +102,7 @@ def _check_profile(ca: Ca, plan: Plan) -> None:
 
 
 def _check_existing(
-    store: Store,
+    store: Storage,
     existing: LineageSettings | None,
     domains: list[str],
     *,
@@ -147,7 +147,7 @@ def _check_existing(
 
 
 def issue_each(
-    store: Store,
+    store: Storage,
     session: Session,
     groups: list[list[str]],
     options: AcmeOptions,

@@ -6,10 +6,11 @@ import os
 import shutil
 
 from certcli.errors import StoreError
-from certcli.storage.files import Store, fsync_dir
+from certcli.storage.files import fsync_dir
+from certcli.storage.protocol import Storage
 
 
-def delete_lineage(store: Store, name: str) -> None:
+def delete_lineage(store: Storage, name: str) -> None:
     """Remove a lineage whole: renamed away in one step, then erased."""
     with store.lock(name):
         directory = store.require(name)

@@ -14,7 +14,7 @@ from certcli.flows.outcome import Outcome
 from certcli.hooks import notify
 from certcli.models import Action, CertInfo, LineageSettings, LineageState
 from certcli.renewal import days_left, expiry_notice, renewal_window_start
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 
 def notify_event(config: dict[str, Any], outcome: Outcome, kind: str, text: str) -> list[str]:
@@ -25,7 +25,7 @@ def notify_event(config: dict[str, Any], outcome: Outcome, kind: str, text: str)
     return notify(settings, {**outcome.to_json(), "event": kind, "text": text})
 
 
-def notify_run(store: Store, config: dict[str, Any], outcomes: list[Outcome]) -> list[str]:
+def notify_run(store: Storage, config: dict[str, Any], outcomes: list[Outcome]) -> list[str]:
     """The events of a renew run (a deploy hook that failed is notified where it ran)."""
     on_success = (config.get("notify") or {}).get("on_success")
     problems: list[str] = []
@@ -52,7 +52,7 @@ NOTICE_KEY = "expiry_notice"
 MISMATCH_KEY = "mismatch_notice"
 
 
-def _remember_notice(store: Store, name: str, key: str, notice: dict[str, Any]) -> None:
+def _remember_notice(store: Storage, name: str, key: str, notice: dict[str, Any]) -> None:
     """Best effort: without it the same notice is sent again at the next run."""
     with contextlib.suppress(LockedError, StoreError):
         store.update_state(name, lambda state: replace(state, **{key: notice}))

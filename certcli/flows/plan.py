@@ -14,7 +14,7 @@ from certcli.domains import is_ip, normalize_dns_name
 from certcli.errors import UsageError
 from certcli.flows.session import installation_id
 from certcli.models import DEFAULT_KEY_TYPE, LineageSettings
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.challenges.dns01 import DnsSettings
@@ -107,7 +107,7 @@ def ca_settings(
     return CaSettings(**(as_given | resolved))
 
 
-def rehearsal(store: Store, plan: Plan) -> Plan:
+def rehearsal(store: Storage, plan: Plan) -> Plan:
     """The plan of a dry run: at Let's Encrypt, its staging CA (as certbot's dry run does),
     so that rehearsals never count against production's rate limits (five duplicate
     certificates a week would block the real renewal). Whoever has an account at production

@@ -21,7 +21,7 @@ from certcli.flows.scan import Due, scan_all
 from certcli.flows.session import Session
 from certcli.hooks import run_hook
 from certcli.models import Action, Phase
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class RenewRun:
 
 
 def renew(
-    store: Store,
+    store: Storage,
     session: Session,
     names: list[str],
     config: dict[str, Any],
@@ -112,7 +112,7 @@ def renew(
 
 
 def _renew_one(
-    store: Store,
+    store: Storage,
     session: Session,
     config: dict[str, Any],
     progress: Progress,

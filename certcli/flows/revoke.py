@@ -9,7 +9,7 @@ from typing import Any
 from certcli.errors import UsageError
 from certcli.flows.plan import AcmeOptions, ca_settings
 from certcli.models import rfc3339
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 #: RFC 5280 reason codes that ACME CAs accept for revocation.
 REVOCATION_REASONS = {
@@ -31,7 +31,7 @@ def reason_name(reason: str) -> str:
     )
 
 
-def mark_revoked(store: Store, name: str, serial: str, reason: str, now: datetime) -> None:
+def mark_revoked(store: Storage, name: str, serial: str, reason: str, now: datetime) -> None:
     """Remember the revocation at `now`: the lineage is then due for renewal."""
     revoked = {"serial": serial, "reason": reason, "at": rfc3339(now)}
     store.update_state(name, lambda state: replace(state, revoked=revoked))
@@ -55,7 +55,7 @@ class Revocation:
 
 
 def revoke(
-    store: Store,
+    store: Storage,
     config: dict[str, Any],
     name: str,
     reason: str,

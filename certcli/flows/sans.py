@@ -17,7 +17,7 @@ from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import AcmeOptions, challenge_of, check_challenge, getters, make_plan
 from certcli.flows.session import Session
 from certcli.models import Action, LineageState, Mode, Phase
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class SanChange:
 
 
 def san_add(
-    store: Store,
+    store: Storage,
     session: Session,
     name: str,
     sans: list[str],
@@ -104,7 +104,7 @@ def san_add(
     return replace(change, outcome=deployed(store, config, updated, outcome))
 
 
-def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
+def san_remove(store: Storage, name: str, sans: list[str]) -> SanChange:
     """Remove SANs from a lineage. The live certificate stays (it covers the rest); the
     next renewal (or, for an uploaded lineage, the next upload) leaves them out."""
     with store.lock(name):

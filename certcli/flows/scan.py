@@ -14,10 +14,10 @@ from certcli.flows.notify import MISMATCH_KEY, NOTICE_KEY, custom_outcome, recor
 from certcli.flows.outcome import Outcome
 from certcli.models import Action, CertInfo, LineageSettings, Mode, parse_rfc3339
 from certcli.renewal import deploy_pending, not_due_until, renewal_reason, renewal_window_start
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 
-def heal(store: Store, name: str) -> tuple[tuple[str, ...], bool]:
+def heal(store: Storage, name: str) -> tuple[tuple[str, ...], bool]:
     """Repair a broken `live` under the lineage's lock: what was done, and whether `live`
     is whole (else only a new version can replace it)."""
     if not store.live_broken(name):
@@ -41,7 +41,7 @@ def not_due_by_index(entry: Any, name: str, stamp: list[Any], now: float) -> Out
 
 
 def scan(
-    store: Store,
+    store: Storage,
     name: str,
     config: dict[str, Any],
     now: datetime,
@@ -137,7 +137,7 @@ class Scanned:
 
 
 def scan_all(
-    store: Store,
+    store: Storage,
     names: list[str],
     config: dict[str, Any],
     now: datetime,

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from certcli.storage.files import Store, atomic_write, make_dirs
+from certcli.storage.files import atomic_write, make_dirs
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.engine import Ca, CaSettings
@@ -32,7 +33,7 @@ class Session:
 
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         *,
         interactive: bool,
         accept_tos: Callable[[str], bool],
