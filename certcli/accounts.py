@@ -10,7 +10,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from certcli.errors import StoreError
-from certcli.storage.files import KEY_MODE, Store, atomic_write, make_dirs
+from certcli.storage.files import KEY_MODE, atomic_write, make_dirs
+from certcli.storage.protocol import Storage
 from certcli.trust import check_path, read_trusted
 
 
@@ -28,12 +29,12 @@ def account_id(directory_url: str) -> str:
     return hashlib.sha256(directory_url.encode()).hexdigest()[:16]
 
 
-def account_dir(store: Store, directory_url: str) -> Path:
+def account_dir(store: Storage, directory_url: str) -> Path:
     host = urlsplit(directory_url).netloc.replace(":", "_") or "unknown"
     return store.root / "accounts" / host / account_id(directory_url)
 
 
-def load_account(store: Store, directory_url: str) -> Account | None:
+def load_account(store: Storage, directory_url: str) -> Account | None:
     directory = account_dir(store, directory_url)
     store.check_trusted()
     try:
@@ -56,7 +57,7 @@ def load_account(store: Store, directory_url: str) -> Account | None:
     )
 
 
-def load_directory(store: Store, directory_url: str, max_age: float) -> dict | None:
+def load_directory(store: Storage, directory_url: str, max_age: float) -> dict | None:
     """The CA's directory as fetched at most `max_age` seconds ago, if kept (beside the
     account, so a CA without our account is always asked afresh)."""
     path = account_dir(store, directory_url) / "directory.json"
@@ -68,7 +69,7 @@ def load_directory(store: Store, directory_url: str, max_age: float) -> dict | N
         return None  # a cache: anything odd means asking the CA again
 
 
-def save_directory(store: Store, directory_url: str, directory: dict | None) -> None:
+def save_directory(store: Storage, directory_url: str, directory: dict | None) -> None:
     """Keep the CA's directory for the next runs (None forgets it); best effort."""
     path = account_dir(store, directory_url) / "directory.json"
     try:
@@ -82,7 +83,7 @@ def save_directory(store: Store, directory_url: str, directory: dict | None) -> 
         pass
 
 
-def save_account(store: Store, account: Account) -> None:
+def save_account(store: Storage, account: Account) -> None:
     directory = account_dir(store, account.directory)
     data = {k: v for k, v in asdict(account).items() if k != "key_pem"}
     data["contact"] = list(account.contact)
@@ -94,7 +95,7 @@ def save_account(store: Store, account: Account) -> None:
         raise StoreError(f"cannot write the account in {directory}: {exc.strerror}") from None
 
 
-def save_pending_key(store: Store, account: Account, key_pem: bytes) -> Path:
+def save_pending_key(store: Storage, account: Account, key_pem: bytes) -> Path:
     """Keep a new account key beside the old one until the CA has taken it (a crash in
     between leaves both, and the operator can tell which the CA knows)."""
     path = account_dir(store, account.directory) / "key.pem.new"
@@ -105,7 +106,7 @@ def save_pending_key(store: Store, account: Account, key_pem: bytes) -> Path:
     return path
 
 
-def retire_account(store: Store, account: Account) -> Path:
+def retire_account(store: Storage, account: Account) -> Path:
     """Move a deactivated account aside: the next issuance creates a new one."""
     import os
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from certcli.errors import InvalidInputError, NotFoundError, UsageError
-from certcli.storage.files import FILE_MODE, KEY_MODE, Store
+from certcli.storage.files import FILE_MODE, KEY_MODE
+from certcli.storage.protocol import Storage
 
 WHATS = ("cert", "chain", "fullchain", "key", "bundle", "pkcs12")
 _WITH_KEY = {"key", "bundle", "pkcs12"}
@@ -22,7 +23,7 @@ class Exported:
 
 
 def export(
-    store: Store, name: str, what: str, *, include_key: bool, password: bytes | None
+    store: Storage, name: str, what: str, *, include_key: bool, password: bytes | None
 ) -> Exported:
     if what not in WHATS:
         raise UsageError(f"unknown --what {what!r}", f"choose one of: {', '.join(WHATS)}")
@@ -55,7 +56,7 @@ def export(
     return Exported(_pkcs12(store, name, password), True)
 
 
-def _pkcs12(store: Store, name: str, password: bytes) -> bytes:
+def _pkcs12(store: Storage, name: str, password: bytes) -> bytes:
     from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
 
     from certcli import x509 as x

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 from certcli.errors import StoreError
 
 if TYPE_CHECKING:
-    from certcli.storage.files import Store
+    from certcli.storage.protocol import Storage
 
 
 def stored_fingerprints(
-    store: Store, *, skip_unreadable: bool = False
+    store: Storage, *, skip_unreadable: bool = False
 ) -> Iterator[tuple[str, str, int]]:
     """(fingerprint, lineage, version) of every version that was made live, lineage by
     lineage. A version written but never made live (a crash before the switch) is no

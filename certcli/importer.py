@@ -32,7 +32,6 @@ from certcli.certbot_files import (
     read_material,
 )
 from certcli.config import lookup, setting
-from certcli.domains import validate_lineage_name
 from certcli.errors import (
     CertcliError,
     InvalidInputError,
@@ -41,7 +40,7 @@ from certcli.errors import (
 )
 from certcli.fingerprints import stored_fingerprints
 from certcli.models import CertInfo, rfc3339
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,7 @@ class ImportPlan:
 
 
 def plan_import(
-    store: Store,
+    store: Storage,
     config: dict[str, Any],
     directory: Path,
     names: list[str],
@@ -183,7 +182,7 @@ def plan_import(
 
 
 def _plan_one(
-    store: Store,
+    store: Storage,
     directory: Path,
     path: Path,
     stored: dict[str, str],
@@ -192,7 +191,6 @@ def _plan_one(
 ) -> LineageImport:
     name = path.name.removesuffix(".conf")
     try:
-        validate_lineage_name(name)
         if store.exists(name):
             return LineageImport(
                 name,
@@ -272,7 +270,7 @@ def _plan_config(
 
 
 def _plan_accounts(
-    store: Store, directory: Path, lineages: list[LineageImport]
+    store: Storage, directory: Path, lineages: list[LineageImport]
 ) -> tuple[list[LineageImport], list[AccountImport]]:
     """certcli keeps one account per CA: certbot's is imported where certcli has none."""
     accounts: dict[str, AccountImport] = {}
@@ -302,7 +300,9 @@ def _plan_accounts(
     return result, list(accounts.values())
 
 
-def _plan_account(store: Store, directory: Path, server: str, wanted: str | None) -> AccountImport:
+def _plan_account(
+    store: Storage, directory: Path, server: str, wanted: str | None
+) -> AccountImport:
     try:
         existing = load_account(store, server)
     except StoreError:

@@ -12,11 +12,12 @@ from certcli.accounts import load_account, save_account
 from certcli.config import assign, lookup
 from certcli.errors import CertcliError, StoreError, UsageError
 from certcli.importer import AccountImport, ImportPlan, LineageImport
-from certcli.models import LineageConfig, Mode, rfc3339
-from certcli.storage.files import KEY_MODE, Store, atomic_write, version_files
+from certcli.models import LineageSettings, Mode, rfc3339
+from certcli.storage.files import KEY_MODE, atomic_write, version_files
+from certcli.storage.protocol import Storage
 
 
-def apply_import(store: Store, plan: ImportPlan, *, now: datetime) -> ImportPlan:
+def apply_import(store: Storage, plan: ImportPlan, *, now: datetime) -> ImportPlan:
     """Write what the plan says: accounts, then config.toml (once), then each lineage whole
     (a lineage appears when its lineage.toml is written, last). Returns the plan with what
     was done; a lineage that could not be written is `failed` and the others go on."""
@@ -33,7 +34,7 @@ def apply_import(store: Store, plan: ImportPlan, *, now: datetime) -> ImportPlan
     return replace(plan, lineages=lineages, accounts=accounts, config=config)
 
 
-def _apply_account(store: Store, item: AccountImport) -> AccountImport:
+def _apply_account(store: Storage, item: AccountImport) -> AccountImport:
     if item.action != "import" or item.account is None:
         return item
     from certcli.accounts import account_id
@@ -46,7 +47,7 @@ def _apply_account(store: Store, item: AccountImport) -> AccountImport:
     return replace(item, action="imported")
 
 
-def _apply_config(store: Store, changes: dict[str, Any]) -> dict[str, Any]:
+def _apply_config(store: Storage, changes: dict[str, Any]) -> dict[str, Any]:
     """Set the keys still unset in config.toml, in one atomic write, 0600 (it may hold the
     TSIG secret)."""
     if not changes:
@@ -74,7 +75,7 @@ def _apply_config(store: Store, changes: dict[str, Any]) -> dict[str, Any]:
     return done
 
 
-def _apply_lineage(store: Store, item: LineageImport, now: datetime) -> LineageImport:
+def _apply_lineage(store: Storage, item: LineageImport, now: datetime) -> LineageImport:
     assert item.material is not None and item.settings is not None
     name, material, info = item.name, item.material, item.material.info
     try:
@@ -102,8 +103,8 @@ def _apply_lineage(store: Store, item: LineageImport, now: datetime) -> LineageI
                         "created": rfc3339(now),
                     },
                 )
-                store.write_config(
-                    LineageConfig(
+                store.write_settings(
+                    LineageSettings.build(
                         name,
                         info.sans,
                         Mode.AUTO,

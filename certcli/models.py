@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from certcli import keytypes
 
 
 class Mode(StrEnum):
@@ -63,8 +65,8 @@ class SslStatus(StrEnum):
     NOT_COVERED = "not_covered"
 
 
-KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096")
-DEFAULT_KEY_TYPE = "ec-p256"
+KEY_TYPES = keytypes.KEY_TYPES
+DEFAULT_KEY_TYPE = keytypes.DEFAULT_KEY_TYPE
 
 
 def rfc3339(moment: datetime) -> str:
@@ -122,69 +124,6 @@ class CertInfo:
         )
 
 
-@dataclass(frozen=True)
-class LineageConfig:
-    """The contents of lineage.toml. Keys certcli does not know are kept in `extra`."""
-
-    name: str
-    domains: tuple[str, ...]
-    mode: Mode
-    key_type: str = DEFAULT_KEY_TYPE
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_toml(self) -> dict[str, Any]:
-        return {
-            **self.extra,
-            "name": self.name,
-            "domains": list(self.domains),
-            "mode": self.mode.value,
-            "key_type": self.key_type,
-        }
-
-    @classmethod
-    def from_toml(cls, data: dict[str, Any], where: str = "lineage.toml") -> LineageConfig:
-        """The lineage's settings, each checked by type (`where` names the file in the
-        StoreError a wrong one raises)."""
-        from certcli.config import check_settings
-        from certcli.domains import spaced
-        from certcli.errors import StoreError
-
-        def wrong(key: str, what: str) -> StoreError:
-            return StoreError(
-                f"{key} in {where} must be {what}, not {data.get(key)!r}", f"fix it in {where}"
-            )
-
-        known = {"name", "domains", "mode", "key_type"}
-        name, domains = data.get("name"), data.get("domains")
-        if not isinstance(name, str) or not name:
-            raise wrong("name", "the lineage's name")
-        if (
-            not isinstance(domains, list)
-            or not domains
-            or not all(isinstance(d, str) for d in domains)
-        ):
-            raise wrong("domains", "a list of names")
-        for domain in domains:  # edited by hand: a line break would break every renewal
-            if spaced(domain):
-                raise StoreError(
-                    f"domains in {where} holds {domain!r}: a space or a control character",
-                    f"fix it in {where}",
-                )
-        if data.get("mode", Mode.AUTO) not in [m.value for m in Mode]:
-            raise wrong("mode", " or ".join(repr(m.value) for m in Mode))
-        if not isinstance(data.get("key_type", DEFAULT_KEY_TYPE), str):
-            raise wrong("key_type", "text")
-        extra = {k: v for k, v in data.items() if k not in known}
-        check_settings(extra, where)
-        return cls(
-            name=name,
-            domains=tuple(domains),
-            mode=Mode(data.get("mode", Mode.AUTO)),
-            key_type=data.get("key_type", DEFAULT_KEY_TYPE),
-            extra=extra,
-        )
-
-
 #: The settings certcli writes in lineage.toml besides the four above, by their path in the
 #: file and their field; in the order a new lineage.toml has them.
 _SETTINGS: tuple[tuple[tuple[str, ...], str], ...] = (
@@ -198,6 +137,7 @@ _SETTINGS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("ca_bundle",), "ca_bundle"),
 )
 _TABLES = ("dns", "hooks")  # the tables that hold one of them
+_FIXED = ("name", "domains", "mode", "key_type")  # every lineage has them
 
 
 @dataclass(frozen=True)
@@ -227,41 +167,69 @@ class LineageSettings:
 
     @classmethod
     def from_toml(cls, data: dict[str, Any], where: str = "lineage.toml") -> LineageSettings:
-        """Checked as LineageConfig.from_toml checks it (StoreError naming `where`)."""
-        return cls.from_config(LineageConfig.from_toml(data, where))
+        """The lineage's settings, each checked by type (`where` names the file in the
+        StoreError a wrong one raises)."""
+        from certcli.config import check_settings
+        from certcli.domains import spaced
+        from certcli.errors import StoreError
+
+        def wrong(key: str, what: str) -> StoreError:
+            return StoreError(
+                f"{key} in {where} must be {what}, not {data.get(key)!r}", f"fix it in {where}"
+            )
+
+        name, domains = data.get("name"), data.get("domains")
+        if not isinstance(name, str) or not name:
+            raise wrong("name", "the lineage's name")
+        if (
+            not isinstance(domains, list)
+            or not domains
+            or not all(isinstance(d, str) for d in domains)
+        ):
+            raise wrong("domains", "a list of names")
+        for domain in domains:  # edited by hand: a line break would break every renewal
+            if spaced(domain):
+                raise StoreError(
+                    f"domains in {where} holds {domain!r}: a space or a control character",
+                    f"fix it in {where}",
+                )
+        if data.get("mode", Mode.AUTO) not in [m.value for m in Mode]:
+            raise wrong("mode", " or ".join(repr(m.value) for m in Mode))
+        if not isinstance(data.get("key_type", DEFAULT_KEY_TYPE), str):
+            raise wrong("key_type", "text")
+        table = {k: v for k, v in data.items() if k not in _FIXED}
+        check_settings(table, where)
+        mode = Mode(data.get("mode", Mode.AUTO))
+        return cls.build(name, tuple(domains), mode, data.get("key_type", DEFAULT_KEY_TYPE), table)
 
     @classmethod
-    def from_config(cls, config: LineageConfig) -> LineageSettings:
-        rest = dict(config.extra)
+    def build(
+        cls,
+        name: str,
+        domains: tuple[str, ...],
+        mode: Mode,
+        key_type: str,
+        table: Mapping[str, Any],
+    ) -> LineageSettings:
+        """The settings of a lineage.toml-shaped `table` (unchecked; its name, domains, mode
+        and key_type, if any, give way to the arguments): the known keys become fields, the
+        others `extra`, and the order of its keys is kept."""
+        rest = {k: v for k, v in table.items() if k not in _FIXED}
         order: list[tuple[str, ...]] = []
-        for key, value in config.extra.items():
+        for key, value in list(rest.items()):
             order.append((key,))
             if key in _TABLES and isinstance(value, dict):
                 order += [(key, sub) for sub in value]
         values: dict[str, Any] = {}
         for path, attr in _SETTINGS:
-            table = rest.get(path[0]) if len(path) == 2 else rest
-            if isinstance(table, dict) and isinstance(table.get(path[-1]), str):
+            inner = rest.get(path[0]) if len(path) == 2 else rest
+            if isinstance(inner, dict) and isinstance(inner.get(path[-1]), str):
                 if len(path) == 2:
-                    table = rest[path[0]] = dict(table)  # a copy: config.extra stays as it was
-                values[attr] = table.pop(path[-1])
-                if len(path) == 2 and not table:
+                    inner = rest[path[0]] = dict(inner)  # a copy: `table` stays as it was
+                values[attr] = inner.pop(path[-1])
+                if len(path) == 2 and not inner:
                     del rest[path[0]]
-        return cls(
-            config.name,
-            config.domains,
-            config.mode,
-            config.key_type,
-            extra=rest,
-            order=tuple(order),
-            **values,
-        )
-
-    def to_config(self) -> LineageConfig:
-        """The settings as the callers of LineageConfig read them (`extra`: every setting)."""
-        table = self.to_toml()
-        extra = {k: v for k, v in table.items() if k not in ("name", "domains", "mode", "key_type")}
-        return LineageConfig(self.name, self.domains, self.mode, self.key_type, extra)
+        return cls(name, domains, mode, key_type, extra=rest, order=tuple(order), **values)
 
     def to_toml(self) -> dict[str, Any]:
         """The table tomli_w writes: the keys in the order read, then the new ones, then the
@@ -342,6 +310,16 @@ class LineageState:
             else:
                 extra[key] = value
         return cls(**values, extra=extra)
+
+    def cleared(self, *keys: str) -> LineageState:
+        """The state without these keys: neither their field nor a value kept in `extra`
+        (a null written by hand)."""
+        extra = {k: v for k, v in self.extra.items() if k not in keys}
+        return replace(self, **dict.fromkeys(keys), extra=extra)
+
+    def has(self, key: str) -> bool:
+        """Whether state.json has the key, null included."""
+        return getattr(self, key) is not None or key in self.extra
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.extra)

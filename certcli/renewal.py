@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,10 +46,9 @@ def expiry_notice(not_after: datetime, now: datetime, notified: int | None) -> i
     return due if notified is None or due < notified else None
 
 
-def deploy_pending(state: dict[str, Any], live_version: int | None) -> bool:
-    """Whether state.json records that the live version's deploy hook failed (and it has
-    not succeeded since): `renew` runs it again, `status` shows it."""
-    failed = state.get("deploy_failed")
+def deploy_pending(failed: Mapping[str, Any] | None, live_version: int | None) -> bool:
+    """Whether state.json's `deploy_failed` says that the live version's deploy hook failed
+    (and it has not succeeded since): `renew` runs it again, `status` shows it."""
     return (
         isinstance(failed, dict)
         and live_version is not None

@@ -16,7 +16,7 @@ from certcli.domains import covered_in, san_index
 from certcli.errors import StoreError
 from certcli.models import (
     CertInfo,
-    LineageConfig,
+    LineageSettings,
     LineageState,
     LineageStatus,
     Mode,
@@ -24,7 +24,7 @@ from certcli.models import (
     rfc3339,
 )
 from certcli.renewal import days_left, deploy_pending, lineage_statuses
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 FAIL_ON: dict[str, frozenset[LineageStatus]] = {
     "expired": frozenset({LineageStatus.EXPIRED}),
@@ -105,19 +105,19 @@ _DNS_STATUS = {
 }
 
 #: A fresh DNS diagnosis of a lineage (for --check-dns), None for HTTP-01 lineages.
-Diagnose = Callable[[LineageConfig], "list[Any] | None"]
+Diagnose = Callable[[LineageSettings], "list[Any] | None"]
 
 
 def lineage_report(
-    store: Store, name: str, now: datetime, diagnose: Diagnose | None = None
+    store: Storage, name: str, now: datetime, diagnose: Diagnose | None = None
 ) -> LineageReport:
     """A lineage as `status` shows it. DNS statuses come from `diagnose` (made now, for
     --check-dns) or else from the cache of the last CNAME Check in state.json. A lineage
     whose files cannot be read is reported Damaged, with the file and what is wrong: one
     damaged lineage never hides the others."""
-    config: LineageConfig | None = None
+    config: LineageSettings | None = None
     try:
-        config = store.read_config(name)
+        config = store.read_settings(name)
         version, cert = store.live(name)
         state = store.read_lineage_state(name)
         fresh_dns = diagnose(config) if diagnose else None
@@ -143,8 +143,8 @@ def lineage_report(
 
 
 def _report(
-    store: Store,
-    config: LineageConfig,
+    store: Storage,
+    config: LineageSettings,
     version: int | None,
     cert: CertInfo | None,
     state: LineageState,
@@ -194,13 +194,13 @@ def _report(
 def _deploy_error(state: LineageState, version: int | None) -> str | None:
     """What the failed deploy hook of the live version said, and when."""
     failed = state.deploy_failed
-    if failed is None or not deploy_pending({"deploy_failed": failed}, version):
+    if failed is None or not deploy_pending(failed, version):
         return None
     return f"{failed.get('error')} (at {failed.get('at')})"
 
 
 def all_reports(
-    store: Store, now: datetime, diagnose: Diagnose | None = None
+    store: Storage, now: datetime, diagnose: Diagnose | None = None
 ) -> list[LineageReport]:
     return [lineage_report(store, name, now, diagnose) for name in store.names()]
 

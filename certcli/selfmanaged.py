@@ -3,6 +3,7 @@ certificate (completing such a CSR or brought with its own key)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,8 +14,9 @@ from certcli.domains import check_certificate_names, uncovered, validate_lineage
 from certcli.errors import InvalidInputError, NotConfirmedError, StoreError, UsageError
 from certcli.fingerprints import stored_fingerprints
 from certcli.inputs import read_input
-from certcli.models import CertInfo, LineageConfig, Mode, rfc3339
-from certcli.storage.files import Store, version_files
+from certcli.models import CertInfo, LineageSettings, Mode, rfc3339
+from certcli.storage.files import version_files
+from certcli.storage.protocol import Storage
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class CsrResult:
 
 
 def create_csr(
-    store: Store,
+    store: Storage,
     name: str,
     domains: list[str],
     key_type: str,
@@ -42,7 +44,7 @@ def create_csr(
     key = x.generate_private_key(key_type)  # before the lock: RSA-4096 takes a while
     store.ensure()
     with store.lock(name):
-        existing = store.read_config(name) if store.exists(name) else None
+        existing = store.read_settings(name) if store.exists(name) else None
         if existing and existing.mode is Mode.AUTO:
             raise UsageError(
                 f"{name!r} is renewed through ACME; certcli manages its key",
@@ -56,7 +58,7 @@ def create_csr(
             )
         csr_pem = x.make_csr(key, domains, subject)
         if existing is None:
-            store.write_config(LineageConfig(name, tuple(domains), Mode.CUSTOM, key_type))
+            store.write_settings(LineageSettings(name, tuple(domains), Mode.CUSTOM, key_type))
         pending = store.write_pending(
             name,
             x.private_key_pem(key),
@@ -95,7 +97,7 @@ class UploadResult:
 
 
 def upload(
-    store: Store,
+    store: Storage,
     name: str,
     cert_path: Path,
     key_path: Path | None,
@@ -124,7 +126,7 @@ def upload(
 
     store.ensure()
     with store.lock(name):
-        config = store.read_config(name) if store.exists(name) else None
+        config = store.read_settings(name) if store.exists(name) else None
         current = store.live_info(name) if config else None
         if key_data is None and current and current.fingerprint_sha256 == info.fingerprint_sha256:
             # repeated after `csr` completed: the key is in the store already
@@ -162,12 +164,17 @@ def upload(
 
         leaf_pem = x.cert_pem(leaf)
         chain_pem = b"".join(x.cert_pem(c) for c in chain)
-        extra = config.extra if config else {}
+        # an uploaded certificate: its names and key type; the lineage's settings stay
+        uploaded = LineageSettings(name, info.sans, Mode.CUSTOM, info.key_type)
+        if config is not None:
+            uploaded = dataclasses.replace(
+                config, domains=info.sans, mode=Mode.CUSTOM, key_type=info.key_type
+            )
         version = store.add_version(
             name,
             version_files(leaf_pem, chain_pem, x.private_key_pem(key)),
             {"certificate": info.to_json(), "source": "upload", "created": rfc3339(now)},
-            LineageConfig(name, info.sans, Mode.CUSTOM, info.key_type, extra),
+            uploaded,
         )
         if completes_csr:
             try:
@@ -229,7 +236,7 @@ def _matching_key(
     return key
 
 
-def _refuse_duplicate(store: Store, fingerprint: str) -> None:
+def _refuse_duplicate(store: Storage, fingerprint: str) -> None:
     """The same certificate twice in the store is a mistake (a wrong file, a stale copy)."""
     # a damaged lineage is its own problem (status shows it), not this upload's
     for found, other, version in stored_fingerprints(store, skip_unreadable=True):

@@ -37,7 +37,6 @@ def download(
     ] = None,
 ) -> None:
     """Write the live certificate, chain or key; a file holding the key is created 0600."""
-    from certcli.domains import validate_lineage_name
     from certcli.errors import UsageError
     from certcli.export import (
         check_export_target,
@@ -48,7 +47,6 @@ def download(
     )
 
     rt = runtime(ctx)
-    validate_lineage_name(name)
     to_stdout = out == "-"
     if to_stdout and rt.out.json_mode:
         raise UsageError("--json describes the written file; give --out FILE")

@@ -30,7 +30,7 @@ def delete(
     from certcli.flows.lineages import delete_lineage
 
     rt = runtime(ctx)
-    rt.store.read_config(name)  # an unknown name says so before any question
+    rt.store.read_settings(name)  # an unknown name says so before any question
     if not yes:
         if not rt.out.stdin_tty:
             raise NotConfirmedError(f"deleting {name!r} needs confirmation", "add --yes")

@@ -70,13 +70,12 @@ def list_(
 ) -> None:
     """Each SAN with its SSL status and last DNS status."""
     from certcli.cli.tables import san_table
-    from certcli.domains import validate_lineage_name
     from certcli.errors import StoreError
     from certcli.models import LineageStatus
     from certcli.report import lineage_report
 
     rt = runtime(ctx)
-    report = lineage_report(rt.store, validate_lineage_name(name), rt.now())
+    report = lineage_report(rt.store, name, rt.now())
     if report.status is LineageStatus.DAMAGED:  # no SAN to list: say why
         raise StoreError(report.error or f"{name!r} cannot be read")
     if rt.out.json_mode:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from certcli.models import Action
+
 if TYPE_CHECKING:
     from certcli.cli.runtime import Runtime
     from certcli.flows.outcome import Outcome
@@ -26,7 +28,7 @@ def report(
     from certcli.errors import ExitCode
 
     out = rt.out
-    failed = [o for o in outcomes if o.action == "failed"]
+    failed = [o for o in outcomes if o.action == Action.FAILED]
     problems = [p for o in outcomes for p in o.problems] + (problems or [])
     if out.json_mode and document:
         out.emit_json({"results": [o.to_json() for o in outcomes], "problems": problems})
@@ -34,28 +36,30 @@ def report(
         cert = o.certificate
         for note in o.notes:
             out.warn(f"{o.name}: {note}")
-        if o.action in ("issued", "renewed") and cert and not out.quiet:
+        if o.action in (Action.ISSUED, Action.RENEWED) and cert and not out.quiet:
             live = rt.store.lineage_dir(o.name) / "live"
             out.line(
                 f"{o.action.capitalize()} {o.name}: {', '.join(cert.sans)}, version {o.version}, "
                 f"expires {cert.not_after:%Y-%m-%d} ({live})"
             )
-        elif o.action == "dry_run" and cert and not out.quiet:
+        elif o.action == Action.DRY_RUN and cert and not out.quiet:
             out.line(f"Dry run {o.name}: the CA issued serial {cert.serial}; nothing was stored")
-        elif o.action == "deployed" and o.deploy_error is None and not out.quiet:
+        elif o.action == Action.DEPLOYED and o.deploy_error is None and not out.quiet:
             out.line(f"Deployed {o.name}: version {o.version}; the deploy hook succeeded this time")
-        elif o.action == "not_due" and out.verbose:
+        elif o.action == Action.NOT_DUE and out.verbose:
             out.line(f"{o.name}: not due")
-        elif o.action == "skipped" and (o.extra.get("warn") or o.extra.get("asked") or out.verbose):
+        elif o.action == Action.SKIPPED and (
+            o.extra.get("warn") or o.extra.get("asked") or out.verbose
+        ):
             out.warn(f"{o.name}: {o.reason}")
-        elif o.action == "backoff" and o.extra.get("urgent"):  # said even from cron
+        elif o.action == Action.BACKOFF and o.extra.get("urgent"):  # said even from cron
             last = o.extra.get("last_error")
             out.warn(
                 f"{o.name}: {o.extra['urgent']}, but not renewed: the last attempt failed"
                 + (f" ({last})" if last else "")
                 + f"; {o.reason}"
             )
-        elif o.action == "backoff" and out.verbose:
+        elif o.action == Action.BACKOFF and out.verbose:
             out.line(f"{o.name}: failed before; {o.reason}")
     for problem in problems:
         print(error_line(problem), file=sys.stderr)

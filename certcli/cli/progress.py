@@ -18,10 +18,11 @@ from types import TracebackType
 from typing import Any
 
 from certcli.cli.output import Output
+from certcli.models import Phase
 
-_STYLE = {"Completed": "green", "Failed": "red", "Queued": "dim"}
-_DONE = ("Completed", "Failed")
-QUEUED = "Queued"  # announced before a pool starts: the view knows the total; never printed
+_STYLE = {Phase.COMPLETED: "green", Phase.FAILED: "red", Phase.QUEUED: "dim"}
+_DONE = (Phase.COMPLETED, Phase.FAILED)
+QUEUED = Phase.QUEUED  # announced before a pool starts: the view knows the total; never printed
 MAX_ROWS = 12  # beyond this many lineages, rows first for those at work and those that failed
 
 
@@ -80,7 +81,7 @@ class PhaseView:
         finally:
             self._start_live()
 
-    def __call__(self, name: str, phase: str) -> None:
+    def __call__(self, name: str, phase: Phase) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
@@ -113,13 +114,13 @@ class PhaseView:
         with self._lock:
             rows = [(n, p, s, self._first_seen.get(n, s)) for n, (p, s) in self._phases.items()]
         done = [r for r in rows if r[1] in _DONE]
-        failed = sum(1 for r in done if r[1] == "Failed")
+        failed = sum(1 for r in done if r[1] == Phase.FAILED)
         shown = _visible(rows)
 
         table = Table.grid(padding=(0, 1))
         for name, phase, since, first in shown:
             if phase in _DONE:
-                marker: Any = Text("✔" if phase == "Completed" else "✘", style=_STYLE[phase])
+                marker: Any = Text("✔" if phase == Phase.COMPLETED else "✘", style=_STYLE[phase])
                 took = _duration(since - first)
             else:
                 marker = Text("·", style="dim") if phase == QUEUED else Spinner("dots")
@@ -142,7 +143,7 @@ class PhaseView:
         parts = [table] if shown else []
         hidden = [r[1] for r in rows if r not in shown]
         if hidden:
-            kinds = {"completed": hidden.count("Completed"), "queued": hidden.count(QUEUED)}
+            kinds = {"completed": hidden.count(Phase.COMPLETED), "queued": hidden.count(QUEUED)}
             kinds["at work"] = len(hidden) - sum(kinds.values())
             detail = ", ".join(f"{n} {kind}" for kind, n in kinds.items() if n)
             parts.append(Text(f"… and {len(hidden)} more ({detail})", style="dim"))
@@ -159,7 +160,7 @@ def _visible(rows: list[tuple[str, str, float, float]]) -> list[tuple[str, str, 
         phase, since = row[1], row[2]
         if phase == QUEUED:
             return (3, since)
-        return (2, -since) if phase == "Completed" else (1, -since)
+        return (2, -since) if phase == Phase.COMPLETED else (1, -since)
 
     keep = {id(r) for r in sorted(rows, key=rank)[:MAX_ROWS]}
     return [r for r in rows if id(r) in keep]

@@ -36,6 +36,7 @@ from certcli.engine.directory import Directory, looks_moved
 from certcli.engine.network import CaSettings, Network, check_bundles, log
 from certcli.engine.order import Progress, SolverFor
 from certcli.errors import NotFoundError
+from certcli.models import Phase
 from certcli.storage.files import Store
 
 __all__ = [
@@ -164,7 +165,7 @@ class Ca:
             timeout = self.settings.timeout
             deadline = time.monotonic() + timeout
             # 1. Place the order, and fetch each of its authorizations.
-            progress("Ordering")
+            progress(Phase.ORDERING)
             client, order = self._place(identifiers, csr_pem, profile, replaces)
             # 2. Answer its challenges, finalize, download and check the chain.
             return orders.complete(

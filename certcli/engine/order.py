@@ -21,11 +21,12 @@ from certcli.engine.chain import IssuedChain
 from certcli.engine.classify import code
 from certcli.engine.network import log, retry_after
 from certcli.errors import AcmeError, AcmeTimeoutError, ValidationFailedError
+from certcli.models import Phase
 
 POLL_FIRST = 0.02  # seconds: a nearby CA has often validated by then; doubling from there
 POLL_MAX = 3.0
 
-Progress = Callable[[str], None]
+Progress = Callable[[Phase], None]
 SolverFor = Callable[[str], Solver]
 
 
@@ -115,7 +116,7 @@ def complete(
     log.debug("order %s: %d challenge(s) to answer", order.uri, len(work))
 
     # 2. Present, wait, answer, poll until the order is decided.
-    progress("Validating")
+    progress(Phase.VALIDATING)
     body = validate(client, order.uri, work, deadline, timeout)
 
     # 3. Finalize with our CSR, and poll until the certificate is there.

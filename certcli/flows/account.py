@@ -8,13 +8,13 @@ from certcli.accounts import Account, load_account
 from certcli.domains import check_email
 from certcli.errors import NotFoundError
 from certcli.flows.plan import AcmeOptions, ca_settings
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.engine import Ca
 
 
-def _ca(store: Store, config: dict[str, Any], server: str | None) -> Ca:
+def _ca(store: Storage, config: dict[str, Any], server: str | None) -> Ca:
     """The CA's engine for an account that exists: none is created, no terms are asked."""
     from certcli.engine import Ca  # the ACME stack
 
@@ -22,7 +22,7 @@ def _ca(store: Store, config: dict[str, Any], server: str | None) -> Ca:
     return Ca(store, settings, lambda _url: False, create=False)
 
 
-def show_account(store: Store, config: dict[str, Any], server: str | None) -> Account:
+def show_account(store: Storage, config: dict[str, Any], server: str | None) -> Account:
     """The stored account (no request to the CA)."""
     directory = ca_settings(AcmeOptions(server=server), config).directory_url
     account = load_account(store, directory)
@@ -34,24 +34,26 @@ def show_account(store: Store, config: dict[str, Any], server: str | None) -> Ac
     return account
 
 
-def update_contact(store: Store, config: dict[str, Any], server: str | None, email: str) -> Account:
+def update_contact(
+    store: Storage, config: dict[str, Any], server: str | None, email: str
+) -> Account:
     """Change the account's contact at the CA ('' for none), checked before it is asked."""
     contact = check_email(email) if email else None
     return _ca(store, config, server).update_contact(contact)
 
 
-def rollover(store: Store, config: dict[str, Any], server: str | None) -> Account:
+def rollover(store: Storage, config: dict[str, Any], server: str | None) -> Account:
     """Replace the account key at the CA (RFC 8555 key change)."""
     return _ca(store, config, server).rollover()
 
 
-def deactivate(store: Store, config: dict[str, Any], server: str | None) -> Account:
+def deactivate(store: Storage, config: dict[str, Any], server: str | None) -> Account:
     """Deactivate the account at the CA, for good."""
     return _ca(store, config, server).deactivate()
 
 
 def other_contact(
-    store: Store, config: dict[str, Any], options: AcmeOptions
+    store: Storage, config: dict[str, Any], options: AcmeOptions
 ) -> tuple[str, Account] | None:
     """The CA's directory and the account there when --email is not its contact (only a
     new account takes --email); None otherwise. The CA's settings are checked first, so

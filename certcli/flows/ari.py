@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from certcli.errors import CertcliError, LockedError
 from certcli.flows.plan import AcmeOptions, ca_settings
-from certcli.models import LineageConfig, parse_rfc3339, rfc3339
+from certcli.models import LineageSettings, LineageState, parse_rfc3339, rfc3339
 from certcli.renewal import ari_moment
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.engine import CaSettings
@@ -46,25 +47,23 @@ def refresh_ari(
 
 
 def ari_window(
-    store: Store,
+    store: Storage,
     name: str,
-    state: dict[str, Any],
+    state: LineageState,
     config: dict[str, Any],
-    lineage: LineageConfig,
+    lineage: LineageSettings,
     now: datetime,
     rng: random.Random | None = None,
 ) -> tuple[tuple[datetime, datetime] | None, datetime | None]:
     """The (chosen moment, window end) of a lineage whose CA offers ARI, asking the CA
     again only once the last answer's Retry-After has passed; and when that will be."""
-    ari = state.get("ari")
+    ari = state.ari
     if not ari or "url" not in ari:
         return None, None
     if "start" not in ari or now >= parse_rfc3339(ari["next_check"]):
         ari = refresh_ari(ari, ca_settings(AcmeOptions(), config, lineage), now, rng)
-        with contextlib.suppress(LockedError), store.lock(name):  # else: next run keeps it
-            fresh = store.read_state(name)
-            fresh["ari"] = ari
-            store.write_state(name, fresh)
+        with contextlib.suppress(LockedError):  # else: next run keeps it
+            store.update_state(name, lambda fresh: replace(fresh, ari=ari))
     ask_again = parse_rfc3339(ari["next_check"])
     if "start" not in ari:
         return None, ask_again

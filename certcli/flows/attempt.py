@@ -3,36 +3,39 @@ new version switched live; and the record of a failure with its backoff."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from certcli import challenges
 from certcli.domains import order_identifiers
-from certcli.errors import CertcliError, StoreError, ValidationFailedError
+from certcli.errors import CertcliError, LockedError, StoreError, ValidationFailedError
 from certcli.flows.ari import refresh_ari
-from certcli.flows.dns import check_into
+from certcli.flows.dns import checked
 from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import Plan
 from certcli.flows.session import Session
-from certcli.models import LineageConfig, rfc3339
+from certcli.models import Action, LineageSettings, LineageState, Phase, StateUpdate, rfc3339
 from certcli.renewal import next_attempt
-from certcli.storage.files import Store, version_files
+from certcli.storage.files import version_files
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.challenges import Challenge, Solver
     from certcli.engine import Ca
 
 
-def make_solver(plan: Plan, session: Session, store: Store) -> Solver:
+def make_solver(plan: Plan, session: Session, store: Storage) -> Solver:
     """The solver of the plan's method, with the store's journal of what it leaves."""
     return plan.method.solver(
         plan.challenge_settings, store.root / "leftovers", session.interactive, session.pause
     )
 
 
-def sweep_leftovers(store: Store) -> None:
+def sweep_leftovers(store: Storage) -> None:
     """What killed runs left outside the store (token files in a webroot) goes at the start
     of the next run."""
     for answer in challenges.METHODS.values():
@@ -40,18 +43,18 @@ def sweep_leftovers(store: Store) -> None:
 
 
 def attempt(
-    store: Store,
+    store: Storage,
     ca: Ca,
-    config: LineageConfig,
+    config: LineageSettings,
     plan: Plan,
     solver: Solver,
     progress: Progress,
     *,
     record: bool,
-    action: str,
+    action: Action,
     now: datetime,
     replaces: str | None = None,
-    settle: LineageConfig | None = None,
+    settle: LineageSettings | None = None,
     rng: random.Random | None = None,
 ) -> Outcome:
     """One issuance for a lineage, started at `now`: a fresh key, the order, and (when
@@ -62,22 +65,32 @@ def attempt(
     from certcli import x509 as x  # cryptography: only once a key is made
 
     name = config.name
-    state = store.read_state(name) if record else {}
+    started = rfc3339(now)
+    later: dict[str, Any] = {"last_attempt": started}  # written with the next phase
 
-    def phase(value: str) -> None:
+    def phase(value: str, then: StateUpdate | None = None) -> None:
+        value = Phase(value)  # the engine names its phases as text
         if record:
-            state.update(phase=value, phase_at=rfc3339(datetime.now(UTC)))
-            store.write_state(name, state)
+            changes = {**later, "phase": value, "phase_at": rfc3339(datetime.now(UTC))}
+
+            def update(state: LineageState) -> LineageState:
+                state = with_values(state, changes)
+                return then(state) if then else state
+
+            store.update_state(name, update)
+            later.clear()
         progress(name, value)
 
-    if record:
-        state["last_attempt"] = rfc3339(now)
-    phase("Starting")
+    phase(Phase.STARTING)
     identifiers = order_identifiers(config.domains)
     try:
         if plan.method.check_phase:
             phase(plan.method.check_phase)
-        check_into(state, identifiers, plan)  # e.g. the CNAME Check of DNS-01
+        found, problem = checked(identifiers, plan)  # e.g. the CNAME Check of DNS-01
+        if found is not None:
+            later["dns"] = found
+        if problem is not None:
+            raise problem
         solver.check()  # e.g. the TSIG key is accepted: before any order
         key = x.generate_private_key(plan.key_type)
         csr_pem = x.make_csr(key, identifiers)
@@ -108,32 +121,30 @@ def attempt(
                 },
                 settle,
             )
-            state.update(last_success=state["last_attempt"], failures=0)
-            for stale in ("last_error", "last_error_kind", "next_attempt", "revoked", "ari"):
-                state.pop(stale, None)
+            stale = ("last_error", "last_error_kind", "next_attempt", "revoked", "ari")
+            later.update(dict.fromkeys(stale), last_success=started, failures=0)
             if ca.renewal_info_url:
                 cert_id = x.ari_cert_id(cert)
                 if cert_id:
-                    state["ari"] = refresh_ari(
+                    later["ari"] = refresh_ari(
                         {"url": f"{ca.renewal_info_url.rstrip('/')}/{cert_id}", "id": cert_id},
                         plan.ca,
                         datetime.now(UTC),
                         rng,
                     )
         try:
-            phase("Completed")
+            phase(Phase.COMPLETED)
         except StoreError:  # live has switched already: the new certificate stands
-            progress(name, "Completed")
-        return Outcome(name, action if record else "dry_run", config.domains, version, info)
+            progress(name, Phase.COMPLETED)
+        return Outcome(name, action if record else Action.DRY_RUN, config.domains, version, info)
     except CertcliError as exc:
         _add_next_step(exc, plan)
-        if record:
-            mark_failed(state, exc, datetime.now(UTC))
+        error, failed_at = exc, datetime.now(UTC)
         try:
-            phase("Failed")
+            phase(Phase.FAILED, lambda state: mark_failed(state, error, failed_at))
         except StoreError:  # a full disk, say: the failure is still reported
-            progress(name, "Failed")
-        return Outcome(name, "failed", config.domains, error=exc)
+            progress(name, Phase.FAILED)
+        return Outcome(name, Action.FAILED, config.domains, error=exc)
 
 
 class _WaitShown:
@@ -176,26 +187,33 @@ def _add_next_step(exc: CertcliError, plan: Plan) -> None:
         exc.hint = hint
 
 
-def record_failure(store: Store, name: str, exc: CertcliError, failed_at: datetime) -> None:
+def record_failure(store: Storage, name: str, exc: CertcliError, failed_at: datetime) -> None:
     """A failure before the attempt could start (a CA unreachable, a bad setting)."""
-    try:
-        state = store.read_state(name)
-        state["phase"] = "Failed"
-        mark_failed(state, exc, failed_at)
-        store.write_state(name, state)
-    except StoreError:
-        pass  # best effort: the run reports the failure anyway
+    with contextlib.suppress(LockedError, StoreError):  # the run reports the failure anyway
+        store.update_state(
+            name, lambda state: mark_failed(replace(state, phase=Phase.FAILED), exc, failed_at)
+        )
 
 
-def mark_failed(state: dict[str, Any], exc: CertcliError, now: datetime) -> None:
-    """Record a failure at `now` and when to try again (renewal.next_attempt's backoff)."""
-    failures = int(state.get("failures", 0)) + 1
+def mark_failed(state: LineageState, exc: CertcliError, now: datetime) -> LineageState:
+    """The state with a failure at `now` and when to try again (renewal.next_attempt's
+    backoff)."""
+    failures = (state.failures or 0) + 1
     kind = getattr(exc, "kind", "error")
     when = next_attempt(now, failures, kind, getattr(exc, "retry_after", None))
-    state.update(
-        last_attempt=rfc3339(now),
-        last_error=exc.message,
-        last_error_kind=kind,
-        failures=failures,
-        next_attempt=rfc3339(when) if when else None,
+    return with_values(
+        state,
+        {
+            "last_attempt": rfc3339(now),
+            "last_error": exc.message,
+            "last_error_kind": kind,
+            "failures": failures,
+            "next_attempt": rfc3339(when) if when else None,
+        },
     )
+
+
+def with_values(state: LineageState, values: dict[str, Any]) -> LineageState:
+    """The state with these keys set; a None removes its key."""
+    gone = [k for k, v in values.items() if v is None]
+    return replace(state.cleared(*gone), **{k: v for k, v in values.items() if v is not None})

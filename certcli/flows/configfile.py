@@ -8,26 +8,25 @@ from typing import Any
 
 import tomli_w
 
-from certcli.config import SECTIONS, Source, checked, load_config
+from certcli.config import SECTIONS, Source, assign, checked, load_config, lookup
 from certcli.errors import NotFoundError, StoreError, UsageError
-from certcli.storage.files import KEY_MODE, Store, atomic_write
+from certcli.storage.files import KEY_MODE, atomic_write
+from certcli.storage.protocol import Storage
 
 _KEY = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)*")  # fullmatch: never a trailing newline
 
 
-def _check_key(key: str) -> list[str]:
+def _check_key(key: str) -> str:
     if not _KEY.fullmatch(key):
         raise UsageError(f"invalid setting name {key!r}", "use dotted names like dns.target")
-    return key.split(".")
+    return key
 
 
 def config_get(config: dict[str, Any], key: str) -> Any:
-    node: Any = config
-    for part in _check_key(key):
-        if not isinstance(node, dict) or part not in node:
-            raise NotFoundError(f"{key} is not set in config.toml")
-        node = node[part]
-    return node
+    value = lookup(config, _check_key(key))
+    if value is None:  # TOML has no null: None is "not set"
+        raise NotFoundError(f"{key} is not set in config.toml")
+    return value
 
 
 def parse_value(text: str) -> Any:
@@ -38,22 +37,16 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def config_set(store: Store, key: str, value: Any) -> None:
+def config_set(store: Storage, key: str, value: Any) -> None:
     """Set a key in config.toml, written atomically and 0600 (it may hold secrets)."""
-    parts = _check_key(key)
+    _check_key(key)
     if key in SECTIONS and not isinstance(value, dict):
         raise UsageError(f"{key} is a section ([{key}]), not a value", f"set {key}.KEY instead")
     # a config.toml others may change is refused first: nothing is written over it
     config = load_config(store.root)
     checked(key, value, Source(key))  # refused as any command would refuse it
     store.ensure()
-    node = config
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise UsageError(f"{part} in config.toml is a value, not a section")
-        node = child
-    node[parts[-1]] = value
+    assign(config, key, value)
     path = store.root / "config.toml"
     try:
         atomic_write(path, tomli_w.dumps(config).encode(), KEY_MODE)

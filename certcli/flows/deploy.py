@@ -12,12 +12,12 @@ from certcli.errors import LockedError, StoreError
 from certcli.flows.notify import notify_event
 from certcli.flows.outcome import Outcome
 from certcli.hooks import run_hook
-from certcli.models import LineageConfig, rfc3339
-from certcli.storage.files import Store
+from certcli.models import LineageSettings, rfc3339
+from certcli.storage.protocol import Storage
 
 
 def deployed(
-    store: Store, config: dict[str, Any], lineage: LineageConfig, outcome: Outcome
+    store: Storage, config: dict[str, Any], lineage: LineageSettings, outcome: Outcome
 ) -> Outcome:
     """The outcome, with the deploy hook run when it stored a new version (or, for a
     `deployed` outcome, when the live version's last deploy failed). A failure is an event:
@@ -36,7 +36,7 @@ def deployed(
     return replace(outcome, problems=outcome.problems + tuple(sent))
 
 
-def deploy(store: Store, config: dict[str, Any], lineage: LineageConfig) -> str | None:
+def deploy(store: Storage, config: dict[str, Any], lineage: LineageSettings) -> str | None:
     """Run the lineage's deploy hook (its own, else config.toml's) after a new version;
     return what went wrong, or None (also when there is no hook)."""
     command = setting("hooks.deploy", None, config, None, lineage.to_toml())
@@ -54,19 +54,17 @@ def deploy(store: Store, config: dict[str, Any], lineage: LineageConfig) -> str 
     return run_hook("deploy", str(command), env, hook_timeout(config, lineage))
 
 
-def _record_deploy(store: Store, name: str, version: int, error: str | None) -> None:
+def _record_deploy(store: Storage, name: str, version: int, error: str | None) -> None:
     """Keep (or clear) `deploy_failed` in state.json; best effort, as the run reports the
     failure anyway."""
     with contextlib.suppress(LockedError, StoreError), store.lock(name):
-        state = store.read_state(name)
         if error is not None:
-            at = rfc3339(datetime.now(UTC))
-            state["deploy_failed"] = {"version": version, "at": at, "error": error}
-        elif state.pop("deploy_failed", None) is None:
-            return
-        store.write_state(name, state)
+            failed = {"version": version, "at": rfc3339(datetime.now(UTC)), "error": error}
+            store.update_state(name, lambda state: replace(state, deploy_failed=failed))
+        elif store.read_lineage_state(name).deploy_failed is not None:  # else: nothing to write
+            store.update_state(name, lambda state: state.cleared("deploy_failed"))
 
 
-def hook_timeout(config: dict[str, Any], lineage: LineageConfig | None = None) -> float:
+def hook_timeout(config: dict[str, Any], lineage: LineageSettings | None = None) -> float:
     table = lineage.to_toml() if lineage else None
     return float(setting("hooks.timeout", None, config, 300, table))

@@ -12,28 +12,29 @@ from certcli.challenges import dns01
 from certcli.domains import order_identifiers
 from certcli.errors import DnsNotReadyError
 from certcli.flows.plan import AcmeOptions, Plan, getters, make_plan, method_getter
-from certcli.models import LineageConfig
-from certcli.storage.files import Store
+from certcli.models import LineageSettings
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.dnscheck import Diagnosis
 
 
-def check_into(state: dict[str, Any], identifiers: list[str], plan: Plan) -> None:
-    """The plan's method checks that validation can work, what it found kept in `state`
-    (the SAN DNS cache) whether or not the check passed; raises as the method does."""
+def checked(
+    identifiers: list[str], plan: Plan
+) -> tuple[dict[str, Any] | None, DnsNotReadyError | None]:
+    """The plan's method checks that validation can work: what it found, as the SAN DNS
+    cache state.json keeps whether or not the check passed (None when it found nothing to
+    keep), and the error it raised."""
     answer, settings = plan.method, plan.challenge_settings
     try:
         found = answer.check(identifiers, settings)
     except DnsNotReadyError as exc:
-        state["dns"] = answer.cache(exc.diagnoses, settings, datetime.now(UTC))
-        raise
-    if found is not None:
-        state["dns"] = answer.cache(found, settings, datetime.now(UTC))
+        return answer.cache(exc.diagnoses, settings, datetime.now(UTC)), exc
+    return (None if found is None else answer.cache(found, settings, datetime.now(UTC))), None
 
 
 def fresh_cache(identifiers: list[str], plan: Plan) -> dict[str, Any] | None:
-    """A fresh diagnosis by the plan's method, as `check_into` keeps it in state (never
+    """A fresh diagnosis by the plan's method, as `checked` gives it in state (never
     raising for what it finds); None when the method has nothing to diagnose."""
     answer, settings = plan.method, plan.challenge_settings
     found = answer.diagnose(identifiers, settings)
@@ -41,18 +42,18 @@ def fresh_cache(identifiers: list[str], plan: Plan) -> dict[str, Any] | None:
 
 
 def diagnose_lineage(
-    store: Store, config: dict[str, Any], lineage: LineageConfig
+    store: Storage, config: dict[str, Any], lineage: LineageSettings
 ) -> Sequence[Diagnosis] | None:
     """A fresh diagnosis of a lineage's SANs by its method (None when it has nothing to
     diagnose, as over HTTP-01, or when the lineage has no method)."""
-    answer = challenges.METHODS.get(str(lineage.extra.get("challenge")))
+    answer = challenges.METHODS.get(str(lineage.challenge))
     if answer is None:
         return None
     get = method_getter(getters(config, lineage)[0], AcmeOptions())
     return answer.diagnose(order_identifiers(lineage.domains), answer.settings(get, store.root))
 
 
-def check_names(store: Store, config: dict[str, Any], names: list[str]) -> list[Diagnosis]:
+def check_names(store: Storage, config: dict[str, Any], names: list[str]) -> list[Diagnosis]:
     """The delegation diagnosis of names alone, before (or without) an order."""
     plan = make_plan(AcmeOptions(challenge=dns01.METHOD.name), config, None, store.root)
     return dns01.diagnose(names, plan.challenge_settings)

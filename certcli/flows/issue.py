@@ -16,15 +16,15 @@ from certcli.flows.deploy import deployed
 from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import AcmeOptions, Plan, make_plan, rehearsal
 from certcli.flows.session import Session
-from certcli.models import LineageConfig, Mode
-from certcli.storage.files import Store
+from certcli.models import Action, LineageSettings, Mode, Phase
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.engine import Ca
 
 
 def issue(
-    store: Store,
+    store: Storage,
     session: Session,
     name: str,
     domains: list[str],
@@ -55,26 +55,28 @@ def issue(
         store.check_key_protection()
     ca = session.get(plan.ca)
     _check_profile(ca, plan)
-    progress(name, "Pending")
-    lineage = LineageConfig(name, tuple(domains), Mode.AUTO, plan.key_type, plan.lineage_extra())
+    progress(name, Phase.PENDING)
+    lineage = LineageSettings.build(
+        name, tuple(domains), Mode.AUTO, plan.key_type, plan.lineage_extra()
+    )
     if dry_run:
         return attempt(
-            store, ca, lineage, plan, solver, progress, record=False, action="issued", now=now
+            store, ca, lineage, plan, solver, progress, record=False, action=Action.ISSUED, now=now
         )
     with store.lock(name):
-        existing = store.read_config(name) if store.exists(name) else None
+        existing = store.read_settings(name) if store.exists(name) else None
         _check_existing(
             store, existing, domains, force_renewal=force_renewal, expand=expand, confirm=confirm
         )
         if existing is not None:
-            lineage = LineageConfig(
-                name, lineage.domains, Mode.AUTO, plan.key_type, {**existing.extra, **lineage.extra}
-            )
+            # the plan's settings over the lineage's, table by table
+            table = {**existing.to_toml(), **plan.lineage_extra()}
+            lineage = LineageSettings.build(name, lineage.domains, Mode.AUTO, plan.key_type, table)
         # A lineage with a certificate keeps its settings until the CA has issued for the
         # new ones; a new lineage is stored at once, so that `renew` retries a failed order.
         reissue = existing is not None and store.live_version(name) is not None
         if not reissue:
-            store.write_config(lineage)
+            store.write_settings(lineage)
         outcome = attempt(
             store,
             ca,
@@ -83,7 +85,7 @@ def issue(
             solver,
             progress,
             record=True,
-            action="issued",
+            action=Action.ISSUED,
             now=now,
             settle=lineage if reissue else None,
             rng=rng,
@@ -101,8 +103,8 @@ def _check_profile(ca: Ca, plan: Plan) -> None:
 
 
 def _check_existing(
-    store: Store,
-    existing: LineageConfig | None,
+    store: Storage,
+    existing: LineageSettings | None,
     domains: list[str],
     *,
     force_renewal: bool,
@@ -146,7 +148,7 @@ def _check_existing(
 
 
 def issue_each(
-    store: Store,
+    store: Storage,
     session: Session,
     groups: list[list[str]],
     options: AcmeOptions,
@@ -181,10 +183,10 @@ def issue_each(
                 rng=rng,
             )
         except CertcliError as exc:  # e.g. the name exists or is locked: report it, go on
-            progress(name, "Failed")
-            return Outcome(name, "failed", tuple(domains), error=exc)
+            progress(name, Phase.FAILED)
+            return Outcome(name, Action.FAILED, tuple(domains), error=exc)
 
     for domains in groups:  # the progress view learns the total before the pool starts
-        progress(default_lineage_name(domains), "Queued")
+        progress(default_lineage_name(domains), Phase.QUEUED)
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
         return list(pool.map(one, groups))

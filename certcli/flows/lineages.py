@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 
-from certcli.domains import validate_lineage_name
 from certcli.errors import StoreError
-from certcli.storage.files import Store, fsync_dir
+from certcli.storage.files import fsync_dir
+from certcli.storage.protocol import Storage
 
 
-def delete_lineage(store: Store, name: str) -> None:
+def delete_lineage(store: Storage, name: str) -> None:
     """Remove a lineage whole: renamed away in one step, then erased."""
-    validate_lineage_name(name)
     with store.lock(name):
         directory = store.require(name)
         doomed = store.certs_dir / f".{name}.deleted.partial.{os.getpid()}"

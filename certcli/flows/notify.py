@@ -4,6 +4,7 @@ renewed by certcli: warned about as they near expiry, notified once per threshol
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -11,9 +12,9 @@ from certcli.domains import uncovered
 from certcli.errors import LockedError, StoreError
 from certcli.flows.outcome import Outcome
 from certcli.hooks import notify
-from certcli.models import CertInfo, LineageConfig
+from certcli.models import Action, CertInfo, LineageSettings, LineageState
 from certcli.renewal import days_left, expiry_notice, renewal_window_start
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 
 def notify_event(config: dict[str, Any], outcome: Outcome, kind: str, text: str) -> list[str]:
@@ -24,17 +25,17 @@ def notify_event(config: dict[str, Any], outcome: Outcome, kind: str, text: str)
     return notify(settings, {**outcome.to_json(), "event": kind, "text": text})
 
 
-def notify_run(store: Store, config: dict[str, Any], outcomes: list[Outcome]) -> list[str]:
+def notify_run(store: Storage, config: dict[str, Any], outcomes: list[Outcome]) -> list[str]:
     """The events of a renew run (a deploy hook that failed is notified where it ran)."""
     on_success = (config.get("notify") or {}).get("on_success")
     problems: list[str] = []
     for o in outcomes:
-        if o.action == "failed" and o.error is not None:
+        if o.action == Action.FAILED and o.error is not None:
             text = f"certcli: renewing {o.name} failed: {o.error.message}"
             kind = "renewal_failed"
-        elif o.action == "skipped" and "notice" in o.extra:
+        elif o.action == Action.SKIPPED and "notice" in o.extra:
             text, kind = f"certcli: {o.name}: {o.reason}", o.extra["event"]
-        elif o.action == "renewed" and on_success:
+        elif o.action == Action.RENEWED and on_success:
             text, kind = f"certcli: renewed {o.name} (version {o.version})", "renewed"
         else:
             continue
@@ -51,19 +52,15 @@ NOTICE_KEY = "expiry_notice"
 MISMATCH_KEY = "mismatch_notice"
 
 
-def _remember_notice(store: Store, name: str, key: str, notice: dict[str, Any]) -> None:
+def _remember_notice(store: Storage, name: str, key: str, notice: dict[str, Any]) -> None:
     """Best effort: without it the same notice is sent again at the next run."""
-    with contextlib.suppress(LockedError, StoreError), store.lock(name):
-        state = store.read_state(name)
-        state[key] = notice
-        store.write_state(name, state)
+    with contextlib.suppress(LockedError, StoreError):
+        store.update_state(name, lambda state: replace(state, **{key: notice}))
 
 
-def recorded_notice(
-    state: dict[str, Any], key: str, live: CertInfo | None
-) -> dict[str, Any] | None:
+def recorded_notice(state: LineageState, key: str, live: CertInfo | None) -> dict[str, Any] | None:
     """The notice recorded under `key` about the live certificate (None: none about it)."""
-    notice = state.get(key)
+    notice = getattr(state, key)
     if live is None or not isinstance(notice, dict) or notice.get("serial") != live.serial:
         return None
     return notice
@@ -74,7 +71,7 @@ def _sent(live: CertInfo, **more: Any) -> dict[str, Any]:
     return {"serial": live.serial, **more}
 
 
-def custom_next_step(lineage: LineageConfig) -> str:
+def custom_next_step(lineage: LineageSettings) -> str:
     """What renews an uploaded lineage: a new upload, or a switch to ACME."""
     return (
         f"upload a certificate that covers {', '.join(lineage.domains)} "
@@ -84,7 +81,7 @@ def custom_next_step(lineage: LineageConfig) -> str:
 
 
 def custom_outcome(
-    lineage: LineageConfig,
+    lineage: LineageSettings,
     live: CertInfo | None,
     now: datetime,
     notified: int | None = None,
@@ -112,7 +109,12 @@ def custom_outcome(
         if days is not None:  # the event, and what state.json keeps once it is sent
             extra |= {"event": "custom_expiring", "notice": (NOTICE_KEY, _sent(live, days=days))}
         return Outcome(
-            lineage.name, "skipped", lineage.domains, certificate=live, reason=reason, extra=extra
+            lineage.name,
+            Action.SKIPPED,
+            lineage.domains,
+            certificate=live,
+            reason=reason,
+            extra=extra,
         )
     missing = uncovered(live.sans, lineage.domains) if live is not None else []
     if missing:
@@ -125,5 +127,5 @@ def custom_outcome(
         if not mismatch_notified:
             extra |= {"event": "custom_mismatch", "notice": (MISMATCH_KEY, _sent(live))}
     return Outcome(
-        lineage.name, "skipped", lineage.domains, certificate=live, reason=reason, extra=extra
+        lineage.name, Action.SKIPPED, lineage.domains, certificate=live, reason=reason, extra=extra
     )

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from certcli.errors import CertcliError
-from certcli.models import CertInfo, rfc3339
+from certcli.models import Action, CertInfo, Phase, rfc3339
 
-#: Called with (lineage name, phase) as an issuance moves on; "Queued" (never stored)
+#: Called with (lineage name, phase) as an issuance moves on; Queued (never stored)
 #: announces each lineage a pool is about to work on, so that a view knows the total.
-Progress = Callable[[str, str], None]
+Progress = Callable[[str, Phase], None]
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class Outcome:
     """What happened to one lineage in one run."""
 
     name: str
-    action: str  # issued, renewed, dry_run, failed, not_due, skipped
+    action: Action
     domains: tuple[str, ...] = ()
     version: int | None = None
     certificate: CertInfo | None = None
@@ -34,7 +34,7 @@ class Outcome:
         cert = self.certificate
         return {
             "name": self.name,
-            "action": self.action,
+            "action": str(self.action),
             "domains": list(self.domains),
             "version": self.version,
             "reason": self.reason,

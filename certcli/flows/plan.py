@@ -12,8 +12,8 @@ from certcli import challenges
 from certcli.accounts import load_account
 from certcli.challenges import ChallengeMethod, Get, check_identifiers
 from certcli.config import LETSENCRYPT, LETSENCRYPT_STAGING, resolve_server, setting
-from certcli.models import DEFAULT_KEY_TYPE, LineageConfig
-from certcli.storage.files import Store
+from certcli.models import DEFAULT_KEY_TYPE, LineageSettings
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.engine import CaSettings
@@ -74,7 +74,7 @@ class Plan:
 
 
 def getters(
-    config: dict[str, Any], lineage: LineageConfig | None
+    config: dict[str, Any], lineage: LineageSettings | None
 ) -> tuple[Callable[..., Any], Callable[[str, float], float]]:
     """Getters for (key, flag value, default) and for a number of seconds."""
     table = lineage.to_toml() if lineage else None
@@ -89,7 +89,7 @@ def getters(
 
 
 def ca_settings(
-    options: AcmeOptions, config: dict[str, Any], lineage: LineageConfig | None = None
+    options: AcmeOptions, config: dict[str, Any], lineage: LineageSettings | None = None
 ) -> CaSettings:
     """The CA's settings: the options' own fields as given (agree_tos, EAB), and those a
     lineage or config.toml may also set, resolved."""
@@ -108,7 +108,7 @@ def ca_settings(
     return CaSettings(**(as_given | resolved))
 
 
-def rehearsal(store: Store, plan: Plan) -> Plan:
+def rehearsal(store: Storage, plan: Plan) -> Plan:
     """The plan of a dry run: at Let's Encrypt, its staging CA (as certbot's dry run does),
     so that rehearsals never count against production's rate limits (five duplicate
     certificates a week would block the real renewal). Whoever has an account at production
@@ -123,7 +123,7 @@ def rehearsal(store: Store, plan: Plan) -> Plan:
 def make_plan(
     options: AcmeOptions,
     config: dict[str, Any],
-    lineage: LineageConfig | None,
+    lineage: LineageSettings | None,
     root: Path | None = None,
 ) -> Plan:
     """Resolve every setting of one issuance; `root` (the store) holds the installation id

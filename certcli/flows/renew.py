@@ -20,7 +20,8 @@ from certcli.flows.plan import AcmeOptions, make_plan, rehearsal
 from certcli.flows.scan import Due, scan_all
 from certcli.flows.session import Session
 from certcli.hooks import run_hook
-from certcli.storage.files import Store
+from certcli.models import Action, Phase
+from certcli.storage.protocol import Storage
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,13 @@ class RenewRun:
 
     @property
     def failed(self) -> bool:
-        return bool(self.problems) or any(o.action == "failed" or o.problems for o in self.outcomes)
+        return bool(self.problems) or any(
+            o.action == Action.FAILED or o.problems for o in self.outcomes
+        )
 
 
 def renew(
-    store: Store,
+    store: Storage,
     session: Session,
     names: list[str],
     config: dict[str, Any],
@@ -84,14 +87,18 @@ def renew(
         try:
             if due:
                 for item in due:  # the progress view learns the total first
-                    progress(item.lineage.name, "Queued")
+                    progress(item.lineage.name, Phase.QUEUED)
                 with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
                     outcomes += list(pool.map(one, due))
         finally:  # the post hook undoes the pre hook, whatever happened
             outcomes.sort(key=lambda o: o.name)
             if due and not dry_run and hooks.get("post"):
-                failed = " ".join(d for o in outcomes if o.action == "failed" for d in o.domains)
-                renewed = " ".join(d for o in outcomes if o.action == "renewed" for d in o.domains)
+                failed = " ".join(
+                    d for o in outcomes if o.action == Action.FAILED for d in o.domains
+                )
+                renewed = " ".join(
+                    d for o in outcomes if o.action == Action.RENEWED for d in o.domains
+                )
                 env = {"FAILED_DOMAINS": failed, "RENEWED_DOMAINS": renewed}
                 problem = run_hook("post", str(hooks["post"]), env, hook_timeout(config))
                 problems += filter(None, [problem])
@@ -105,7 +112,7 @@ def renew(
 
 
 def _renew_one(
-    store: Store,
+    store: Storage,
     session: Session,
     config: dict[str, Any],
     progress: Progress,
@@ -116,7 +123,7 @@ def _renew_one(
 ) -> Outcome:
     """One due lineage renewed (or rehearsed) in the pool; its trouble is its outcome."""
     lineage, reason = item.lineage, item.reason
-    progress(lineage.name, "Pending")
+    progress(lineage.name, Phase.PENDING)
     try:
         plan = make_plan(AcmeOptions(), config, lineage, store.root)
         solver = make_solver(plan, session, store)
@@ -132,7 +139,7 @@ def _renew_one(
                 solver,
                 progress,
                 record=False,
-                action="renewed",
+                action=Action.RENEWED,
                 now=datetime.now(UTC),
             )
         with store.lock(lineage.name):
@@ -144,14 +151,14 @@ def _renew_one(
                 solver,
                 progress,
                 record=True,
-                action="renewed",
+                action=Action.RENEWED,
                 now=datetime.now(UTC),  # this renewal's start, once it has the lock
                 replaces=item.replaces,
                 rng=rng,
             )
     except LockedError as exc:  # an issue or upload at work: its state is its own
-        progress(lineage.name, "Failed")
-        return Outcome(lineage.name, "failed", lineage.domains, error=exc, reason=reason)
+        progress(lineage.name, Phase.FAILED)
+        return Outcome(lineage.name, Action.FAILED, lineage.domains, error=exc, reason=reason)
     except Exception as exc:  # one lineage's trouble must not stop the run
         error = (
             exc
@@ -160,8 +167,8 @@ def _renew_one(
                 f"unexpected {type(exc).__name__}: {exc}", "run with -v and report it"
             )
         )
-        progress(lineage.name, "Failed")
+        progress(lineage.name, Phase.FAILED)
         if not dry_run:
             record_failure(store, lineage.name, error, datetime.now(UTC))
-        return Outcome(lineage.name, "failed", lineage.domains, error=error, reason=reason)
+        return Outcome(lineage.name, Action.FAILED, lineage.domains, error=error, reason=reason)
     return replace(deployed(store, config, lineage, outcome), reason=reason)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from certcli.domains import validate_lineage_name
 from certcli.errors import UsageError
 from certcli.flows.plan import AcmeOptions, ca_settings
 from certcli.models import rfc3339
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 #: RFC 5280 reason codes that ACME CAs accept for revocation.
 REVOCATION_REASONS = {
@@ -32,11 +31,10 @@ def reason_name(reason: str) -> str:
     )
 
 
-def mark_revoked(store: Store, name: str, serial: str, reason: str, now: datetime) -> None:
+def mark_revoked(store: Storage, name: str, serial: str, reason: str, now: datetime) -> None:
     """Remember the revocation at `now`: the lineage is then due for renewal."""
-    state = store.read_state(name)
-    state["revoked"] = {"serial": serial, "reason": reason, "at": rfc3339(now)}
-    store.write_state(name, state)
+    revoked = {"serial": serial, "reason": reason, "at": rfc3339(now)}
+    store.update_state(name, lambda state: replace(state, revoked=revoked))
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ class Revocation:
 
 
 def revoke(
-    store: Store,
+    store: Storage,
     config: dict[str, Any],
     name: str,
     reason: str,
@@ -70,14 +68,14 @@ def revoke(
 
     now = now or datetime.now(UTC)
     label = reason_name(reason)
-    store.require(validate_lineage_name(name))  # an unknown name leaves no lock file behind
+    store.require(name)  # an unknown name leaves no lock file behind
     with store.lock(name):
-        lineage = store.read_config(name)
+        lineage = store.read_settings(name)
         info = store.live_info(name)
         if info is None:
             raise UsageError(f"{name!r} has no certificate to revoke")
         cert_pem = store.read_live_file(name, "cert.pem")
-        store.write_state(name, store.read_state(name))  # writable? (else StoreError, exit 5)
+        store.update_state(name, lambda state: state)  # writable? (else StoreError, exit 5)
         settings = ca_settings(AcmeOptions(), config, lineage)
         ca = Ca(store, settings, lambda _url: False, create=False)
         revoked_now = ca.revoke(cert_pem, REVOCATION_REASONS[label])

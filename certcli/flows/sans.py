@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from certcli.challenges import check_identifiers, chosen
-from certcli.domains import order_identifiers, uncovered, validate_lineage_name
+from certcli.domains import order_identifiers, uncovered
 from certcli.errors import UsageError
 from certcli.flows.attempt import attempt, make_solver
 from certcli.flows.deploy import deployed
@@ -17,8 +17,8 @@ from certcli.flows.notify import custom_next_step
 from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import AcmeOptions, getters, make_plan, method_getter
 from certcli.flows.session import Session
-from certcli.models import Mode
-from certcli.storage.files import Store
+from certcli.models import Action, LineageState, Mode, Phase
+from certcli.storage.protocol import Storage
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class SanChange:
 
 
 def san_add(
-    store: Store,
+    store: Storage,
     session: Session,
     name: str,
     sans: list[str],
@@ -61,9 +61,8 @@ def san_add(
     at once. When the DNS of a new SAN is not Valid yet the lineage shows that, and the next
     `renew` re-issues as soon as it is."""
     now = now or datetime.now(UTC)
-    validate_lineage_name(name)
     with store.lock(name):
-        lineage = store.read_config(name)
+        lineage = store.read_settings(name)
         known = set(lineage.domains)
         new = list(dict.fromkeys(s for s in sans if s not in known))
         live = store.live_info(name)
@@ -74,7 +73,7 @@ def san_add(
             get = method_getter(getters(config, lineage)[0], AcmeOptions())
             check_identifiers(updated.domains, chosen(None, get), name)
         if new:
-            store.write_config(updated)
+            store.write_settings(updated)
         change = SanChange(
             name, tuple(new), (), tuple(s for s in sans if s in known), tuple(covered)
         )
@@ -87,13 +86,11 @@ def san_add(
             # record the diagnosis (of DNS-01), so that status shows the problem
             cached = fresh_cache(order_identifiers(updated.domains), plan)
             if cached is not None:
-                state = store.read_state(name)
-                state["dns"] = cached
-                store.write_state(name, state)
+                store.update_state(name, lambda state: replace(state, dns=cached))
             return change
         solver = make_solver(plan, session, store)
         ca = session.get(plan.ca)
-        progress(name, "Pending")
+        progress(name, Phase.PENDING)
         outcome = attempt(
             store,
             ca,
@@ -102,19 +99,18 @@ def san_add(
             solver,
             progress,
             record=True,
-            action="issued",
+            action=Action.ISSUED,
             now=now,
             rng=rng,
         )
     return replace(change, outcome=deployed(store, config, updated, outcome))
 
 
-def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
+def san_remove(store: Storage, name: str, sans: list[str]) -> SanChange:
     """Remove SANs from a lineage. The live certificate stays (it covers the rest); the
     next renewal (or, for an uploaded lineage, the next upload) leaves them out."""
-    validate_lineage_name(name)
     with store.lock(name):
-        lineage = store.read_config(name)
+        lineage = store.read_settings(name)
         known, removed = set(lineage.domains), set(sans)
         unknown = [s for s in sans if s not in known]
         if unknown:
@@ -125,13 +121,9 @@ def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
         if not remaining:
             raise UsageError(f"{name!r} would have no domain left", "keep at least one")
         updated = replace(lineage, domains=remaining)
-        store.write_config(updated)
-        state = store.read_state(name)
-        cached = (state.get("dns") or {}).get("sans")
-        if cached:
-            for san in sans:
-                cached.pop(san, None)
-            store.write_state(name, state)
+        store.write_settings(updated)
+        if (store.read_lineage_state(name).dns or {}).get("sans"):
+            store.update_state(name, lambda state: _forget_sans(state, sans))
     custom = lineage.mode is Mode.CUSTOM
     return SanChange(
         name,
@@ -140,3 +132,10 @@ def san_remove(store: Store, name: str, sans: list[str]) -> SanChange:
         mode=lineage.mode,
         next_step=custom_next_step(updated) if custom else None,
     )
+
+
+def _forget_sans(state: LineageState, sans: list[str]) -> LineageState:
+    """The state without the SAN DNS cache's entries of these SANs."""
+    dns = dict(state.dns or {})
+    dns["sans"] = {k: v for k, v in (dns.get("sans") or {}).items() if k not in sans}
+    return replace(state, dns=dns)

@@ -12,12 +12,12 @@ from certcli.errors import CertcliError, StoreError
 from certcli.flows.ari import ari_window
 from certcli.flows.notify import MISMATCH_KEY, NOTICE_KEY, custom_outcome, recorded_notice
 from certcli.flows.outcome import Outcome
-from certcli.models import CertInfo, LineageConfig, Mode, parse_rfc3339
+from certcli.models import Action, CertInfo, LineageSettings, Mode, parse_rfc3339
 from certcli.renewal import deploy_pending, not_due_until, renewal_reason, renewal_window_start
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 
-def heal(store: Store, name: str) -> tuple[tuple[str, ...], bool]:
+def heal(store: Storage, name: str) -> tuple[tuple[str, ...], bool]:
     """Repair a broken `live` under the lineage's lock: what was done, and whether `live`
     is whole (else only a new version can replace it)."""
     if not store.live_broken(name):
@@ -35,13 +35,13 @@ def not_due_by_index(entry: Any, name: str, stamp: list[Any], now: float) -> Out
         if now >= entry["until"]:
             return None
         certificate = CertInfo.from_json(entry["certificate"])
-        return Outcome(name, "not_due", tuple(entry["domains"]), certificate=certificate)
+        return Outcome(name, Action.NOT_DUE, tuple(entry["domains"]), certificate=certificate)
     except (KeyError, TypeError, ValueError):
         return None
 
 
 def scan(
-    store: Store,
+    store: Storage,
     name: str,
     config: dict[str, Any],
     now: datetime,
@@ -55,8 +55,8 @@ def scan(
     deploy only), or the lineage Due. When `live` is not `whole` (broken, nothing to
     restore) an ACME lineage is issued anew. `asked`: the lineage was named or forced, so a
     custom one says why it is not renewed."""
-    lineage = store.read_config(name)
-    state = store.read_state(name)
+    lineage = store.read_settings(name)
+    state = store.read_lineage_state(name)
     if not whole and lineage.mode is Mode.CUSTOM:
         raise StoreError(
             f"the live version of {name!r} is damaged and no complete version is left",
@@ -81,16 +81,16 @@ def scan(
         lineage.domains,
         now,
         force=force,
-        revoked_serial=(state.get("revoked") or {}).get("serial"),
+        revoked_serial=(state.revoked or {}).get("serial"),
         ari=ari,
     )
-    waiting = state.get("next_attempt")
+    waiting = state.next_attempt
     backoff = bool(reason is not None and waiting and not force and parse_rfc3339(waiting) > now)
-    if (reason is None or backoff) and deploy_pending(state, version):
+    if (reason is None or backoff) and deploy_pending(state.deploy_failed, version):
         # the certificate is fine, the server may not have it: run the deploy hook again
         return Outcome(
             name,
-            "deployed",
+            Action.DEPLOYED,
             lineage.domains,
             version,
             live,
@@ -100,26 +100,28 @@ def scan(
     if reason is None:
         assert live is not None  # a lineage without a certificate is always due
         until = min(filter(None, (not_due_until(live, ari), ask_again)))
-        return Outcome(name, "not_due", lineage.domains, certificate=live, extra={"until": until})
+        return Outcome(
+            name, Action.NOT_DUE, lineage.domains, certificate=live, extra={"until": until}
+        )
     if backoff:
         # said even without -v when it matters: no certificate, or one expired or expiring
         urgent = live is None or now >= renewal_window_start(live.not_before, live.not_after)
         return Outcome(
             name,
-            "backoff",
+            Action.BACKOFF,
             lineage.domains,
             certificate=live,
             reason=f"next attempt at {waiting}",
-            extra={"urgent": reason, "last_error": state.get("last_error")} if urgent else {},
+            extra={"urgent": reason, "last_error": state.last_error} if urgent else {},
         )
-    return Due(lineage, reason, (state.get("ari") or {}).get("id"))
+    return Due(lineage, reason, (state.ari or {}).get("id"))
 
 
 @dataclass(frozen=True)
 class Due:
     """A lineage to renew, why, and the certificate ID it replaces (ARI)."""
 
-    lineage: LineageConfig
+    lineage: LineageSettings
     reason: str
     replaces: str | None = None
 
@@ -135,7 +137,7 @@ class Scanned:
 
 
 def scan_all(
-    store: Store,
+    store: Storage,
     names: list[str],
     config: dict[str, Any],
     now: datetime,
@@ -183,9 +185,9 @@ def scan_all(
                 if isinstance(exc, CertcliError)
                 else StoreError(f"cannot read the lineage {name!r}: {type(exc).__name__}: {exc}")
             )
-            outcomes.append(Outcome(name, "failed", error=error))
+            outcomes.append(Outcome(name, Action.FAILED, error=error))
             continue
-        if isinstance(item, Outcome) and item.action == "deployed":
+        if isinstance(item, Outcome) and item.action == Action.DEPLOYED:
             redeploys.append(item)
         elif isinstance(item, Outcome):
             outcomes.append(item)

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
     from certcli.engine import Ca, CaSettings
@@ -19,7 +19,7 @@ class Session:
 
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         *,
         interactive: bool,
         accept_tos: Callable[[str], bool],

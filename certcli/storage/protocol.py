@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
-from certcli.models import CertInfo, LineageConfig, LineageSettings, LineageState, StateUpdate
+from certcli.models import CertInfo, LineageSettings, LineageState, StateUpdate
 
 
 class Storage(Protocol):
@@ -58,31 +58,23 @@ class Storage(Protocol):
 
     # -- settings and state ------------------------------------------------------------
 
-    def read_config(self, name: str) -> LineageConfig:
+    def read_settings(self, name: str) -> LineageSettings:
         """lineage.toml, each setting checked by type. NotFoundError for no lineage,
         StoreError for a file that cannot be read, is another user's, or names another."""
 
-    def read_settings(self, name: str) -> LineageSettings:
-        """read_config, typed."""
-
-    def write_config(self, config: LineageConfig | LineageSettings) -> None:
+    def write_settings(self, settings: LineageSettings) -> None:
         """Replace lineage.toml atomically, creating the lineage if need be; the caller
         holds the lineage lock. Keys it does not know are written back as read."""
 
-    def read_state(self, name: str) -> dict[str, Any]:
-        """state.json ({} when there is none); StoreError for one that cannot be read or
-        whose known keys have the wrong type."""
-
     def read_lineage_state(self, name: str) -> LineageState:
-        """read_state, typed (an empty state when there is none)."""
-
-    def write_state(self, name: str, state: dict[str, Any]) -> None:
-        """Replace state.json atomically; the caller holds the lineage lock."""
+        """state.json (an empty state when there is none); StoreError for one that cannot
+        be read or whose known keys have the wrong type."""
 
     def update_state(self, name: str, update: StateUpdate) -> LineageState:
         """Read, apply `update` and write state.json atomically under the lineage lock
         (taken unless the calling thread holds it), so that concurrent updates from other
-        processes are never lost. Returns what was written."""
+        processes are never lost; the only writer of the state. Returns what was written;
+        an `update` that raises writes nothing."""
 
     # -- versions ------------------------------------------------------------------------
 
@@ -118,7 +110,7 @@ class Storage(Protocol):
         name: str,
         files: dict[str, bytes],
         meta: dict[str, Any],
-        config: LineageConfig | LineageSettings | None = None,
+        config: LineageSettings | None = None,
     ) -> int:
         """Write a complete new version and make it current in one atomic switch; return
         its number. `config`, given, replaces lineage.toml before the switch, so a failure

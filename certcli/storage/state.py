@@ -9,7 +9,7 @@ import tomllib
 from typing import Any
 
 from certcli.errors import StoreError
-from certcli.models import LineageConfig, LineageSettings, LineageState, StateUpdate
+from certcli.models import LineageSettings, LineageState, StateUpdate
 from certcli.storage.fsio import atomic_write, make_dirs, store_error
 from certcli.storage.locks import LockingStore
 from certcli.trust import check_path, read_trusted
@@ -31,49 +31,44 @@ _KIND_NAMES = {str: "a string", dict: "a table", int: "a number"}
 class StateStore(LockingStore):
     """A lineage's settings and state, each one file replaced whole."""
 
-    def read_config(self, name: str) -> LineageConfig:
+    def read_settings(self, name: str) -> LineageSettings:
         path = self._path(name, "lineage.toml")
         self.check_trusted()
         try:
             # Its hooks run as certcli's user: only a directory and a file nobody else can
             # change are read (a stat and an fstat, cheap enough for `status` over thousands).
             check_path(self._path(name))
-            config = LineageConfig.from_toml(tomllib.loads(read_trusted(path).decode()), path)
+            data = tomllib.loads(read_trusted(path).decode())
+            settings = LineageSettings.from_toml(data, path)
         except (FileNotFoundError, NotADirectoryError):
             self.require(name)
             raise
         except (OSError, ValueError, TypeError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
-        if config.name != name:
-            raise StoreError(f"cannot read {path}: its name {config.name!r} is not {name!r}")
-        return config
+        if settings.name != name:
+            raise StoreError(f"cannot read {path}: its name {settings.name!r} is not {name!r}")
+        return settings
 
-    def read_settings(self, name: str) -> LineageSettings:
-        """lineage.toml, typed (read_config's errors)."""
-        return LineageSettings.from_config(self.read_config(name))
-
-    def write_config(self, config: LineageConfig | LineageSettings) -> None:
+    def write_settings(self, settings: LineageSettings) -> None:
         try:
-            self._write_config_file(config)
+            self._write_config_file(settings)
         except OSError as exc:
-            raise store_error("write", self.lineage_dir(config.name), exc) from None
+            raise store_error("write", self.lineage_dir(settings.name), exc) from None
 
-    def _write_config_file(self, config: LineageConfig | LineageSettings) -> None:
+    def _write_config_file(self, settings: LineageSettings) -> None:
         import tomli_w
 
-        if isinstance(config, LineageConfig):
-            config = LineageSettings.from_config(config)
-        directory = self.lineage_dir(config.name)
+        directory = self.lineage_dir(settings.name)
         make_dirs(directory)
-        atomic_write(directory / "lineage.toml", tomli_w.dumps(config.to_toml()).encode())
+        atomic_write(directory / "lineage.toml", tomli_w.dumps(settings.to_toml()).encode())
 
-    def read_state(self, name: str) -> dict[str, Any]:
+    def read_lineage_state(self, name: str) -> LineageState:
         path = self._path(name, "state.json")
         try:
             # it names URLs renew fetches (ARI) and what an order replaces: nobody else's
             state = json.loads(read_trusted(path))
         except FileNotFoundError:
-            return {}
+            return LineageState()
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot read {path}: {exc}") from None
         if not isinstance(state, dict):
@@ -85,18 +80,7 @@ class StateStore(LockingStore):
                     f"cannot read {path}: {key} is {value!r}, not {_KIND_NAMES[kind]}",
                     "remove the key (or the file)",
                 )
-        return state
-
-    def read_lineage_state(self, name: str) -> LineageState:
-        """state.json, typed (read_state's errors; an empty state when there is none)."""
-        return LineageState.from_json(self.read_state(name))
-
-    def write_state(self, name: str, state: dict[str, Any]) -> None:
-        path = self.lineage_dir(name) / "state.json"
-        try:
-            atomic_write(path, json.dumps(state, indent=2, sort_keys=True).encode())
-        except OSError as exc:
-            raise store_error("write", path, exc) from None
+        return LineageState.from_json(state)
 
     def update_state(self, name: str, update: StateUpdate) -> LineageState:
         """Read state.json, apply `update`, write the result whole; under the lineage lock,
@@ -104,7 +88,12 @@ class StateStore(LockingStore):
         lost in between). Returns the state written."""
         with self._holding(name):
             state = update(self.read_lineage_state(name))
-            self.write_state(name, state.to_json())
+            path = self.lineage_dir(name) / "state.json"
+            data = json.dumps(state.to_json(), indent=2, sort_keys=True).encode()
+            try:
+                atomic_write(path, data)
+            except OSError as exc:
+                raise store_error("write", path, exc) from None
             return state
 
     # -- the renew index: what `renew` found not due, and until when ---------------------

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from certcli.models import LineageConfig, LineageSettings
+from certcli.models import LineageSettings
 from certcli.storage import fsio
 from certcli.storage.fsio import (
     DIR_MODE,
@@ -33,7 +33,7 @@ class VersionWriter(VersionReader):
         name: str,
         files: dict[str, bytes],
         meta: dict[str, Any],
-        config: LineageConfig | LineageSettings | None = None,
+        config: LineageSettings | None = None,
     ) -> int:
         """Write a complete new version and switch `live` to it; return its number.
 

@@ -177,14 +177,14 @@ COUNT_UPDATES = textwrap.dedent(
 
 
 def test_concurrent_state_updates_from_two_processes_lose_nothing(tmp_path: Path) -> None:
-    from certcli.models import LineageConfig, Mode
+    from certcli.models import LineageSettings, LineageState, Mode
     from certcli.storage.files import Store
 
     root = tmp_path / "config"
     store = Store(root)
     store.ensure()
-    store.write_config(LineageConfig("race.example", ("race.example",), Mode.CUSTOM))
-    store.write_state("race.example", {"future": "kept"})
+    store.write_settings(LineageSettings("race.example", ("race.example",), Mode.CUSTOM))
+    store.update_state("race.example", lambda _s: LineageState.from_json({"future": "kept"}))
     env = {**os.environ, "CERTCLI_LOCK_WAIT": "60"}
     children = [
         subprocess.Popen(
@@ -204,4 +204,4 @@ def test_concurrent_state_updates_from_two_processes_lose_nothing(tmp_path: Path
         child.stdin.close()
     for child in children:
         assert child.wait(120) == 0
-    assert store.read_state("race.example") == {"future": "kept", "failures": 400}
+    assert store.read_lineage_state("race.example").to_json() == {"future": "kept", "failures": 400}

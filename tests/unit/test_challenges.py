@@ -254,21 +254,23 @@ def test_the_flow_keeps_what_the_check_found_whether_or_not_it_passed(
 
     answers = [_diagnosis("v.example.com", DnsStatus.VALID), *SEVERAL[:1]]
     monkeypatch.setattr(dnscheck, "diagnose", lambda *a, **k: answers)
-    state: dict[str, Any] = {}
-    with pytest.raises(DnsNotReadyError):
-        flows_dns.check_into(state, ["v.example.com", "a.example.com"], _plan("dns-01", _dns()))
-    assert state["dns"]["sans"]["a.example.com"] == {"status": "missing", "found": None}
+    found, problem = flows_dns.checked(["v.example.com", "a.example.com"], _plan("dns-01", _dns()))
+    assert isinstance(problem, DnsNotReadyError)
+    assert found is not None
+    assert found["sans"]["a.example.com"] == {"status": "missing", "found": None}
     cached = flows_dns.fresh_cache(["v.example.com", "a.example.com"], _plan("dns-01", _dns()))
-    assert cached is not None and cached["sans"] == state["dns"]["sans"]
+    assert cached is not None and cached["sans"] == found["sans"]
     answers[1:] = []
-    flows_dns.check_into(state, ["v.example.com"], _plan("dns-01", _dns()))
-    assert list(state["dns"]["sans"]) == ["v.example.com"]
+    found, problem = flows_dns.checked(["v.example.com"], _plan("dns-01", _dns()))
+    assert problem is None and found is not None
+    assert list(found["sans"]) == ["v.example.com"]
 
 
 def test_the_flow_keeps_nothing_of_a_webroot(tmp_path: Path) -> None:
-    state: dict[str, Any] = {}
-    flows_dns.check_into(state, ["x.com"], _plan("http-01", WebrootSettings(str(tmp_path))))
-    assert state == {}
+    assert flows_dns.checked(["x.com"], _plan("http-01", WebrootSettings(str(tmp_path)))) == (
+        None,
+        None,
+    )
     assert flows_dns.fresh_cache(["x.com"], _plan("http-01", WebrootSettings(None))) is None
 
 

@@ -13,7 +13,7 @@ from certcli.config import LETSENCRYPT, resolve_server
 from certcli.errors import CertcliError, NotConfirmedError, StoreError, UsageError
 from certcli.flows.issue import _check_existing
 from certcli.flows.plan import AcmeOptions, make_plan
-from certcli.models import LineageConfig, Mode
+from certcli.models import LineageSettings, Mode
 from certcli.storage.files import Store
 
 
@@ -38,7 +38,7 @@ def test_the_eab_hmac_key_is_never_in_a_representation() -> None:
 
 def test_plan_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     config = {"server": "https://config/dir", "key_type": "rsa-2048", "acme": {"timeout": 60}}
-    lineage = LineageConfig(
+    lineage = LineageSettings.build(
         "x", ("x.com",), Mode.AUTO, "ec-p384", {"server": "https://lineage/dir"}
     )
     plan = make_plan(WEB, config, None)
@@ -76,12 +76,12 @@ def test_lineage_extra_records_what_renewal_needs() -> None:
 def store(tmp_path: Path) -> Store:
     s = Store(tmp_path / "store")
     s.ensure()
-    s.write_config(LineageConfig("x", ("x.com", "www.x.com"), Mode.AUTO))
+    s.write_settings(LineageSettings("x", ("x.com", "www.x.com"), Mode.AUTO))
     return s
 
 
 def test_existing_lineage_rules(store: Store) -> None:
-    config = store.read_config("x")
+    config = store.read_settings("x")
     _check_existing(store, config, ["x.com"], force_renewal=False, expand=False)  # never issued
     store.add_version(
         "x", dict.fromkeys(("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"), b""), {}
@@ -99,7 +99,7 @@ def test_existing_lineage_rules(store: Store) -> None:
     )
     with pytest.raises(UsageError, match="already exists"):  # expanding never drops a domain
         _check_existing(store, config, ["x.com", "a.x.com"], force_renewal=False, expand=True)
-    custom = LineageConfig("x", config.domains, Mode.CUSTOM)
+    custom = LineageSettings("x", config.domains, Mode.CUSTOM)
     domains = list(config.domains)
     with pytest.raises(UsageError, match="uploaded certificate") as caught:
         _check_existing(store, custom, domains, force_renewal=False, expand=False)
@@ -109,7 +109,7 @@ def test_existing_lineage_rules(store: Store) -> None:
 def test_an_uploaded_lineage_or_a_waiting_csr_becomes_acme_only_when_confirmed(
     store: Store,
 ) -> None:
-    custom = LineageConfig("x", ("x.com", "www.x.com"), Mode.CUSTOM)
+    custom = LineageSettings("x", ("x.com", "www.x.com"), Mode.CUSTOM)
     domains = list(custom.domains)
     asked: list[str] = []
 
@@ -310,7 +310,7 @@ def test_names_the_challenge_cannot_validate_are_refused() -> None:
         check_challenge(["x.com", "2001:db8::1"], "dns-01", "x.com")
     assert "'x.com' answers DNS-01" in address.value.message
     assert "--webroot" in (address.value.hint or "")
-    lineage = LineageConfig("x", ("x.com", "*.x.com"), Mode.AUTO, "ec-p256", {})
+    lineage = LineageSettings("x", ("x.com", "*.x.com"), Mode.AUTO, "ec-p256")
     with pytest.raises(UsageError, match="needs DNS-01"):
         make_plan(WEB, {}, lineage)  # a renewal of a lineage edited into an impossible one
 
@@ -329,6 +329,6 @@ def test_settings_that_cannot_work_are_refused_by_the_plan(
     with pytest.raises(UsageError) as raised:
         make_plan(options, {}, None)
     assert words in raised.value.message
-    lineage = LineageConfig("x", ("x.com",), Mode.AUTO, "rsa-512", {"webroot": "/w"})
+    lineage = LineageSettings("x", ("x.com",), Mode.AUTO, "rsa-512", webroot="/w")
     with pytest.raises(StoreError, match=r"^key_type must be one of: .*, not 'rsa-512'"):
         make_plan(AcmeOptions(), {}, lineage)  # from lineage.toml as well

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -13,17 +12,17 @@ from certcli.errors import CertcliError
 from certcli.flows.ari import refresh_ari
 from certcli.flows.attempt import mark_failed
 from certcli.flows.plan import AcmeOptions, ca_settings
+from certcli.models import LineageState
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def test_a_failure_backs_off_from_the_moment_given() -> None:
-    state: dict[str, Any] = {"failures": 1}
-    mark_failed(state, CertcliError("the CA said no"), NOW)
-    assert state["failures"] == 2
-    assert state["last_attempt"] == "2026-03-01T12:00:00Z"
-    assert state["next_attempt"] == "2026-03-01T12:10:00Z"  # the second failure: 10 min
-    assert state["last_error"] == "the CA said no"
+    state = mark_failed(LineageState(failures=1), CertcliError("the CA said no"), NOW)
+    assert state.failures == 2
+    assert state.last_attempt == "2026-03-01T12:00:00Z"
+    assert state.next_attempt == "2026-03-01T12:10:00Z"  # the second failure: 10 min
+    assert state.last_error == "the CA said no"
 
 
 def test_the_moment_in_an_ari_window_is_drawn_from_the_rng_given(

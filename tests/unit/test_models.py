@@ -12,14 +12,13 @@ import tomli_w
 from certcli.errors import StoreError
 from certcli.models import (
     Action,
-    LineageConfig,
     LineageSettings,
     LineageState,
     Mode,
     Phase,
 )
 
-# What certcli writes today, as LineageConfig.extra holds it: a new ACME lineage (the order
+# The settings tables certcli writes besides the four keys: a new ACME lineage (the order
 # of issuance's Plan.lineage_extra), one imported from certbot (certbot_conf's order), and
 # hand-edited ones with settings certcli does not write and keys it does not know.
 EXTRAS: list[dict[str, Any]] = [
@@ -55,27 +54,33 @@ EXTRAS: list[dict[str, Any]] = [
 ]
 
 
-def _config(extra: dict[str, Any]) -> LineageConfig:
-    return LineageConfig(
+FOUR = {
+    "name": "example.com",
+    "domains": ["example.com", "*.example.com"],
+    "mode": "auto",
+    "key_type": "rsa-2048",
+}
+
+
+def _settings(extra: dict[str, Any]) -> LineageSettings:
+    return LineageSettings.build(
         "example.com", ("example.com", "*.example.com"), Mode.AUTO, "rsa-2048", extra
     )
 
 
 @pytest.mark.parametrize("extra", EXTRAS)
 def test_settings_write_the_bytes_certcli_writes_today(extra: dict[str, Any]) -> None:
-    config = _config(extra)
-    today = tomli_w.dumps(config.to_toml())
-    settings = LineageSettings.from_config(config)
+    today = tomli_w.dumps({**extra, **FOUR})  # the table, then the four keys
+    settings = _settings(extra)
     assert tomli_w.dumps(settings.to_toml()) == today
     # and read back from that file, the same again
     again = LineageSettings.from_toml(tomllib.loads(today))
     assert again == settings
     assert tomli_w.dumps(again.to_toml()) == today
-    assert again.to_config() == LineageConfig.from_toml(tomllib.loads(today))
 
 
 def test_every_setting_certcli_writes_is_a_field() -> None:
-    settings = LineageSettings.from_config(_config(EXTRAS[2]))
+    settings = _settings(EXTRAS[2])
     assert settings.name == "example.com"
     assert settings.domains == ("example.com", "*.example.com")
     assert settings.mode is Mode.AUTO
@@ -92,7 +97,7 @@ def test_every_setting_certcli_writes_is_a_field() -> None:
 
 
 def test_unknown_keys_stay_in_extra_and_round_trip() -> None:
-    settings = LineageSettings.from_config(_config(EXTRAS[4]))
+    settings = _settings(EXTRAS[4])
     assert settings.deploy_hook == "reload"
     assert settings.dns_target == "t.example"
     assert settings.webroot == "/w"
@@ -124,7 +129,7 @@ def test_new_settings_write_what_a_new_lineage_gets_today() -> None:
         preferred_chain="Root X2",
         ca_bundle="/etc/ca.pem",
     )
-    assert tomli_w.dumps(settings.to_toml()) == tomli_w.dumps(_config(EXTRAS[2]).to_toml())
+    assert tomli_w.dumps(settings.to_toml()) == tomli_w.dumps({**EXTRAS[2], **FOUR})
     assert tomli_w.dumps(settings.to_toml()) == (
         'server = "https://ca.test/dir"\n'
         'challenge = "dns-01"\n'
@@ -151,10 +156,14 @@ def test_settings_from_toml_check_as_before() -> None:
 
 
 def test_a_custom_lineage_has_only_the_four_keys() -> None:
-    config = LineageConfig("up.example", ("up.example",), Mode.CUSTOM, "ec-p256")
-    settings = LineageSettings.from_config(config)
+    settings = LineageSettings("up.example", ("up.example",), Mode.CUSTOM, "ec-p256")
     assert settings.server is None and settings.extra == {}
-    assert tomli_w.dumps(settings.to_toml()) == tomli_w.dumps(config.to_toml())
+    assert settings.to_toml() == {
+        "name": "up.example",
+        "domains": ["up.example"],
+        "mode": "custom",
+        "key_type": "ec-p256",
+    }
 
 
 STATE: dict[str, Any] = {

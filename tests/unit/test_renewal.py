@@ -220,7 +220,7 @@ def test_renewing_twice_a_day_notifies_each_threshold_exactly_once() -> None:
 def test_a_failed_deploy_is_pending_for_the_live_version_only(
     state: dict, live: int | None, pending: bool
 ) -> None:
-    assert deploy_pending(state, live) is pending
+    assert deploy_pending(state.get("deploy_failed"), live) is pending
 
 
 def test_a_certificate_that_misses_a_domain_is_a_mismatch() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from certcli import domains
-from certcli.models import CertInfo, LineageConfig, LineageStatus, Mode
+from certcli.models import CertInfo, LineageSettings, LineageStatus, Mode
 from certcli.report import lineage_report
 from certcli.storage.files import Store
 
@@ -26,7 +26,7 @@ def test_a_lineage_with_thousands_of_sans_is_reported_in_linear_work(
                     "01", "AA", "ec-p256")  # fmt: skip
     store = Store(tmp_path / "config")
     store.ensure()
-    store.write_config(LineageConfig("big", names, Mode.CUSTOM))
+    store.write_settings(LineageSettings("big", names, Mode.CUSTOM))
     store.add_version("big", FILES, {"certificate": cert.to_json()})
     calls = 0
     real = domains.is_ip

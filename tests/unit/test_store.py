@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import os
 import stat
+import tomllib
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from certcli.errors import LockedError, NotFoundError, StoreError
-from certcli.models import LineageConfig, LineageSettings, LineageState, Mode
+from certcli.models import LineageSettings, LineageState, Mode
 from certcli.storage import fsio, locks
 from certcli.storage.files import Store, atomic_write
 
@@ -28,7 +30,7 @@ def _mode(path: Path) -> int:
 def store(tmp_path: Path) -> Store:
     s = Store(tmp_path / "config")
     s.ensure()
-    s.write_config(LineageConfig("example.com", ("example.com",), Mode.CUSTOM))
+    s.write_settings(LineageSettings("example.com", ("example.com",), Mode.CUSTOM))
     return s
 
 
@@ -48,7 +50,7 @@ def test_modes_hold_under_a_permissive_umask(tmp_path: Path) -> None:
     try:
         s = Store(tmp_path / "a" / "b")
         s.ensure()
-        s.write_config(LineageConfig("x.com", ("x.com",), Mode.CUSTOM))
+        s.write_settings(LineageSettings("x.com", ("x.com",), Mode.CUSTOM))
         s.add_version("x.com", FILES, {})
     finally:
         os.umask(old)
@@ -122,19 +124,19 @@ def test_names_skip_incomplete_and_hidden(store: Store) -> None:
 
 def test_unknown_lineage(store: Store) -> None:
     with pytest.raises(NotFoundError, match="no certificate named 'nope'"):
-        store.read_config("nope")
+        store.read_settings("nope")
 
 
 def test_config_round_trip_keeps_unknown_keys(store: Store) -> None:
-    config = LineageConfig(
+    config = LineageSettings.build(
         "k.com",
         ("k.com", "*.k.com"),
         Mode.AUTO,
         "rsa-2048",
         {"server": "https://ca.example/dir", "x": 1},
     )
-    store.write_config(config)
-    assert store.read_config("k.com") == config
+    store.write_settings(config)
+    assert store.read_settings("k.com") == config
 
 
 def test_a_held_lock_says_who_holds_it(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,12 +213,12 @@ def test_a_kill_while_replacing_pending_keeps_the_earlier_key(store: Store) -> N
 def test_damaged_state_and_lineage_files_are_store_errors(store: Store) -> None:
     (store.lineage_dir("example.com") / "state.json").write_text("[1, 2]")
     with pytest.raises(StoreError, match="not a JSON object"):
-        store.read_state("example.com")
+        store.read_lineage_state("example.com")
     (store.lineage_dir("example.com") / "lineage.toml").write_text(
         'name = "example.com"\ndomains = 3\n'
     )
     with pytest.raises(StoreError, match=r"domains in .*lineage.toml must be a list"):
-        store.read_config("example.com")
+        store.read_settings("example.com")
 
 
 def test_live_files_come_from_one_version(store: Store) -> None:
@@ -237,8 +239,8 @@ def test_the_store_builds_no_path_from_a_name_that_is_not_a_lineage_s(
         store.lineage_dir,
         store.exists,
         store.require,
-        store.read_config,
-        store.read_state,
+        store.read_settings,
+        store.read_lineage_state,
         store.live_version,
         store.pending_dir,
         store.has_pending,
@@ -284,7 +286,7 @@ def test_a_lineage_toml_certcli_did_not_write_is_a_store_error(
 ) -> None:
     (store.lineage_dir("example.com") / "lineage.toml").write_bytes(text.encode("latin-1"))
     with pytest.raises(StoreError, match=r"lineage\.toml") as caught:
-        store.read_config("example.com")
+        store.read_settings("example.com")
     assert problem in caught.value.message
 
 
@@ -403,15 +405,23 @@ def test_a_fine_live_needs_no_healing(store: Store, real_files: dict[str, bytes]
     assert store.heal_live("example.com") is None
 
 
+def _write_state(store: Store, name: str, data: dict[str, Any]) -> None:
+    store.update_state(name, lambda _state: LineageState.from_json(data))
+
+
 def _count(state: LineageState) -> LineageState:
     return replace(state, failures=(state.failures or 0) + 1)
 
 
 def test_update_state_outside_a_lock_takes_it(store: Store) -> None:
-    store.write_state("example.com", {"phase": "Completed", "future": 1})
+    _write_state(store, "example.com", {"phase": "Completed", "future": 1})
     written = store.update_state("example.com", _count)
     assert written.failures == 1
-    assert store.read_state("example.com") == {"phase": "Completed", "future": 1, "failures": 1}
+    assert store.read_lineage_state("example.com").to_json() == {
+        "phase": "Completed",
+        "future": 1,
+        "failures": 1,
+    }
     assert store.read_lineage_state("example.com") == written
     with store.lock("example.com"):  # and let go of it
         pass
@@ -455,18 +465,18 @@ def test_update_state_waits_for_a_lock_another_thread_holds(
     finally:
         done.set()
         thread.join()
-    assert store.read_state("example.com") == {}
+    assert store.read_lineage_state("example.com").to_json() == {}
 
 
 def test_update_state_writes_nothing_when_the_update_fails(store: Store) -> None:
-    store.write_state("example.com", {"failures": 4})
+    _write_state(store, "example.com", {"failures": 4})
 
     def failing(state: LineageState) -> LineageState:
         raise RuntimeError("no")
 
     with pytest.raises(RuntimeError):
         store.update_state("example.com", failing)
-    assert store.read_state("example.com") == {"failures": 4}
+    assert store.read_lineage_state("example.com").to_json() == {"failures": 4}
     store.update_state("example.com", _count)  # the lock was let go
 
 
@@ -474,12 +484,10 @@ def test_typed_settings_through_the_store(store: Store) -> None:
     settings = LineageSettings(
         "t.example", ("t.example",), server="https://ca.test/dir", deploy_hook="reload"
     )
-    store.write_config(settings)
+    store.write_settings(settings)
     assert store.read_settings("t.example") == settings
-    assert store.read_config("t.example").extra == {
-        "server": "https://ca.test/dir",
-        "hooks": {"deploy": "reload"},
-    }
+    written = tomllib.loads((store.lineage_dir("t.example") / "lineage.toml").read_text())
+    assert (written["server"], written["hooks"]) == ("https://ca.test/dir", {"deploy": "reload"})
 
 
 def test_the_file_store_has_every_method_of_the_protocol() -> None:

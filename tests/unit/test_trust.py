@@ -126,19 +126,19 @@ def test_chain_checks_the_parents_and_both_sides_of_a_link(tmp_path: Path) -> No
 
 
 def test_store_checks_once_and_refuses_an_untrusted_lineage(tmp_path: Path) -> None:
-    from certcli.models import LineageConfig, Mode
+    from certcli.models import LineageSettings, Mode
 
     store = Store(tmp_path / "store")
-    store.write_config(LineageConfig("a.example", ("a.example",), Mode.AUTO))
-    assert store.read_config("a.example").domains == ("a.example",)
+    store.write_settings(LineageSettings("a.example", ("a.example",), Mode.AUTO))
+    assert store.read_settings("a.example").domains == ("a.example",)
     toml = store.lineage_dir("a.example") / "lineage.toml"
     toml.chmod(0o664)
     with pytest.raises(UntrustedError, match=f"^{toml} is writable"):
-        store.read_config("a.example")
+        store.read_settings("a.example")
     toml.chmod(0o644)
     os.chown(store.lineage_dir("a.example"), NOBODY_KNOWN, NOBODY_KNOWN)
     with pytest.raises(UntrustedError, match=r"a\.example is owned by uid"):
-        store.read_config("a.example")
+        store.read_settings("a.example")
     os.chown(store.certs_dir, NOBODY_KNOWN, NOBODY_KNOWN)
     with pytest.raises(UntrustedError, match=f"^{store.certs_dir} is owned"):
         Store(store.root).names()
