@@ -31,3 +31,9 @@ DEFAULT_KEY_TYPE = TABLE[0].name
 #: The reverse lookups: a curve's name (any alias) or an RSA size -> the key type.
 BY_CURVE = {curve: k.name for k in TABLE for curve in k.curves}
 BY_RSA_BITS = {k.rsa_bits: k.name for k in TABLE if k.rsa_bits is not None}
+
+
+def described() -> str:
+    """The key types as a --help text says them, the default marked."""
+    names = [f"{k} (default)" if k == DEFAULT_KEY_TYPE else k for k in KEY_TYPES]
+    return f"{', '.join(names[:-1])} or {names[-1]}."

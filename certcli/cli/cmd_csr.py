@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from certcli import keytypes
 from certcli.cli import completion
 from certcli.cli.runtime import runtime
 
@@ -22,7 +23,7 @@ def csr(
     key_type: Annotated[
         str | None,
         typer.Option(
-            help="ec-p256 (default), ec-p384, rsa-2048, rsa-3072 or rsa-4096.",
+            help=keytypes.described(),
             show_default=False,
             autocompletion=completion.key_types,
         ),

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from typer.models import TyperPath
 
+from certcli import keytypes
 from certcli.cli import completion
 from certcli.cli.runtime import Runtime, runtime, session
 
@@ -49,7 +50,7 @@ def issue(
     key_type: Annotated[
         str | None,
         typer.Option(
-            help="ec-p256 (default), ec-p384, rsa-2048/3072/4096.",
+            help=keytypes.described(),
             show_default=False,
             autocompletion=completion.key_types,
         ),

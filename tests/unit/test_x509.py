@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import typing
 from datetime import UTC, datetime
 
 import pytest
@@ -41,6 +42,16 @@ def test_every_key_type_in_the_table_is_made_and_recognised() -> None:
     other = ec.generate_private_key(ec.SECP521R1()).public_key()
     assert x.key_type_of(other) == "ec-secp521r1"  # outside the table: named in its style
     assert x.key_type_of(rsa.generate_private_key(65537, 1024).public_key()) == "rsa-1024"
+
+
+def test_the_help_texts_name_the_table_s_key_types() -> None:
+    from certcli.cli import cmd_csr, cmd_issue
+    from certcli.keytypes import described
+
+    assert described() == "ec-p256 (default), ec-p384, rsa-2048, rsa-3072 or rsa-4096."
+    for command in (cmd_csr.csr, cmd_issue.issue):
+        hint = typing.get_type_hints(command, include_extras=True)["key_type"]
+        assert hint.__metadata__[0].help == described()
 
 
 def test_unknown_key_type_is_a_usage_error() -> None:
