@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from certcli import challenges, providers
-from certcli.domains import spaced
+from certcli.domains import check_email, spaced
 from certcli.errors import CertcliError, StoreError, UsageError
 from certcli.keytypes import KEY_TYPES
 
@@ -226,8 +226,6 @@ def _one_of(*choices: str) -> Kind:
 
 
 def _email(value: object) -> str:
-    from certcli.domains import check_email
-
     return check_email(_text(value))
 
 

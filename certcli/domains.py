@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from certcli.errors import UsageError
+from certcli.errors import InvalidInputError, UsageError
 
 # matched with fullmatch: `$` alone would accept a trailing newline
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -100,8 +100,6 @@ def check_email(raw: str) -> str:
 def check_certificate_names(sans: tuple[str, ...] | list[str], source: str) -> None:
     """A certificate's names that become a lineage's domains (upload, import) are checked as
     the command line's are: no newline or control character, a valid DNS name or IP."""
-    from certcli.errors import InvalidInputError
-
     for san in sans:
         try:
             normalize_identifier(san)

@@ -8,8 +8,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from certcli.accounts import load_account, save_account
-from certcli.config import assign, lookup
+from certcli.accounts import account_id, load_account, save_account
+from certcli.config import assign, load_config, lookup
 from certcli.errors import CertcliError, StoreError, UsageError
 from certcli.importer import AccountImport, ImportPlan, LineageImport
 from certcli.models import LineageSettings, Mode, rfc3339
@@ -37,8 +37,6 @@ def apply_import(store: Storage, plan: ImportPlan, *, now: datetime) -> ImportPl
 def _apply_account(store: Storage, item: AccountImport) -> AccountImport:
     if item.action != "import" or item.account is None:
         return item
-    from certcli.accounts import account_id
-
     with store.lock_account(account_id(item.server)):
         existing = load_account(store, item.server)
         if existing is not None:  # made meanwhile: certcli's own stays
@@ -53,8 +51,6 @@ def _apply_config(store: Storage, changes: dict[str, Any]) -> dict[str, Any]:
     if not changes:
         return changes
     import tomli_w
-
-    from certcli.config import load_config
 
     config = load_config(store.root)
     done: dict[str, Any] = {}

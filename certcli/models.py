@@ -65,7 +65,6 @@ class SslStatus(StrEnum):
     NOT_COVERED = "not_covered"
 
 
-KEY_TYPES = keytypes.KEY_TYPES
 DEFAULT_KEY_TYPE = keytypes.DEFAULT_KEY_TYPE
 
 
@@ -316,10 +315,6 @@ class LineageState:
         (a null written by hand)."""
         extra = {k: v for k, v in self.extra.items() if k not in keys}
         return replace(self, **dict.fromkeys(keys), extra=extra)
-
-    def has(self, key: str) -> bool:
-        """Whether state.json has the key, null included."""
-        return getattr(self, key) is not None or key in self.extra
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.extra)

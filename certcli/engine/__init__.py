@@ -37,7 +37,7 @@ from certcli.engine.network import CaSettings, Network, check_bundles, log
 from certcli.engine.order import Progress, SolverFor
 from certcli.errors import NotFoundError
 from certcli.models import Phase
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 __all__ = [
     "Ca",
@@ -58,7 +58,7 @@ class Ca:
 
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         settings: CaSettings,
         accept_tos: Callable[[str], bool],
         *,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import josepy as jose
 from acme import client as acme_client
 from acme import errors as acme_errors
-from acme import messages
+from acme import jws, messages
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certcli import x509 as x
@@ -19,7 +19,7 @@ from certcli.accounts import Account, account_id, load_account, save_account
 from certcli.engine.network import CaSettings, Network, log, open_network
 from certcli.errors import NotFoundError, UnauthorizedError, UsageError
 from certcli.models import rfc3339
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 
 def jwk(key_pem: bytes, what: str = "the account key") -> jose.JWK:
@@ -50,7 +50,7 @@ def resource(account: Account) -> messages.RegistrationResource:
 
 
 def register(
-    store: Store,
+    store: Storage,
     settings: CaSettings,
     directory: messages.Directory,
     accept_tos: Callable[[str], bool],
@@ -131,7 +131,7 @@ def _eab_refused(error: messages.Error) -> UnauthorizedError:
 
 
 @contextlib.contextmanager
-def changing(store: Store, directory_url: str) -> Iterator[Account]:
+def changing(store: Storage, directory_url: str) -> Iterator[Account]:
     """The account as stored now, under its lock while it changes: two changes at once
     (or one built on a copy read earlier) could leave the store holding a key or contact
     the CA no longer has."""
@@ -158,8 +158,6 @@ def send_key_change(
 ) -> None:
     """RFC 8555 §7.3.5: an inner JWS signed by the new key, inside a request signed by
     the old one."""
-    from acme import jws
-
     new_jwk = jwk(new_pem, "the new account key")
     old_public = jwk(account.key_pem).public_key()
     payload = json.dumps({"account": account.uri, "oldKey": old_public.to_partial_json()})

@@ -15,7 +15,7 @@ from acme import messages
 from certcli.accounts import load_directory, save_directory
 from certcli.engine.network import CaSettings, log, open_network
 from certcli.errors import AcmeError, CertcliError
-from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 
 DIRECTORY_MAX_AGE = 24 * 3600.0  # seconds a kept copy of a CA's directory is used
 RESOURCES = ("newNonce", "newAccount", "newOrder", "revokeCert", "keyChange", "renewalInfo")
@@ -37,7 +37,7 @@ def looks_moved(exc: BaseException, response: requests.Response | None) -> bool:
 class Directory:
     """One CA's directory, shared by the threads that use the CA."""
 
-    def __init__(self, store: Store, settings: CaSettings) -> None:
+    def __init__(self, store: Storage, settings: CaSettings) -> None:
         self.store, self.settings = store, settings
         self._lock = threading.Lock()
         self.kept = self._changed = False  # whether `current` is a kept copy

@@ -15,7 +15,6 @@ writes.py (a new version, `live`), heal.py (a broken `live`), pending.py (key an
 from __future__ import annotations
 
 from certcli.storage.fsio import (
-    DIR_MODE,
     FILE_MODE,
     KEY_MODE,
     atomic_write,
@@ -23,15 +22,11 @@ from certcli.storage.fsio import (
     make_dirs,
 )
 from certcli.storage.pending import PendingStore
-from certcli.storage.state import RENEW_INDEX
-from certcli.storage.versions import VERSION_FILES, version_files
+from certcli.storage.versions import version_files
 
 __all__ = [
-    "DIR_MODE",
     "FILE_MODE",
     "KEY_MODE",
-    "RENEW_INDEX",
-    "VERSION_FILES",
     "FileStore",
     "Store",
     "atomic_write",

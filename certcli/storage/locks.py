@@ -75,7 +75,7 @@ class LockingStore(StoreLayout):
         """Remove the lock file of a lineage that is gone; the caller holds that lock (safe:
         whoever waits on the removed file notices once it has the lock, and locks anew)."""
         with contextlib.suppress(FileNotFoundError):
-            (self.locks_dir / f"lineage-{name}.lock").unlink()
+            self._lineage_lock(name).unlink()
 
     @contextlib.contextmanager
     def _flock(self, path: Path, what: str, wait: float | None = None) -> Iterator[None]:

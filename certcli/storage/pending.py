@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from certcli.errors import StoreError
+from certcli.errors import StoreError, UsageError
 from certcli.storage import fsio
 from certcli.storage.fsio import DIR_MODE, FILE_MODE, KEY_MODE, fsync_dir, make_dirs, store_error
 from certcli.storage.heal import LiveHealer
@@ -66,8 +66,6 @@ class PendingStore(LiveHealer):
 
                 passphrase = self._passphrase()
                 if passphrase is None:
-                    from certcli.errors import UsageError
-
                     raise UsageError(
                         f"the key waiting in {pending} is encrypted",
                         "give its passphrase with --passphrase-file or CERTCLI_PASSPHRASE",
