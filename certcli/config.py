@@ -49,6 +49,19 @@ def load_config(root: Path) -> dict[str, Any]:
         raise StoreError(f"cannot read {path}: {exc}", "fix or remove the file") from None
 
 
+def save_config(root: Path, config: dict[str, Any]) -> None:
+    """Write config.toml whole, atomically and 0600 (it may hold secrets)."""
+    import tomli_w
+
+    from certcli.storage.fsio import KEY_MODE, atomic_write
+
+    path = root / "config.toml"
+    try:
+        atomic_write(path, tomli_w.dumps(config).encode(), KEY_MODE)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+
+
 def secret_warning(root: Path, config: dict[str, Any]) -> str | None:
     """A warning when config.toml holds a secret and others may read it."""
     path = root / "config.toml"

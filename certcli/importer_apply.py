@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from certcli.accounts import account_id, load_account, save_account
-from certcli.config import assign, load_config, lookup
-from certcli.errors import CertcliError, StoreError, UsageError
+from certcli.config import assign, load_config, lookup, save_config
+from certcli.errors import CertcliError, UsageError
 from certcli.importer import AccountImport, ImportPlan, LineageImport
 from certcli.models import LineageSettings, Mode, rfc3339
-from certcli.storage.files import KEY_MODE, atomic_write, version_files
+from certcli.storage.files import version_files
 from certcli.storage.protocol import Storage
 
 
@@ -50,8 +50,6 @@ def _apply_config(store: Storage, changes: dict[str, Any]) -> dict[str, Any]:
     TSIG secret)."""
     if not changes:
         return changes
-    import tomli_w
-
     config = load_config(store.root)
     done: dict[str, Any] = {}
     for key, value in changes.items():
@@ -63,11 +61,7 @@ def _apply_config(store: Storage, changes: dict[str, Any]) -> dict[str, Any]:
             continue
         done[key] = value
     if done:
-        path = store.root / "config.toml"
-        try:
-            atomic_write(path, tomli_w.dumps(config).encode(), KEY_MODE)
-        except OSError as exc:
-            raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+        save_config(store.root, config)
     return done
 
 

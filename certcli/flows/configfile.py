@@ -6,11 +6,8 @@ import re
 import tomllib
 from typing import Any
 
-import tomli_w
-
-from certcli.config import SECTIONS, Source, assign, checked, load_config, lookup
-from certcli.errors import NotFoundError, StoreError, UsageError
-from certcli.storage.files import KEY_MODE, atomic_write
+from certcli.config import SECTIONS, Source, assign, checked, load_config, lookup, save_config
+from certcli.errors import NotFoundError, UsageError
 from certcli.storage.protocol import Storage
 
 _KEY = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)*")  # fullmatch: never a trailing newline
@@ -47,8 +44,4 @@ def config_set(store: Storage, key: str, value: Any) -> None:
     checked(key, value, Source(key))  # refused as any command would refuse it
     store.ensure()
     assign(config, key, value)
-    path = store.root / "config.toml"
-    try:
-        atomic_write(path, tomli_w.dumps(config).encode(), KEY_MODE)
-    except OSError as exc:
-        raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+    save_config(store.root, config)

@@ -42,7 +42,6 @@ def issue(
     """Create (or, with --force-renewal/--expand, re-issue) a lineage and obtain its
     certificate. Usage and connection problems fail before anything is stored; a failed
     order leaves the lineage as Failed for `renew` to retry."""
-    now = now or datetime.now(UTC)
     validate_lineage_name(name)
     plan = make_plan(options, config, None, store.root)
     check_identifiers(domains, plan.challenge)
@@ -61,7 +60,15 @@ def issue(
     )
     if dry_run:
         return attempt(
-            store, ca, lineage, plan, solver, progress, record=False, action=Action.ISSUED, now=now
+            store,
+            ca,
+            lineage,
+            plan,
+            solver,
+            progress,
+            record=False,
+            action=Action.ISSUED,
+            now=now or datetime.now(UTC),
         )
     with store.lock(name):
         existing = store.read_settings(name) if store.exists(name) else None
@@ -86,7 +93,7 @@ def issue(
             progress,
             record=True,
             action=Action.ISSUED,
-            now=now,
+            now=now or datetime.now(UTC),  # the attempt's start: after the CA and the lock
             settle=lineage if reissue else None,
             rng=rng,
         )

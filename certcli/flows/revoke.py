@@ -66,7 +66,6 @@ def revoke(
     store forgot would leave a revoked certificate live and not due."""
     from certcli.engine import Ca  # the ACME stack
 
-    now = now or datetime.now(UTC)
     label = reason_name(reason)
     store.require(name)  # an unknown name leaves no lock file behind
     with store.lock(name):
@@ -79,5 +78,5 @@ def revoke(
         settings = ca_settings(AcmeOptions(), config, lineage)
         ca = Ca(store, settings, lambda _url: False, create=False)
         revoked_now = ca.revoke(cert_pem, REVOCATION_REASONS[label])
-        mark_revoked(store, name, info.serial, label, now)
+        mark_revoked(store, name, info.serial, label, now or datetime.now(UTC))  # once done
     return Revocation(name, info.serial, label, already=not revoked_now)

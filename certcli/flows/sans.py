@@ -60,7 +60,6 @@ def san_add(
     """Add SANs to a lineage and, unless the live certificate covers them already, re-issue
     at once. When the DNS of a new SAN is not Valid yet the lineage shows that, and the next
     `renew` re-issues as soon as it is."""
-    now = now or datetime.now(UTC)
     with store.lock(name):
         lineage = store.read_settings(name)
         known = set(lineage.domains)
@@ -100,7 +99,7 @@ def san_add(
             progress,
             record=True,
             action=Action.ISSUED,
-            now=now,
+            now=now or datetime.now(UTC),  # the attempt's start
             rng=rng,
         )
     return replace(change, outcome=deployed(store, config, updated, outcome))
