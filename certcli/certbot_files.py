@@ -14,13 +14,12 @@ from urllib.parse import urlsplit
 
 from certcli import trust
 from certcli import x509 as x
-from certcli.accounts import Account
 from certcli.certbot_conf import text_of
 from certcli.configobj import ConfError, parse_configobj
 from certcli.domains import check_certificate_names
 from certcli.errors import CertcliError, InvalidInputError, NotFoundError
 from certcli.inputs import read_input
-from certcli.models import CertInfo
+from certcli.models import Account, CertInfo
 
 _FILES = ("cert", "chain", "fullchain", "privkey")
 

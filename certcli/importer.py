@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from certcli import trust
-from certcli.accounts import Account, load_account
 from certcli.certbot_conf import SECRET_KEYS, Settings, map_renewal
 from certcli.certbot_files import (
     Material,
@@ -39,7 +38,7 @@ from certcli.errors import (
     StoreError,
 )
 from certcli.fingerprints import stored_fingerprints
-from certcli.models import CertInfo, rfc3339
+from certcli.models import Account, CertInfo, rfc3339
 from certcli.storage.protocol import Storage
 
 
@@ -304,7 +303,7 @@ def _plan_account(
     store: Storage, directory: Path, server: str, wanted: str | None
 ) -> AccountImport:
     try:
-        existing = load_account(store, server)
+        existing = store.read_account(server)
     except StoreError:
         existing = None
     if existing is not None:

@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from certcli.accounts import account_id, load_account, save_account
 from certcli.config import assign, load_config, lookup, save_config
 from certcli.errors import CertcliError, UsageError
 from certcli.importer import AccountImport, ImportPlan, LineageImport
@@ -37,11 +36,11 @@ def apply_import(store: Storage, plan: ImportPlan, *, now: datetime) -> ImportPl
 def _apply_account(store: Storage, item: AccountImport) -> AccountImport:
     if item.action != "import" or item.account is None:
         return item
-    with store.lock_account(account_id(item.server)):
-        existing = load_account(store, item.server)
+    with store.lock_account(item.server):
+        existing = store.read_account(item.server)
         if existing is not None:  # made meanwhile: certcli's own stays
             return replace(item, action="kept", uri=existing.uri, account=None)
-        save_account(store, item.account)
+        store.write_account(item.account)
     return replace(item, action="imported")
 
 

@@ -77,6 +77,18 @@ def parse_rfc3339(text: str) -> datetime:
 
 
 @dataclass(frozen=True)
+class Account:
+    """An ACME account as the store keeps it: one per CA directory URL."""
+
+    directory: str
+    uri: str
+    contact: tuple[str, ...]
+    terms_of_service: str | None
+    created: str
+    key_pem: bytes
+
+
+@dataclass(frozen=True)
 class CertInfo:
     """What certcli needs to know of a certificate, kept in each version's meta.json so
     that `status` never parses X.509."""

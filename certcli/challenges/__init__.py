@@ -14,9 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from certcli.errors import UsageError
+
+if TYPE_CHECKING:
+    from certcli.storage.protocol import Storage
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,9 @@ class ChallengeMethod(Protocol):
     wait_phase: str | None  # the phase shown while `Solver.wait` runs, if it has its own
     secret_keys: tuple[str, ...]  # its settings that are secrets (never shown)
 
-    def settings(self, get: Get, root: Path | None) -> Any:
-        """Its settings, typed; `root` is the store (which may name things once per store)."""
+    def settings(self, get: Get, store: Storage | None) -> Any:
+        """Its settings, typed; the store may name things once per store (its
+        installation id)."""
 
     def solver(
         self, settings: Any, leftovers: Path, interactive: bool, ask: Callable[[str], None]

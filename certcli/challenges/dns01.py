@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from certcli.dnscheck import Diagnosis
     from certcli.leftovers import Journal, Record
     from certcli.providers import Ask, Provider
+    from certcli.storage.protocol import Storage
 
 #: The setting's value (from the command line, environment, lineage or config) or `default`.
 Get = Callable[[str, Any], Any]
@@ -141,8 +142,8 @@ class DelegationSolver:
 # -- the method: its settings, its check before ordering, its hint ------------------------
 
 
-def settings(get: Get, root: Path | None) -> DnsSettings:
-    """`[dns]` and the provider's `[dns.<provider>]` settings; `root` (the store) holds the
+def settings(get: Get, store: Storage | None) -> DnsSettings:
+    """`[dns]` and the provider's `[dns.<provider>]` settings; the store holds the
     installation id that names the default delegation target."""
     from certcli.dnscheck import parse_servers
 
@@ -154,7 +155,7 @@ def settings(get: Get, root: Path | None) -> DnsSettings:
 
     return DnsSettings(
         provider=str(get("dns.provider", DEFAULT_PROVIDER)),
-        target=delegation_target(get, root),
+        target=delegation_target(get, store),
         resolvers=parse_servers(get("dns.resolvers", None)),
         propagation_timeout=seconds("dns.propagation_timeout", 120),
         query_timeout=seconds("dns.query_timeout", 5),
@@ -164,33 +165,19 @@ def settings(get: Get, root: Path | None) -> DnsSettings:
     )
 
 
-def delegation_target(get: Get, root: Path | None) -> str:
+def delegation_target(get: Get, store: Storage | None) -> str:
     """`[dns] target`, else one name per installation under `[dns] zone`."""
     target = get("dns.target", None)
     if target:
         return normalize_dns_name(str(target))
     zone = get("dns.zone", None) or get("dns.rfc2136.zone", None)
-    if not zone or root is None:
+    if not zone or store is None:
         raise UsageError(
             "DNS-01 needs a delegation target",
             "set [dns] target (the name every _acme-challenge CNAMEs to) or [dns] zone",
         )
-    return f"{installation_id(root)}.{normalize_dns_name(str(zone))}"
-
-
-def installation_id(root: Path) -> str:
-    """A random name made once per store, so two installations never share a target."""
-    import secrets
-
-    from certcli.storage.files import atomic_write, make_dirs
-
-    path = root / "installation-id"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        make_dirs(root)
-        atomic_write(path, f"certcli-{secrets.token_hex(5)}\n".encode())
-        return path.read_text().strip()
+    # one name per store, so two installations never share a target
+    return f"{store.installation_id()}.{normalize_dns_name(str(zone))}"
 
 
 def diagnose(identifiers: Sequence[str], dns: DnsSettings) -> list[Diagnosis]:
@@ -276,8 +263,8 @@ class Delegation:
 
     secret_keys = provider_secrets()  # the providers'
 
-    def settings(self, get: Get, root: Path | None) -> DnsSettings:
-        return settings(get, root)
+    def settings(self, get: Get, store: Storage | None) -> DnsSettings:
+        return settings(get, store)
 
     def solver(
         self, settings: DnsSettings, leftovers: Path, interactive: bool, ask: Ask

@@ -29,6 +29,7 @@ from certcli.safepath import PlantedLinkError, create_at, open_dir, trusted
 
 if TYPE_CHECKING:
     from certcli.challenges import Challenge
+    from certcli.storage.protocol import Storage
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")  # base64url: never a path separator or '..'
 _CHALLENGE_DIR = ".well-known/acme-challenge"
@@ -200,7 +201,7 @@ class Webroot:
     wait_phase: str | None = None  # a file is served at once: no phase of its own
     secret_keys: tuple[str, ...] = ()
 
-    def settings(self, get: Callable[[str, Any], Any], root: Path | None) -> WebrootSettings:
+    def settings(self, get: Callable[[str, Any], Any], store: Storage | None) -> WebrootSettings:
         return WebrootSettings(get("webroot", None))
 
     def solver(

@@ -11,7 +11,7 @@ from certcli.cli import completion
 from certcli.cli.runtime import Runtime, runtime
 
 if TYPE_CHECKING:
-    from certcli.accounts import Account
+    from certcli.models import Account
 
 
 def delete(

@@ -20,13 +20,6 @@ from acme import messages
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from certcli import x509 as x
-from certcli.accounts import (
-    Account,
-    load_account,
-    retire_account,
-    save_account,
-    save_pending_key,
-)
 from certcli.engine import account as accounts
 from certcli.engine import order as orders
 from certcli.engine.ari import RenewalWindow, fetch_renewal_window
@@ -36,7 +29,7 @@ from certcli.engine.directory import Directory, looks_moved
 from certcli.engine.network import CaSettings, Network, check_bundles, log
 from certcli.engine.order import Progress, SolverFor
 from certcli.errors import NotFoundError
-from certcli.models import Phase
+from certcli.models import Account, Phase
 from certcli.storage.protocol import Storage
 
 __all__ = [
@@ -83,7 +76,7 @@ class Ca:
             if self._connected:
                 return
             url = self.settings.directory_url
-            account = load_account(self.store, url)
+            account = self.store.read_account(url)
             if account is None and not self._create:
                 raise NotFoundError(
                     f"no account at {url} yet",
@@ -211,7 +204,7 @@ class Ca:
         with self._account_changing() as account, self._classified():
             accounts.send_contact(self._client(), account, contact)
             self._account = replace(account, contact=contact)
-            save_account(self.store, self._account)
+            self.store.write_account(self._account)
         return self._account
 
     @contextlib.contextmanager
@@ -227,7 +220,7 @@ class Ca:
         with self._account_changing() as account:
             with self._classified():
                 accounts.send_deactivation(self._client(), account)
-            retire_account(self.store, account)
+            self.store.retire_account(account)
         return account
 
     def rollover(self) -> Account:
@@ -236,12 +229,12 @@ class Ca:
         new_pem = x.private_key_pem(ec.generate_private_key(ec.SECP256R1()))
         with self._account_changing() as account:
             url = self.directory["keyChange"]
-            pending = save_pending_key(self.store, account, new_pem)
+            self.store.stage_account_key(account, new_pem)
             with self._classified():
                 accounts.send_key_change(self._client(), url, account, new_pem)
             self._account = replace(account, key_pem=new_pem)
-            save_account(self.store, self._account)
-            pending.unlink()
+            self.store.write_account(self._account)
+            self.store.unstage_account_key(account)
         return self._account
 
     def revoke(self, cert_pem: bytes, reason: int) -> bool:

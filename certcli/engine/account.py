@@ -15,10 +15,9 @@ from acme import jws, messages
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from certcli import x509 as x
-from certcli.accounts import Account, account_id, load_account, save_account
 from certcli.engine.network import CaSettings, Network, log, open_network
 from certcli.errors import NotFoundError, UnauthorizedError, UsageError
-from certcli.models import rfc3339
+from certcli.models import Account, rfc3339
 from certcli.storage.protocol import Storage
 
 
@@ -59,8 +58,8 @@ def register(
     """Create the account (or, with `existing`, register its key again at a CA that has
     forgotten it, as a test CA does when it restarts). Under the account's lock: another
     process may have registered meanwhile, and its account is the one."""
-    with store.lock_account(account_id(settings.directory_url)):
-        stored = load_account(store, settings.directory_url)
+    with store.lock_account(settings.directory_url):
+        stored = store.read_account(settings.directory_url)
         if stored is not None and (existing is None or stored.uri != existing.uri):
             return stored
         key_pem = (
@@ -114,7 +113,7 @@ def register(
             created=existing.created if existing else rfc3339(datetime.now(UTC)),
             key_pem=key_pem,
         )
-        save_account(store, account)
+        store.write_account(account)
         return account
 
 
@@ -135,8 +134,8 @@ def changing(store: Storage, directory_url: str) -> Iterator[Account]:
     """The account as stored now, under its lock while it changes: two changes at once
     (or one built on a copy read earlier) could leave the store holding a key or contact
     the CA no longer has."""
-    with store.lock_account(account_id(directory_url)):
-        account = load_account(store, directory_url)
+    with store.lock_account(directory_url):
+        account = store.read_account(directory_url)
         if account is None:
             raise NotFoundError(
                 f"no account at {directory_url} any more",

@@ -12,7 +12,6 @@ import requests
 from acme import errors as acme_errors
 from acme import messages
 
-from certcli.accounts import load_directory, save_directory
 from certcli.engine.network import CaSettings, log, open_network
 from certcli.errors import AcmeError, CertcliError
 from certcli.storage.protocol import Storage
@@ -47,8 +46,8 @@ class Directory:
     def load(self, use_kept: bool) -> None:
         """The kept copy when `use_kept` and it is fresh and sound, else the CA's answer
         (`save` keeps that for the next run)."""
-        kept = use_kept and load_directory(
-            self.store, self.settings.directory_url, DIRECTORY_MAX_AGE
+        kept = use_kept and self.store.read_directory(
+            self.settings.directory_url, DIRECTORY_MAX_AGE
         )
         if kept:
             try:
@@ -62,7 +61,7 @@ class Directory:
     def save(self) -> None:
         """Keep a fetched directory for the next run (once it has served: an account)."""
         if not self.kept:
-            save_directory(self.store, self.settings.directory_url, self._data)
+            self.store.write_directory(self.settings.directory_url, self._data)
 
     def fetch(self) -> Any:
         return open_network(self.settings).get(self.settings.directory_url).json()
@@ -82,7 +81,7 @@ class Directory:
     def forget(self) -> None:
         """A failure while using the kept copy: the next run asks the CA again."""
         if self.kept:
-            save_directory(self.store, self.settings.directory_url, None)
+            self.store.write_directory(self.settings.directory_url, None)
 
     def refresh(self, used: messages.Directory) -> bool:
         """Fetch the directory again if `used` was a kept copy; True when a resource moved.
@@ -107,7 +106,7 @@ class Directory:
             ):
                 return False  # the caller reports what went wrong first
             self._changed = resources(self._data) != resources(kept)
-        save_directory(self.store, self.settings.directory_url, self._data)
+        self.store.write_directory(self.settings.directory_url, self._data)
         return self._changed
 
     @property

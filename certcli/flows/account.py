@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from certcli.accounts import Account, load_account
 from certcli.domains import check_email
 from certcli.errors import NotFoundError
 from certcli.flows.plan import AcmeOptions, ca_settings
+from certcli.models import Account
 from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ def _ca(store: Storage, config: dict[str, Any], server: str | None) -> Ca:
 def show_account(store: Storage, config: dict[str, Any], server: str | None) -> Account:
     """The stored account (no request to the CA)."""
     directory = ca_settings(AcmeOptions(server=server), config).directory_url
-    account = load_account(store, directory)
+    account = store.read_account(directory)
     if account is None:
         raise NotFoundError(
             f"no account at {directory} yet",
@@ -61,7 +61,7 @@ def other_contact(
     settings = ca_settings(options, config)
     if not options.email:
         return None
-    account = load_account(store, settings.directory_url)
+    account = store.read_account(settings.directory_url)
     if account is not None and f"mailto:{options.email}" not in account.contact:
         return settings.directory_url, account
     return None

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 def make_solver(plan: Plan, session: Session, store: Storage) -> Solver:
     """The solver of the plan's method, with the store's journal of what it leaves."""
     return plan.method.solver(
-        plan.challenge_settings, store.root / "leftovers", session.interactive, session.pause
+        plan.challenge_settings, store.leftovers_dir(), session.interactive, session.pause
     )
 
 
@@ -39,7 +39,7 @@ def sweep_leftovers(store: Storage) -> None:
     """What killed runs left outside the store (token files in a webroot) goes at the start
     of the next run."""
     for answer in challenges.METHODS.values():
-        answer.sweep(store.root / "leftovers")
+        answer.sweep(store.leftovers_dir())
 
 
 def attempt(

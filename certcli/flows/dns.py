@@ -50,10 +50,10 @@ def diagnose_lineage(
     if answer is None:
         return None
     get = method_getter(getters(config, lineage)[0], AcmeOptions())
-    return answer.diagnose(order_identifiers(lineage.domains), answer.settings(get, store.root))
+    return answer.diagnose(order_identifiers(lineage.domains), answer.settings(get, store))
 
 
 def check_names(store: Storage, config: dict[str, Any], names: list[str]) -> list[Diagnosis]:
     """The delegation diagnosis of names alone, before (or without) an order."""
-    plan = make_plan(AcmeOptions(challenge=dns01.METHOD.name), config, None, store.root)
+    plan = make_plan(AcmeOptions(challenge=dns01.METHOD.name), config, None, store)
     return dns01.diagnose(names, plan.challenge_settings)

@@ -43,7 +43,7 @@ def issue(
     certificate. Usage and connection problems fail before anything is stored; a failed
     order leaves the lineage as Failed for `renew` to retry."""
     validate_lineage_name(name)
-    plan = make_plan(options, config, None, store.root)
+    plan = make_plan(options, config, None, store)
     check_identifiers(domains, plan.challenge)
     solver = make_solver(plan, session, store)
     store.ensure()
@@ -169,7 +169,7 @@ def issue_each(
     """One lineage per group of domains (a domain, or a domain and its wildcard), issued
     concurrently by a bounded pool; each issue reads its own `now` when the pool starts it."""
     # Account creation and usage errors happen once, before the pool starts.
-    plan = make_plan(options, config, None, store.root)
+    plan = make_plan(options, config, None, store)
     for group in groups:
         check_identifiers(group, plan.challenge)
     make_solver(plan, session, store)

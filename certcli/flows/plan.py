@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from certcli import challenges
-from certcli.accounts import load_account
 from certcli.challenges import ChallengeMethod, Get, check_identifiers
 from certcli.config import LETSENCRYPT, LETSENCRYPT_STAGING, resolve_server, setting
 from certcli.models import DEFAULT_KEY_TYPE, LineageSettings
@@ -115,7 +113,7 @@ def rehearsal(store: Storage, plan: Plan) -> Plan:
     has accepted the terms that staging shares."""
     if plan.ca.directory_url != LETSENCRYPT:
         return plan
-    agreed = plan.ca.agree_tos or load_account(store, LETSENCRYPT) is not None
+    agreed = plan.ca.agree_tos or store.read_account(LETSENCRYPT) is not None
     staging = replace(plan.ca, directory_url=LETSENCRYPT_STAGING, agree_tos=agreed)
     return replace(plan, ca=staging)
 
@@ -124,16 +122,16 @@ def make_plan(
     options: AcmeOptions,
     config: dict[str, Any],
     lineage: LineageSettings | None,
-    root: Path | None = None,
+    store: Storage | None = None,
 ) -> Plan:
-    """Resolve every setting of one issuance; `root` (the store) holds the installation id
-    that names the default delegation target."""
+    """Resolve every setting of one issuance; the store holds the installation id that
+    names the default delegation target."""
     get, _ = getters(config, lineage)
     ca = ca_settings(options, config, lineage)
     webroot = get("webroot", options.webroot)
     answer_get = method_getter(get, options)
     answer = challenges.method(challenges.chosen(options.challenge, answer_get))
-    answer_settings = answer.settings(answer_get, root)
+    answer_settings = answer.settings(answer_get, store)
     plan = Plan(
         ca=ca,
         key_type=get("key_type", options.key_type, DEFAULT_KEY_TYPE),

@@ -125,7 +125,7 @@ def _renew_one(
     lineage, reason = item.lineage, item.reason
     progress(lineage.name, Phase.PENDING)
     try:
-        plan = make_plan(AcmeOptions(), config, lineage, store.root)
+        plan = make_plan(AcmeOptions(), config, lineage, store)
         solver = make_solver(plan, session, store)
         if dry_run:
             plan = rehearsal(store, plan)

@@ -80,7 +80,7 @@ def san_add(
             return replace(change, mode=Mode.CUSTOM, next_step=custom_next_step(updated))
         if len(covered) == len(new):
             return change
-        plan = make_plan(AcmeOptions(), config, updated, store.root)
+        plan = make_plan(AcmeOptions(), config, updated, store)
         if not issue:
             # record the diagnosis (of DNS-01), so that status shows the problem
             cached = fresh_cache(order_identifiers(updated.domains), plan)

@@ -5,15 +5,17 @@ the directory); directories are created 0700 and private keys 0600, with those m
 the start. A new certificate version is written complete under a temporary name, renamed
 into `archive/NNNN`, and only then does the `live` symlink switch, by rename, so a reader sees
 the old version or the new one and never a mix. Leftovers of an interrupted write carry a
-`.partial`/`.tmp` name; readers ignore them and `repair` removes them.
+`.partial`/`.tmp` name; readers ignore them and `_repair` removes them.
 
 The class is built by concern, each layer on the one before: layout.py (paths, names, trust),
 locks.py, state.py (lineage.toml, state.json, the renew index), versions.py (reading),
-writes.py (a new version, `live`), heal.py (a broken `live`), pending.py (key and CSR).
+writes.py (a new version, `live`), heal.py (a broken `live`), pending.py (key and CSR);
+accounts.py (the ACME accounts and the directory kept beside each) sits beside them on locks.py.
 """
 
 from __future__ import annotations
 
+from certcli.storage.accounts import AccountStore
 from certcli.storage.fsio import (
     FILE_MODE,
     KEY_MODE,
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 
-class FileStore(PendingStore):
+class FileStore(AccountStore, PendingStore):
     """A certcli store rooted at the config dir: the Storage protocol on files.
 
     `key_passphrase`, when given, returns the passphrase that encrypts archived and pending

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 from certcli.domains import is_lineage_name, validate_lineage_name
 from certcli.errors import NotFoundError
 from certcli.models import CertInfo
-from certcli.storage.fsio import make_dirs, not_writable, store_error
+from certcli.storage import fsio
+from certcli.storage.fsio import FILE_MODE, fsync_dir, make_dirs, not_writable, store_error
 from certcli.trust import check_chain, check_path
 
 
@@ -106,3 +109,28 @@ class StoreLayout:
                 "`certcli status` lists the certificates",
             )
         return self.lineage_dir(name)
+
+    def installation_id(self) -> str:
+        """A random name made once per store, so two installations never share a target."""
+        path = self.root / "installation-id"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        make_dirs(self.root)
+        tmp = self.root / f".installation-id.{secrets.token_hex(8)}.tmp"
+        fsio.write_new(tmp, f"certcli-{secrets.token_hex(5)}\n".encode(), FILE_MODE)
+        try:
+            os.link(tmp, path)  # whole, and only if no other process made one meanwhile
+        except FileExistsError:
+            pass  # the one made first is the one
+        except OSError:  # a file system without hard links: the last rename wins
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        fsync_dir(self.root)
+        return path.read_text().strip()
+
+    def leftovers_dir(self) -> Path:
+        return self.root / "leftovers"

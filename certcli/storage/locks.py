@@ -60,12 +60,6 @@ class LockingStore(StoreLayout):
                 yield
 
     @contextlib.contextmanager
-    def lock_account(self, account_id: str) -> Iterator[None]:
-        """Exclusive lock of one CA account, while it is created or changed."""
-        with self._flock(self.locks_dir / f"account-{account_id}.lock", "the ACME account"):
-            yield
-
-    @contextlib.contextmanager
     def lock_store(self, wait: float | None = None) -> Iterator[None]:
         """Exclusive lock of the whole store, for renew."""
         with self._flock(self.locks_dir / "store.lock", f"the store {self.root}", wait):

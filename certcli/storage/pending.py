@@ -33,7 +33,7 @@ class PendingStore(LiveHealer):
         passphrase = self._passphrase()
         try:
             make_dirs(directory)
-            self.repair(name)
+            self._repair(name)
             os.mkdir(partial, DIR_MODE)
             if passphrase is None:
                 fsio.write_new(partial / "privkey.pem", key_pem, KEY_MODE)

@@ -14,6 +14,12 @@ What every implementation guarantees, whatever it stores on:
   conflict between processes and between two acquisitions in one process; `update_state`
   alone takes the lineage lock only when the calling thread does not hold it already.
 - No ACME: the store keeps bytes, settings and state; what they mean is for the callers.
+
+Everything certcli keeps goes through these methods, so another implementation replaces
+the file store without touching a caller. What stays a local file of the config dir,
+`root`, is config.toml (certcli/config.py reads and writes it: it is the operator's, edited
+by hand) and the directory of the leftovers journal (`leftovers_dir`: flocked files, each
+held by the run that may still use what it records).
 """
 
 from __future__ import annotations
@@ -22,16 +28,15 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
-from certcli.models import CertInfo, LineageSettings, LineageState, StateUpdate
+from certcli.models import Account, CertInfo, LineageSettings, LineageState, StateUpdate
 
 
 class Storage(Protocol):
-    """Lineages (settings, state, versions, a pending key and CSR), accounts' locks, and the
-    renew index."""
+    """Lineages (settings, state, versions, a pending key and CSR), the ACME accounts, the
+    locks, the installation id and the renew index."""
 
-    root: Path  # the config dir
-    certs_dir: Path
-    locks_dir: Path
+    root: Path  # the config dir: where config.toml is
+    certs_dir: Path  # where the lineages are, as messages name it
 
     # -- the store and its lineages ----------------------------------------------------
 
@@ -125,10 +130,6 @@ class Storage(Protocol):
         it is whole again), None when it was fine. The caller holds the lineage lock;
         nothing of unknown content is deleted."""
 
-    def repair(self, name: str) -> list[Path]:
-        """Remove what interrupted writes left; return what was removed. The caller holds
-        the lineage lock."""
-
     # -- the pending key and CSR -------------------------------------------------------
 
     def pending_dir(self, name: str) -> Path: ...
@@ -149,14 +150,54 @@ class Storage(Protocol):
     def clear_pending(self, name: str) -> None:
         """Remove the waiting key and CSR, atomically; nothing when there are none."""
 
+    # -- ACME accounts, one per CA directory URL -----------------------------------------
+
+    def read_account(self, directory_url: str) -> Account | None:
+        """The account at that CA; None when there is none. StoreError when it cannot be
+        read, or another user could have changed it (its key signs every request)."""
+
+    def write_account(self, account: Account) -> None:
+        """Create or replace the account (its key private), atomically; the caller holds
+        its lock. StoreError naming where it could not be written."""
+
+    def stage_account_key(self, account: Account, key_pem: bytes) -> None:
+        """Keep a new key beside the account's until the CA has taken it (a crash in
+        between keeps both); the caller holds the account's lock."""
+
+    def unstage_account_key(self, account: Account) -> None:
+        """Remove the staged key, once write_account has kept it as the account's."""
+
+    def retire_account(self, account: Account) -> None:
+        """Set a deactivated account aside, in one step: the next issuance creates a new
+        one. StoreError when it cannot be moved."""
+
+    def read_directory(self, directory_url: str, max_age: float) -> dict[str, Any] | None:
+        """The CA's directory as kept at most `max_age` seconds ago; None when there is
+        none, or it is older, or odd in any way (a cache)."""
+
+    def write_directory(self, directory_url: str, directory: dict[str, Any] | None) -> None:
+        """Keep the CA's directory with the account (None forgets it); nothing without an
+        account; best effort, never raises."""
+
+    # -- what is made once per store ---------------------------------------------------
+
+    def installation_id(self) -> str:
+        """A random name made on first use, once per store whatever runs at once, and the
+        same ever after."""
+
+    def leftovers_dir(self) -> Path:
+        """The local directory of the journal of what runs create outside the store
+        (certcli/leftovers.py)."""
+
     # -- locks ---------------------------------------------------------------------------
 
     def lock(self, name: str) -> AbstractContextManager[None]:
         """Hold the lineage's lock (exclusive, between processes too); LockedError naming
         the holder's PID after CERTCLI_LOCK_WAIT seconds (5)."""
 
-    def lock_account(self, account_id: str) -> AbstractContextManager[None]:
-        """Hold one CA account's lock while it is created or changed."""
+    def lock_account(self, directory_url: str) -> AbstractContextManager[None]:
+        """Hold the lock of the account at the CA `directory_url` names while it is created
+        or changed."""
 
     def lock_store(self, wait: float | None = None) -> AbstractContextManager[None]:
         """Hold the whole store's lock (renew); LockedError after `wait` seconds."""

@@ -56,7 +56,7 @@ class VersionWriter(VersionReader):
         try:
             previous = read_if_exists(settings) if config is not None else None
             make_dirs(archive)
-            self.repair(name)
+            self._repair(name)
             version = max(self.versions(name), default=0) + 1
             partial = archive / f".{version:04d}.partial.{os.getpid()}"
             os.mkdir(partial, DIR_MODE)
@@ -136,7 +136,7 @@ class VersionWriter(VersionReader):
         fsync_dir(directory)
         return kept
 
-    def repair(self, name: str) -> list[Path]:
+    def _repair(self, name: str) -> list[Path]:
         """Remove what an interrupted write left behind; return what was removed."""
         removed: list[Path] = []
         directory = self.lineage_dir(name)

@@ -115,12 +115,11 @@ def test_revoke_then_renew_replaces_it(acme: Certcli, lab: Lab) -> None:
 
 
 def test_an_account_change_waits_for_the_account_lock(acme: Certcli, lab: Lab) -> None:
-    from certcli.accounts import account_id
     from certcli.storage.files import Store
 
     _issue(acme, lab, "acctlock.certcli.test")
     key = (_account_dir(acme) / "key.pem").read_bytes()
-    with Store(acme.config_dir).lock_account(account_id(lab.directory_url)):
+    with Store(acme.config_dir).lock_account(lab.directory_url):
         run = acme("account", "rollover")  # CERTCLI_LOCK_WAIT=1 in the tests
     assert run.code == 6 and "the ACME account is locked by PID" in run.stderr, run.stderr
     assert (_account_dir(acme) / "key.pem").read_bytes() == key

@@ -18,6 +18,7 @@ from certcli.errors import DnsNotReadyError, UsageError, ValidationFailedError
 from certcli.flows import attempt as flows_attempt
 from certcli.flows import dns as flows_dns
 from certcli.flows import plan as flows_plan
+from certcli.storage.files import Store
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -166,7 +167,9 @@ CONFIG = {
 
 
 def test_the_delegation_settings(tmp_path: Path) -> None:
-    plan = flows_plan.make_plan(flows_plan.AcmeOptions(challenge="dns-01"), CONFIG, None, tmp_path)
+    plan = flows_plan.make_plan(
+        flows_plan.AcmeOptions(challenge="dns-01"), CONFIG, None, Store(tmp_path)
+    )
     ours = plan.challenge_settings
     assert isinstance(ours, DnsSettings) and plan.method is dns01.METHOD
     assert (ours.provider, ours.propagation_timeout, ours.query_timeout) == ("rfc2136", 30, 5)
@@ -189,7 +192,7 @@ def test_the_delegation_settings(tmp_path: Path) -> None:
     assert ours.provider_options("manual") == {}
     assert "c2VjcmV0" not in repr(ours)
     with pytest.raises(UsageError, match="DNS-01 needs a delegation target"):
-        dns01.settings(_getter({}), tmp_path)
+        dns01.settings(_getter({}), Store(tmp_path))
 
 
 def test_a_provider_reads_only_its_own_settings() -> None:

@@ -179,8 +179,8 @@ def test_an_account_change_starts_from_the_account_as_stored(tmp_path: Path) -> 
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from certcli import x509 as x
-    from certcli.accounts import Account, load_account, retire_account, save_account
     from certcli.errors import NotFoundError
+    from certcli.models import Account
     from certcli.storage.files import Store
 
     store = Store(tmp_path / "config")
@@ -188,18 +188,18 @@ def test_an_account_change_starts_from_the_account_as_stored(tmp_path: Path) -> 
     url = "https://ca.test/dir"
     key = x.private_key_pem(ec.generate_private_key(ec.SECP256R1()))
     old = Account(url, "https://ca.test/acct/1", ("mailto:old@x.test",), None, "2026-01-01Z", key)
-    save_account(store, old)
+    store.write_account(old)
     ca = _connected(engine.Ca(store, engine.CaSettings(url), lambda _u: False), old)
     ca._directory.current = {"keyChange": "https://ca.test/key-change"}  # type: ignore[assignment]
     ca._client = mock.Mock()  # type: ignore[method-assign]  # the requests go to a mock
 
-    save_account(store, replace(old, contact=("mailto:new@x.test",)))  # meanwhile
+    store.write_account(replace(old, contact=("mailto:new@x.test",)))  # meanwhile
     ca.rollover()
-    stored = load_account(store, url)
+    stored = store.read_account(url)
     assert stored is not None and stored.contact == ("mailto:new@x.test",)
     assert stored.key_pem != key
 
-    retire_account(store, stored)  # deactivated meanwhile
+    store.retire_account(stored)  # deactivated meanwhile
     with pytest.raises(NotFoundError, match="any more"):
         ca.update_contact("late@x.test")
 

@@ -196,25 +196,25 @@ def test_dns_plan_settings_and_the_default_target(tmp_path: Path) -> None:
             "rfc2136": {"server": "127.0.0.1:8053", "tsig_name": "k", "tsig_secret": "c2VjcmV0"},
         }
     }
-    plan = make_plan(AcmeOptions(challenge="dns-01"), config, None, tmp_path)
+    plan = make_plan(AcmeOptions(challenge="dns-01"), config, None, Store(tmp_path))
     assert plan.challenge_settings is not None
     assert plan.challenge_settings.resolvers == [("127.0.0.1", 8053), ("192.0.2.1", 53)]
     assert plan.challenge_settings.target.endswith(".acme.example.net")
     assert plan.challenge_settings.target.startswith("certcli-")
-    again = make_plan(AcmeOptions(challenge="dns-01"), config, None, tmp_path)
+    again = make_plan(AcmeOptions(challenge="dns-01"), config, None, Store(tmp_path))
     assert (
         again.challenge_settings is not None
         and again.challenge_settings.target == plan.challenge_settings.target
     )  # one per installation
     assert plan.lineage_extra()["dns"] == {"target": plan.challenge_settings.target}
     config["dns"]["target"] = "Fixed.Example.NET."
-    fixed = make_plan(AcmeOptions(challenge="dns-01"), config, None, tmp_path)
+    fixed = make_plan(AcmeOptions(challenge="dns-01"), config, None, Store(tmp_path))
     assert (
         fixed.challenge_settings is not None
         and fixed.challenge_settings.target == "fixed.example.net"
     )
     with pytest.raises(UsageError, match="delegation target"):
-        make_plan(AcmeOptions(challenge="dns-01"), {}, None, tmp_path)
+        make_plan(AcmeOptions(challenge="dns-01"), {}, None, Store(tmp_path))
 
 
 def test_webroot_tokens_are_readable_whatever_the_umask(tmp_path: Path) -> None:
@@ -230,9 +230,9 @@ def test_webroot_tokens_are_readable_whatever_the_umask(tmp_path: Path) -> None:
 
 
 def test_a_dry_run_at_lets_encrypt_rehearses_at_its_staging_ca(tmp_path: Path) -> None:
-    from certcli.accounts import Account, save_account
     from certcli.config import LETSENCRYPT_STAGING
     from certcli.flows.plan import rehearsal
+    from certcli.models import Account
 
     store = Store(tmp_path / "config")
     production = make_plan(WEB, {}, None)
@@ -241,7 +241,7 @@ def test_a_dry_run_at_lets_encrypt_rehearses_at_its_staging_ca(tmp_path: Path) -
     assert staged.ca.directory_url == LETSENCRYPT_STAGING and not staged.ca.agree_tos
     assert staged.webroot == production.webroot  # only the CA changes
     # an account at production means its terms (which staging shares) were accepted
-    save_account(store, Account(LETSENCRYPT, "https://acct/1", (), None, "2026-01-01Z", b"k"))
+    store.write_account(Account(LETSENCRYPT, "https://acct/1", (), None, "2026-01-01Z", b"k"))
     assert rehearsal(store, production).ca.agree_tos
     other = make_plan(AcmeOptions(webroot="/w", server="https://ca.test/dir"), {}, None)
     assert rehearsal(store, other) is other  # any other CA: the dry run goes where renewals go

@@ -205,7 +205,7 @@ def test_a_kill_while_replacing_pending_keeps_the_earlier_key(store: Store) -> N
     # as if killed between the two renames of write_pending
     os.rename(store.pending_dir("example.com"), lineage / ".pending-old.partial.999")
     os.mkdir(lineage / ".pending.partial.999")
-    store.repair("example.com")
+    store._repair("example.com")
     assert store.read_pending("example.com") == (b"k1", b"c1", {})
     assert sorted(os.listdir(lineage)) == ["lineage.toml", "pending"]
 
