@@ -14,7 +14,6 @@ from certcli import challenges
 from certcli.domains import order_identifiers
 from certcli.errors import CertcliError, LockedError, StoreError, ValidationFailedError
 from certcli.flows.ari import refresh_ari
-from certcli.flows.deploy import deployed
 from certcli.flows.dns import checked
 from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import Plan
@@ -146,45 +145,6 @@ def attempt(
         except StoreError:  # a full disk, say: the failure is still reported
             progress(name, Phase.FAILED)
         return Outcome(name, Action.FAILED, config.domains, error=exc)
-
-
-def attempt_deployed(
-    store: Storage,
-    config: dict[str, Any],
-    ca: Ca,
-    lineage: LineageSettings,
-    plan: Plan,
-    solver: Solver,
-    progress: Progress,
-    *,
-    action: Action,
-    dry_run: bool,
-    release: Callable[[], None],
-    now: datetime | None = None,
-    replaces: str | None = None,
-    settle: LineageSettings | None = None,
-    rng: random.Random | None = None,
-) -> Outcome:
-    """One attempt (recorded unless a dry run, which passes no `replaces` and no `rng`),
-    then the deploy hook of its new version. `release` lets go of the lineage lock between
-    the two, as the hook's record takes it anew. `now` defaults to the moment the caller
-    has the lock."""
-    outcome = attempt(
-        store,
-        ca,
-        lineage,
-        plan,
-        solver,
-        progress,
-        record=not dry_run,
-        action=action,
-        now=now or datetime.now(UTC),
-        replaces=None if dry_run else replaces,
-        settle=settle,
-        rng=None if dry_run else rng,
-    )
-    release()
-    return deployed(store, config, lineage, outcome)
 
 
 class _WaitShown:

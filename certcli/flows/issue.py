@@ -13,7 +13,8 @@ from certcli.challenges import check_identifiers
 from certcli.domains import default_lineage_name, validate_lineage_name
 from certcli.errors import CertcliError, NotConfirmedError, UsageError
 from certcli.flows.account import other_contact
-from certcli.flows.attempt import attempt_deployed, make_solver, sweep_leftovers
+from certcli.flows.attempt import make_solver, sweep_leftovers
+from certcli.flows.deploy import attempt_deployed
 from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import AcmeOptions, Plan, make_plan, rehearsal
 from certcli.flows.session import Session

@@ -13,8 +13,8 @@ from typing import Any
 from certcli.domains import validate_lineage_name
 from certcli.errors import CertcliError, LockedError
 from certcli.flows.ari import RANDOM
-from certcli.flows.attempt import attempt_deployed, make_solver, record_failure, sweep_leftovers
-from certcli.flows.deploy import deployed, hook_timeout
+from certcli.flows.attempt import make_solver, record_failure, sweep_leftovers
+from certcli.flows.deploy import attempt_deployed, deployed, hook_timeout
 from certcli.flows.notify import notify_run
 from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import AcmeOptions, make_plan, rehearsal

@@ -11,7 +11,8 @@ from typing import Any
 from certcli.challenges import check_identifiers, chosen
 from certcli.domains import order_identifiers, uncovered
 from certcli.errors import UsageError
-from certcli.flows.attempt import attempt_deployed, make_solver
+from certcli.flows.attempt import make_solver
+from certcli.flows.deploy import attempt_deployed
 from certcli.flows.dns import fresh_cache
 from certcli.flows.notify import custom_next_step
 from certcli.flows.outcome import Outcome, Progress
