@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from certcli import trust
+from certcli import challenges, trust
 from certcli.certbot_conf import SECRET_KEYS, Settings, map_renewal
 from certcli.certbot_files import (
     Material,
@@ -56,6 +56,7 @@ class LineageImport:
     version: int | None = None
     warnings: tuple[str, ...] = ()
     material: Material | None = field(default=None, repr=False)
+    how: str = ""  # how its renewals will be validated, in words (for the text output)
 
     def to_json(self) -> dict[str, Any]:
         s, cert = self.settings, self.certificate
@@ -237,9 +238,17 @@ def _plan_one(
             info,
             warnings=tuple(warnings),
             material=material,
+            how=_how(settings),
         )
     except CertcliError as exc:
         return LineageImport(name, str(path), "failed", error=exc)
+
+
+def _how(settings: Settings) -> str:
+    method = challenges.METHODS.get(settings.challenge or "")
+    if method is None:
+        return f"no challenge certcli can answer (certbot used {settings.authenticator})"
+    return method.describe(settings.webroot)
 
 
 def _plan_config(

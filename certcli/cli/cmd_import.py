@@ -71,16 +71,9 @@ def certbot(
 def _describe(item: LineageImport) -> str:
     cert, settings = item.certificate, item.settings
     assert cert is not None and settings is not None
-    from certcli.challenges import METHODS
-
-    method = METHODS.get(settings.challenge or "")
-    if method is not None:
-        how = method.describe(settings.webroot)
-    else:
-        how = f"no challenge certcli can answer (certbot used {settings.authenticator})"
     hook = f", deploy hook `{settings.deploy_hook}`" if settings.deploy_hook else ""
     return (
-        f"{item.name}: {', '.join(cert.sans)}; expires {cert.not_after:%Y-%m-%d}; {how}; "
+        f"{item.name}: {', '.join(cert.sans)}; expires {cert.not_after:%Y-%m-%d}; {item.how}; "
         f"renewals at {settings.server} with {settings.key_type} keys{hook}"
     )
 

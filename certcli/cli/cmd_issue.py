@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from typer.models import TyperPath
 
 from certcli import keytypes
 from certcli.cli import completion
-from certcli.cli.runtime import Runtime, runtime, session
-
-if TYPE_CHECKING:
-    from certcli.flows.plan import AcmeOptions
+from certcli.cli.runtime import runtime, session
 
 
 def issue(
@@ -161,13 +158,20 @@ def issue(
         deploy_hook=deploy_hook,
         profile=profile,
     )
-    _check_account(rt, options)
     cas = session(rt)
     with PhaseView(rt.out) as view:
         if each:
             workers = setting("renewal.parallel", parallel, rt.config, 4, flag="--parallel")
             outcomes = issue_each(
-                rt.store, cas, groups, options, rt.config, view, parallel=workers, dry_run=dry_run
+                rt.store,
+                cas,
+                groups,
+                options,
+                rt.config,
+                view,
+                parallel=workers,
+                dry_run=dry_run,
+                warn=rt.out.warn,
             )
         else:
             outcomes = [
@@ -183,25 +187,10 @@ def issue(
                     force_renewal=force_renewal,
                     expand=expand,
                     confirm=lambda question: yes or rt.out.confirm(question),
+                    warn=rt.out.warn,
                 )
             ]
     report(rt, outcomes, single_error=not each)
-
-
-def _check_account(rt: Runtime, options: AcmeOptions) -> None:
-    """Check the CA's settings (--server, --email, timeouts) before anything is written, and
-    warn that --email only ever reaches a new account when the account has another."""
-    from certcli.flows.account import other_contact
-
-    found = other_contact(rt.store, rt.config, options)
-    if found is not None:
-        directory, account = found
-        rt.out.warn(
-            f"--email {options.email} is not the contact of your account at "
-            f"{directory} ({', '.join(account.contact) or 'none'}), and only a "
-            f"new account takes it: `certcli account update --email {options.email}` "
-            "changes the contact"
-        )
 
 
 def _read_key_file(path: Path) -> str:

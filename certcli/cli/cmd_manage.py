@@ -30,13 +30,15 @@ def delete(
     from certcli.flows.lineages import delete_lineage
 
     rt = runtime(ctx)
-    rt.store.read_settings(name)  # an unknown name says so before any question
-    if not yes:
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
         if not rt.out.stdin_tty:
             raise NotConfirmedError(f"deleting {name!r} needs confirmation", "add --yes")
-        if not rt.out.confirm(f"Delete {name!r} and every version of its certificate?"):
-            raise NotConfirmedError(f"{name!r} was not deleted")
-    delete_lineage(rt.store, name)
+        return rt.out.confirm(question)
+
+    delete_lineage(rt.store, name, confirm)
     if rt.out.json_mode:
         rt.out.emit_json({"name": name, "deleted": True})
     rt.out.info(f"Deleted {name!r}.")

@@ -1,19 +1,28 @@
-"""The deploy hook after a new version: run, recorded in state.json, notified if it fails."""
+"""The deploy hook after a new version: run, recorded in state.json, notified if it fails;
+and an attempt followed by it."""
 
 from __future__ import annotations
 
 import contextlib
+import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certcli.config import setting
 from certcli.errors import LockedError, StoreError
+from certcli.flows.attempt import attempt
 from certcli.flows.notify import notify_event
-from certcli.flows.outcome import Outcome
+from certcli.flows.outcome import Outcome, Progress
+from certcli.flows.plan import Plan
 from certcli.hooks import run_hook
-from certcli.models import LineageSettings, rfc3339
+from certcli.models import Action, LineageSettings, rfc3339
 from certcli.storage.protocol import Storage
+
+if TYPE_CHECKING:
+    from certcli.challenges import Solver
+    from certcli.engine import Ca
 
 
 def deployed(
@@ -34,6 +43,45 @@ def deployed(
     text = f"certcli: deploying {lineage.name} (version {outcome.version}) failed: {error}"
     sent = notify_event(config, outcome, "deploy_failed", text)
     return replace(outcome, problems=outcome.problems + tuple(sent))
+
+
+def attempt_deployed(
+    store: Storage,
+    config: dict[str, Any],
+    ca: Ca,
+    lineage: LineageSettings,
+    plan: Plan,
+    solver: Solver,
+    progress: Progress,
+    *,
+    action: Action,
+    dry_run: bool,
+    release: Callable[[], None],
+    now: datetime | None = None,
+    replaces: str | None = None,
+    settle: LineageSettings | None = None,
+    rng: random.Random | None = None,
+) -> Outcome:
+    """One attempt (recorded unless a dry run, which passes no `replaces` and no `rng`),
+    then the deploy hook of its new version. `release` lets go of the lineage lock between
+    the two, as the hook's record takes it anew. `now` defaults to the moment the caller
+    has the lock."""
+    outcome = attempt(
+        store,
+        ca,
+        lineage,
+        plan,
+        solver,
+        progress,
+        record=not dry_run,
+        action=action,
+        now=now or datetime.now(UTC),
+        replaces=None if dry_run else replaces,
+        settle=settle,
+        rng=None if dry_run else rng,
+    )
+    release()
+    return deployed(store, config, lineage, outcome)
 
 
 def deploy(store: Storage, config: dict[str, Any], lineage: LineageSettings) -> str | None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from certcli.challenges import check_identifiers
 from certcli.domains import default_lineage_name, validate_lineage_name
 from certcli.errors import CertcliError, NotConfirmedError, UsageError
-from certcli.flows.attempt import attempt, make_solver, sweep_leftovers
-from certcli.flows.deploy import deployed
+from certcli.flows.account import other_contact
+from certcli.flows.attempt import make_solver, sweep_leftovers
+from certcli.flows.deploy import attempt_deployed
 from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import AcmeOptions, Plan, make_plan, rehearsal
 from certcli.flows.session import Session
@@ -36,12 +38,16 @@ def issue(
     force_renewal: bool = False,
     expand: bool = False,
     confirm: Callable[[str], bool] | None = None,
+    warn: Callable[[str], None] | None = None,
     now: datetime | None = None,
     rng: random.Random | None = None,
 ) -> Outcome:
     """Create (or, with --force-renewal/--expand, re-issue) a lineage and obtain its
     certificate. Usage and connection problems fail before anything is stored; a failed
-    order leaves the lineage as Failed for `renew` to retry."""
+    order leaves the lineage as Failed for `renew` to retry. `warn` is told, first, when
+    --email is not the account's contact."""
+    if warn is not None:
+        _warn_contact(store, config, options, warn)
     validate_lineage_name(name)
     plan = make_plan(options, config, None, store)
     check_identifiers(domains, plan.challenge)
@@ -58,46 +64,77 @@ def issue(
     lineage = LineageSettings.build(
         name, tuple(domains), Mode.AUTO, plan.key_type, plan.lineage_extra()
     )
-    if dry_run:
-        return attempt(
+    with contextlib.ExitStack() as held:
+        settle = None
+        if not dry_run:
+            held.enter_context(store.lock(name))
+            lineage, settle = _into_store(
+                store, lineage, plan, force_renewal=force_renewal, expand=expand, confirm=confirm
+            )
+        return attempt_deployed(
             store,
+            config,
             ca,
             lineage,
             plan,
             solver,
             progress,
-            record=False,
             action=Action.ISSUED,
-            now=now or datetime.now(UTC),
-        )
-    with store.lock(name):
-        existing = store.read_settings(name) if store.exists(name) else None
-        _check_existing(
-            store, existing, domains, force_renewal=force_renewal, expand=expand, confirm=confirm
-        )
-        if existing is not None:
-            # the plan's settings over the lineage's, table by table
-            table = {**existing.to_toml(), **plan.lineage_extra()}
-            lineage = LineageSettings.build(name, lineage.domains, Mode.AUTO, plan.key_type, table)
-        # A lineage with a certificate keeps its settings until the CA has issued for the
-        # new ones; a new lineage is stored at once, so that `renew` retries a failed order.
-        reissue = existing is not None and store.live_version(name) is not None
-        if not reissue:
-            store.write_settings(lineage)
-        outcome = attempt(
-            store,
-            ca,
-            lineage,
-            plan,
-            solver,
-            progress,
-            record=True,
-            action=Action.ISSUED,
-            now=now or datetime.now(UTC),  # the attempt's start: after the CA and the lock
-            settle=lineage if reissue else None,
+            dry_run=dry_run,
+            release=held.close,
+            now=now,  # else the attempt's start: after the CA and the lock
+            settle=settle,
             rng=rng,
         )
-    return deployed(store, config, lineage, outcome)
+
+
+def _into_store(
+    store: Storage,
+    lineage: LineageSettings,
+    plan: Plan,
+    *,
+    force_renewal: bool,
+    expand: bool,
+    confirm: Callable[[str], bool] | None,
+) -> tuple[LineageSettings, LineageSettings | None]:
+    """Under the lineage lock: the lineage to issue for, and the settings to write once the
+    CA has issued (None: written now, or already)."""
+    name = lineage.name
+    existing = store.read_settings(name) if store.exists(name) else None
+    _check_existing(
+        store,
+        existing,
+        list(lineage.domains),
+        force_renewal=force_renewal,
+        expand=expand,
+        confirm=confirm,
+    )
+    if existing is not None:
+        # the plan's settings over the lineage's, table by table
+        table = {**existing.to_toml(), **plan.lineage_extra()}
+        lineage = LineageSettings.build(name, lineage.domains, Mode.AUTO, plan.key_type, table)
+    # A lineage with a certificate keeps its settings until the CA has issued for the new
+    # ones; a new lineage is stored at once, so that `renew` retries a failed order.
+    reissue = existing is not None and store.live_version(name) is not None
+    if not reissue:
+        store.write_settings(lineage)
+    return lineage, lineage if reissue else None
+
+
+def _warn_contact(
+    store: Storage, config: dict[str, Any], options: AcmeOptions, warn: Callable[[str], None]
+) -> None:
+    """Only a new account takes --email: say so when the account has another contact.
+    The CA's settings are checked on the way, before anything is written."""
+    found = other_contact(store, config, options)
+    if found is not None:
+        directory, account = found
+        warn(
+            f"--email {options.email} is not the contact of your account at "
+            f"{directory} ({', '.join(account.contact) or 'none'}), and only a "
+            f"new account takes it: `certcli account update --email {options.email}` "
+            "changes the contact"
+        )
 
 
 def _check_profile(ca: Ca, plan: Plan) -> None:
@@ -164,10 +201,14 @@ def issue_each(
     *,
     parallel: int,
     dry_run: bool = False,
+    warn: Callable[[str], None] | None = None,
     rng: random.Random | None = None,
 ) -> list[Outcome]:
     """One lineage per group of domains (a domain, or a domain and its wildcard), issued
-    concurrently by a bounded pool; each issue reads its own `now` when the pool starts it."""
+    concurrently by a bounded pool; each issue reads its own `now` when the pool starts it.
+    `warn` is told once, first, when --email is not the account's contact."""
+    if warn is not None:
+        _warn_contact(store, config, options, warn)
     # Account creation and usage errors happen once, before the pool starts.
     plan = make_plan(options, config, None, store)
     for group in groups:

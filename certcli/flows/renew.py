@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,8 +13,8 @@ from typing import Any
 from certcli.domains import validate_lineage_name
 from certcli.errors import CertcliError, LockedError
 from certcli.flows.ari import RANDOM
-from certcli.flows.attempt import attempt, make_solver, record_failure, sweep_leftovers
-from certcli.flows.deploy import deployed, hook_timeout
+from certcli.flows.attempt import make_solver, record_failure, sweep_leftovers
+from certcli.flows.deploy import attempt_deployed, deployed, hook_timeout
 from certcli.flows.notify import notify_run
 from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import AcmeOptions, make_plan, rehearsal
@@ -130,29 +131,19 @@ def _renew_one(
         if dry_run:
             plan = rehearsal(store, plan)
         ca = session.get(plan.ca)
-        if dry_run:
-            return attempt(
+        with contextlib.ExitStack() as held:
+            held.enter_context(contextlib.nullcontext() if dry_run else store.lock(lineage.name))
+            outcome = attempt_deployed(
                 store,
+                config,
                 ca,
                 lineage,
                 plan,
                 solver,
                 progress,
-                record=False,
                 action=Action.RENEWED,
-                now=datetime.now(UTC),
-            )
-        with store.lock(lineage.name):
-            outcome = attempt(
-                store,
-                ca,
-                lineage,
-                plan,
-                solver,
-                progress,
-                record=True,
-                action=Action.RENEWED,
-                now=datetime.now(UTC),  # this renewal's start, once it has the lock
+                dry_run=dry_run,
+                release=held.close,  # this renewal's start is stamped once it has the lock
                 replaces=item.replaces,
                 rng=rng,
             )
@@ -171,4 +162,4 @@ def _renew_one(
         if not dry_run:
             record_failure(store, lineage.name, error, datetime.now(UTC))
         return Outcome(lineage.name, Action.FAILED, lineage.domains, error=error, reason=reason)
-    return replace(deployed(store, config, lineage, outcome), reason=reason)
+    return outcome if dry_run else replace(outcome, reason=reason)  # a rehearsal: no reason

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from certcli.challenges import check_identifiers, chosen
 from certcli.domains import order_identifiers, uncovered
 from certcli.errors import UsageError
-from certcli.flows.attempt import attempt, make_solver
-from certcli.flows.deploy import deployed
+from certcli.flows.attempt import make_solver
+from certcli.flows.deploy import attempt_deployed
 from certcli.flows.dns import fresh_cache
 from certcli.flows.notify import custom_next_step
 from certcli.flows.outcome import Outcome, Progress
@@ -60,7 +61,8 @@ def san_add(
     """Add SANs to a lineage and, unless the live certificate covers them already, re-issue
     at once. When the DNS of a new SAN is not Valid yet the lineage shows that, and the next
     `renew` re-issues as soon as it is."""
-    with store.lock(name):
+    with contextlib.ExitStack() as held:
+        held.enter_context(store.lock(name))
         lineage = store.read_settings(name)
         known = set(lineage.domains)
         new = list(dict.fromkeys(s for s in sans if s not in known))
@@ -90,19 +92,21 @@ def san_add(
         solver = make_solver(plan, session, store)
         ca = session.get(plan.ca)
         progress(name, Phase.PENDING)
-        outcome = attempt(
+        outcome = attempt_deployed(
             store,
+            config,
             ca,
             updated,
             plan,
             solver,
             progress,
-            record=True,
             action=Action.ISSUED,
-            now=now or datetime.now(UTC),  # the attempt's start
+            dry_run=False,
+            release=held.close,
+            now=now,  # else the attempt's start
             rng=rng,
         )
-    return replace(change, outcome=deployed(store, config, updated, outcome))
+    return replace(change, outcome=outcome)
 
 
 def san_remove(store: Storage, name: str, sans: list[str]) -> SanChange:

@@ -202,8 +202,10 @@ class Storage(Protocol):
     def lock_store(self, wait: float | None = None) -> AbstractContextManager[None]:
         """Hold the whole store's lock (renew); LockedError after `wait` seconds."""
 
-    def remove_lineage_lock(self, name: str) -> None:
-        """Remove a deleted lineage's lock; the caller holds it (a waiter locks anew)."""
+    def delete_lineage(self, name: str) -> None:
+        """Remove the lineage whole, its lock file too; the caller holds its lock (a waiter
+        locks anew). Atomic: renamed away in one step, then erased. NotFoundError when
+        there is none; StoreError when it cannot be removed."""
 
     # -- the renew index (a cache) -----------------------------------------------------
 

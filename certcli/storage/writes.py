@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from certcli.errors import StoreError
 from certcli.models import LineageSettings
 from certcli.storage import fsio
 from certcli.storage.fsio import (
@@ -170,3 +171,14 @@ class VersionWriter(VersionReader):
                 os.rename(path, target)
                 return target
         raise FileExistsError(errno.EEXIST, "too many earlier copies", str(path))
+
+    def delete_lineage(self, name: str) -> None:
+        directory = self.require(name)
+        doomed = self.certs_dir / f".{name}.deleted.partial.{os.getpid()}"
+        try:
+            os.rename(directory, doomed)
+            fsync_dir(self.certs_dir)
+            shutil.rmtree(doomed)
+        except OSError as exc:
+            raise StoreError(f"cannot delete {directory}: {exc.strerror}") from None
+        self.remove_lineage_lock(name)

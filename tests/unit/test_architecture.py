@@ -144,6 +144,23 @@ def test_the_cli_never_imports_the_protocol_library() -> None:
     assert {m: found for m, found in offenders.items() if found} == {}
 
 
+#: What cli/ may import of the parts below the flows, each with why; nothing else.
+CLI_BELOW_FLOWS_ALLOWED = {
+    # the per-invocation context opens the store the flows are given
+    ("certcli.cli.runtime", "certcli.storage.files"),
+    # a Tab completes lineage names from the store, without a flow (or a config) loaded
+    ("certcli.cli.completion", "certcli.storage.files"),
+}
+
+
+def test_the_cli_reaches_below_the_flows_only_where_it_must() -> None:
+    """Commands parse, call a flow and render: the engine, the challenge methods, the DNS
+    providers and the store's modules are the flows' to call."""
+    below = ("certcli.engine", "certcli.challenges", "certcli.providers", "certcli.storage")
+    found = {(m, used) for m in _part("certcli.cli") for used in _reaches(m, below)}
+    assert found == CLI_BELOW_FLOWS_ALLOWED
+
+
 def test_the_store_knows_no_acme() -> None:
     """The storage layer keeps files (and, later, rows): it never reaches the CA, the flows,
     the challenge methods or the CLI."""

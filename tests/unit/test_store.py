@@ -152,6 +152,17 @@ def test_a_held_lock_says_who_holds_it(store: Store, monkeypatch: pytest.MonkeyP
         pass
 
 
+def test_a_deleted_lineage_is_gone_whole_with_its_lock(store: Store) -> None:
+    store.add_version("example.com", FILES, {})
+    with store.lock("example.com"):
+        store.delete_lineage("example.com")
+    assert not store.exists("example.com") and store.names() == []
+    assert not (store.locks_dir / "lineage-example.com.lock").exists()
+    assert [p.name for p in store.certs_dir.iterdir()] == []  # nothing half-deleted left
+    with pytest.raises(NotFoundError):
+        store.delete_lineage("example.com")
+
+
 def test_a_lock_file_removed_while_waited_on_still_excludes(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
