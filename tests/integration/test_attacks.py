@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +93,8 @@ def test_no_secret_from_the_environment_reaches_a_hook(
         assert name not in text and value not in text
 
 
-@pytest.fixture
-def garbage_server() -> Iterator[int]:
-    """A port whose server answers anything with a line that is not HTTP."""
+def _tcp_server(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A loopback port whose server calls `handle` with each connection, until closed."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
@@ -107,12 +106,22 @@ def garbage_server() -> Iterator[int]:
             except OSError:
                 return
             with conn:
-                conn.recv(65536)
-                conn.sendall(b"NOT-HTTP T0KEN\r\n\r\n")
+                handle(conn)
 
     threading.Thread(target=serve, daemon=True).start()
     yield server.getsockname()[1]
     server.close()
+
+
+@pytest.fixture
+def garbage_server() -> Iterator[int]:
+    """A port whose server answers anything with a line that is not HTTP."""
+
+    def answer(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(b"NOT-HTTP T0KEN\r\n\r\n")
+
+    yield from _tcp_server(answer)
 
 
 TOKEN = "T0KEN-5e1f"
@@ -243,23 +252,9 @@ def test_a_section_given_as_a_value_is_refused_without_showing_it(
 @pytest.fixture
 def listener() -> Iterator[tuple[int, list[bytes]]]:
     """A port, and what each connection to it sent (answered with nothing)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
     seen: list[bytes] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            with conn:
-                seen.append(conn.recv(65536))
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield server.getsockname()[1], seen
-    server.close()
+    for port in _tcp_server(lambda conn: seen.append(conn.recv(65536))):
+        yield port, seen
 
 
 @pytest.mark.parametrize("mode", [0o666, 0o664])
