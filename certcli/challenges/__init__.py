@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from certcli.errors import UsageError
+from certcli.models import Phase
 
 if TYPE_CHECKING:
     from certcli.storage.protocol import Storage
@@ -58,8 +59,8 @@ class ChallengeMethod(Protocol):
     name: str  # as ACME names it: "http-01"
     wildcards: bool  # can validate `*.example.com`
     ip_addresses: bool  # can validate an IP address
-    check_phase: str | None  # the phase shown while `check` runs, if it has its own
-    wait_phase: str | None  # the phase shown while `Solver.wait` runs, if it has its own
+    check_phase: Phase | None  # the phase shown while `check` runs, if it has its own
+    wait_phase: Phase | None  # the phase shown while `Solver.wait` runs, if it has its own
     secret_keys: tuple[str, ...]  # its settings that are secrets (never shown)
 
     def settings(self, get: Get, store: Storage | None) -> Any:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from certcli.domains import challenge_name, is_ip, normalize_dns_name
 from certcli.errors import CertcliError, DnsNotReadyError, UsageError
+from certcli.models import Phase
 from certcli.providers import DEFAULT as DEFAULT_PROVIDER
 from certcli.providers import PROVIDERS, make_provider, provider_settings
 from certcli.providers import secret_keys as provider_secrets
@@ -258,8 +259,8 @@ class Delegation:
     name = "dns-01"
     wildcards = True
     ip_addresses = False
-    check_phase: str | None = "CNAME Check"
-    wait_phase: str | None = "Waiting for DNS"  # propagation: a phase of its own
+    check_phase: Phase | None = Phase.CNAME_CHECK
+    wait_phase: Phase | None = Phase.WAITING_FOR_DNS  # propagation: a phase of its own
 
     secret_keys = provider_secrets()  # the providers'
 

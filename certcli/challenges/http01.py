@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from certcli.errors import CertcliError, UsageError
 from certcli.leftovers import Journal, Record
+from certcli.models import Phase
 from certcli.safepath import PlantedLinkError, create_at, open_dir, trusted
 
 if TYPE_CHECKING:
@@ -197,8 +198,8 @@ class Webroot:
     name = "http-01"
     wildcards = False
     ip_addresses = True
-    check_phase: str | None = None  # the solver's own check: no phase of its own
-    wait_phase: str | None = None  # a file is served at once: no phase of its own
+    check_phase: Phase | None = None  # the solver's own check: no phase of its own
+    wait_phase: Phase | None = None  # a file is served at once: no phase of its own
     secret_keys: tuple[str, ...] = ()
 
     def settings(self, get: Callable[[str, Any], Any], store: Storage | None) -> WebrootSettings:

@@ -20,9 +20,9 @@ from typing import Any
 from certcli.cli.output import Output
 from certcli.models import Phase
 
+# Phase.QUEUED is announced before a pool starts (the view knows the total); never printed
 _STYLE = {Phase.COMPLETED: "green", Phase.FAILED: "red", Phase.QUEUED: "dim"}
 _DONE = (Phase.COMPLETED, Phase.FAILED)
-QUEUED = Phase.QUEUED  # announced before a pool starts: the view knows the total; never printed
 MAX_ROWS = 12  # beyond this many lineages, rows first for those at work and those that failed
 
 
@@ -87,13 +87,13 @@ class PhaseView:
         now = time.monotonic()
         with self._lock:
             self._phases[name] = (phase, now)
-            if phase != QUEUED:  # a lineage's time counts from its first real phase
+            if phase != Phase.QUEUED:  # a lineage's time counts from its first real phase
                 self._first_seen.setdefault(name, now)
             if not self.live_mode:
-                if phase != QUEUED:  # under the lock: concurrent lineages print whole lines
+                if phase != Phase.QUEUED:  # under the lock: concurrent lineages print whole lines
                     print(f"{name}: {phase}", file=sys.stderr, flush=True)
                 return
-            if phase == QUEUED:  # drawn with the first real phase, once the total is known
+            if phase == Phase.QUEUED:  # drawn with the first real phase, once the total is known
                 return
             start = not self._starting
             self._starting = True
@@ -123,8 +123,8 @@ class PhaseView:
                 marker: Any = Text("✔" if phase == Phase.COMPLETED else "✘", style=_STYLE[phase])
                 took = _duration(since - first)
             else:
-                marker = Text("·", style="dim") if phase == QUEUED else Spinner("dots")
-                took = "" if phase == QUEUED else _duration(now - since)
+                marker = Text("·", style="dim") if phase == Phase.QUEUED else Spinner("dots")
+                took = "" if phase == Phase.QUEUED else _duration(now - since)
             table.add_row(
                 marker,
                 Text(name, style="bold"),
@@ -143,7 +143,10 @@ class PhaseView:
         parts = [table] if shown else []
         hidden = [r[1] for r in rows if r not in shown]
         if hidden:
-            kinds = {"completed": hidden.count(Phase.COMPLETED), "queued": hidden.count(QUEUED)}
+            kinds = {
+                "completed": hidden.count(Phase.COMPLETED),
+                "queued": hidden.count(Phase.QUEUED),
+            }
             kinds["at work"] = len(hidden) - sum(kinds.values())
             detail = ", ".join(f"{n} {kind}" for kind, n in kinds.items() if n)
             parts.append(Text(f"… and {len(hidden)} more ({detail})", style="dim"))
@@ -158,7 +161,7 @@ def _visible(rows: list[tuple[str, str, float, float]]) -> list[tuple[str, str, 
 
     def rank(row: tuple[str, str, float, float]) -> tuple[int, float]:
         phase, since = row[1], row[2]
-        if phase == QUEUED:
+        if phase == Phase.QUEUED:
             return (3, since)
         return (2, -since) if phase == Phase.COMPLETED else (1, -since)
 

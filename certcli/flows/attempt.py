@@ -68,8 +68,7 @@ def attempt(
     started = rfc3339(now)
     later: dict[str, Any] = {"last_attempt": started}  # written with the next phase
 
-    def phase(value: str, then: StateUpdate | None = None) -> None:
-        value = Phase(value)  # the engine names its phases as text
+    def phase(value: Phase, then: StateUpdate | None = None) -> None:
         if record:
             changes = {**later, "phase": value, "phase_at": rfc3339(datetime.now(UTC))}
 
@@ -152,7 +151,7 @@ class _WaitShown:
     DNS"), so that a slow name server shows as such rather than as a slow CA."""
 
     def __init__(
-        self, solver: Solver, phase: Callable[[str], None], wait_phase: str | None
+        self, solver: Solver, phase: Callable[[Phase], None], wait_phase: Phase | None
     ) -> None:
         self._solver = solver
         self._phase = phase
@@ -171,7 +170,7 @@ class _WaitShown:
             return
         self._phase(self._wait_phase)
         self._solver.wait(challenges)
-        self._phase("Validating")
+        self._phase(Phase.VALIDATING)
 
     def cleanup(self, challenges: list[Challenge]) -> None:
         self._solver.cleanup(challenges)
