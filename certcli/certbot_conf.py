@@ -8,7 +8,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from certcli.config import LETSENCRYPT, SECRET_KEYS  # noqa: F401 -- importer and cmd_import use it
+from certcli.config import LETSENCRYPT
 from certcli.keytypes import BY_CURVE, KEY_TYPES
 from certcli.providers.rfc2136 import TSIG_ALGORITHMS
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from certcli import challenges, trust
-from certcli.certbot_conf import SECRET_KEYS, Settings, map_renewal
+from certcli.certbot_conf import Settings, map_renewal
 from certcli.certbot_files import (
     Material,
     certbot_notes,
@@ -30,7 +30,7 @@ from certcli.certbot_files import (
     read_credentials,
     read_material,
 )
-from certcli.config import lookup, setting
+from certcli.config import SECRET_KEYS, lookup, setting
 from certcli.errors import (
     CertcliError,
     InvalidInputError,

@@ -80,8 +80,8 @@ def _describe(item: LineageImport) -> str:
 
 def _render(rt: Runtime, plan: ImportPlan, stream: TextIO, *, applied: bool) -> None:
     """What the plan does (or did): one line per lineage, account and config.toml key."""
-    from certcli.certbot_conf import SECRET_KEYS
     from certcli.cli.output import printable
+    from certcli.config import SECRET_KEYS
 
     def line(text: str) -> None:
         print(printable(text), file=stream)  # certbot's files' words: one line each

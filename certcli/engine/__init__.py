@@ -136,7 +136,7 @@ class Ca:
             try:
                 yield
             except BaseException as exc:
-                if self._directory.kept and looks_moved(exc, self._last_response()):
+                if looks_moved(exc, self._last_response()):  # forget() keeps a fresh copy
                     self._directory.forget()
                 raise
 
