@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from certcli.errors import InvalidInputError, NotFoundError, UsageError
-from certcli.storage.files import FILE_MODE, KEY_MODE
+from certcli.storage.fsio import FILE_MODE, KEY_MODE
 from certcli.storage.protocol import Storage
 
 WHATS = ("cert", "chain", "fullchain", "key", "bundle", "pkcs12")

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from certcli.storage.files import KEY_MODE, fsync_dir, make_dirs
+from certcli.storage.fsio import KEY_MODE, fsync_dir, make_dirs
 
 
 class Record:

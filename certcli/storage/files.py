@@ -16,26 +16,10 @@ accounts.py (the ACME accounts and the directory kept beside each) sits beside t
 from __future__ import annotations
 
 from certcli.storage.accounts import AccountStore
-from certcli.storage.fsio import (
-    FILE_MODE,
-    KEY_MODE,
-    atomic_write,
-    fsync_dir,
-    make_dirs,
-)
 from certcli.storage.pending import PendingStore
 from certcli.storage.versions import version_files
 
-__all__ = [
-    "FILE_MODE",
-    "KEY_MODE",
-    "FileStore",
-    "Store",
-    "atomic_write",
-    "fsync_dir",
-    "make_dirs",
-    "version_files",
-]
+__all__ = ["FileStore", "Store", "version_files"]
 
 
 class FileStore(AccountStore, PendingStore):

@@ -22,8 +22,9 @@ from certcli.storage.layout import StoreLayout
 
 _LOCK_WAIT_DEFAULT = 5.0
 
-#: The lineage locks held, per (process, thread, lock file), by any Store of this process.
-_HELD: dict[tuple[int, int, str], int] = {}
+#: The lineage locks held, per (process, thread, lock file), by any Store of this process
+#: (never twice: a second flock of the same file waits, then fails).
+_HELD: set[tuple[int, int, str]] = set()
 
 
 def _held_key(path: Path) -> tuple[int, int, str]:
@@ -42,13 +43,11 @@ class LockingStore(StoreLayout):
         path = self._lineage_lock(name)
         key = _held_key(path)
         with self._flock(path, f"certificate {name!r}"):
-            _HELD[key] = _HELD.get(key, 0) + 1
+            _HELD.add(key)
             try:
                 yield
             finally:
-                _HELD[key] -= 1
-                if not _HELD[key]:
-                    del _HELD[key]
+                _HELD.discard(key)
 
     @contextlib.contextmanager
     def _holding(self, name: str) -> Iterator[None]:

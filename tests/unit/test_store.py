@@ -12,7 +12,8 @@ import pytest
 from certcli.errors import LockedError, NotFoundError, StoreError
 from certcli.models import LineageSettings, LineageState, Mode
 from certcli.storage import fsio, locks
-from certcli.storage.files import Store, atomic_write
+from certcli.storage.files import Store
+from certcli.storage.fsio import atomic_write
 
 FILES = {
     "cert.pem": b"cert",
