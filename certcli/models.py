@@ -270,16 +270,21 @@ class LineageSettings:
         }
 
 
-#: The keys of state.json certcli reads, and their JSON types.
-_STATE_TEXT = (
-    "phase_at",
-    "last_attempt",
-    "last_success",
-    "last_error",
-    "last_error_kind",
-    "next_attempt",
-)
-_STATE_TABLES = ("dns", "ari", "revoked", "deploy_failed", "expiry_notice", "mismatch_notice")
+#: The keys of state.json certcli reads, and their JSON types (null or absent: not set).
+STATE_TYPES: dict[str, type] = {
+    **dict.fromkeys(("phase", "phase_at", "last_attempt", "last_success"), str),
+    **dict.fromkeys(("last_error", "last_error_kind", "next_attempt"), str),
+    "failures": int,
+    **dict.fromkeys(
+        ("dns", "ari", "revoked", "deploy_failed", "expiry_notice", "mismatch_notice"), dict
+    ),
+}
+
+
+def is_state_value(key: str, value: object) -> bool:
+    """Whether `value` has the type state.json's `key` holds (a bool is no number)."""
+    kind = STATE_TYPES.get(key)
+    return kind is not None and isinstance(value, kind) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -310,16 +315,12 @@ class LineageState:
         values: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for key, value in data.items():
-            if key == "phase" and isinstance(value, str):
-                values[key] = Phase(value) if value in _PHASES else value
-            elif (
-                (key in _STATE_TEXT and isinstance(value, str))
-                or (key in _STATE_TABLES and isinstance(value, dict))
-                or (key == "failures" and isinstance(value, int) and not isinstance(value, bool))
-            ):
-                values[key] = value
-            else:
+            if not is_state_value(key, value):
                 extra[key] = value
+            elif key == "phase" and value in _PHASES:
+                values[key] = Phase(value)
+            else:
+                values[key] = value
         return cls(**values, extra=extra)
 
     def cleared(self, *keys: str) -> LineageState:
@@ -330,7 +331,7 @@ class LineageState:
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.extra)
-        for key in ("phase", *_STATE_TEXT, "failures", *_STATE_TABLES):
+        for key in STATE_TYPES:
             value = getattr(self, key)
             if value is not None:
                 data[key] = str(value) if key == "phase" else value

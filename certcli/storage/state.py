@@ -9,22 +9,19 @@ import tomllib
 from typing import Any
 
 from certcli.errors import StoreError
-from certcli.models import LineageSettings, LineageState, StateUpdate
+from certcli.models import (
+    STATE_TYPES,
+    LineageSettings,
+    LineageState,
+    StateUpdate,
+    is_state_value,
+)
 from certcli.storage.fsio import atomic_write, make_dirs, store_error
 from certcli.storage.locks import LockingStore
 from certcli.trust import check_path, read_trusted
 
 RENEW_INDEX = "renew-index.json"
 
-#: The types of the keys of state.json that certcli reads (null: not set).
-_STATE_TYPES: dict[str, type] = {
-    **dict.fromkeys(("phase", "phase_at", "last_attempt", "last_success"), str),
-    **dict.fromkeys(("last_error", "last_error_kind", "next_attempt"), str),
-    **dict.fromkeys(
-        ("dns", "ari", "revoked", "deploy_failed", "expiry_notice", "mismatch_notice"), dict
-    ),
-    "failures": int,
-}
 _KIND_NAMES = {str: "a string", dict: "a table", int: "a number"}
 
 
@@ -73,9 +70,9 @@ class StateStore(LockingStore):
             raise StoreError(f"cannot read {path}: {exc}") from None
         if not isinstance(state, dict):
             raise StoreError(f"cannot read {path}: not a JSON object", "remove the file")
-        for key, kind in _STATE_TYPES.items():
+        for key, kind in STATE_TYPES.items():
             value = state.get(key)
-            if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            if value is not None and not is_state_value(key, value):
                 raise StoreError(
                     f"cannot read {path}: {key} is {value!r}, not {_KIND_NAMES[kind]}",
                     "remove the key (or the file)",
