@@ -165,11 +165,10 @@ def upload(
         leaf_pem = x.cert_pem(leaf)
         chain_pem = b"".join(x.cert_pem(c) for c in chain)
         # an uploaded certificate: its names and key type; the lineage's settings stay
-        uploaded = LineageSettings(name, info.sans, Mode.CUSTOM, info.key_type)
-        if config is not None:
-            uploaded = dataclasses.replace(
-                config, domains=info.sans, mode=Mode.CUSTOM, key_type=info.key_type
-            )
+        base = config if config is not None else LineageSettings(name, info.sans)
+        uploaded = dataclasses.replace(
+            base, domains=info.sans, mode=Mode.CUSTOM, key_type=info.key_type
+        )
         version = store.add_version(
             name,
             version_files(leaf_pem, chain_pem, x.private_key_pem(key)),

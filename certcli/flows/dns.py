@@ -11,7 +11,7 @@ from certcli import challenges
 from certcli.challenges import dns01
 from certcli.domains import order_identifiers
 from certcli.errors import DnsNotReadyError
-from certcli.flows.plan import AcmeOptions, Plan, getters, make_plan, method_getter
+from certcli.flows.plan import AcmeOptions, Plan, lineage_getter, make_plan
 from certcli.models import LineageSettings
 from certcli.storage.protocol import Storage
 
@@ -49,7 +49,7 @@ def diagnose_lineage(
     answer = challenges.METHODS.get(str(lineage.challenge))
     if answer is None:
         return None
-    get = method_getter(getters(config, lineage)[0], AcmeOptions())
+    get = lineage_getter(config, lineage)
     return answer.diagnose(order_identifiers(lineage.domains), answer.settings(get, store))
 
 

@@ -152,3 +152,8 @@ def method_getter(get: Callable[..., Any], options: AcmeOptions) -> Get:
     before the lineage's and config.toml's."""
     given = {"webroot": options.webroot}
     return lambda key, default: get(key, given.get(key), default)
+
+
+def lineage_getter(config: dict[str, Any], lineage: LineageSettings) -> Get:
+    """The getter a lineage's method reads its settings with, nothing from the command line."""
+    return method_getter(getters(config, lineage)[0], AcmeOptions())

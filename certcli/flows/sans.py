@@ -16,7 +16,7 @@ from certcli.flows.deploy import attempt_deployed
 from certcli.flows.dns import fresh_cache
 from certcli.flows.notify import custom_next_step
 from certcli.flows.outcome import Outcome, Progress
-from certcli.flows.plan import AcmeOptions, getters, make_plan, method_getter
+from certcli.flows.plan import AcmeOptions, lineage_getter, make_plan
 from certcli.flows.session import Session
 from certcli.models import Action, LineageState, Mode, Phase
 from certcli.storage.protocol import Storage
@@ -71,7 +71,7 @@ def san_add(
         covered = [s for s in new if s not in missing]
         updated = replace(lineage, domains=lineage.domains + tuple(new))
         if lineage.mode is Mode.AUTO:
-            get = method_getter(getters(config, lineage)[0], AcmeOptions())
+            get = lineage_getter(config, lineage)
             check_identifiers(updated.domains, chosen(None, get), name)
         if new:
             store.write_settings(updated)
