@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -103,6 +103,37 @@ class ChallengeMethod(Protocol):
 
 #: The method a webroot implies when none is asked for.
 DEFAULT = "http-01"
+
+
+@dataclass(frozen=True)
+class CaFacts:
+    """What the store knows of the CA a lineage uses, before asking it anything: our
+    account's URL there (dns-account-01's label, dns-persist-01's record and RFC 8657 CAA
+    name it) and the CA's CAA identities from its kept directory (`meta.caaIdentities`,
+    which are also its dns-persist-01 issuer names)."""
+
+    directory_url: str
+    account_uri: str | None  # None: no account there yet (`certcli account register`)
+    caa_identities: tuple[str, ...]  # empty: unknown (no kept directory) or none announced
+    meta: dict[str, Any] = field(default_factory=dict)  # the directory's whole `meta`
+
+
+#: How old a kept directory may be and still name the CA's identities (they rarely change).
+FACTS_MAX_AGE = 30 * 86400
+
+
+def ca_facts(get: Get, store: Storage | None) -> CaFacts:
+    """The CA's facts for the server a getter resolves (`server`, else Let's Encrypt)."""
+    from certcli.config import LETSENCRYPT, resolve_server
+
+    url = resolve_server(str(get("server", None) or LETSENCRYPT))
+    account = store.read_account(url) if store is not None else None
+    directory = store.read_directory(url, FACTS_MAX_AGE) if store is not None else None
+    meta = directory.get("meta") if isinstance(directory, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    identities = meta.get("caaIdentities")
+    found = tuple(str(i).lower() for i in identities) if isinstance(identities, list) else ()
+    return CaFacts(url, account.uri if account else None, found, meta)
 
 
 def _registered() -> dict[str, ChallengeMethod]:

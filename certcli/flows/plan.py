@@ -149,8 +149,8 @@ def make_plan(
 
 def method_getter(get: Callable[..., Any], options: AcmeOptions) -> Get:
     """The getter a challenge method reads its settings with: the command line's webroot
-    before the lineage's and config.toml's."""
-    given = {"webroot": options.webroot}
+    and server before the lineage's and config.toml's."""
+    given = {"webroot": options.webroot, "server": options.server}
     return lambda key, default: get(key, given.get(key), default)
 
 
