@@ -305,7 +305,8 @@ SECTIONS = sorted({key.rsplit(".", 1)[0] for key in _KINDS if "." in key})
 
 #: Settings whose values are secrets: never shown in a message, never taken from argv.
 SECRET_KEYS = (
-    *(key for m in challenges.METHODS.values() for key in m.secret_keys),
+    # several methods share the providers' secrets: each key once
+    *dict.fromkeys(key for m in challenges.METHODS.values() for key in m.secret_keys),
     "notify.webhook",
 )
 

@@ -105,8 +105,12 @@ def make_resolver(servers: list[tuple[str, int]], timeout: float) -> dns.resolve
     return resolver
 
 
-def diagnose_one(san: str, target: str, resolver: dns.resolver.Resolver) -> Diagnosis:
-    name = challenge_name(san)
+def diagnose_one(
+    san: str, target: str, resolver: dns.resolver.Resolver, label: str | None = None
+) -> Diagnosis:
+    """One SAN's delegation; `label` scopes its challenge name to an account
+    (dns-account-01)."""
+    name = challenge_name(san, label)
     if name is None:
         raise UsageError(f"{san} is an IP address: DNS-01 cannot validate it", "use --webroot")
     expected = normalize_dns_name(target)
@@ -159,7 +163,11 @@ def _asked(resolver: dns.resolver.Resolver) -> str:
 
 
 def diagnose(
-    sans: list[str], target: str, servers: list[tuple[str, int]], timeout: float = 5.0
+    sans: list[str],
+    target: str,
+    servers: list[tuple[str, int]],
+    timeout: float = 5.0,
+    label: str | None = None,
 ) -> list[Diagnosis]:
     """Every SAN's diagnosis, checked concurrently, in the order given."""
     unique = list(dict.fromkeys(sans))
@@ -168,9 +176,9 @@ def diagnose(
         try:
             resolver = make_resolver(servers, timeout)
         except dns.exception.DNSException as exc:  # e.g. no /etc/resolv.conf
-            name = challenge_name(san) or san
+            name = challenge_name(san, label) or san
             return Diagnosis(san, name, DnsStatus.ERROR, normalize_dns_name(target), _short(exc))
-        return diagnose_one(san, target, resolver)
+        return diagnose_one(san, target, resolver, label)
 
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(unique)))) as pool:
         return list(pool.map(one, unique))

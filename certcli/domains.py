@@ -183,11 +183,13 @@ def validate_lineage_name(name: str) -> str:
     return name
 
 
-def challenge_name(identifier: str) -> str | None:
-    """`_acme-challenge.<base>`, where `*.x` has base `x`; IP identifiers have none."""
+def challenge_name(identifier: str, label: str | None = None) -> str | None:
+    """`_acme-challenge.<base>`, where `*.x` has base `x` (dns-account-01's is
+    `_<label>._acme-challenge.<base>`); IP identifiers have none."""
     if is_ip(identifier):
         return None
-    return f"_acme-challenge.{identifier.removeprefix('*.')}"
+    scope = f"_{label}." if label else ""
+    return f"{scope}_acme-challenge.{identifier.removeprefix('*.')}"
 
 
 def normalize_dns_name(name: str) -> str:

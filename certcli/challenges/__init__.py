@@ -103,6 +103,8 @@ class ChallengeMethod(Protocol):
 
 #: The method a webroot implies when none is asked for.
 DEFAULT = "http-01"
+#: The method `--dns` and `--wildcard` imply when none is asked for.
+DNS_DEFAULT = "dns-01"
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,8 @@ def names() -> list[str]:
 def method(name: str | None) -> ChallengeMethod:
     """The method of this name; a usage error when there is none."""
     found = METHODS.get(name or "")
+    if found is None and name:
+        raise UsageError(f"unknown challenge method {name!r}", f"use one of: {', '.join(METHODS)}")
     if found is None:
         raise UsageError(
             "no way to answer the CA's challenge",

@@ -41,6 +41,9 @@ class DnsSettings:
     #: Every provider's declared settings by provider name, then key (`[dns.<name>]`);
     #: may hold secrets.
     options: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    #: dns-account-01's label (of our account URL): its challenge names are
+    #: `_<label>._acme-challenge.<base>`; None for dns-01's `_acme-challenge.<base>`.
+    label: str | None = None
 
     def provider_options(self, provider: str) -> dict[str, Any]:
         """A provider's own settings, by key below `[dns.<provider>]`."""
@@ -54,8 +57,13 @@ class DelegationSolver:
     challenge_type = "dns-01"
 
     def __init__(
-        self, settings: DnsSettings, provider: Provider, journal: Journal | None = None
+        self,
+        settings: DnsSettings,
+        provider: Provider,
+        journal: Journal | None = None,
+        challenge_type: str = "dns-01",
     ) -> None:
+        self.challenge_type = challenge_type  # dns-account-01 writes its values alike
         self.settings = settings
         self.provider = provider
         self.journal = journal
@@ -185,7 +193,7 @@ def diagnose(identifiers: Sequence[str], dns: DnsSettings) -> list[Diagnosis]:
     """Every SAN's delegation as a resolver sees it now."""
     from certcli.dnscheck import diagnose as diagnose_all
 
-    return diagnose_all(list(identifiers), dns.target, dns.resolvers, dns.query_timeout)
+    return diagnose_all(list(identifiers), dns.target, dns.resolvers, dns.query_timeout, dns.label)
 
 
 def check(identifiers: Sequence[str], dns: DnsSettings) -> list[Diagnosis]:
@@ -273,7 +281,7 @@ class Delegation:
         from certcli.leftovers import Journal
 
         provider = make_provider(settings, interactive, ask)
-        return DelegationSolver(settings, provider, Journal(leftovers, self.name))
+        return DelegationSolver(settings, provider, Journal(leftovers, self.name), self.name)
 
     def check(self, identifiers: Sequence[str], settings: DnsSettings) -> list[Diagnosis]:
         return check(identifiers, settings)

@@ -23,6 +23,15 @@ def issue(
     wildcard: Annotated[
         bool, typer.Option(help="Add *.DOMAIN for each DOMAIN (implies --dns).")
     ] = False,
+    challenge: Annotated[
+        str | None,
+        typer.Option(
+            help="The ACME challenge to answer: http-01, dns-01, dns-account-01 or "
+            "dns-persist-01 (kept for renewals; --webroot implies http-01, --dns dns-01).",
+            show_default=False,
+            autocompletion=completion.challenges,
+        ),
+    ] = None,
     webroot: Annotated[
         str | None,  # as given: "" must not become Path(".")
         typer.Option(
@@ -118,7 +127,7 @@ def issue(
     from certcli.errors import UsageError
     from certcli.flows.issue import issue as do_issue
     from certcli.flows.issue import issue_each
-    from certcli.flows.plan import AcmeOptions
+    from certcli.flows.plan import AcmeOptions, asked_challenge
 
     rt = runtime(ctx)
     given = normalize_identifiers(domains)
@@ -137,8 +146,6 @@ def issue(
         list(dict.fromkeys([d, f"*.{d.removeprefix('*.')}"])) if wildcard else [d] for d in given
     ]
     names = list(dict.fromkeys(n for group in groups for n in group))
-    if (dns or wildcard) and webroot is not None:
-        raise UsageError("--webroot (HTTP-01) and --dns/--wildcard (DNS-01) exclude each other")
     if each and name is not None:
         raise UsageError(
             "--name and --each do not go together: --each names each lineage by its domain"
@@ -154,7 +161,7 @@ def issue(
         key_type=key_type,
         webroot=str(Path(webroot).absolute()) if webroot else webroot,  # "" is refused later
         preferred_chain=preferred_chain,
-        challenge="dns-01" if dns or wildcard else ("http-01" if webroot is not None else None),
+        challenge=asked_challenge(challenge, dns=dns or wildcard, webroot=webroot is not None),
         deploy_hook=deploy_hook,
         profile=profile,
     )

@@ -26,8 +26,17 @@ def status(
         ),
     ] = None,
     check_dns: Annotated[
-        bool, typer.Option(help="Check each DNS-01 lineage's delegation now (else: last check).")
+        bool, typer.Option(help="Check each DNS lineage's records now (else: last check).")
     ] = False,
+    challenge: Annotated[
+        str | None,
+        typer.Option(
+            help="With --check-dns: check as this challenge method would (say, before "
+            "moving lineages to it), not as each lineage's own.",
+            show_default=False,
+            autocompletion=completion.challenges,
+        ),
+    ] = None,
     fail_on: Annotated[
         str | None,
         typer.Option(
@@ -44,15 +53,17 @@ def status(
 
     if fail_on is not None and fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on {fail_on!r} is not one of: {', '.join(FAIL_ON)}")
+    if challenge is not None and not check_dns:
+        raise UsageError("--challenge goes with --check-dns")
     rt = runtime(ctx)
     now = rt.now()
     diagnose = None
     if check_dns:
         from functools import partial
 
-        from certcli.flows.dns import diagnose_lineage
+        from certcli.flows.dns import diagnose_lineage, diagnoser
 
-        diagnose = partial(diagnose_lineage, rt.store, rt.config)
+        diagnose = partial(diagnose_lineage, rt.store, rt.config, method=diagnoser(challenge))
     if name:
         reports = [lineage_report(rt.store, name, now, diagnose)]
     else:

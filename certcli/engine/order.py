@@ -3,6 +3,7 @@ authorization, answer them, poll until decided, finalize, download and check the
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,9 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import josepy as jose
+from acme import challenges as acme_challenges
 from acme import client as acme_client
 from acme import errors as acme_errors
 from acme import messages
+from cryptography.hazmat.primitives import hashes
 
 import certcli.engine.chain as chains  # by module: a fault test replaces split_chain
 from certcli import x509 as x
@@ -140,24 +143,61 @@ def answers(order: messages.OrderResource, solver_for: SolverFor, key: jose.JWK)
         identifier = f"*.{name}" if authz.body.wildcard else name
         solver = solver_for(identifier)
         challb = next(
-            (c for c in authz.body.challenges if c.chall.typ == solver.challenge_type), None
+            (c for c in authz.body.challenges if challenge_type(c) == solver.challenge_type), None
         )
         if challb is None:
-            offered = ", ".join(sorted({c.chall.typ for c in authz.body.challenges}))
+            offered = ", ".join(sorted({challenge_type(c) for c in authz.body.challenges}))
             raise AcmeError(
                 f"the CA offers no {solver.challenge_type} challenge for {identifier} "
                 f"(it offers {offered or 'none'})"
             )
-        response, validation = challb.chall.response_and_validation(key)
-        challenge = Challenge(
-            identifier=identifier,
-            type=solver.challenge_type,
-            token=challb.chall.encode("token"),
-            key_authorization=response.key_authorization,
-            validation=validation,
-        )
+        challenge, response = prepared(identifier, solver.challenge_type, challb, key)
         work.append(Answer(solver, challenge, challb, response))
     return work
+
+
+def challenge_type(challb: messages.ChallengeBody) -> str:
+    """A challenge's type, also of one the acme library does not know (dns-account-01,
+    dns-persist-01), which it keeps as plain JSON."""
+    chall = challb.chall
+    if isinstance(chall, acme_challenges.UnrecognizedChallenge):
+        return str(chall.jobj.get("type", ""))
+    return str(chall.typ)
+
+
+class EmptyResponse(jose.JSONObjectWithFields):
+    """The answer `{}`: what the drafts' methods post (the CA looks at DNS, not at us)."""
+
+
+def prepared(
+    identifier: str, typ: str, challb: messages.ChallengeBody, key: jose.JWK
+) -> tuple[Challenge, Any]:
+    """The challenge as a solver presents it, and the response to post. A type the acme
+    library does not know is answered with `{}`; its token, when it has one, gives the
+    key authorization and the DNS-01-style TXT value (base64url of its SHA-256), as
+    dns-account-01 uses them; dns-persist-01 has no token and needs neither."""
+    chall = challb.chall
+    if not isinstance(chall, acme_challenges.UnrecognizedChallenge):
+        response, validation = chall.response_and_validation(key)
+        token = chall.encode("token")
+        key_authorization = response.key_authorization
+    else:
+        response = EmptyResponse()
+        token = str(chall.jobj.get("token") or "")
+        key_authorization = validation = ""
+        if token:
+            thumbprint = jose.b64encode(key.thumbprint(hash_function=hashes.SHA256)).decode()
+            key_authorization = f"{token}.{thumbprint}"
+            digest = hashlib.sha256(key_authorization.encode()).digest()
+            validation = jose.b64encode(digest).decode()
+    challenge = Challenge(
+        identifier=identifier,
+        type=typ,
+        token=token,
+        key_authorization=key_authorization,
+        validation=validation,
+    )
+    return challenge, response
 
 
 def validate(
@@ -248,11 +288,16 @@ def validation_error(client: acme_client.ClientV2, order: messages.Order) -> Val
         authz, _ = client.poll(
             messages.AuthorizationResource(uri=url, body=messages.Authorization())
         )
-        for challenge in authz.body.challenges:
-            if challenge.error is not None:
-                name = ("*." if authz.body.wildcard else "") + authz.body.identifier.value
-                why = challenge.error.detail or challenge.error.typ
-                failures.append(f"{name} ({challenge.chall.typ}): {why}")
+        name = ("*." if authz.body.wildcard else "") + authz.body.identifier.value
+        found = [
+            f"{name} ({challenge_type(c)}): {c.error.detail or c.error.typ}"
+            for c in authz.body.challenges
+            if c.error is not None
+        ]
+        if not found and authz.body.status == messages.STATUS_INVALID:
+            # some CAs mark the authorization invalid and give no reason (dns-persist-01)
+            found = [f"{name}: the CA found it invalid and gave no reason"]
+        failures += found
     if not failures and order.error is not None:
         failures.append(order.error.detail or str(order.error.typ))
     return ValidationFailedError(

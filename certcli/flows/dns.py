@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from certcli import challenges
-from certcli.challenges import dns01
+from certcli.challenges import ChallengeMethod, dns01
 from certcli.domains import order_identifiers
 from certcli.errors import DnsNotReadyError
 from certcli.flows.plan import AcmeOptions, Plan, lineage_getter, make_plan
@@ -41,12 +41,21 @@ def fresh_cache(identifiers: list[str], plan: Plan) -> dict[str, Any] | None:
     return None if found is None else answer.cache(found, settings, datetime.now(UTC))
 
 
+def diagnoser(challenge: str | None) -> ChallengeMethod | None:
+    """The method `--challenge` names (checked now, before any lineage is read), or None
+    for each lineage's own."""
+    return challenges.method(challenge) if challenge else None
+
+
 def diagnose_lineage(
-    store: Storage, config: dict[str, Any], lineage: LineageSettings
+    store: Storage,
+    config: dict[str, Any],
+    lineage: LineageSettings,
+    method: ChallengeMethod | None = None,
 ) -> Sequence[Diagnosis] | None:
-    """A fresh diagnosis of a lineage's SANs by its method (None when it has nothing to
-    diagnose, as over HTTP-01, or when the lineage has no method)."""
-    answer = challenges.METHODS.get(str(lineage.challenge))
+    """A fresh diagnosis of a lineage's SANs by its method, or by `method` (None when it
+    has nothing to diagnose, as over HTTP-01, or when the lineage has no method)."""
+    answer = method or challenges.METHODS.get(str(lineage.challenge))
     if answer is None:
         return None
     get = lineage_getter(config, lineage)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from certcli import challenges
 from certcli.challenges import ChallengeMethod, Get, check_identifiers
 from certcli.config import LETSENCRYPT, LETSENCRYPT_STAGING, resolve_server, setting
+from certcli.errors import UsageError
 from certcli.models import DEFAULT_KEY_TYPE, LineageSettings
 from certcli.storage.protocol import Storage
 
@@ -145,6 +146,27 @@ def make_plan(
     if lineage is not None:
         check_identifiers(lineage.domains, plan.challenge, lineage.name)
     return plan
+
+
+def challenge_names() -> list[str]:
+    """Every challenge method's name, as `--challenge` takes it."""
+    return challenges.names()
+
+
+def asked_challenge(challenge: str | None, *, dns: bool, webroot: bool) -> str | None:
+    """The method the command line asks for: `--challenge`, else DNS-01 for `--dns` or
+    `--wildcard`, else HTTP-01 for `--webroot`, else None (the lineage's, or config's);
+    a usage error when they contradict each other."""
+    if dns and webroot:
+        raise UsageError("--webroot (HTTP-01) and --dns/--wildcard (DNS-01) exclude each other")
+    if challenge is None:
+        return challenges.DNS_DEFAULT if dns else (challenges.DEFAULT if webroot else None)
+    name = challenges.method(challenge).name  # an unknown name is refused here
+    if webroot and name != challenges.DEFAULT:
+        raise UsageError(f"--webroot answers {challenges.DEFAULT}: it excludes --challenge {name}")
+    if dns and name == challenges.DEFAULT:
+        raise UsageError(f"--dns and --wildcard answer over DNS: they exclude --challenge {name}")
+    return name
 
 
 def method_getter(get: Callable[..., Any], options: AcmeOptions) -> Get:

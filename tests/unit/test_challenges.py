@@ -28,14 +28,17 @@ def _getter(table: dict[str, Any]) -> Any:
 
 
 def test_the_registry_holds_one_method_per_challenge_type() -> None:
-    assert names() == ["http-01", "dns-01"]  # the default first, then by name
+    assert names() == ["http-01", "dns-01", "dns-account-01"]  # the default first, then by name
     modules = sorted(p.stem for p in Path(challenges.__file__).parent.glob("[!_]*.py"))
-    assert modules == ["dns01", "http01"]  # each module of the package is registered
+    assert modules == ["dns01", "dns_account01", "http01"]  # each module is registered
     assert all(METHODS[n].name == n for n in names())
     assert method("dns-01") is dns01.METHOD and method("http-01") is http01.METHOD
-    for unknown in (None, "", "tls-alpn-01"):
+    for unknown in (None, ""):
         with pytest.raises(UsageError, match="no way to answer the CA's challenge"):
             method(unknown)
+    with pytest.raises(UsageError, match="unknown challenge method 'tls-alpn-01'") as raised:
+        method("tls-alpn-01")
+    assert raised.value.hint == "use one of: " + ", ".join(names())
 
 
 def test_what_each_method_can_validate() -> None:
