@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from certcli.challenges.dns01 import san_json
+from certcli.challenges.dns01 import cached, san_json
 from certcli.domains import covered_in, san_index
 from certcli.errors import StoreError
 from certcli.models import (
@@ -45,10 +45,16 @@ class SanReport:
     dns_status: str | None = None
     expected_target: str | None = None
     found: str | None = None
+    challenge_name: str | None = None  # where the method looks (None: `_acme-challenge.`)
 
     def to_json(self) -> dict[str, Any]:
         return san_json(
-            self.name, self.dns_status, self.ssl_status.value, self.expected_target, self.found
+            self.name,
+            self.dns_status,
+            self.ssl_status.value,
+            self.expected_target,
+            self.found,
+            self.challenge_name,
         )
 
 
@@ -157,7 +163,7 @@ def _report(
     failed = recorded and state.last_error_kind != "dns_not_ready"
     cache = state.dns or {}
     if fresh_dns is not None:
-        dns = {d.san: {"status": d.status.value, "found": d.found} for d in fresh_dns}
+        dns = {d.san: cached(d) for d in fresh_dns}
         target = fresh_dns[0].expected_target if fresh_dns else None
     else:
         dns, target = cache.get("sans", {}), cache.get("target")
@@ -169,6 +175,7 @@ def _report(
             dns_status=dns.get(domain, {}).get("status"),
             expected_target=target if domain in dns else None,
             found=dns.get(domain, {}).get("found"),
+            challenge_name=dns.get(domain, {}).get("challenge_name"),
         )
         for domain in config.domains
     )

@@ -90,6 +90,27 @@ def acme(certcli: Certcli, lab: Lab) -> Certcli:
     return certcli.point_at(lab)
 
 
+@pytest.fixture
+def target() -> str:
+    """A delegation target of this test's own, so tests never see each other's values."""
+    import secrets
+
+    from tests.lab import DELEGATION_ZONE
+
+    return f"t-{secrets.token_hex(4)}.{DELEGATION_ZONE}"
+
+
+@pytest.fixture
+def dns(certcli: Certcli, lab: Lab, target: str) -> Certcli:
+    """certcli pointed at the lab, delegating DNS-01 to `target` (updated by RFC 2136)."""
+    certcli.point_at(lab)
+    certcli.config_dir.mkdir(parents=True, exist_ok=True)
+    path = certcli.config_dir / "config.toml"
+    path.write_text(lab.dns_config(target))
+    path.chmod(0o600)
+    return certcli
+
+
 def ok(run: Run) -> Run:
     """The run, once it is known to have succeeded (else its stderr is the failure)."""
     assert run.code == 0, run.stderr

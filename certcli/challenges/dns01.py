@@ -237,8 +237,17 @@ def cache(diagnoses: Sequence[Diagnosis], target: str, now: datetime) -> dict[st
     return {
         "checked_at": rfc3339(now),
         "target": target,
-        "sans": {d.san: {"status": d.status.value, "found": d.found} for d in diagnoses},
+        "sans": {d.san: cached(d) for d in diagnoses},
     }
+
+
+def cached(diagnosis: Diagnosis) -> dict[str, Any]:
+    """One SAN's diagnosis as state.json keeps it; its challenge name only when it is not
+    the SAN's `_acme-challenge` name (dns-account-01's)."""
+    entry = {"status": diagnosis.status.value, "found": diagnosis.found}
+    if diagnosis.challenge_name != challenge_name(diagnosis.san):
+        entry["challenge_name"] = diagnosis.challenge_name
+    return entry
 
 
 def san_json(

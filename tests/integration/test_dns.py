@@ -21,22 +21,6 @@ from tests.lab import ADMIN_KEY_NAME, DELEGATION_ZONE, SITE_ZONE, TSIG_ALGORITHM
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def target() -> str:
-    """A delegation target of this test's own, so tests never see each other's values."""
-    return f"t-{secrets.token_hex(4)}.{DELEGATION_ZONE}"
-
-
-@pytest.fixture
-def dns(certcli: Certcli, lab: Lab, target: str) -> Certcli:
-    certcli.point_at(lab)
-    certcli.config_dir.mkdir(parents=True, exist_ok=True)
-    path = certcli.config_dir / "config.toml"
-    path.write_text(lab.dns_config(target))
-    path.chmod(0o600)
-    return certcli
-
-
 def _name() -> str:
     return f"d{secrets.token_hex(3)}.{SITE_ZONE}"
 
