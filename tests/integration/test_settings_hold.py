@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Certcli, Run, ok, snapshot
-from tests.integration.test_dns import _name, dns, target  # noqa: F401 (fixtures)
+from tests.integration.test_dns import _name
 from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
@@ -144,7 +144,7 @@ def test_a_wildcard_over_http01_is_refused_before_any_request(acme: Certcli, lab
 
 
 def test_an_ip_over_dns01_is_refused_before_any_request(
-    dns: Certcli,  # noqa: F811
+    dns: Certcli,
     lab: Lab,
 ) -> None:
     requests = len(lab.acme_requests())
@@ -156,9 +156,9 @@ def test_an_ip_over_dns01_is_refused_before_any_request(
 
 
 def test_san_add_and_expand_refuse_a_name_the_lineage_cannot_validate(
-    dns: Certcli,  # noqa: F811
+    dns: Certcli,
     lab: Lab,
-    target: str,  # noqa: F811
+    target: str,
 ) -> None:
     http = "h.certcli.test"
     ok(dns("issue", http, "--webroot", lab.webroot, "--agree-tos"))
