@@ -63,7 +63,7 @@ class A2C:
 
     @classmethod
     def create(cls, lab: Lab, *, validity_days: int = 30) -> A2C:
-        directory = lab.directory / "a2c"
+        directory = lab.directory / "acme2certifier"  # not .lab/a2c, the virtualenv
         for sub in ("tls", "ca", "certs"):
             (directory / sub).mkdir(parents=True, exist_ok=True)
         return cls(lab, directory, free_port(), validity_days)
