@@ -38,6 +38,10 @@ dns_server_list: ["127.0.0.1"]
 [Nonce]
 nonce_check_disable: False
 
+[Account]
+# certcli registers without an email unless given one; a2c would refuse that
+contact_check_disable: True
+
 [CAhandler]
 handler_module: acme2certifier.cahandlers.openssl_ca_handler
 issuing_ca_key: {ca / "issuing.key"}
@@ -110,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["ACME_SRV_CONFIGFILE"] = str(write_config(directory, args.port, args.validity_days))
     move_ports(args.dns_port, args.http_port)
 
+    import werkzeug.serving
     from acme2certifier.share.acme2certifier_wsgi import application
     from werkzeug.serving import run_simple
+
+    werkzeug.serving._log_add_style = False  # plain request lines in the log file
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls = directory / "tls"
