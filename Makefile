@@ -58,8 +58,8 @@ pipx-check: $(VENV)/.installed
 	.pipx/bin/certcli --version
 	CERTCLI_CONFIG_DIR=$(CURDIR)/.pipx/store .pipx/bin/certcli status
 
-lab-up: $(VENV)/.installed system-packages
-	$(BIN)/python -m tests.lab up
+lab-up: $(VENV)/.installed system-packages lab-a2c
+	$(BIN)/python -m tests.lab up --a2c
 
 lab-down: $(VENV)/.installed
 	$(BIN)/python -m tests.lab down

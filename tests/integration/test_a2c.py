@@ -185,3 +185,24 @@ def _deadline() -> Any:
     import datetime
 
     return datetime.datetime.now() + datetime.timedelta(seconds=30)
+
+
+def test_http_01_is_fetched_from_the_lab_web_server(lab: Lab, a2c: A2C) -> None:
+    """a2c fetches port 80; its wrapper sends that to the lab's web server."""
+    from acme import challenges
+
+    acme, _ = _register(a2c)
+    name = _name("http")
+    order, _ = _order(acme, [name])
+    (authz,) = order.authorizations
+    challb = next(c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01))
+    response, validation = challb.chall.response_and_validation(acme.net.key)
+    path = lab.webroot / challb.chall.path.lstrip("/")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(validation)
+    fetched = len(lab.log("http").read_text().splitlines())
+    acme.answer_challenge(challb, response)
+    assert _authz_status(acme, authz.uri) == "valid"
+    assert challb.chall.path in "".join(lab.log("http").read_text().splitlines()[fetched:])
+    final = acme.poll_and_finalize(order, deadline=_deadline())
+    assert _sans(final.fullchain_pem) == [name]

@@ -105,10 +105,26 @@ class A2C:
         with urllib.request.urlopen(self.directory_url, timeout=5, context=context) as answer:
             return json.load(answer)
 
+    # -- persistence for `python -m tests.lab up --a2c` ----------------------------------
+
+    def save(self) -> None:
+        data = {"port": self.port, "validity_days": self.validity_days, "pid": self.pid}
+        (self.directory / "a2c.json").write_text(json.dumps(data))
+
+    @classmethod
+    def load(cls, lab: Lab) -> A2C | None:
+        """The a2c that `up --a2c` started on this lab, if any."""
+        path = lab.directory / "acme2certifier" / "a2c.json"
+        if not path.exists():
+            return None
+        return cls(lab, path.parent, **json.loads(path.read_text()))
+
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
         interpreter = python()
+        # a new issuing CA each start, so no accounts or orders from an earlier one either
+        (self.directory / "acme_srv.db").unlink(missing_ok=True)
         self._make_certificates()
         argv = [str(interpreter), str(SERVER), "--dir", str(self.directory)]
         argv += ["--port", str(self.port), "--dns-port", str(self.lab.dns_port)]
@@ -137,7 +153,7 @@ class A2C:
         if self.pid is None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGTERM)
+            os.killpg(self.pid, signal.SIGTERM)  # its own group: start_new_session
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and _alive(self.pid):
             time.sleep(0.05)
@@ -145,6 +161,7 @@ class A2C:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
         self.pid = None
+        (self.directory / "a2c.json").unlink(missing_ok=True)
 
     def _make_certificates(self) -> None:
         tls, ca_dir = self.directory / "tls", self.directory / "ca"
