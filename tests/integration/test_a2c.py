@@ -13,6 +13,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import josepy as jose
@@ -123,6 +124,7 @@ def test_dns_persist_01_validates_and_issues_with_no_dns_write(lab: Lab, a2c: A2
     challenge = _persist_challenge(acme, authz.uri)
     assert challenge["status"] == "pending"
     assert challenge["issuer-domain-names"] == [ISSUER_DOMAIN]
+    assert challenge["accounturi"] == account  # a2c names the account it expects
     assert "token" not in challenge  # it comes with the answer
     _answer_all(acme, order)
     assert _authz_status(acme, authz.uri) == "valid"
@@ -206,3 +208,14 @@ def test_http_01_is_fetched_from_the_lab_web_server(lab: Lab, a2c: A2C) -> None:
     assert challb.chall.path in "".join(lab.log("http").read_text().splitlines()[fetched:])
     final = acme.poll_and_finalize(order, deadline=_deadline())
     assert _sans(final.fullchain_pem) == [name]
+
+
+def test_a_missing_install_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.lab import LabError
+    from tests.lab.a2c import python
+
+    monkeypatch.setenv("CERTCLI_LAB_A2C_VENV", str(tmp_path / "none"))
+    with pytest.raises(LabError, match=r"run `make lab-a2c`"):
+        python()
