@@ -2,7 +2,8 @@
 
 Used as session fixtures by tests/conftest.py and by hand through `python -m tests.lab up`
 (and `down`), which `make demo` uses. Every port is a free 127.0.0.1 port; every name the
-servers look up resolves inside the lab (see ../../docs/testing.md).
+servers look up resolves inside the lab (see ../../docs/testing.md). A second CA,
+acme2certifier, starts on top of a Lab: tests/lab/a2c.py.
 """
 
 from __future__ import annotations
