@@ -203,8 +203,11 @@ def test_http_01_is_fetched_from_the_lab_web_server(lab: Lab, a2c: A2C) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(validation)
     fetched = len(lab.log("http").read_text().splitlines())
-    acme.answer_challenge(challb, response)
-    assert _authz_status(acme, authz.uri) == "valid"
+    try:
+        acme.answer_challenge(challb, response)
+        assert _authz_status(acme, authz.uri) == "valid"
+    finally:
+        path.unlink()  # the session's webroot: other tests check that no token is left
     assert challb.chall.path in "".join(lab.log("http").read_text().splitlines()[fetched:])
     final = acme.poll_and_finalize(order, deadline=_deadline())
     assert _sans(final.fullchain_pem) == [name]
