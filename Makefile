@@ -4,9 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 .PHONY: test lint unit demo bench bench-tools lab-up lab-down system-packages completions dist \
-	pipx-check clean
+	pipx-check clean lab-a2c
 
-test: $(VENV)/.installed system-packages lint
+# acme2certifier, the lab's second ACME CA, in a virtualenv of its own (its pins, in
+# tests/lab/a2c-requirements.txt, never meet certcli's).
+A2C_VENV := .lab/a2c
+
+test: $(VENV)/.installed system-packages lab-a2c lint
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
@@ -54,8 +58,8 @@ pipx-check: $(VENV)/.installed
 	.pipx/bin/certcli --version
 	CERTCLI_CONFIG_DIR=$(CURDIR)/.pipx/store .pipx/bin/certcli status
 
-lab-up: $(VENV)/.installed system-packages
-	$(BIN)/python -m tests.lab up
+lab-up: $(VENV)/.installed system-packages lab-a2c
+	$(BIN)/python -m tests.lab up --a2c
 
 lab-down: $(VENV)/.installed
 	$(BIN)/python -m tests.lab down
@@ -70,6 +74,14 @@ $(VENV)/.installed: pyproject.toml
 
 system-packages:
 	@sh tests/lab/install-packages.sh
+
+lab-a2c: $(A2C_VENV)/.installed
+
+$(A2C_VENV)/.installed: tests/lab/a2c-requirements.txt
+	rm -rf $(A2C_VENV)
+	$(PYTHON) -m venv $(A2C_VENV)
+	$(A2C_VENV)/bin/pip install --quiet -r tests/lab/a2c-requirements.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) .bench .pipx .pytest_cache .ruff_cache .lab *.egg-info build dist

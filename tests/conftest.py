@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.lab import Lab, LabError
+from tests.lab.a2c import A2C
 from tests.lab.localca import LocalCA
 
 CERTCLI = Path(sys.executable).with_name("certcli")
@@ -172,6 +173,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 _LABS: list[Lab] = []
+_A2CS: list[A2C] = []
+
+
+@pytest.fixture(scope="session")
+def a2c(lab: Lab) -> Iterator[A2C]:
+    """acme2certifier, a second real ACME CA, on the session lab's BIND and web server; it
+    fails the tests that need it, saying how to install it, when its virtualenv is missing."""
+    instance = A2C.create(lab)
+    try:
+        instance.start()
+    except LabError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    _A2CS.append(instance)
+    yield instance
+    instance.stop()
+    _A2CS.remove(instance)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -186,6 +203,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                 if log.exists():
                     tail = log.read_text(errors="replace")[-4000:]
                     report.sections.append((f"lab {service} log (tail)", tail))
+        for server in _A2CS:
+            if server.log.exists():
+                tail = server.log.read_text(errors="replace")[-4000:]
+                report.sections.append(("lab a2c log (tail)", tail))
 
 
 # -- a second, unprivileged local user -----------------------------------------------------

@@ -68,6 +68,19 @@ def test_rfc2136_update_with_tsig_adds_and_removes_txt(lab: Lab) -> None:
         _resolver(lab).resolve(name, "TXT")
 
 
+def test_dns_updates_counts_every_update_message_accepted_or_not(lab: Lab) -> None:
+    before = lab.dns_updates()
+    lab.update(SITE_ZONE, ("replace", f"count.{SITE_ZONE}", "TXT", ['"a"', '"b"']))
+    lab.update(SITE_ZONE, ("delete", f"count.{SITE_ZONE}", "TXT", []))
+    unsigned = dns.update.UpdateMessage(SITE_ZONE)
+    unsigned.add("count", 60, "TXT", '"c"')
+    answer = dns.query.tcp(unsigned, "127.0.0.1", port=lab.dns_port, timeout=5)
+    assert answer.rcode() == dns.rcode.REFUSED
+    # a query is no update
+    _resolver(lab).resolve(f"www.{SITE_ZONE}", "A")
+    assert lab.dns_updates() == before + 3
+
+
 def test_rfc2136_update_with_the_wrong_secret_is_refused(lab: Lab) -> None:
     import dns.tsigkeyring
 

@@ -2,7 +2,8 @@
 
 Used as session fixtures by tests/conftest.py and by hand through `python -m tests.lab up`
 (and `down`), which `make demo` uses. Every port is a free 127.0.0.1 port; every name the
-servers look up resolves inside the lab (see ../../docs/testing.md).
+servers look up resolves inside the lab (see ../../docs/testing.md). A second CA,
+acme2certifier, starts on top of a Lab: tests/lab/a2c.py.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class Lab:
     acme_tsig_secret: str
     admin_tsig_secret: str
     certificate_validity: int
+    stats_port: int = 0  # BIND's statistics channel (for dns_updates)
     pebble_env: dict[str, str] = field(default_factory=dict)
     eab_keys: dict[str, str] = field(default_factory=dict)  # kid -> base64url HMAC key
     pids: dict[str, int] = field(default_factory=dict)
@@ -231,6 +233,14 @@ class Lab:
             for r in rrset
         )
 
+    def dns_updates(self) -> int:
+        """How many DNS UPDATE messages BIND has received since it started, accepted or not
+        (its statistics channel's count of incoming UPDATE opcodes): a test takes it before
+        and after a run to assert how many DNS writes the run made."""
+        url = f"http://127.0.0.1:{self.stats_port}/json/v1/server"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(json.load(response).get("opcodes", {}).get("UPDATE", 0))
+
     # -- persistence for `python -m tests.lab` ------------------------------------------
 
     def save(self) -> None:
@@ -269,6 +279,7 @@ class Lab:
             acme_tsig_secret=base64.b64encode(secrets.token_bytes(32)).decode(),
             admin_tsig_secret=base64.b64encode(secrets.token_bytes(32)).decode(),
             certificate_validity=certificate_validity,
+            stats_port=free_port(),
             pebble_env=pebble_env or {},
             eab_keys=eab_keys or {},
         )
@@ -384,6 +395,7 @@ options {{
     session-keyfile "{bind}/session.key";
 }};
 controls {{ }};
+statistics-channels {{ inet 127.0.0.1 port {self.stats_port} allow {{ 127.0.0.1; }}; }};
 key "{ACME_KEY_NAME}" {{ algorithm {TSIG_ALGORITHM}; secret "{self.acme_tsig_secret}"; }};
 key "{ADMIN_KEY_NAME}" {{ algorithm {TSIG_ALGORITHM}; secret "{self.admin_tsig_secret}"; }};
 {chr(10).join(zone_conf)}
