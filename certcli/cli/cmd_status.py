@@ -96,7 +96,10 @@ def _renew_at(r: LineageReport, now: datetime, detail: bool = False) -> str:
     if r.renew_at is None:
         return "never (uploaded)" if detail else "-"
     if r.renew_at <= now:
-        return "due: at the next `certcli renew`" if detail else "due"
+        if not detail:
+            return "due"
+        # a failed lineage waits for its backoff (the Next attempt line)
+        return "due, from the next attempt on" if r.next_attempt else "due: at the next renew"
     return rfc3339(r.renew_at) if detail else r.renew_at.strftime("%Y-%m-%d")
 
 
