@@ -133,16 +133,19 @@ def renew_at(
     *,
     revoked_serial: str | None = None,
     ari: tuple[datetime, datetime] | None = None,
+    tried_at: datetime | None = None,
 ) -> datetime:
     """When `renew` renews an ACME lineage, if nothing changes: the moment `not_due_until`
-    names (the ARI moment, else the lifetime rule), which is past once it is due by time;
-    `now` when `renewal_reason` finds it due for another reason (revoked, a name not
-    covered, no certificate). A backoff after failures may hold it later still."""
-    reason = renewal_reason(live, domains, now, revoked_serial=revoked_serial, ari=ari)
+    names (the ARI moment, else the lifetime rule), which is past once it is due by time.
+    Due for another reason (revoked, a name not covered): since the certificate's start;
+    without a certificate: since the last attempt (`tried_at`), else now. Past moments
+    that stay put, so that two looks at one store agree. A backoff after failures may hold
+    it later still."""
     if live is None:
-        return now
+        return tried_at if tried_at is not None and tried_at <= now else now
     until = not_due_until(live, ari)
-    return min(until, now) if reason is not None else until
+    due = renewal_reason(live, domains, now, revoked_serial=revoked_serial, ari=ari)
+    return live.not_before if due and until > now else until
 
 
 def stored_ari(ari: Mapping[str, Any] | None) -> tuple[datetime, datetime] | None:

@@ -21,6 +21,7 @@ from certcli.models import (
     LineageStatus,
     Mode,
     SslStatus,
+    parse_rfc3339,
     rfc3339,
 )
 from certcli.renewal import days_left, deploy_pending, lineage_statuses, renew_at, stored_ari
@@ -212,6 +213,7 @@ def _renew_at(
         now,
         revoked_serial=(state.revoked or {}).get("serial"),
         ari=stored_ari(state.ari) if cert else None,
+        tried_at=parse_rfc3339(state.last_attempt) if state.last_attempt else None,
     )
 
 

@@ -243,6 +243,7 @@ def test_account_config_revoke_delete(scenario: Scenario, lab: Lab) -> None:
     assert scenario.doc("account update")["contact"] == ["mailto:ops@certcli.test"]
     assert scenario.doc("account rollover")["uri"] == shown["uri"]
     assert scenario.doc("account rollover")["persist_records_valid"] is True
+    assert scenario.doc("account deactivate")["persist_records_valid"] is False
     assert scenario.doc("account register")["created_now"] is True
     assert scenario.doc("account register")["uri"] == shown["uri"]
     assert "key" not in {k.lower() for k in shown}

@@ -282,12 +282,14 @@ def test_renew_at_is_the_ari_moment_else_the_lifetime_rule() -> None:
     # a window past the last twentieth: that one comes first, whatever ARI says
     late = (T0 + timedelta(days=89), T0 + timedelta(days=90))
     assert renew_at(info, names, before, ari=late) == last_twentieth(info)
-    # due by time: the moment it became due; due for another reason: now
+    # due by time: the moment it became due; due for another reason: a moment in the past
+    # that stays put (the certificate's start; without one, the last attempt, else now)
     after = T0 + timedelta(days=70)
     assert renew_at(info, names, after) == T0 + timedelta(days=60)
-    assert renew_at(info, names, before, revoked_serial="1") == before
-    assert renew_at(info, (*names, "www.example.com"), before) == before
+    assert renew_at(info, names, before, revoked_serial="1") == info.not_before
+    assert renew_at(info, (*names, "www.example.com"), before) == info.not_before
     assert renew_at(None, names, before) == before
+    assert renew_at(None, names, before, tried_at=T0) == T0
     # no window yet, or none kept for a CA without ARI
     assert stored_ari({"url": "u", "next_check": "2026-03-01T00:00:00Z"}) is None
     assert stored_ari(None) is None and stored_ari({}) is None
