@@ -151,11 +151,8 @@ def account_register(
         eab_hmac_key=caoptions.eab_hmac_key(eab_kid, eab_hmac_key, eab_hmac_key_file),
     )
     account, created = register(rt.store, rt.config, options, session(rt).accept_tos, rt.out.warn)
-    verb = (
-        "Registered a new account at the CA."
-        if created
-        else ("This CA's account is already registered (the CA was not asked).")
-    )
+    already = "This CA's account is already registered (the CA was not asked)."
+    verb = "Registered a new account at the CA." if created else already
     _show_account(rt, account, verb, created_now=created)
 
 
