@@ -303,7 +303,8 @@ class LineageState:
     next_attempt: str | None = None  # no attempt before it (backoff)
     failures: int | None = None  # attempts failed in a row
     dns: dict[str, Any] | None = None  # the last CNAME Check: target and sans
-    ari: dict[str, Any] | None = None  # the CA's renewal window: id, start, end, ...
+    # the CA's renewal window: url, start, end, fraction, next_check, explanation_url
+    ari: dict[str, Any] | None = None
     revoked: dict[str, Any] | None = None  # serial, reason, at
     deploy_failed: dict[str, Any] | None = None  # version, at, error
     expiry_notice: dict[str, Any] | None = None  # the last notice sent, not to repeat it

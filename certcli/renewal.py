@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from certcli.models import CertInfo, LineageStatus
+from certcli.models import CertInfo, LineageStatus, parse_rfc3339
 
 SHORT_LIVED = timedelta(days=10)
 
@@ -124,6 +124,37 @@ def not_due_until(live: CertInfo, ari: tuple[datetime, datetime] | None) -> date
     if ari is not None:
         return min(ari[0], ari[1], last_twentieth(live))
     return renewal_window_start(live.not_before, live.not_after)
+
+
+def renew_at(
+    live: CertInfo | None,
+    domains: tuple[str, ...],
+    now: datetime,
+    *,
+    revoked_serial: str | None = None,
+    ari: tuple[datetime, datetime] | None = None,
+    tried_at: datetime | None = None,
+) -> datetime:
+    """When `renew` renews an ACME lineage, if nothing changes: the moment `not_due_until`
+    names (the ARI moment, else the lifetime rule), which is past once it is due by time.
+    Due for another reason (revoked, a name not covered): since the certificate's start;
+    without a certificate: since the last attempt (`tried_at`), else now. Past moments
+    that stay put, so that two looks at one store agree. A backoff after failures may hold
+    it later still."""
+    if live is None:
+        return tried_at if tried_at is not None and tried_at <= now else now
+    until = not_due_until(live, ari)
+    due = renewal_reason(live, domains, now, revoked_serial=revoked_serial, ari=ari)
+    return live.not_before if due and until > now else until
+
+
+def stored_ari(ari: Mapping[str, Any] | None) -> tuple[datetime, datetime] | None:
+    """The (chosen moment, window end) that state.json's `ari` entry holds, as
+    `renewal_reason` takes them; None before the CA has given a window."""
+    if not ari or "url" not in ari or "start" not in ari:
+        return None
+    start, end = parse_rfc3339(ari["start"]), parse_rfc3339(ari["end"])
+    return ari_moment(start, end, float(ari["fraction"])), end
 
 
 #: Let's Encrypt's integration guide: 1 min, 10 min, 100 min, then once a day.

@@ -21,9 +21,10 @@ from certcli.models import (
     LineageStatus,
     Mode,
     SslStatus,
+    parse_rfc3339,
     rfc3339,
 )
-from certcli.renewal import days_left, deploy_pending, lineage_statuses
+from certcli.renewal import days_left, deploy_pending, lineage_statuses, renew_at, stored_ari
 from certcli.storage.protocol import Storage
 
 FAIL_ON: dict[str, frozenset[LineageStatus]] = {
@@ -73,6 +74,8 @@ class LineageReport:
     error_kind: str | None = None
     next_attempt: str | None = None
     deploy_error: str | None = None  # the live version's deploy hook failed (and when)
+    renew_at: datetime | None = None  # when `renew` renews it (None: never, as uploaded)
+    ari_explanation_url: str | None = None  # the CA's page on its renewal window
 
     @property
     def status(self) -> LineageStatus:
@@ -100,6 +103,8 @@ class LineageReport:
             "next_attempt": self.next_attempt,
             "deploy_failed": self.deploy_error is not None,
             "deploy_error": self.deploy_error,
+            "renew_at": rfc3339(self.renew_at) if self.renew_at else None,
+            "ari_explanation_url": self.ari_explanation_url,
             "sans": [s.to_json() for s in self.sans],
         }
 
@@ -181,6 +186,8 @@ def _report(
     )
     dns_flags = frozenset(_DNS_STATUS[s.dns_status] for s in sans if s.dns_status in _DNS_STATUS)
     statuses = lineage_statuses(cert, now, failed=failed, dns=dns_flags, domains=config.domains)
+    ari = state.ari or {}
+    explanation = ari.get("explanation_url")
     return LineageReport(
         name=config.name,
         domains=config.domains,
@@ -195,6 +202,25 @@ def _report(
         error_kind=state.last_error_kind if error else None,
         next_attempt=state.next_attempt,
         deploy_error=_deploy_error(state, version),
+        renew_at=_renew_at(config, cert, state, now),
+        ari_explanation_url=explanation if isinstance(explanation, str) else None,
+    )
+
+
+def _renew_at(
+    config: LineageSettings, cert: CertInfo | None, state: LineageState, now: datetime
+) -> datetime | None:
+    """When `renew` renews an ACME lineage, from the ARI window state.json keeps (no CA is
+    asked); None for an uploaded one, which is never renewed."""
+    if config.mode is Mode.CUSTOM:
+        return None
+    return renew_at(
+        cert,
+        config.domains,
+        now,
+        revoked_serial=(state.revoked or {}).get("serial"),
+        ari=stored_ari(state.ari) if cert else None,
+        tried_at=parse_rfc3339(state.last_attempt) if state.last_attempt else None,
     )
 
 

@@ -25,6 +25,7 @@ COMMAND_SCHEMAS: dict[str, str] = {
     "dns check": "dns-check.schema.json",
     "revoke": "revoke.schema.json",
     "delete": "delete.schema.json",
+    "account register": "account-register.schema.json",
     "account show": "account.schema.json",
     "account update": "account.schema.json",
     "account rollover": "account.schema.json",

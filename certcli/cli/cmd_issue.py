@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +9,14 @@ import typer
 from typer.models import TyperPath
 
 from certcli import keytypes
-from certcli.cli import completion
+from certcli.cli import caoptions, completion
+from certcli.cli.caoptions import (
+    AgreeTosOption,
+    EabHmacKeyFileOption,
+    EabHmacKeyOption,
+    EabKidOption,
+    EmailOption,
+)
 from certcli.cli.runtime import runtime, session
 
 
@@ -51,8 +57,8 @@ def issue(
             autocompletion=completion.servers,
         ),
     ] = None,
-    email: Annotated[str | None, typer.Option(help="Contact for the new account.")] = None,
-    agree_tos: Annotated[bool, typer.Option(help="Accept the CA's terms of service.")] = False,
+    email: EmailOption = None,
+    agree_tos: AgreeTosOption = False,
     key_type: Annotated[
         str | None,
         typer.Option(
@@ -61,26 +67,9 @@ def issue(
             autocompletion=completion.key_types,
         ),
     ] = None,
-    eab_kid: Annotated[
-        str | None,
-        typer.Option(help="External Account Binding key ID.", envvar="CERTCLI_EAB_KID"),
-    ] = None,
-    eab_hmac_key: Annotated[
-        str | None,
-        typer.Option(
-            help="External Account Binding HMAC key (base64url); other users can see a "
-            "command line: prefer --eab-hmac-key-file or the environment.",
-            envvar="CERTCLI_EAB_HMAC_KEY",
-            show_default=False,
-        ),
-    ] = None,
-    eab_hmac_key_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="Read the EAB HMAC key from this file's first line ('-': stdin).",
-            show_default=False,
-        ),
-    ] = None,
+    eab_kid: EabKidOption = None,
+    eab_hmac_key: EabHmacKeyOption = None,
+    eab_hmac_key_file: EabHmacKeyFileOption = None,
     profile: Annotated[
         str | None,
         typer.Option(help="An ACME profile the CA offers (kept for renewals).", show_default=False),
@@ -131,16 +120,7 @@ def issue(
 
     rt = runtime(ctx)
     given = normalize_identifiers(domains)
-    if eab_hmac_key_file is not None:
-        if eab_hmac_key:
-            raise UsageError("--eab-hmac-key and --eab-hmac-key-file exclude each other")
-        eab_hmac_key = _read_key_file(eab_hmac_key_file)
-    if bool(eab_kid) != bool(eab_hmac_key):
-        raise UsageError(
-            "External Account Binding needs both --eab-kid and --eab-hmac-key",
-            "give the key ID and the HMAC key from your CA account "
-            "(or CERTCLI_EAB_KID and CERTCLI_EAB_HMAC_KEY)",
-        )
+    eab_hmac_key = caoptions.eab_hmac_key(eab_kid, eab_hmac_key, eab_hmac_key_file)
     # with --wildcard each domain brings *.domain; --each keeps the two in one lineage
     groups = [
         list(dict.fromkeys([d, f"*.{d.removeprefix('*.')}"])) if wildcard else [d] for d in given
@@ -198,15 +178,3 @@ def issue(
                 )
             ]
     report(rt, outcomes, single_error=not each)
-
-
-def _read_key_file(path: Path) -> str:
-    """The first line of a key file, or of stdin for '-'."""
-    from certcli.errors import UsageError
-    from certcli.inputs import read_input
-
-    data = sys.stdin.buffer.readline() if str(path) == "-" else read_input(path, "EAB HMAC key")
-    key = data.decode(errors="replace").split("\n", 1)[0].strip()
-    if not key:
-        raise UsageError(f"the EAB HMAC key file {path} is empty")
-    return key

@@ -7,8 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from certcli.cli import completion
-from certcli.cli.runtime import Runtime, runtime
+from certcli.cli import caoptions, completion
+from certcli.cli.caoptions import (
+    AgreeTosOption,
+    EabHmacKeyFileOption,
+    EabHmacKeyOption,
+    EabKidOption,
+    EmailOption,
+)
+from certcli.cli.runtime import Runtime, runtime, session
 
 if TYPE_CHECKING:
     from certcli.models import Account
@@ -90,7 +97,18 @@ ServerOption = Annotated[
 ]
 
 
-def _show_account(rt: Runtime, account: Account, verb: str) -> None:
+# What an account change does to the dns-persist-01 records that name the account's URL.
+_PERSIST_KEPT = (
+    "dns-persist-01 records name the account URL, which a key rollover keeps: they stay valid."
+)
+_PERSIST_ENDED = (
+    "dns-persist-01 records name this account's URL: deactivating it ends every one of "
+    "them; re-publish them with the new account's URL (`certcli account register` prints it)."
+)
+
+
+def _show_account(rt: Runtime, account: Account, verb: str, *notes: str, **extra: bool) -> None:
+    """The account's fields (and `extra`, in JSON only), after `verb` and `notes`."""
     data = {
         "directory": account.directory,
         "uri": account.uri,
@@ -99,13 +117,43 @@ def _show_account(rt: Runtime, account: Account, verb: str) -> None:
         "created": account.created,
     }
     if rt.out.json_mode:
-        rt.out.emit_json(data)
+        rt.out.emit_json(data | extra)
         return
-    if verb:
-        rt.out.info(verb)
+    for message in (verb, *notes):
+        if message:
+            rt.out.info(message)
     for key, value in data.items():
         shown = ", ".join(value) if isinstance(value, list) else value
         rt.out.line(f"{key + ':':<18} {shown or '-'}")
+
+
+@account_app.command("register")
+def account_register(
+    ctx: typer.Context,
+    server: ServerOption = None,
+    email: EmailOption = None,
+    agree_tos: AgreeTosOption = False,
+    eab_kid: EabKidOption = None,
+    eab_hmac_key: EabHmacKeyOption = None,
+    eab_hmac_key_file: EabHmacKeyFileOption = None,
+) -> None:
+    """Create the account at the CA before any issuance and print its URL (an account
+    already stored is reported, not an error)."""
+    from certcli.flows.account import register
+    from certcli.flows.plan import AcmeOptions
+
+    rt = runtime(ctx)
+    options = AcmeOptions(
+        server=server,
+        email=email,
+        agree_tos=agree_tos,
+        eab_kid=eab_kid,
+        eab_hmac_key=caoptions.eab_hmac_key(eab_kid, eab_hmac_key, eab_hmac_key_file),
+    )
+    account, created = register(rt.store, rt.config, options, session(rt).accept_tos, rt.out.warn)
+    already = "This CA's account is already registered (the CA was not asked)."
+    verb = "Registered a new account at the CA." if created else already
+    _show_account(rt, account, verb, created_now=created)
 
 
 @account_app.command("show")
@@ -138,7 +186,13 @@ def account_rollover(ctx: typer.Context, server: ServerOption = None) -> None:
 
     rt = runtime(ctx)
     account = rollover(rt.store, rt.config, server)
-    _show_account(rt, account, "The account key was replaced at the CA.")
+    _show_account(
+        rt,
+        account,
+        "The account key was replaced at the CA.",
+        _PERSIST_KEPT,
+        persist_records_valid=True,
+    )
 
 
 @account_app.command("deactivate")
@@ -155,7 +209,9 @@ def account_deactivate(
     if not yes and not (rt.out.stdin_tty and rt.out.confirm("Deactivate the account for good?")):
         raise NotConfirmedError("the account was not deactivated", "add --yes")
     account = deactivate(rt.store, rt.config, server)
-    _show_account(rt, account, "The account was deactivated.")
+    _show_account(
+        rt, account, "The account was deactivated.", _PERSIST_ENDED, persist_records_valid=False
+    )
 
 
 config_app = typer.Typer(help="Read or change config.toml.", no_args_is_help=True)

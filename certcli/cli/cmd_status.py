@@ -11,6 +11,8 @@ from certcli.cli.runtime import runtime
 from certcli.cli.tables import LABELS, san_table
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from certcli.cli.output import Output
     from certcli.report import LineageReport
 
@@ -71,9 +73,9 @@ def status(
     if rt.out.json_mode:
         rt.out.emit_json({"lineages": [r.to_json() for r in reports]})
     elif name:
-        _detail(rt.out, reports[0])
+        _detail(rt.out, reports[0], now)
     elif reports:
-        _table(rt.out, reports)
+        _table(rt.out, reports, now)
     else:
         rt.out.info(f"No certificates in {rt.store.certs_dir} yet.")
     if fail_on and fail_on_matches(reports, fail_on):
@@ -98,7 +100,21 @@ def _days_style(report: LineageReport) -> str | None:
     return "red" if "expired" in statuses else "yellow" if "expiring" in statuses else "green"
 
 
-def _table(out: Output, reports: list[LineageReport]) -> None:
+def _renew_at(r: LineageReport, now: datetime, detail: bool = False) -> str:
+    """When renew renews it: its day (its moment in detail), "due" once that has come."""
+    from certcli.models import rfc3339
+
+    if r.renew_at is None:
+        return "never (uploaded)" if detail else "-"
+    if r.renew_at <= now:
+        if not detail:
+            return "due"
+        # a failed lineage waits for its backoff (the Next attempt line)
+        return "due, from the next attempt on" if r.next_attempt else "due: at the next renew"
+    return rfc3339(r.renew_at) if detail else r.renew_at.strftime("%Y-%m-%d")
+
+
+def _table(out: Output, reports: list[LineageReport], now: datetime) -> None:
     rows, styles = [], []
     for r in reports:
         cert = r.certificate
@@ -110,16 +126,16 @@ def _table(out: Output, reports: list[LineageReport]) -> None:
                 cert.issuer if cert else "-",
                 cert.not_after.strftime("%Y-%m-%d") if cert else "-",
                 str(r.days_left) if r.days_left is not None else "-",
-                _status_text(r),
+                _renew_at(r, now),
+                _status_text(r),  # last, as scripts read it
             ]
         )
-        styles.append([None, None, None, None, None, _days_style(r), _status_style(r)])
-    out.table(
-        ["Name", "Domains", "Mode", "Issuer", "Not After", "Days Left", "Status"], rows, styles
-    )
+        styles.append([None, None, None, None, None, _days_style(r), None, _status_style(r)])
+    headers = ["Name", "Domains", "Mode", "Issuer", "Not After", "Days Left", "Renew At", "Status"]
+    out.table(headers, rows, styles)
 
 
-def _detail(out: Output, r: LineageReport) -> None:
+def _detail(out: Output, r: LineageReport, now: datetime) -> None:
     from certcli.cli.output import printable
     from certcli.models import rfc3339
 
@@ -141,6 +157,10 @@ def _detail(out: Output, r: LineageReport) -> None:
             ("Key type", cert.key_type),
             ("Version", str(r.version)),
         ]
+    if cert or r.renew_at is not None:
+        fields.append(("Renew at", _renew_at(r, now, detail=True)))
+    if r.ari_explanation_url:
+        fields.append(("Renewal info", f"{r.ari_explanation_url} (the CA's explanation)"))
     if r.pending_csr:
         fields.append(("Pending", "a key and CSR wait for `certcli upload`"))
     if r.error:

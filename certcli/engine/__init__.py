@@ -80,7 +80,7 @@ class Ca:
             if account is None and not self._create:
                 raise NotFoundError(
                     f"no account at {url} yet",
-                    "`certcli issue DOMAIN --agree-tos` creates one (or check --server)",
+                    "`certcli account register --agree-tos` creates one (or check --server)",
                 )
             with self._classified():
                 # With an account, the directory kept from an earlier run saves a round trip;

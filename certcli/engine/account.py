@@ -74,8 +74,7 @@ def register(
         if tos and existing is None and not (settings.agree_tos or accept_tos(tos)):
             raise UsageError(
                 f"the CA's terms of service must be accepted to create an account: {tos}",
-                "read them, then add --agree-tos to `certcli issue` "
-                "(or run certcli at a terminal to be asked)",
+                "read them, then add --agree-tos (or run certcli at a terminal to be asked)",
             )
         eab = None
         if settings.eab_kid and settings.eab_hmac_key:

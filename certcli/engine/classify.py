@@ -130,10 +130,17 @@ def classify_problem(error: messages.Error, response: requests.Response | None) 
     problem = code(error)
     if problem == "rateLimited":
         wait = retry_after(response) or 3600.0
+        retry = f"certcli will not retry before {wait:.0f} s have passed"
+        unpause = unpause_url(detail)
+        if unpause is None:
+            return RateLimitedError(
+                f"the CA's rate limit was hit: {detail}", retry, retry_after=wait
+            )
+        # a paused account (Let's Encrypt, after failing validation for a name again and
+        # again): only a person visiting the URL lifts it, so the hint names it alone
+        said = detail.replace(unpause, "the URL below")
         return RateLimitedError(
-            f"the CA's rate limit was hit: {detail}",
-            f"certcli will not retry before {wait:.0f} s have passed",
-            retry_after=wait,
+            f"the CA has paused the account: {said}", f"unpause at {unpause}", retry_after=wait
         )
     if problem in (
         "unauthorized",
@@ -145,6 +152,16 @@ def classify_problem(error: messages.Error, response: requests.Response | None) 
     if problem in ("connection", "dns", "incorrectResponse", "tls", "caa"):
         return ValidationFailedError(f"validation failed: {detail}")
     return AcmeError(f"the CA reported a problem ({problem or error.typ}): {detail}")
+
+
+_UNPAUSE = re.compile(r"https://\S+/unpause\?\S+")
+
+
+def unpause_url(detail: str) -> str | None:
+    """The unpause URL a paused account's rateLimited problem holds, as Let's Encrypt sends
+    it (`https://portal.letsencrypt.org/sfe/v1/unpause?jwt=...`); None in any other."""
+    match = _UNPAUSE.search(detail)
+    return match.group(0).rstrip(".,;)\"'") if match else None
 
 
 def is_unknown_account(error: messages.Error) -> bool:

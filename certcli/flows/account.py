@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from certcli.domains import check_email
@@ -29,9 +30,35 @@ def show_account(store: Storage, config: dict[str, Any], server: str | None) -> 
     if account is None:
         raise NotFoundError(
             f"no account at {directory} yet",
-            "`certcli issue DOMAIN --agree-tos` creates one (or check --server)",
+            "`certcli account register --agree-tos` creates one (or check --server)",
         )
     return account
+
+
+def register(
+    store: Storage,
+    config: dict[str, Any],
+    options: AcmeOptions,
+    accept_tos: Callable[[str], bool],
+    warn: Callable[[str], None],
+) -> tuple[Account, bool]:
+    """The account at the CA of `options`, created there when the store holds none (with
+    the options' contact, terms and EAB), and whether this call created it. An account
+    already stored is returned as it is, asking the CA nothing: registering twice is no
+    error, so that a script can run it every time (`warn` hears of an --email it ignores)."""
+    from certcli.engine import Ca  # the ACME stack
+
+    settings = ca_settings(options, config)
+    if options.email:
+        check_email(options.email)  # a bad address fails before the CA is asked
+    known = store.read_account(settings.directory_url)
+    if known is not None:
+        warning = contact_warning(store, config, options)
+        if warning:
+            warn(warning)
+        return known, False
+    ca = Ca(store, settings, accept_tos)
+    return ca.account, True
 
 
 def update_contact(
@@ -65,3 +92,18 @@ def other_contact(
     if account is not None and f"mailto:{options.email}" not in account.contact:
         return settings.directory_url, account
     return None
+
+
+def contact_warning(store: Storage, config: dict[str, Any], options: AcmeOptions) -> str | None:
+    """What to tell when --email is not the stored account's contact (only a new account
+    takes it); None when there is nothing to tell."""
+    found = other_contact(store, config, options)
+    if found is None:
+        return None
+    directory, account = found
+    return (
+        f"--email {options.email} is not the contact of your account at "
+        f"{directory} ({', '.join(account.contact) or 'none'}), and only a "
+        f"new account takes it: `certcli account update --email {options.email}` "
+        "changes the contact"
+    )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from certcli.errors import CertcliError, LockedError
 from certcli.flows.plan import AcmeOptions, ca_settings
 from certcli.models import LineageSettings, LineageState, parse_rfc3339, rfc3339
-from certcli.renewal import ari_moment
+from certcli.renewal import stored_ari
 from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
@@ -37,8 +37,11 @@ def refresh_ari(
         return {**ari, "next_check": rfc3339(now + timedelta(hours=1))}
     start, end = rfc3339(window.start), rfc3339(window.end)
     same = (ari.get("start"), ari.get("end")) == (start, end) and "fraction" in ari
+    fresh = {k: v for k, v in ari.items() if k != "explanation_url"}  # the latest answer's
+    if window.explanation_url:
+        fresh["explanation_url"] = window.explanation_url
     return {
-        **ari,
+        **fresh,
         "start": start,
         "end": end,
         "fraction": ari["fraction"] if same else (rng or RANDOM).random(),
@@ -64,8 +67,4 @@ def ari_window(
         ari = refresh_ari(ari, ca_settings(AcmeOptions(), config, lineage), now, rng)
         with contextlib.suppress(LockedError):  # else: next run keeps it
             store.update_state(name, lambda fresh: replace(fresh, ari=ari))
-    ask_again = parse_rfc3339(ari["next_check"])
-    if "start" not in ari:
-        return None, ask_again
-    start, end = parse_rfc3339(ari["start"]), parse_rfc3339(ari["end"])
-    return (ari_moment(start, end, float(ari["fraction"])), end), ask_again
+    return stored_ari(ari), parse_rfc3339(ari["next_check"])

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from certcli.challenges import check_identifiers
 from certcli.domains import default_lineage_name, validate_lineage_name
 from certcli.errors import CertcliError, NotConfirmedError, UsageError
-from certcli.flows.account import other_contact
+from certcli.flows.account import contact_warning
 from certcli.flows.attempt import make_solver, sweep_leftovers
 from certcli.flows.deploy import attempt_deployed
 from certcli.flows.outcome import Outcome, Progress
@@ -126,15 +126,9 @@ def _warn_contact(
 ) -> None:
     """Only a new account takes --email: say so when the account has another contact.
     The CA's settings are checked on the way, before anything is written."""
-    found = other_contact(store, config, options)
-    if found is not None:
-        directory, account = found
-        warn(
-            f"--email {options.email} is not the contact of your account at "
-            f"{directory} ({', '.join(account.contact) or 'none'}), and only a "
-            f"new account takes it: `certcli account update --email {options.email}` "
-            "changes the contact"
-        )
+    warning = contact_warning(store, config, options)
+    if warning:
+        warn(warning)
 
 
 def _check_profile(ca: Ca, plan: Plan) -> None:

@@ -175,6 +175,27 @@ def test_the_eab_key_from_a_file_or_the_environment_never_on_the_command_line(
     assert run.code == 0, run.stderr
 
 
+def test_account_register_takes_the_eab_options_of_issue(
+    hostile: Certcli, hostile_lab: Lab, tmp_path: Path
+) -> None:
+    refused = hostile("account", "register", "--agree-tos")
+    assert refused.code == 2 and "requires External Account Binding" in refused.stderr
+    assert hostile("account", "register", "--agree-tos", "--eab-kid", KID).code == 2
+    key_file = tmp_path / "eab.key"
+    key_file.write_text(HMAC + "\n")
+    key_file.chmod(0o600)
+    args = ("--agree-tos", "--eab-kid", KID, "--eab-hmac-key-file", key_file, "--json")
+    run = hostile("account", "register", *args)
+    assert run.code == 0, run.stderr
+    made = run.json()
+    assert made["created_now"] is True and "/my-account/" in made["uri"]
+    assert HMAC not in run.stdout + run.stderr
+    # the same account is reported, and an issuance needs no EAB any more
+    assert hostile("account", "register", "--json").json()["uri"] == made["uri"]
+    issued = hostile("issue", "eabreg.certcli.test", "--webroot", hostile_lab.webroot)
+    assert issued.code == 0, issued.stderr
+
+
 def test_eab_options_that_do_not_go_together_are_refused_before_any_request(
     hostile: Certcli, hostile_lab: Lab, tmp_path: Path
 ) -> None:

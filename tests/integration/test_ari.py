@@ -4,6 +4,7 @@ the lab's Pebble (Debian's Pebble 2.4 offers neither)."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import Certcli, ok
+from tests.jsonschemas import problems
 from tests.lab import Lab
 from tests.lab.ari import AriShim
 
@@ -68,6 +70,42 @@ def test_a_window_that_has_begun_makes_a_fresh_certificate_due(
     assert result["reason"] == "inside the CA's renewal window (ARI)"
 
 
+def test_status_shows_the_ari_moment_and_the_cas_explanation(
+    ari: Certcli, lab: Lab, shim: AriShim
+) -> None:
+    shim.explanation_url = "https://ca.certcli.test/incidents/early-renewal"
+    ok(ari("issue", "why.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
+    kept = _state(ari, "why.certcli.test")["ari"]
+    assert kept["explanation_url"] == shim.explanation_url
+    asked = len(shim.requests)
+
+    (entry,) = ok(ari("status", "--json")).json()["lineages"]
+    assert problems("status", {"lineages": [entry]}) == []
+    assert entry["ari_explanation_url"] == shim.explanation_url
+    start, end = (datetime.fromisoformat(kept[k]) for k in ("start", "end"))
+    moment = start + (end - start) * kept["fraction"]  # the moment renew waits for
+    renew_at = datetime.fromisoformat(entry["renew_at"])
+    assert abs(renew_at - moment) < timedelta(seconds=1), (renew_at, moment)
+    detail = ok(ari("status", "why.certcli.test")).stdout
+    assert f"Renewal info: {shim.explanation_url}" in detail
+    assert re.search(rf"^Renew at: +{moment:%Y-%m-%d}T", detail, re.M), detail
+    table = ok(ari("status")).stdout.splitlines()
+    assert table[0].split("\t")[6] == "renew_at" and table[1].split("\t")[6] == f"{moment:%Y-%m-%d}"
+    assert len(shim.requests) == asked  # status asks the CA nothing
+
+    # the window has come: renew renews at once, as status said it would
+    now = datetime.now(UTC)
+    shim.window = (now - timedelta(minutes=5), now - timedelta(minutes=1))
+    shim.explanation_url = None
+    ok(ari("renew", "--force"))  # the new certificate's window: already passed, unexplained
+    (entry,) = ok(ari("status", "--json")).json()["lineages"]
+    assert entry["ari_explanation_url"] is None
+    assert datetime.fromisoformat(entry["renew_at"]) <= datetime.now(UTC)
+    assert "\tdue\t" in ok(ari("status")).stdout
+    (result,) = ok(ari("renew", "--json")).json()["results"]
+    assert result["action"] == "renewed"
+
+
 def test_profiles_are_checked_before_any_order_and_kept(
     ari: Certcli, lab: Lab, shim: AriShim
 ) -> None:
@@ -98,6 +136,11 @@ def test_without_ari_the_lifetime_rule_holds(certcli: Certcli, lab: Lab) -> None
     certcli.point_at(lab)  # Pebble itself: no renewalInfo
     ok(certcli("issue", "noari.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
     assert "ari" not in _state(certcli, "noari.certcli.test")
+    (entry,) = ok(certcli("status", "--json")).json()["lineages"]
+    not_before, not_after = (datetime.fromisoformat(entry[k]) for k in ("not_before", "not_after"))
+    # the lifetime rule: due once a third of it is left
+    assert datetime.fromisoformat(entry["renew_at"]) == not_after - (not_after - not_before) / 3
+    assert entry["ari_explanation_url"] is None
     run = certcli(
         "issue", "noari2.certcli.test", "--webroot", lab.webroot, "--agree-tos", "--profile", "x"
     )

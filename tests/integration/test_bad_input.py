@@ -133,7 +133,7 @@ CASES = [
         # the webroot is kept absolute (for renewals from cron), and named so
         "/no-such-dir does not exist; give the directory your web server serves",
     ),
-    (["account", "show"], 3, "`certcli issue DOMAIN --agree-tos` creates one"),
+    (["account", "show"], 3, "`certcli account register --agree-tos` creates one"),
     (["download", "site", "--json"], 2, "--out FILE"),
     (["status", "--bogus"], 2, "No such option"),
     (["frobnicate"], 2, "No such command"),

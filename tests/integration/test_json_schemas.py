@@ -37,6 +37,7 @@ CASES: dict[str, Case] = {
     "config set": Case("config set", 0),
     "config get": Case("config get", 0),
     "dns check, missing": Case("dns check", 17),
+    "account register": Case("account register", 0),
     "issue": Case("issue", 0),
     "issue, dns not ready": Case("issue", 17, error=True),
     "san add, dns not ready": Case("san add", 17, error=True),
@@ -102,6 +103,7 @@ def scenario(lab: Lab, ca: LocalCA, tmp_path_factory: pytest.TempPathFactory) ->
     run("config set", "config", "set", "renewal.parallel", "2")
     run("config get", "config", "get", "dns.resolvers")
     run("dns check, missing", "dns", "check", s.dns)
+    run("account register", "account", "register", "--agree-tos")
     run("issue", "issue", s.http, "--webroot", lab.webroot, "--agree-tos")
     run("issue, dns not ready", "issue", s.dns, "--dns", "--agree-tos")
     run("san add, dns not ready", "san", "add", s.dns, f"www.{s.dns}")
@@ -240,6 +242,10 @@ def test_account_config_revoke_delete(scenario: Scenario, lab: Lab) -> None:
     shown = scenario.doc("account show")
     assert scenario.doc("account update")["contact"] == ["mailto:ops@certcli.test"]
     assert scenario.doc("account rollover")["uri"] == shown["uri"]
+    assert scenario.doc("account rollover")["persist_records_valid"] is True
+    assert scenario.doc("account deactivate")["persist_records_valid"] is False
+    assert scenario.doc("account register")["created_now"] is True
+    assert scenario.doc("account register")["uri"] == shown["uri"]
     assert "key" not in {k.lower() for k in shown}
     assert scenario.doc("config set") == {"key": "renewal.parallel", "value": 2}
     assert scenario.doc("config get") == {"key": "dns.resolvers", "value": [lab.dns_server]}

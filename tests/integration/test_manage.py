@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Certcli, ok
+from tests.jsonschemas import problems
 from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
@@ -82,7 +83,8 @@ def test_account_show_update_rollover_deactivate(acme: Certcli, lab: Lab) -> Non
 
     old_key = (_account_dir(acme) / "key.pem").read_bytes()
     before = len(lab.acme_requests())
-    ok(acme("account", "rollover"))
+    rolled = ok(acme("account", "rollover"))
+    assert "dns-persist-01 records" in rolled.stderr and "stay valid" in rolled.stderr
     assert _endpoint(lab, "keyChange") in lab.acme_requests()[before:]
     key = _account_dir(acme) / "key.pem"
     assert key.read_bytes() != old_key and stat.S_IMODE(key.stat().st_mode) == 0o600
@@ -93,12 +95,50 @@ def test_account_show_update_rollover_deactivate(acme: Certcli, lab: Lab) -> Non
     assert _endpoint(lab, "newAccount") not in lab.acme_requests()[before:]
 
     assert acme("account", "deactivate").code == 7
-    ok(acme("account", "deactivate", "--yes"))
+    gone = ok(acme("account", "deactivate", "--yes"))
+    assert shown["uri"] in gone.stdout and "dns-persist-01 records" in gone.stderr
+    assert "re-publish them with the new account's URL" in gone.stderr
     assert acme("account", "show").code == 3
     before = len(lab.acme_requests())
     _issue(acme, lab, "new-account.certcli.test")
     assert _endpoint(lab, "newAccount") in lab.acme_requests()[before:]
     assert ok(acme("account", "show", "--json")).json()["uri"] != shown["uri"]
+
+
+def test_account_register_creates_the_account_once_then_reports_it(acme: Certcli, lab: Lab) -> None:
+    # not interactive and no --agree-tos: refused as `issue` refuses it, nothing stored
+    refused = acme("account", "register")
+    assert refused.code == 2, refused.stderr
+    assert "terms of service must be accepted" in refused.stderr and "--agree-tos" in refused.stderr
+    assert "Traceback" not in refused.stderr and acme("account", "show").code == 3
+    assert acme("account", "register", "--agree-tos", "--email", "not-an-address").code == 2
+
+    before = len(lab.acme_requests())
+    run = ok(acme("account", "register", "--agree-tos", "--email", "reg@certcli.test", "--json"))
+    made = run.json()
+    assert problems("account register", made) == []
+    assert made["created_now"] is True and made["contact"] == ["mailto:reg@certcli.test"]
+    assert made["uri"].startswith(f"https://127.0.0.1:{lab.acme_port}/my-account/")
+    assert made["directory"] == lab.directory_url
+    assert _endpoint(lab, "newAccount") in lab.acme_requests()[before:]
+    assert ok(acme("account", "show", "--json")).json() == {
+        k: v for k, v in made.items() if k != "created_now"
+    }
+
+    # again: no error and no request, the same account; a script can run it every time
+    before = len(lab.acme_requests())
+    again = ok(acme("account", "register", "--agree-tos", "--email", "other@certcli.test"))
+    assert "already registered" in again.stderr and made["uri"] in again.stdout
+    assert "--email other@certcli.test is not the contact" in again.stderr
+    assert not any(line.startswith("POST") for line in lab.acme_requests()[before:])
+    again_json = ok(acme("account", "register", "--json")).json()  # no --agree-tos needed now
+    assert again_json["created_now"] is False and again_json["uri"] == made["uri"]
+    assert again_json["created"] == made["created"]
+
+    # the first issuance uses the account registered ahead
+    before = len(lab.acme_requests())
+    _issue(acme, lab, "registered-ahead.certcli.test")
+    assert _endpoint(lab, "newAccount") not in lab.acme_requests()[before:]
 
 
 def test_revoke_then_renew_replaces_it(acme: Certcli, lab: Lab) -> None:

@@ -93,9 +93,12 @@ def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Pat
         "issuer",
         "not_after",
         "days_left",
+        "renew_at",
         "status",
     ]
-    assert table[1].split("\t")[0::6] == ["example.com", "Active"]
+    assert table[1].split("\t")[0::7] == ["example.com", "Active"]
+    assert table[1].split("\t")[6] == "-"  # uploaded: never renewed
+    assert entry["renew_at"] is None
     detail = ok(certcli("status", "example.com")).stdout
     assert "www.example.com\tCovered" in detail
 

@@ -41,6 +41,7 @@ class AriShim:
         now = datetime.now(UTC)
         self.window = (now + timedelta(days=60), now + timedelta(days=62))
         self.retry_after = 3600
+        self.explanation_url: str | None = None  # renewalInfo's explanationURL, when set
         self.requests: list[str] = []
         self.already_replaced = False  # proxy: a newOrder with `replaces` gets 409
         self.rewrite_certificate: Callable[[bytes], bytes] | None = None  # proxy
@@ -56,7 +57,9 @@ class AriShim:
                     self._json(shim.directory(self.headers["Host"]))
                 elif self.path.startswith("/renewal-info/"):
                     start, end = shim.window
-                    body = {"suggestedWindow": {"start": _z(start), "end": _z(end)}}
+                    body: dict[str, Any] = {"suggestedWindow": {"start": _z(start), "end": _z(end)}}
+                    if shim.explanation_url:
+                        body["explanationURL"] = shim.explanation_url
                     self._json(body, {"Retry-After": str(shim.retry_after)})
                 elif shim.proxy:
                     self._forward("GET")

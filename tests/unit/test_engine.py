@@ -55,6 +55,32 @@ def test_problems_are_classified() -> None:
     assert type(other) is AcmeError and "badCSR" in other.message
 
 
+def test_a_paused_account_names_its_unpause_url() -> None:
+    # Let's Encrypt's problem for an account paused after repeated failed validations
+    url = (
+        "https://portal.letsencrypt.org/sfe/v1/unpause?jwt=eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"
+        ".eyJhcGkiOiJ2MSIsImlkZW50aWZpZXJzIjoicGF1c2VkLmV4YW1wbGUuY29tIn0.c2lnbmF0dXJl"
+    )
+    problem = messages.Error.from_json(
+        {
+            "type": "urn:ietf:params:acme:error:rateLimited",
+            "detail": "Your account is temporarily prevented from requesting certificates for "
+            f"paused.example.com and possibly others. Please visit: {url}",
+            "status": 429,
+        }
+    )
+    paused = classify.classify_problem(problem, _response({}))
+    assert isinstance(paused, RateLimitedError) and paused.exit_code == 12
+    assert paused.hint == f"unpause at {url}"
+    assert url not in paused.message and "paused.example.com" in paused.message
+    # an ordinary rate limit keeps its waiting hint
+    limited = classify.classify_problem(
+        messages.Error.with_code("rateLimited", detail="too many new orders recently"), None
+    )
+    assert limited.hint is not None and "unpause" not in limited.hint
+    assert classify.unpause_url("see https://example.com/docs/rate-limits/") is None
+
+
 def test_unknown_account_detection() -> None:
     assert classify.is_unknown_account(messages.Error.with_code("accountDoesNotExist"))
     assert classify.is_unknown_account(

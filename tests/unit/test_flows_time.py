@@ -39,6 +39,29 @@ def test_the_moment_in_an_ari_window_is_drawn_from_the_rng_given(
     assert again["fraction"] == ari["fraction"]
 
 
+def test_the_explanation_url_of_the_latest_answer_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    start, end = NOW + timedelta(days=1), NOW + timedelta(days=2)
+    why = "https://ca.test/incidents/2026-03-01"
+    answers = iter(
+        [engine.RenewalWindow(start, end, 3600, why), engine.RenewalWindow(start, end, 3600)]
+    )
+    monkeypatch.setattr(engine, "fetch_renewal_window", lambda _url, _settings: next(answers))
+    settings = ca_settings(AcmeOptions(server="https://ca.test/dir"), {})
+    ari = refresh_ari({"url": "https://ca.test/ari/x", "id": "x"}, settings, NOW)
+    assert ari["explanation_url"] == why
+    assert "explanation_url" not in refresh_ari(ari, settings, NOW)  # the CA no longer says
+
+
+def test_only_a_one_line_http_url_is_an_explanation() -> None:
+    from certcli.engine.ari import _explanation
+
+    assert _explanation("https://ca.test/why") == "https://ca.test/why"
+    for bad in (None, 42, "", "ftp://ca.test/why", "https://ca.test/\x1b[31mwhy", "https://a b"):
+        assert _explanation(bad) is None, bad
+
+
 def test_a_ca_that_does_not_answer_is_asked_again_an_hour_after_now(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -261,3 +261,35 @@ def test_not_yet_covered_is_a_reason_to_renew_in_the_domains_order() -> None:
 def test_the_last_twentieth_of_a_lifetime() -> None:
     assert last_twentieth(_info(90)) == T0 + timedelta(days=85.5)
     assert last_twentieth(_info(6)) == T0 + timedelta(days=5.7)
+
+
+def test_renew_at_is_the_ari_moment_else_the_lifetime_rule() -> None:
+    from certcli.renewal import renew_at, stored_ari
+
+    info, names = _info(), ("example.com",)
+    before = T0 + timedelta(days=1)
+    assert renew_at(info, names, before) == T0 + timedelta(days=60)  # a third of 90 left
+    ari = stored_ari(
+        {
+            "url": "u",
+            "start": "2026-03-01T00:00:00Z",
+            "end": "2026-03-03T00:00:00Z",
+            "fraction": 0.25,
+        }
+    )
+    assert ari == (datetime(2026, 3, 1, 12, tzinfo=UTC), datetime(2026, 3, 3, tzinfo=UTC))
+    assert renew_at(info, names, before, ari=ari) == datetime(2026, 3, 1, 12, tzinfo=UTC)
+    # a window past the last twentieth: that one comes first, whatever ARI says
+    late = (T0 + timedelta(days=89), T0 + timedelta(days=90))
+    assert renew_at(info, names, before, ari=late) == last_twentieth(info)
+    # due by time: the moment it became due; due for another reason: a moment in the past
+    # that stays put (the certificate's start; without one, the last attempt, else now)
+    after = T0 + timedelta(days=70)
+    assert renew_at(info, names, after) == T0 + timedelta(days=60)
+    assert renew_at(info, names, before, revoked_serial="1") == info.not_before
+    assert renew_at(info, (*names, "www.example.com"), before) == info.not_before
+    assert renew_at(None, names, before) == before
+    assert renew_at(None, names, before, tried_at=T0) == T0
+    # no window yet, or none kept for a CA without ARI
+    assert stored_ari({"url": "u", "next_check": "2026-03-01T00:00:00Z"}) is None
+    assert stored_ari(None) is None and stored_ari({}) is None
