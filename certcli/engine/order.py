@@ -91,10 +91,7 @@ def new_order(
     # private: the public new_order() sends no `replaces`
     response = client._post(client.directory["newOrder"], order)
     body = messages.Order.from_json(response.json())
-    authorizations = [
-        client.poll(messages.AuthorizationResource(uri=url, body=messages.Authorization()))[0]
-        for url in body.authorizations
-    ]
+    authorizations = [authorization(client, url) for url in body.authorizations]
     return messages.OrderResource(
         body=body,
         uri=response.headers.get("Location"),
@@ -216,13 +213,33 @@ def validate(
             solver.wait(challenges)
         for answer in work:
             client.answer_challenge(answer.body, answer.response)
-        body = poll(client, uri, {"ready", "valid", "invalid"}, deadline, timeout)
+        body = poll(
+            client,
+            uri,
+            {"ready", "valid", "invalid"},
+            deadline,
+            timeout,
+            lambda pending: failed_authorization(client, pending),
+        )
     finally:
         for solver, challenges in by_solver.values():
             solver.cleanup(challenges)
-    if body.status == messages.STATUS_INVALID:
+    if body.status != messages.STATUS_READY and body.status != messages.STATUS_VALID:
         raise validation_error(client, body)
     return body
+
+
+def failed_authorization(client: acme_client.ClientV2, order: messages.Order) -> bool:
+    """Whether an authorization of the order is invalid: some CAs leave the order
+    pending when one fails (RFC 8555 makes it invalid), and it would never be ready."""
+    return any(
+        authorization(client, url).body.status == messages.STATUS_INVALID
+        for url in order.authorizations
+    )
+
+
+def authorization(client: acme_client.ClientV2, url: str) -> messages.AuthorizationResource:
+    return client.poll(messages.AuthorizationResource(uri=url, body=messages.Authorization()))[0]
 
 
 def finalize(
@@ -256,18 +273,32 @@ def download(client: acme_client.ClientV2, url: str, preferred: str | None) -> I
     return chains.split_chain(chains.choose_chain(texts, preferred))
 
 
+#: Polls of a pending order before its authorizations are looked at too, and how often.
+STALL_AFTER = 4
+
+
 def poll(
-    client: acme_client.ClientV2, uri: str, wanted: set[str], deadline: float, timeout: float
+    client: acme_client.ClientV2,
+    uri: str,
+    wanted: set[str],
+    deadline: float,
+    timeout: float,
+    stalled: Callable[[messages.Order], bool] | None = None,
 ) -> messages.Order:
     """POST-as-GET the order until its status is in `wanted`: fast at first, backing
-    off, never sooner than the CA's Retry-After, never past the deadline."""
+    off, never sooner than the CA's Retry-After, never past the deadline. A pending order
+    is returned as it is once `stalled` says it will stay so (asked every few polls)."""
     wait = POLL_FIRST
+    polls = 0
     while True:
         time.sleep(wait)
         # private: acme's public polling (poll_finalization) sleeps a fixed second
         response = client._post_as_get(uri)
         body = messages.Order.from_json(response.json())
         if body.status.name in wanted:
+            return body
+        polls += 1
+        if stalled is not None and polls % STALL_AFTER == 0 and stalled(body):
             return body
         left = deadline - time.monotonic()
         if left <= 0:
@@ -285,9 +316,7 @@ def validation_error(client: acme_client.ClientV2, order: messages.Order) -> Val
     """Name each identifier that failed, with the CA's own words."""
     failures = []
     for url in order.authorizations:
-        authz, _ = client.poll(
-            messages.AuthorizationResource(uri=url, body=messages.Authorization())
-        )
+        authz = authorization(client, url)
         name = ("*." if authz.body.wildcard else "") + authz.body.identifier.value
         found = [
             f"{name} ({challenge_type(c)}): {c.error.detail or c.error.typ}"
