@@ -162,8 +162,17 @@ def challenge_type(challb: messages.ChallengeBody) -> str:
     return str(chall.typ)
 
 
-class EmptyResponse(jose.JSONObjectWithFields):
-    """The answer `{}`: what the drafts' methods post (the CA looks at DNS, not at us)."""
+class EmptyResponse(jose.JSONDeSerializable):
+    """The answer `{}`: what the drafts' methods post (the CA looks at DNS, not at us).
+    Not a JSONObjectWithFields: one without fields is falsy, and acme would send a
+    POST-as-GET (an empty payload), which answers nothing."""
+
+    def to_partial_json(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_json(cls, jobj: Any) -> EmptyResponse:
+        return cls()
 
 
 def prepared(
