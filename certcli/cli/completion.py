@@ -214,6 +214,12 @@ def _reasons() -> list[str]:
     return list(REVOCATION_REASONS)
 
 
+def _challenges() -> list[str]:
+    from certcli.flows.dns import checkable
+
+    return checkable()
+
+
 def _fail_on() -> list[str]:
     from certcli.report import FAIL_ON
 
@@ -225,3 +231,4 @@ servers = choices(_servers)
 exports = choices(_exports)
 reasons = choices(_reasons)
 fail_on = choices(_fail_on)
+challenges = choices(_challenges)
