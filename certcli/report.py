@@ -45,10 +45,16 @@ class SanReport:
     dns_status: str | None = None
     expected_target: str | None = None
     found: str | None = None
+    challenge_name: str | None = None  # None: the SAN's _acme-challenge name
 
     def to_json(self) -> dict[str, Any]:
         return san_json(
-            self.name, self.dns_status, self.ssl_status.value, self.expected_target, self.found
+            self.name,
+            self.dns_status,
+            self.ssl_status.value,
+            self.expected_target,
+            self.found,
+            self.challenge_name,
         )
 
 
@@ -157,7 +163,10 @@ def _report(
     failed = recorded and state.last_error_kind != "dns_not_ready"
     cache = state.dns or {}
     if fresh_dns is not None:
-        dns = {d.san: {"status": d.status.value, "found": d.found} for d in fresh_dns}
+        dns = {
+            d.san: {"status": d.status.value, "found": d.found, "challenge_name": d.challenge_name}
+            for d in fresh_dns
+        }
         target = fresh_dns[0].expected_target if fresh_dns else None
     else:
         dns, target = cache.get("sans", {}), cache.get("target")
@@ -169,6 +178,7 @@ def _report(
             dns_status=dns.get(domain, {}).get("status"),
             expected_target=target if domain in dns else None,
             found=dns.get(domain, {}).get("found"),
+            challenge_name=dns.get(domain, {}).get("challenge_name"),  # the method's own
         )
         for domain in config.domains
     )

@@ -146,8 +146,6 @@ def diagnose_one(
 
     from certcli.dnscheck import Diagnosis, DnsStatus, failure
 
-    if is_ip(san):
-        raise UsageError(f"{san} is an IP address: dns-persist-01 cannot validate it")
     name, base = validation_name(san), base_of(san)
     record = persist.zone_line(base, wanted_value(san, base in wildcards, options))
 
@@ -173,7 +171,10 @@ def diagnose(identifiers: Sequence[str], options: PersistSettings) -> list[Diagn
     wildcards = _wildcard_bases(identifiers)
     address = next((i for i in identifiers if is_ip(i)), None)
     if address is not None:
-        raise UsageError(f"{address} is an IP address: dns-persist-01 cannot validate it")
+        raise UsageError(
+            f"{address} is an IP address: dns-persist-01 cannot validate it",
+            "check it with HTTP-01 (--webroot) instead",
+        )
 
     def unusable(san: str, problem: str) -> Diagnosis:
         wildcard = base_of(san) in wildcards
@@ -231,7 +232,10 @@ def cache(diagnoses: Sequence[Diagnosis], now: datetime) -> dict[str, Any]:
     return {
         "checked_at": rfc3339(now),
         "target": None,  # nothing is delegated
-        "sans": {d.san: {"status": d.status.value, "found": d.found} for d in diagnoses},
+        "sans": {
+            d.san: {"status": d.status.value, "found": d.found, "challenge_name": d.challenge_name}
+            for d in diagnoses
+        },
     }
 
 

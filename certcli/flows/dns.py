@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from certcli import challenges
-from certcli.challenges import dns01
+from certcli.challenges import Challenge, dns01
 from certcli.domains import order_identifiers
 from certcli.errors import DnsNotReadyError, UsageError
 from certcli.flows.plan import AcmeOptions, Plan, getters, lineage_getter, method_getter
@@ -97,9 +97,13 @@ def check_names(
         raise UsageError(f"--challenge {name} {problem}", f"use one of: {others}")
     given: dict[str, Any] = {}
     if shape.persist_until is not None:
-        given["dns_persist.persist_until"] = checked(
-            "dns_persist.persist_until", shape.persist_until, Source("--persist-until")
-        )
+        until = checked("dns_persist.persist_until", shape.persist_until, Source("--persist-until"))
+        if until <= datetime.now(UTC).timestamp():
+            raise UsageError(
+                f"--persist-until {shape.persist_until} is in the past",
+                "give a later date: the CA ignores the record after it",
+            )
+        given["dns_persist.persist_until"] = until
     if shape.wildcard_policy:
         given["dns_persist.wildcard_policy"] = True
     shaped = getattr(answer, "record_options", ())
@@ -120,11 +124,15 @@ def check_names(
         return NamesCheck(list(answer.diagnose(names, settings) or ()))
     delegation = dns01.METHOD.settings(base, store)
     provider = make_provider(delegation, interactive, ask)
+    written: list[Challenge] = []
 
     def write(value: str, domain: str) -> None:
         provider.present(delegation.target, value, domain)
+        written.append(Challenge(domain, name, "", "", value))
 
     done = answer.publish(names, settings, delegation.target, write)  # type: ignore[attr-defined]
+    if written:  # served by every authoritative server before it is checked again
+        dns01.DelegationSolver(delegation, provider).wait(written)
     found = list(answer.diagnose(names, settings) or ())
     return NamesCheck(found, done.written, done.delegate)
 
