@@ -20,6 +20,7 @@ def check(
         str | None,
         typer.Option(
             "--challenge",
+            metavar="METHOD",
             help="The method whose DNS to check: dns-01 (the default) or dns-persist-01.",
             autocompletion=completion.challenges,
         ),
