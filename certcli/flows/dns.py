@@ -95,6 +95,18 @@ def check_names(
     if answer is None or not _diagnoses(answer):
         problem = "is not a challenge method" if answer is None else "has no DNS to check"
         raise UsageError(f"--challenge {name} {problem}", f"use one of: {others}")
+    # the options of a method whose record the domain owner publishes (dns-persist-01)
+    shaped, publish = getattr(answer, "record_options", ()), getattr(answer, "publish", None)
+    for option, flag, able in (
+        (shape.persist_until is not None, "--persist-until", shaped),
+        (shape.wildcard_policy, "--wildcard-policy", shaped),
+        (shape.publish, "--publish", publish),
+    ):
+        if option and not able:
+            raise UsageError(
+                f"{flag} shapes a record the domain owner publishes, and {name} has none",
+                "use it with --challenge dns-persist-01",
+            )
     given: dict[str, Any] = {}
     if shape.persist_until is not None:
         until = checked("dns_persist.persist_until", shape.persist_until, Source("--persist-until"))
@@ -106,21 +118,10 @@ def check_names(
         given["dns_persist.persist_until"] = until
     if shape.wildcard_policy:
         given["dns_persist.wildcard_policy"] = True
-    shaped = getattr(answer, "record_options", ())
-    for option, flag in (
-        (shape.persist_until is not None, "--persist-until"),
-        (shape.wildcard_policy, "--wildcard-policy"),
-        (shape.publish, "--publish"),
-    ):
-        if option and not shaped:
-            raise UsageError(
-                f"{flag} shapes a record the domain owner publishes, and {name} has none",
-                "use it with --challenge dns-persist-01",
-            )
     base = method_getter(getters(config, None)[0], AcmeOptions())
     get = lambda key, default: given[key] if key in given else base(key, default)  # noqa: E731
     settings = answer.settings(get, store)
-    if not shape.publish:
+    if not shape.publish or publish is None:
         return NamesCheck(list(answer.diagnose(names, settings) or ()))
     delegation = dns01.METHOD.settings(base, store)
     provider = make_provider(delegation, interactive, ask)
@@ -130,7 +131,7 @@ def check_names(
         provider.present(delegation.target, value, domain)
         written.append(Challenge(domain, name, "", "", value))
 
-    done = answer.publish(names, settings, delegation.target, write)  # type: ignore[attr-defined]
+    done = publish(names, settings, delegation.target, write)
     if written:  # served by every authoritative server before it is checked again
         dns01.DelegationSolver(delegation, provider).wait(written)
     found = list(answer.diagnose(names, settings) or ())
