@@ -123,7 +123,11 @@ def check_names(
     settings = answer.settings(get, store)
     if not shape.publish or publish is None:
         return NamesCheck(list(answer.diagnose(names, settings) or ()))
-    delegation = dns01.METHOD.settings(base, store)
+    try:
+        delegation = dns01.METHOD.settings(base, store)
+    except UsageError as exc:  # no target: nowhere to write
+        message = f"--publish writes at the delegation target, and {exc.message}"
+        raise UsageError(message, exc.hint) from None
     provider = make_provider(delegation, interactive, ask)
     written: list[Challenge] = []
 
