@@ -172,14 +172,15 @@ def value(want: Expected, wildcard: bool = False, persist_until: int | None = No
     return "; ".join(parts)
 
 
-def zone_line(domain: str, text: str) -> str:
-    """The TXT record in zone-file syntax, split in strings of at most 255 bytes."""
+def zone_line(owner: str, text: str) -> str:
+    """The TXT record at `owner` (`_validation-persist.<domain>`, or where its CNAME chain
+    ends) in zone-file syntax, split in strings of at most 255 bytes."""
     raw = text.encode()
     chunks = [raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""]
     quoted = " ".join(
         '"' + c.decode().replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks
     )
-    return f"{LABEL}.{domain}. 300 IN TXT {quoted}"
+    return f"{owner}. 300 IN TXT {quoted}"
 
 
 def moment(seconds: int) -> str:

@@ -147,15 +147,18 @@ def diagnose_one(
     from certcli.dnscheck import Diagnosis, DnsStatus, failure
 
     name, base = validation_name(san), base_of(san)
-    record = persist.zone_line(base, wanted_value(san, base in wildcards, options))
+    value = wanted_value(san, base in wildcards, options)
+    owner = name
 
     def result(status: DnsStatus, found: str | None, reason: str | None = None) -> Diagnosis:
+        record = persist.zone_line(owner, value)
         return Diagnosis(san, name, status, None, found, record, reason)
 
     try:
         values, end = lookup(name, resolver)
     except dns.exception.DNSException as exc:
         return result(DnsStatus.ERROR, failure(exc, resolver), "the lookup failed")
+    owner = end  # a name delegated by CNAME holds no TXT of its own: the chain's end does
     via = "" if end == name else f"{end}: "
     if not values:
         return result(DnsStatus.MISSING, end if via else None, f"no TXT record at {end}")
@@ -173,13 +176,12 @@ def diagnose(identifiers: Sequence[str], options: PersistSettings) -> list[Diagn
     if address is not None:
         raise UsageError(
             f"{address} is an IP address: dns-persist-01 cannot validate it",
-            "check it with HTTP-01 (--webroot) instead",
+            "an IP address needs HTTP-01 (--webroot)",
         )
 
     def unusable(san: str, problem: str) -> Diagnosis:
-        wildcard = base_of(san) in wildcards
-        record = persist.zone_line(base_of(san), wanted_value(san, wildcard, options))
         name = validation_name(san)
+        record = persist.zone_line(name, wanted_value(san, base_of(san) in wildcards, options))
         return Diagnosis(san, name, DnsStatus.ERROR, None, problem, record, "the lookup failed")
 
     return diagnose_each(

@@ -151,6 +151,10 @@ def test_a_cname_is_followed_and_its_end_reported(persist: Certcli, lab: Lab, ta
         f"nowhere.{DELEGATION_ZONE}",
     )
     assert sans[dangling]["reason"] == f"no TXT record at nowhere.{DELEGATION_ZONE}"
+    # a name delegated by CNAME holds no TXT itself: the record goes where the chain ends
+    assert sans[dangling]["record"] == (
+        f'nowhere.{DELEGATION_ZONE}. 300 IN TXT "a2c.test; accounturi={me}"'
+    )
 
 
 def test_a_failed_lookup_is_an_error(persist: Certcli, lab: Lab) -> None:

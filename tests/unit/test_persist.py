@@ -148,11 +148,11 @@ def test_the_record_to_publish_in_zone_file_syntax() -> None:
     assert persist.value(CA, True, 1798761600) == (
         f"a2c.test; accounturi={ME}; policy=wildcard; persistUntil=1798761600"
     )
-    assert persist.zone_line("example.com", persist.value(CA, True)) == (
+    assert persist.zone_line("_validation-persist.example.com", persist.value(CA, True)) == (
         f'_validation-persist.example.com. 300 IN TXT "a2c.test; accounturi={ME}; policy=wildcard"'
     )
     long = "a2c.test; accounturi=https://ca.test/" + "x" * 300
-    line = persist.zone_line("example.com", long)
+    line = persist.zone_line("_validation-persist.example.com", long)
     assert line.count('"') == 4 and line.split(" TXT ")[1] == f'"{long[:255]}" "{long[255:]}"'
 
 
