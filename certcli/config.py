@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from certcli import challenges, providers
+from certcli import challenges, persist, providers
 from certcli.domains import check_email, spaced
 from certcli.errors import CertcliError, StoreError, UsageError
 from certcli.keytypes import KEY_TYPES
@@ -295,6 +295,11 @@ _KINDS: dict[str, Kind] = {
     "renewal.jitter": Kind("a number of seconds, 0 or more", _seconds_or_zero),
     "notify.on_success": Kind("true or false", _boolean),
     "store.encrypt_keys": Kind("true or false", _boolean),
+    "dns_persist.wildcard_policy": Kind("true or false", _boolean),
+    "dns_persist.issuer": Kind("an issuer domain name, or a list of them", persist.issuers),
+    "dns_persist.persist_until": Kind(
+        "a date (YYYY-MM-DD), an RFC 3339 moment or unix seconds", persist.unix_seconds
+    ),
     "dns.resolvers": Kind('a list of servers (["IP:PORT", ...]) or text', _texts),
     "dns.authoritative": Kind('a list of servers (["IP:PORT", ...]) or text', _texts),
     # each DNS provider's own, as its module declares them (certcli/providers/)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -44,16 +45,22 @@ class Diagnosis:
     san: str
     challenge_name: str
     status: DnsStatus
-    expected_target: str
+    expected_target: str | None  # the delegation target; None where nothing is delegated
     found: str | None = None  # where a chain ends, the stray TXT values, or the error
+    #: The record to create when it is not the CNAME to the target (dns-persist-01's TXT),
+    #: and why what was found does not do (None: the status says it all).
+    expected_record: str | None = None
+    reason: str | None = None
 
     @property
     def record(self) -> str:
         """The record to create, in zone-file syntax."""
+        if self.expected_record is not None:
+            return self.expected_record
         return f"{self.challenge_name}. 300 IN CNAME {self.expected_target}."
 
     def to_json(self, ssl_status: str | None = None) -> dict[str, Any]:
-        return san_json(
+        found = san_json(
             self.san,
             self.status.value,
             ssl_status,
@@ -61,6 +68,9 @@ class Diagnosis:
             self.found,
             self.challenge_name,
         )
+        if self.expected_record is not None:  # a method with a record of its own says so
+            found |= {"record": self.expected_record, "reason": self.reason}
+        return found
 
 
 def _is_port(text: str) -> bool:
@@ -139,15 +149,20 @@ def diagnose_one(
         except dns.resolver.NXDOMAIN:
             return result(DnsStatus.MISSING)
         if txt.rrset is not None:
-            values = ", ".join(f'"{_text(r)}"' for r in txt.rrset)
+            values = ", ".join(f'"{txt_text(r)}"' for r in txt.rrset)
             return result(DnsStatus.DUPLICATE, f"TXT {values}")
         return result(DnsStatus.MISSING)
-    except dns.resolver.NoNameservers as exc:
-        return result(DnsStatus.ERROR, f"{_short(exc)} from {_asked(resolver)}")
-    except dns.exception.Timeout:
-        return result(DnsStatus.ERROR, f"no answer from {_asked(resolver)}")
     except dns.exception.DNSException as exc:
-        return result(DnsStatus.ERROR, f"{_short(exc)} (asking {_asked(resolver)})")
+        return result(DnsStatus.ERROR, failure(exc, resolver))
+
+
+def failure(exc: dns.exception.DNSException, resolver: dns.resolver.Resolver) -> str:
+    """What a failed lookup says, naming the servers asked: an Error, never Missing."""
+    if isinstance(exc, dns.resolver.NoNameservers):
+        return f"{_short(exc)} from {_asked(resolver)}"
+    if isinstance(exc, dns.exception.Timeout):
+        return f"no answer from {_asked(resolver)}"
+    return f"{_short(exc)} (asking {_asked(resolver)})"
 
 
 def _asked(resolver: dns.resolver.Resolver) -> str:
@@ -169,22 +184,40 @@ def diagnose(
     timeout: float = 5.0,
     label: str | None = None,
 ) -> list[Diagnosis]:
-    """Every SAN's diagnosis, checked concurrently, in the order given."""
+    """Every SAN's delegation diagnosis, checked concurrently, in the order given."""
+
+    def unusable(san: str, problem: str) -> Diagnosis:
+        name = challenge_name(san, label) or san
+        return Diagnosis(san, name, DnsStatus.ERROR, normalize_dns_name(target), problem)
+
+    return diagnose_each(
+        sans, servers, timeout, lambda san, r: diagnose_one(san, target, r, label), unusable
+    )
+
+
+def diagnose_each(
+    sans: list[str],
+    servers: list[tuple[str, int]],
+    timeout: float,
+    one: Callable[[str, dns.resolver.Resolver], Diagnosis],
+    unusable: Callable[[str, str], Diagnosis],
+) -> list[Diagnosis]:
+    """`one(san, resolver)` for every SAN once, concurrently, in the order given; when no
+    resolver can be made (no /etc/resolv.conf), `unusable(san, problem)` says so."""
     unique = list(dict.fromkeys(sans))
 
-    def one(san: str) -> Diagnosis:
+    def each(san: str) -> Diagnosis:
         try:
             resolver = make_resolver(servers, timeout)
-        except dns.exception.DNSException as exc:  # e.g. no /etc/resolv.conf
-            name = challenge_name(san, label) or san
-            return Diagnosis(san, name, DnsStatus.ERROR, normalize_dns_name(target), _short(exc))
-        return diagnose_one(san, target, resolver, label)
+        except dns.exception.DNSException as exc:
+            return unusable(san, _short(exc))
+        return one(san, resolver)
 
     with ThreadPoolExecutor(max_workers=min(8, max(1, len(unique)))) as pool:
-        return list(pool.map(one, unique))
+        return list(pool.map(each, unique))
 
 
-def _text(txt: Any) -> str:
+def txt_text(txt: Any) -> str:
     """A TXT record's value: its character strings joined."""
     return b"".join(txt.strings).decode(errors="replace")
 
@@ -244,7 +277,7 @@ def txt_values(name: str, server: tuple[str, int], timeout: float = 2.0) -> set[
     if response.flags & dns.flags.TC:
         response = dns.query.tcp(query, server[0], port=server[1], timeout=timeout)
     return {
-        _text(r) for rrset in response.answer if rrset.rdtype == dns.rdatatype.TXT for r in rrset
+        txt_text(r) for rrset in response.answer if rrset.rdtype == dns.rdatatype.TXT for r in rrset
     }
 
 

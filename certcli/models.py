@@ -38,6 +38,7 @@ class Phase(StrEnum):
     PENDING = "Pending"
     STARTING = "Starting"
     CNAME_CHECK = "CNAME Check"
+    PERSIST_CHECK = "Persist Check"  # dns-persist-01: the published record, before ordering
     ORDERING = "Ordering"
     WAITING_FOR_DNS = "Waiting for DNS"
     VALIDATING = "Validating"

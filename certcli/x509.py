@@ -293,3 +293,35 @@ def ari_cert_id(cert: x509.Certificate) -> str | None:
         return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
     return f"{b64(aki.key_identifier)}.{b64(serial_bytes)}"
+
+
+def jwk_thumbprint(key_pem: bytes) -> str:
+    """The RFC 7638 SHA-256 thumbprint of a private key's public JWK, unpadded base64url
+    (an ACME key authorization's second half; dns-persist-01 hashes it into accounturi)."""
+    import base64
+    import hashlib
+    import json
+
+    def b64(number: int, size: int | None = None) -> str:
+        raw = number.to_bytes(size or max(1, (number.bit_length() + 7) // 8), "big")
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    public = load_private_key(key_pem, "the account key").public_key()
+    if isinstance(public, rsa.RSAPublicKey):
+        numbers = public.public_numbers()
+        jwk = {"e": b64(numbers.e), "kty": "RSA", "n": b64(numbers.n)}
+    elif isinstance(public, ec.EllipticCurvePublicKey):
+        point = public.public_numbers()
+        size = (public.curve.key_size + 7) // 8
+        crv = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+        jwk = {
+            "crv": crv[public.curve.name],
+            "kty": "EC",
+            "x": b64(point.x, size),
+            "y": b64(point.y, size),
+        }
+    else:
+        raise InvalidInputError("the account key has no JWK thumbprint certcli can compute")
+    # the members in lexicographic order, no whitespace (RFC 7638, section 3)
+    text = json.dumps(jwk, sort_keys=True, separators=(",", ":"))
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()

@@ -144,6 +144,9 @@ run certcli issue wrong.certcli.test --dns
 chmod 644 $CERTCLI_CONFIG_DIR/config.toml
 run certcli status wild.certcli.test --check-dns
 chmod 600 $CERTCLI_CONFIG_DIR/config.toml
+# dns-persist-01: a record for another account at the wildcard's name, none for app
+lab "lab.update('certcli.test', ('replace', '_validation-persist.wild.certcli.test', 'TXT', ['\"a2c.test; accounturi=https://127.0.0.1/acct/other\"']))"
+run CERTCLI_DNS_PERSIST_ISSUER=a2c.test certcli dns check --challenge dns-persist-01 app.certcli.test "'*.wild.certcli.test'"
 
 section san
 run certcli san add wild.certcli.test api.wild.certcli.test

@@ -230,7 +230,7 @@ def next_step(bad: Sequence[Diagnosis]) -> str:
     return ", ".join(steps) + ", then `certcli renew` issues it"
 
 
-def cache(diagnoses: Sequence[Diagnosis], target: str, now: datetime) -> dict[str, Any]:
+def cache(diagnoses: Sequence[Diagnosis], target: str | None, now: datetime) -> dict[str, Any]:
     """The SAN DNS cache kept in state.json, which `status` shows without asking DNS."""
     from certcli.models import rfc3339
 
@@ -243,10 +243,13 @@ def cache(diagnoses: Sequence[Diagnosis], target: str, now: datetime) -> dict[st
 
 def cached(diagnosis: Diagnosis) -> dict[str, Any]:
     """One SAN's diagnosis as state.json keeps it; its challenge name only when it is not
-    the SAN's `_acme-challenge` name (dns-account-01's)."""
+    the SAN's `_acme-challenge` name (dns-account-01's, dns-persist-01's), and why it is
+    not valid when the method says (dns-persist-01)."""
     entry = {"status": diagnosis.status.value, "found": diagnosis.found}
     if diagnosis.challenge_name != challenge_name(diagnosis.san):
         entry["challenge_name"] = diagnosis.challenge_name
+    if diagnosis.reason:
+        entry["reason"] = diagnosis.reason
     return entry
 
 

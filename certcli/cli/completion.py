@@ -215,9 +215,9 @@ def _reasons() -> list[str]:
 
 
 def _challenges() -> list[str]:
-    from certcli.flows.plan import challenge_names
+    from certcli.flows.dns import checkable
 
-    return challenge_names()
+    return checkable()
 
 
 def _fail_on() -> list[str]:

@@ -26,7 +26,9 @@ def render_diagnoses(out: Output, diagnoses: Sequence[Any]) -> None:
         [[None, STYLES.get(d.status.value, "red"), None, None] for d in diagnoses],
     )
     todo = [d for d in diagnoses if d.status.value in ("missing", "wrong", "duplicate")]
-    if todo:
+    if todo and todo[0].expected_record is not None:
+        _render_records(out, todo)
+    elif todo:
         out.line(f"\nDelegate each name to {todo[0].expected_target} (zone-file syntax):")
         for record in dict.fromkeys(d.record for d in todo):
             out.line(f"  {record}")
@@ -48,3 +50,27 @@ def render_diagnoses(out: Output, diagnoses: Sequence[Any]) -> None:
         )
         for line in dict.fromkeys(f"  {d.challenge_name}: {d.found}" for d in failed):
             out.line(line)
+
+
+def _render_records(out: Output, todo: Sequence[Any]) -> None:
+    """A method's own records (dns-persist-01's TXT), each once, and why each name needs it."""
+    out.line("\nPublish once, at each name's DNS provider (zone-file syntax):")
+    for record in dict.fromkeys(d.record for d in todo):
+        out.line(f"  {record}")
+    for note in dict.fromkeys(f"  ; {d.san}: {d.reason}" for d in todo if d.reason):
+        out.line(note)
+
+
+def render_published(
+    out: Output, published: Sequence[tuple[str, str]], delegate: Sequence[str]
+) -> None:
+    """What `dns check --publish` wrote, and the CNAME records it needs first."""
+    if out.json_mode:
+        return
+    for name, value in published:
+        out.line(f'Published at {name}: TXT "{value}"')
+    if delegate:
+        out.line("Not delegated, so not published: create (zone-file syntax)")
+        for record in delegate:
+            out.line(f"  {record}")
+        out.line("or publish the TXT record below yourself.\n")

@@ -3,16 +3,18 @@ in state.json for `status`; and the diagnoses `status --check-dns` and `dns chec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from certcli import challenges
-from certcli.challenges import ChallengeMethod, dns01
+from certcli.challenges import Challenge, ChallengeMethod, dns01
 from certcli.domains import order_identifiers
-from certcli.errors import DnsNotReadyError
-from certcli.flows.plan import AcmeOptions, Plan, lineage_getter, make_plan
+from certcli.errors import DnsNotReadyError, UsageError
+from certcli.flows.plan import AcmeOptions, Plan, getters, lineage_getter, method_getter
 from certcli.models import LineageSettings
+from certcli.providers import make_provider
 from certcli.storage.protocol import Storage
 
 if TYPE_CHECKING:
@@ -62,7 +64,99 @@ def diagnose_lineage(
     return answer.diagnose(order_identifiers(lineage.domains), answer.settings(get, store))
 
 
-def check_names(store: Storage, config: dict[str, Any], names: list[str]) -> list[Diagnosis]:
-    """The delegation diagnosis of names alone, before (or without) an order."""
-    plan = make_plan(AcmeOptions(challenge=dns01.METHOD.name), config, None, store)
-    return dns01.diagnose(names, plan.challenge_settings)
+@dataclass(frozen=True)
+class NamesCheck:
+    """What `dns check` found, and what `--publish` wrote (target, value) and could not
+    (the CNAME records to create first)."""
+
+    diagnoses: list[Diagnosis]
+    published: tuple[tuple[str, str], ...] = ()
+    delegate: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordShape:
+    """`dns check`'s options for a method whose record the owner publishes."""
+
+    persist_until: str | None = None  # a date, as given
+    wildcard_policy: bool = False
+    publish: bool = False
+
+
+def check_names(
+    store: Storage,
+    config: dict[str, Any],
+    names: list[str],
+    challenge: str | None = None,
+    shape: RecordShape | None = None,
+    interactive: bool = False,
+    ask: Callable[[str], None] = print,
+) -> NamesCheck:
+    """The diagnosis of names alone by a method (DNS-01's delegation by default), before
+    (or without) an order; with `shape.publish`, the method's record written first where
+    certcli can write it."""
+    from certcli.config import Source, checked
+
+    shape = shape or RecordShape()
+    name = challenge or dns01.METHOD.name
+    answer = challenges.METHODS.get(name)
+    others = ", ".join(checkable())
+    if answer is None or not _diagnoses(answer):
+        problem = "is not a challenge method" if answer is None else "has no DNS to check"
+        raise UsageError(f"--challenge {name} {problem}", f"use one of: {others}")
+    # the options of a method whose record the domain owner publishes (dns-persist-01)
+    shaped, publish = getattr(answer, "record_options", ()), getattr(answer, "publish", None)
+    for option, flag, able in (
+        (shape.persist_until is not None, "--persist-until", shaped),
+        (shape.wildcard_policy, "--wildcard-policy", shaped),
+        (shape.publish, "--publish", publish),
+    ):
+        if option and not able:
+            raise UsageError(
+                f"{flag} shapes a record the domain owner publishes, and {name} has none",
+                "use it with --challenge dns-persist-01",
+            )
+    given: dict[str, Any] = {}
+    if shape.persist_until is not None:
+        until = checked("dns_persist.persist_until", shape.persist_until, Source("--persist-until"))
+        if until <= datetime.now(UTC).timestamp():
+            raise UsageError(
+                f"--persist-until {shape.persist_until} is in the past",
+                "give a later date: the CA ignores the record after it",
+            )
+        given["dns_persist.persist_until"] = until
+    if shape.wildcard_policy:
+        given["dns_persist.wildcard_policy"] = True
+    base = method_getter(getters(config, None)[0], AcmeOptions())
+    get = lambda key, default: given[key] if key in given else base(key, default)  # noqa: E731
+    settings = answer.settings(get, store)
+    if not shape.publish or publish is None:
+        return NamesCheck(list(answer.diagnose(names, settings) or ()))
+    try:
+        delegation = dns01.METHOD.settings(base, store)
+    except UsageError as exc:  # no target: nowhere to write
+        message = f"--publish writes at the delegation target, and {exc.message}"
+        raise UsageError(message, exc.hint) from None
+    provider = make_provider(delegation, interactive, ask)
+    written: list[Challenge] = []
+
+    def write(value: str, domain: str) -> None:
+        provider.present(delegation.target, value, domain)
+        written.append(Challenge(domain, name, "", "", value))
+
+    done = publish(names, settings, delegation.target, write)
+    if written:  # served by every authoritative server before it is checked again
+        dns01.DelegationSolver(delegation, provider).wait(written)
+    found = list(answer.diagnose(names, settings) or ())
+    return NamesCheck(found, done.written, done.delegate)
+
+
+def _diagnoses(method: ChallengeMethod) -> bool:
+    """Whether a method has DNS for `dns check` to diagnose: one with a check of its own
+    before ordering (HTTP-01 has none)."""
+    return method.check_phase is not None
+
+
+def checkable() -> list[str]:
+    """The methods `dns check --challenge` takes."""
+    return [name for name, m in challenges.METHODS.items() if _diagnoses(m)]

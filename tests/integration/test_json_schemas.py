@@ -39,6 +39,7 @@ CASES: dict[str, Case] = {
     "dns check, missing": Case("dns check", 17),
     "account register": Case("account register", 0),
     "issue": Case("issue", 0),
+    "dns check, persist": Case("dns check", 17),
     "issue, dns not ready": Case("issue", 17, error=True),
     "san add, dns not ready": Case("san add", 17, error=True),
     "csr to stdout": Case("csr", 0),
@@ -105,6 +106,9 @@ def scenario(lab: Lab, ca: LocalCA, tmp_path_factory: pytest.TempPathFactory) ->
     run("dns check, missing", "dns", "check", s.dns)
     run("account register", "account", "register", "--agree-tos")
     run("issue", "issue", s.http, "--webroot", lab.webroot, "--agree-tos")
+    persist = {"CERTCLI_DNS_PERSIST_ISSUER": "a2c.test"}  # the account exists now
+    run("dns check, persist", "dns", "check", "--challenge", "dns-persist-01", "--publish", s.dns,
+        env=persist)  # fmt: skip
     run("issue, dns not ready", "issue", s.dns, "--dns", "--agree-tos")
     run("san add, dns not ready", "san", "add", s.dns, f"www.{s.dns}")
     run("csr to stdout", "csr", s.pending)
@@ -168,6 +172,17 @@ def test_issue_and_its_failure(scenario: Scenario) -> None:
     assert "DNS is not ready" in scenario.runs["issue, dns not ready"].stderr
     # the records to create are for a terminal; with --json they are in "sans" only
     assert "IN CNAME" not in scenario.runs["issue, dns not ready"].stdout
+
+
+def test_dns_check_of_a_persist_record(scenario: Scenario) -> None:
+    document = scenario.doc("dns check, persist")
+    (san,) = document["sans"]
+    assert (san["dns_status"], san["challenge_name"]) == (
+        "missing",
+        f"_validation-persist.{scenario.dns}",
+    )
+    assert san["record"].startswith(f'_validation-persist.{scenario.dns}. 300 IN TXT "a2c.test; ')
+    assert document["published"] == [] and len(document["delegate"]) == 1
 
 
 def test_renew_reports_every_lineage_and_the_problems(scenario: Scenario) -> None:

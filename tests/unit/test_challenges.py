@@ -28,9 +28,9 @@ def _getter(table: dict[str, Any]) -> Any:
 
 
 def test_the_registry_holds_one_method_per_challenge_type() -> None:
-    assert names() == ["http-01", "dns-01", "dns-account-01"]  # the default first, then by name
+    assert names() == ["http-01", "dns-01", "dns-account-01", "dns-persist-01"]  # default first
     modules = sorted(p.stem for p in Path(challenges.__file__).parent.glob("[!_]*.py"))
-    assert modules == ["dns01", "dns_account01", "http01"]  # each module is registered
+    assert modules == ["dns01", "dns_account01", "dns_persist01", "http01"]  # all registered
     assert all(METHODS[n].name == n for n in names())
     assert method("dns-01") is dns01.METHOD and method("http-01") is http01.METHOD
     for unknown in (None, ""):

@@ -218,6 +218,7 @@ def test_phase_and_action_values_are_the_strings_of_the_json() -> None:
         "Pending",
         "Starting",
         "CNAME Check",
+        "Persist Check",
         "Ordering",
         "Waiting for DNS",
         "Validating",
