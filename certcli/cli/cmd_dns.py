@@ -22,7 +22,7 @@ def check(
             "--challenge",
             metavar="METHOD",
             help="The method whose DNS to check: dns-01 (the default) or dns-persist-01.",
-            autocompletion=completion.challenges,
+            autocompletion=completion.checkable,
         ),
     ] = None,
     persist_until: Annotated[

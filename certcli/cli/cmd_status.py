@@ -36,7 +36,7 @@ def status(
             help="With --check-dns: check as this challenge method would (say, before "
             "moving lineages to it), not as each lineage's own.",
             show_default=False,
-            autocompletion=completion.challenges,
+            autocompletion=completion.checkable,
         ),
     ] = None,
     fail_on: Annotated[

@@ -215,6 +215,12 @@ def _reasons() -> list[str]:
 
 
 def _challenges() -> list[str]:
+    from certcli.flows.plan import challenge_names
+
+    return challenge_names()
+
+
+def _checkable() -> list[str]:
     from certcli.flows.dns import checkable
 
     return checkable()
@@ -232,3 +238,4 @@ exports = choices(_exports)
 reasons = choices(_reasons)
 fail_on = choices(_fail_on)
 challenges = choices(_challenges)
+checkable = choices(_checkable)  # the methods with DNS to check
