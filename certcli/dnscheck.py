@@ -51,6 +51,9 @@ class Diagnosis:
     #: and why what was found does not do (None: the status says it all).
     expected_record: str | None = None
     reason: str | None = None
+    #: Until when a valid record holds (unix seconds: dns-persist-01's persistUntil);
+    #: None when it has no end.
+    valid_until: int | None = None
 
     @property
     def record(self) -> str:

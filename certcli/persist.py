@@ -10,6 +10,7 @@ unknown ones are ignored, a tag given twice makes the record malformed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -160,6 +161,20 @@ def verdict(
         if best is None or rank < best[0]:
             best = (rank, reason)
     return False, best[1] if best else None
+
+
+def valid_until(values: Iterable[str], want: Expected, wildcard: bool, now: float) -> int | None:
+    """Until when the SAN stays validated by one of the values (persistUntil of the one that
+    lasts longest), given one validates it now; None when one has no end."""
+    ends = []
+    for text in values:
+        with contextlib.suppress(Malformed):
+            record = parse(text)
+            if judge(record, want, wildcard, now) is None:
+                if record.persist_until is None:
+                    return None
+                ends.append(record.persist_until)
+    return max(ends) if ends else None
 
 
 def value(want: Expected, wildcard: bool = False, persist_until: int | None = None) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from certcli.models import CertInfo, LineageStatus, parse_rfc3339
@@ -189,3 +189,17 @@ def ari_reason(chosen: datetime, window_end: datetime, live: CertInfo, now: date
     if now >= last_twentieth(live):
         return f"{days_left(live.not_after, now)} days left"
     return None
+
+
+def records_ending(dns: Mapping[str, Any] | None, before: datetime) -> list[tuple[str, datetime]]:
+    """The SANs whose validating record (a dns-persist-01 record's persistUntil, kept in
+    state.json's SAN cache as `valid_until`) ends before `before`, with when: the renewal
+    then would find it expired."""
+    ending = []
+    for san, entry in ((dns or {}).get("sans") or {}).items():
+        until = entry.get("valid_until") if isinstance(entry, Mapping) else None
+        if isinstance(until, int | float) and not isinstance(until, bool):
+            moment = datetime.fromtimestamp(until, UTC)
+            if moment < before:
+                ending.append((san, moment))
+    return ending

@@ -250,6 +250,8 @@ def cached(diagnosis: Diagnosis) -> dict[str, Any]:
         entry["challenge_name"] = diagnosis.challenge_name
     if diagnosis.reason:
         entry["reason"] = diagnosis.reason
+    if diagnosis.valid_until is not None:
+        entry["valid_until"] = diagnosis.valid_until
     return entry
 
 

@@ -151,9 +151,11 @@ def diagnose_one(
     value = wanted_value(san, base in wildcards, options)
     owner = name
 
-    def result(status: DnsStatus, found: str | None, reason: str | None = None) -> Diagnosis:
+    def result(
+        status: DnsStatus, found: str | None, reason: str | None = None, until: int | None = None
+    ) -> Diagnosis:
         record = persist.zone_line(owner, value)
-        return Diagnosis(san, name, status, None, found, record, reason)
+        return Diagnosis(san, name, status, None, found, record, reason, until)
 
     try:
         values, end = lookup(name, resolver)
@@ -164,8 +166,11 @@ def diagnose_one(
     if not values:
         return result(DnsStatus.MISSING, end if via else None, f"no TXT record at {end}")
     found = via + "TXT " + ", ".join(f'"{v}"' for v in values)
-    ok, reason = persist.verdict(values, options.expected(base), san.startswith("*."), time.time())
-    return result(DnsStatus.VALID if ok else DnsStatus.WRONG, found, reason)
+    want, wildcard, now = options.expected(base), san.startswith("*."), time.time()
+    ok, reason = persist.verdict(values, want, wildcard, now)
+    if not ok:
+        return result(DnsStatus.WRONG, found, reason)
+    return result(DnsStatus.VALID, found, until=persist.valid_until(values, want, wildcard, now))
 
 
 def diagnose(identifiers: Sequence[str], options: PersistSettings) -> list[Diagnosis]:

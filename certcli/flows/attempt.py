@@ -15,11 +15,19 @@ from certcli.domains import order_identifiers
 from certcli.errors import CertcliError, LockedError, StoreError, ValidationFailedError
 from certcli.flows.ari import refresh_ari
 from certcli.flows.dns import checked
-from certcli.flows.outcome import Outcome, Progress
+from certcli.flows.outcome import RECORD_ENDING, Outcome, Progress
 from certcli.flows.plan import Plan
 from certcli.flows.session import Session
-from certcli.models import Action, LineageSettings, LineageState, Phase, StateUpdate, rfc3339
-from certcli.renewal import next_attempt
+from certcli.models import (
+    Action,
+    CertInfo,
+    LineageSettings,
+    LineageState,
+    Phase,
+    StateUpdate,
+    rfc3339,
+)
+from certcli.renewal import next_attempt, not_due_until, records_ending
 from certcli.storage.files import version_files
 from certcli.storage.protocol import Storage
 
@@ -135,7 +143,16 @@ def attempt(
             phase(Phase.COMPLETED)
         except StoreError:  # live has switched already: the new certificate stands
             progress(name, Phase.COMPLETED)
-        return Outcome(name, action if record else Action.DRY_RUN, config.domains, version, info)
+        notes, extra = _records_ending(found, info)
+        return Outcome(
+            name,
+            action if record else Action.DRY_RUN,
+            config.domains,
+            version,
+            info,
+            extra=extra,
+            notes=notes,
+        )
     except CertcliError as exc:
         _add_next_step(exc, plan)
         error, failed_at = exc, datetime.now(UTC)
@@ -144,6 +161,23 @@ def attempt(
         except StoreError:  # a full disk, say: the failure is still reported
             progress(name, Phase.FAILED)
         return Outcome(name, Action.FAILED, config.domains, error=exc)
+
+
+def _records_ending(
+    found: dict[str, Any] | None, info: CertInfo
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """A note (and the event to notify) when a SAN's record, dns-persist-01's with a
+    persistUntil, ends before the new certificate is due for renewal."""
+    due = not_due_until(info, None)
+    ending = records_ending(found, due)
+    if not ending:
+        return (), {}
+    shown = ", ".join(f"{san} at {rfc3339(until)}" for san, until in ending)
+    note = (
+        f"the record that validates {shown} ends before the next renewal ({rfc3339(due)}): "
+        "publish it again with a later persistUntil (or none), as `certcli dns check` shows"
+    )
+    return (note,), {"event": RECORD_ENDING}
 
 
 class _WaitShown:

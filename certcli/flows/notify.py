@@ -10,7 +10,7 @@ from typing import Any
 
 from certcli.domains import uncovered
 from certcli.errors import LockedError, StoreError
-from certcli.flows.outcome import Outcome
+from certcli.flows.outcome import RECORD_ENDING, Outcome
 from certcli.hooks import notify
 from certcli.models import Action, CertInfo, LineageSettings, LineageState
 from certcli.renewal import days_left, expiry_notice, renewal_window_start
@@ -35,6 +35,8 @@ def notify_run(store: Storage, config: dict[str, Any], outcomes: list[Outcome]) 
             kind = "renewal_failed"
         elif o.action == Action.SKIPPED and "notice" in o.extra:
             text, kind = f"certcli: {o.name}: {o.reason}", o.extra["event"]
+        elif o.extra.get("event") == RECORD_ENDING:  # said even when renewed
+            text, kind = f"certcli: {o.name}: {o.notes[-1]}", RECORD_ENDING
         elif o.action == Action.RENEWED and on_success:
             text, kind = f"certcli: renewed {o.name} (version {o.version})", "renewed"
         else:

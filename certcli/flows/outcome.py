@@ -13,6 +13,10 @@ from certcli.models import Action, CertInfo, Phase, rfc3339
 #: announces each lineage a pool is about to work on, so that a view knows the total.
 Progress = Callable[[str, Phase], None]
 
+#: The event notified when a record that validates a lineage (dns-persist-01's, with a
+#: persistUntil) ends before its next renewal.
+RECORD_ENDING = "record_expiring"
+
 
 @dataclass(frozen=True)
 class Outcome:

@@ -126,3 +126,40 @@ def test_a_record_that_disappeared_fails_the_renewal_before_any_order(
     assert _orders(a2c) == before
     state = json.loads(Path(persist.config_dir / "certs" / domain / "state.json").read_text())
     assert state["dns"]["sans"][domain]["status"] == "missing"
+
+
+def test_a_record_ending_before_the_next_renewal_is_said_and_notified(
+    persist: Certcli, lab: Lab, a2c: A2C, tmp_path: Path
+) -> None:
+    """a2c's certificates live 30 days, renewed after 20: a record that ends in 5 days
+    validates now, and would not then."""
+    import time
+
+    events = tmp_path / "events"
+    config = persist.config_dir / "config.toml"
+    config.write_text(
+        config.read_text() + f"[notify]\ncommand = 'cat >> {events}; echo >> {events}'\n"
+    )
+    account = ok(persist("account", "register", "--agree-tos", "--json")).json()["uri"]
+    domain = f"ends-{secrets.token_hex(3)}.{SITE_ZONE}"
+    until = int(time.time()) + 5 * 86400
+    _publish(lab, domain, f"{ISSUER_DOMAIN}; accounturi={account}; persistUntil={until}")
+    run = ok(persist("issue", domain, *PERSIST))
+    assert f"the record that validates {domain} at " in run.stderr
+    assert "ends before the next renewal" in run.stderr
+    state = json.loads((persist.config_dir / "certs" / domain / "state.json").read_text())
+    assert state["dns"]["sans"][domain]["valid_until"] == until
+
+    renewed = ok(persist("renew", "--force", "--json")).json()
+    (result,) = renewed["results"]
+    assert result["action"] == "renewed"
+    assert "ends before the next renewal" in result["notes"][0]
+    (event,) = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
+    assert event["event"] == "record_expiring"
+    assert event["name"] == domain and "persistUntil" in event["text"]
+
+    # published again without an end: renewed, and nothing more to say
+    _publish(lab, domain, f"{ISSUER_DOMAIN}; accounturi={account}")
+    again = ok(persist("renew", "--force", "--json")).json()
+    assert again["results"][0]["notes"] == []
+    assert len([line for line in events.read_text().splitlines() if line.strip()]) == 1
