@@ -295,6 +295,8 @@ _KINDS: dict[str, Kind] = {
     "renewal.jitter": Kind("a number of seconds, 0 or more", _seconds_or_zero),
     "notify.on_success": Kind("true or false", _boolean),
     "store.encrypt_keys": Kind("true or false", _boolean),
+    "caa.check": Kind("true or false", _boolean),
+    "caa.identities": Kind('a list of CA domain names (["ca.example"]) or text', _texts),
     "dns.resolvers": Kind('a list of servers (["IP:PORT", ...]) or text', _texts),
     "dns.authoritative": Kind('a list of servers (["IP:PORT", ...]) or text', _texts),
     # each DNS provider's own, as its module declares them (certcli/providers/)

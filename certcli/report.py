@@ -7,7 +7,7 @@ lineages never parses a certificate.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -45,10 +45,16 @@ class SanReport:
     dns_status: str | None = None
     expected_target: str | None = None
     found: str | None = None
+    caa: dict[str, Any] | None = None  # its CAA verdict (`status --check-dns`), as JSON
 
     def to_json(self) -> dict[str, Any]:
         return san_json(
-            self.name, self.dns_status, self.ssl_status.value, self.expected_target, self.found
+            self.name,
+            self.dns_status,
+            self.ssl_status.value,
+            self.expected_target,
+            self.found,
+            caa=self.caa,
         )
 
 
@@ -104,12 +110,17 @@ _DNS_STATUS = {
     "duplicate": LineageStatus.DNS_DUPLICATE,
 }
 
-#: A fresh DNS diagnosis of a lineage (for --check-dns), None for HTTP-01 lineages.
+#: A fresh DNS diagnosis of a lineage (for --check-dns), None for HTTP-01 lineages; the
+#: CAA check of its SANs has the same shape (None when `[caa] check` is off).
 Diagnose = Callable[[LineageSettings], "list[Any] | None"]
 
 
 def lineage_report(
-    store: Storage, name: str, now: datetime, diagnose: Diagnose | None = None
+    store: Storage,
+    name: str,
+    now: datetime,
+    diagnose: Diagnose | None = None,
+    caa: Diagnose | None = None,
 ) -> LineageReport:
     """A lineage as `status` shows it. DNS statuses come from `diagnose` (made now, for
     --check-dns) or else from the cache of the last CNAME Check in state.json. A lineage
@@ -121,7 +132,8 @@ def lineage_report(
         version, cert = store.live(name)
         state = store.read_lineage_state(name)
         fresh_dns = diagnose(config) if diagnose else None
-        return _report(store, config, version, cert, state, now, fresh_dns)
+        report = _report(store, config, version, cert, state, now, fresh_dns)
+        return _with_caa(report, caa(config) if caa else None)
     except StoreError as exc:
         error = exc.message + (f"; {exc.hint}" if exc.hint else "")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -191,6 +203,15 @@ def _report(
     )
 
 
+def _with_caa(report: LineageReport, findings: list[Any] | None) -> LineageReport:
+    """The report with each SAN's CAA verdict."""
+    if not findings:
+        return report
+    verdicts = {f.san: f.to_json() for f in findings}
+    sans = tuple(replace(s, caa=verdicts.get(s.name)) for s in report.sans)
+    return replace(report, sans=sans)
+
+
 def _deploy_error(state: LineageState, version: int | None) -> str | None:
     """What the failed deploy hook of the live version said, and when."""
     failed = state.deploy_failed
@@ -200,9 +221,9 @@ def _deploy_error(state: LineageState, version: int | None) -> str | None:
 
 
 def all_reports(
-    store: Storage, now: datetime, diagnose: Diagnose | None = None
+    store: Storage, now: datetime, diagnose: Diagnose | None = None, caa: Diagnose | None = None
 ) -> list[LineageReport]:
-    return [lineage_report(store, name, now, diagnose) for name in store.names()]
+    return [lineage_report(store, name, now, diagnose, caa) for name in store.names()]
 
 
 def fail_on_matches(reports: list[LineageReport], fail_on: str) -> bool:
