@@ -208,7 +208,7 @@ def evaluate(
     why = "; ".join(dict.fromkeys(reason for _, reason in verdicts))
     what = "wildcard certificates" if tag == "issuewild" else "certificates"
     record = suggested_record(owner, tag, requester)
-    reason = f"CAA at {owner} allows no {what} from this CA: {why}"
+    reason = f"the CAA records at {owner} allow no {what} from this CA: {why}"
     if record is None:
         reason += " (the CA's CAA identity is not known: set [caa] identities)"
     return finding(CaaStatus.FORBIDS, reason, record)

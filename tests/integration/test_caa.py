@@ -184,7 +184,7 @@ def test_issue_refuses_and_orders_nothing(dns: Certcli, lab: Lab, target: str) -
     uri = ok(dns("account", "show", "--json")).json()["uri"]
     record = f'{name}. 300 IN CAA 0 issue "{PEBBLE}; accounturi={uri}; validationmethods=dns-01"'
     line = run.stderr.strip().splitlines()[-1]
-    assert line.startswith(f"certcli: error: CAA forbids {name}: CAA at {name} ")
+    assert line.startswith(f"certcli: error: CAA forbids {name}: the CAA records at {name} ")
     assert line.endswith(f"; add the record {record}, then `certcli renew` issues it")
     (entry,) = ok(dns("status", "--json")).json()["lineages"]
     assert entry["status"] == "failed" and entry["error_kind"] == "caa_forbids"

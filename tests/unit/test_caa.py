@@ -198,7 +198,7 @@ def test_the_refusal_names_each_san_its_reason_and_the_record() -> None:
     ]
     error = forbidden(found)
     assert error is not None and error.exit_code == 17 and error.kind == "caa_forbids"
-    assert error.message.startswith("CAA forbids a.example.com: CAA at example.com")
+    assert error.message.startswith("CAA forbids a.example.com: the CAA records at example.com")
     assert "b.example.com" not in error.message
     assert error.hint == f"add the record {found[0].record}, then `certcli renew` issues it"
     assert forbidden(found[1:]) is None
