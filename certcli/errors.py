@@ -21,7 +21,7 @@ class ExitCode(IntEnum):
     UNAUTHORIZED = 14  # the account or the request was refused (terms, EAB, permissions)
     CA_ERROR = 15  # any other problem the CA reported
     TIMEOUT = 16  # the CA did not finish in time, or DNS did not propagate in time
-    DNS_NOT_READY = 17  # a SAN's _acme-challenge delegation is not Valid
+    DNS_NOT_READY = 17  # a SAN's _acme-challenge delegation is not Valid, or CAA forbids it
     DNS_PROVIDER = 18  # the DNS provider could not write or remove a TXT record
     INTERNAL = 70  # a bug: please report it with the output of -v
     INTERRUPTED = 130
@@ -123,6 +123,18 @@ class DnsNotReadyError(AcmeError):
     def __init__(self, message: str, hint: str | None = None, diagnoses: tuple = ()) -> None:
         super().__init__(message, hint)
         self.diagnoses = diagnoses
+
+
+class CaaForbidsError(AcmeError):
+    """A SAN's CAA records allow none of the CA's identities, or not this account or
+    method; `findings` says which and why. Nothing was ordered."""
+
+    kind = "caa_forbids"
+    exit_code = ExitCode.DNS_NOT_READY
+
+    def __init__(self, message: str, hint: str | None = None, findings: tuple = ()) -> None:
+        super().__init__(message, hint)
+        self.findings = findings
 
 
 class DnsProviderError(AcmeError):

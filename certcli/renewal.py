@@ -161,7 +161,7 @@ def stored_ari(ari: Mapping[str, Any] | None) -> tuple[datetime, datetime] | Non
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=10), timedelta(minutes=100))
 DAILY = timedelta(days=1)
 #: Failures that never reached the CA put no load on it, so they do not back off.
-NO_BACKOFF = frozenset({"dns_not_ready"})
+NO_BACKOFF = frozenset({"dns_not_ready", "caa_forbids"})
 
 
 def next_attempt(

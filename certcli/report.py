@@ -7,7 +7,7 @@ lineages never parses a certificate.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,7 @@ class SanReport:
     expected_target: str | None = None
     found: str | None = None
     challenge_name: str | None = None  # where the method looks (None: `_acme-challenge.`)
+    caa: dict[str, Any] | None = None  # its CAA verdict (`status --check-dns`), as JSON
 
     def to_json(self) -> dict[str, Any]:
         return san_json(
@@ -56,6 +57,7 @@ class SanReport:
             self.expected_target,
             self.found,
             self.challenge_name,
+            caa=self.caa,
         )
 
 
@@ -115,12 +117,17 @@ _DNS_STATUS = {
     "duplicate": LineageStatus.DNS_DUPLICATE,
 }
 
-#: A fresh DNS diagnosis of a lineage (for --check-dns), None for HTTP-01 lineages.
+#: A fresh DNS diagnosis of a lineage (for --check-dns), None for HTTP-01 lineages; the
+#: CAA check of its SANs has the same shape (None when `[caa] check` is off).
 Diagnose = Callable[[LineageSettings], "list[Any] | None"]
 
 
 def lineage_report(
-    store: Storage, name: str, now: datetime, diagnose: Diagnose | None = None
+    store: Storage,
+    name: str,
+    now: datetime,
+    diagnose: Diagnose | None = None,
+    caa: Diagnose | None = None,
 ) -> LineageReport:
     """A lineage as `status` shows it. DNS statuses come from `diagnose` (made now, for
     --check-dns) or else from the cache of the last CNAME Check in state.json. A lineage
@@ -132,7 +139,8 @@ def lineage_report(
         version, cert = store.live(name)
         state = store.read_lineage_state(name)
         fresh_dns = diagnose(config) if diagnose else None
-        return _report(store, config, version, cert, state, now, fresh_dns)
+        report = _report(store, config, version, cert, state, now, fresh_dns)
+        return _with_caa(report, caa(config) if caa else None)
     except StoreError as exc:
         error = exc.message + (f"; {exc.hint}" if exc.hint else "")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -224,6 +232,15 @@ def _renew_at(
     )
 
 
+def _with_caa(report: LineageReport, findings: list[Any] | None) -> LineageReport:
+    """The report with each SAN's CAA verdict."""
+    if not findings:
+        return report
+    verdicts = {f.san: f.to_json() for f in findings}
+    sans = tuple(replace(s, caa=verdicts.get(s.name)) for s in report.sans)
+    return replace(report, sans=sans)
+
+
 def _deploy_error(state: LineageState, version: int | None) -> str | None:
     """What the failed deploy hook of the live version said, and when."""
     failed = state.deploy_failed
@@ -233,9 +250,9 @@ def _deploy_error(state: LineageState, version: int | None) -> str | None:
 
 
 def all_reports(
-    store: Storage, now: datetime, diagnose: Diagnose | None = None
+    store: Storage, now: datetime, diagnose: Diagnose | None = None, caa: Diagnose | None = None
 ) -> list[LineageReport]:
-    return [lineage_report(store, name, now, diagnose) for name in store.names()]
+    return [lineage_report(store, name, now, diagnose, caa) for name in store.names()]
 
 
 def fail_on_matches(reports: list[LineageReport], fail_on: str) -> bool:

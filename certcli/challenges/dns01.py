@@ -262,9 +262,11 @@ def san_json(
     expected_target: str | None,
     found: str | None,
     challenge: str | None = None,
+    caa: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One SAN as `status`, `dns check` and a failed issuance show it in JSON; `challenge`
-    is its challenge name when it differs from the SAN's own (a lookup that failed)."""
+    is its challenge name when it differs from the SAN's own (a lookup that failed); `caa`
+    its CAA verdict (certcli/caa.py), when checked."""
     return {
         "name": name,
         "dns_status": dns_status,
@@ -272,6 +274,7 @@ def san_json(
         "challenge_name": challenge or challenge_name(name),
         "expected_target": expected_target,
         "found": found,
+        "caa": caa,
     }
 
 

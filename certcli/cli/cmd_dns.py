@@ -21,7 +21,8 @@ def check(
         typer.Option(
             "--challenge",
             metavar="METHOD",
-            help="The method whose DNS to check: dns-01 (the default) or dns-persist-01.",
+            help="The method whose DNS to check: dns-01 (the default), dns-account-01 or "
+            "dns-persist-01.",
             autocompletion=completion.checkable,
         ),
     ] = None,
@@ -50,10 +51,10 @@ def check(
         ),
     ] = False,
 ) -> None:
-    """Diagnose each name's _acme-challenge delegation (or, with --challenge
-    dns-persist-01, its _validation-persist record): Valid, Missing, Wrong, Duplicate or
-    Error, with the records to create. Exit 17 unless all are Valid."""
-    from certcli.cli.dnsview import render_diagnoses, render_published
+    """Diagnose each name's _acme-challenge delegation (or, with --challenge, the
+    method's own record): Valid, Missing, Wrong, Duplicate or Error, and its CAA records,
+    with the records to create. Exit 17 unless all are Valid and CAA forbids none."""
+    from certcli.cli.dnsview import render_caa, render_diagnoses, render_published
     from certcli.dnscheck import DnsStatus
     from certcli.domains import normalize_identifiers
     from certcli.errors import ExitCode
@@ -72,12 +73,14 @@ def check(
     )
     diagnoses = found.diagnoses
     if rt.out.json_mode:
-        document: dict = {"sans": [d.to_json() for d in diagnoses]}
+        document: dict = {"sans": [{**d.to_json(), "caa": found.caa.get(d.san)} for d in diagnoses]}
         if publish:
             document["published"] = [{"name": n, "value": v} for n, v in found.published]
             document["delegate"] = list(found.delegate)
         rt.out.emit_json(document)
     render_published(rt.out, found.published, found.delegate)
     render_diagnoses(rt.out, diagnoses)
-    if any(d.status is not DnsStatus.VALID for d in diagnoses):
+    render_caa(rt.out, [(d.san, found.caa.get(d.san)) for d in diagnoses])
+    forbids = any(f["status"] == "caa_forbids" for f in found.caa.values())
+    if forbids or any(d.status is not DnsStatus.VALID for d in diagnoses):
         raise typer.Exit(ExitCode.DNS_NOT_READY)

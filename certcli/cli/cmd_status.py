@@ -59,23 +59,26 @@ def status(
         raise UsageError("--challenge goes with --check-dns")
     rt = runtime(ctx)
     now = rt.now()
-    diagnose = None
+    diagnose = caa = None
     if check_dns:
         from functools import partial
 
+        from certcli.flows.caa import lineage_findings
         from certcli.flows.dns import diagnose_lineage, diagnoser
 
         diagnose = partial(diagnose_lineage, rt.store, rt.config, method=diagnoser(challenge))
+        caa = partial(lineage_findings, rt.store, rt.config, method=challenge)
     if name:
-        reports = [lineage_report(rt.store, name, now, diagnose)]
+        reports = [lineage_report(rt.store, name, now, diagnose, caa)]
     else:
-        reports = all_reports(rt.store, now, diagnose)
+        reports = all_reports(rt.store, now, diagnose, caa)
     if rt.out.json_mode:
         rt.out.emit_json({"lineages": [r.to_json() for r in reports]})
     elif name:
         _detail(rt.out, reports[0], now)
     elif reports:
         _table(rt.out, reports, now)
+        _caa(rt.out, reports)
     else:
         rt.out.info(f"No certificates in {rt.store.certs_dir} yet.")
     if fail_on and fail_on_matches(reports, fail_on):
@@ -175,3 +178,13 @@ def _detail(out: Output, r: LineageReport, now: datetime) -> None:
     if r.sans:
         out.line()
         san_table(out, r)
+        _caa(out, [r], named=False)
+
+
+def _caa(out: Output, reports: list[LineageReport], *, named: bool = True) -> None:
+    """The SANs whose CAA verdict needs a word (`--check-dns`), with the records to add."""
+    from certcli.cli.dnsview import render_caa
+
+    render_caa(
+        out, [(f"{r.name}: {s.name}" if named else s.name, s.caa) for r in reports for s in r.sans]
+    )

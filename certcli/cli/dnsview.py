@@ -74,3 +74,30 @@ def render_published(
         for record in delegate:
             out.line(f"  {record}")
         out.line("or publish the TXT record below yourself.\n")
+
+
+#: How a CAA verdict that needs a word is introduced (`allowed` and `none` need none).
+CAA_SAID = {
+    "caa_forbids": "CAA forbids",
+    "unknown": "CAA not judged for",
+    "error": "CAA lookup failed for",
+}
+
+
+def render_caa(out: Output, findings: Sequence[tuple[str, dict[str, Any] | None]]) -> None:
+    """A line per SAN whose CAA verdict is not plain (forbids, unknown, error), with the
+    record to add; `findings` pairs a label (the SAN, or `lineage: SAN`) with its JSON."""
+    if out.json_mode:
+        return
+    lines = []
+    for label, found in findings:
+        said = CAA_SAID.get(found["status"]) if found else None
+        if found is None or said is None:
+            continue
+        lines.append(f"{said} {label}: {found['reason']}")
+        if found.get("record"):
+            lines.append(f"  add: {found['record']}")
+    if lines:
+        out.line()
+        for line in lines:
+            out.line(line)

@@ -14,6 +14,7 @@ from certcli import challenges
 from certcli.domains import order_identifiers
 from certcli.errors import CertcliError, LockedError, StoreError, ValidationFailedError
 from certcli.flows.ari import refresh_ari
+from certcli.flows.caa import refusal
 from certcli.flows.dns import checked
 from certcli.flows.outcome import RECORD_ENDING, Outcome, Progress
 from certcli.flows.plan import Plan
@@ -98,6 +99,9 @@ def attempt(
             later["dns"] = found
         if problem is not None:
             raise problem
+        forbids = refusal(identifiers, plan, store)  # CAA: before any order, for every method
+        if forbids is not None:
+            raise forbids
         solver.check()  # e.g. the TSIG key is accepted: before any order
         key = x.generate_private_key(plan.key_type)
         csr_pem = x.make_csr(key, identifiers)

@@ -4,7 +4,7 @@ in state.json for `status`; and the diagnoses `status --check-dns` and `dns chec
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,7 @@ class NamesCheck:
     diagnoses: list[Diagnosis]
     published: tuple[tuple[str, str], ...] = ()
     delegate: tuple[str, ...] = ()
+    caa: dict[str, dict[str, Any]] = field(default_factory=dict)  # each SAN's verdict, as JSON
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,24 @@ def check_names(
     ask: Callable[[str], None] = print,
 ) -> NamesCheck:
     """The diagnosis of names alone by a method (DNS-01's delegation by default), before
-    (or without) an order; with `shape.publish`, the method's record written first where
-    certcli can write it."""
+    (or without) an order, with each name's CAA verdict for that method; with
+    `shape.publish`, the method's record written first where certcli can write it."""
+    from certcli.flows.caa import check_names as caa_names
+
+    found = _diagnosed(store, config, names, challenge, shape, interactive, ask)
+    caa = caa_names(store, config, names, challenge or dns01.METHOD.name) or ()
+    return replace(found, caa={f.san: f.to_json() for f in caa})
+
+
+def _diagnosed(
+    store: Storage,
+    config: dict[str, Any],
+    names: list[str],
+    challenge: str | None,
+    shape: RecordShape | None,
+    interactive: bool,
+    ask: Callable[[str], None],
+) -> NamesCheck:
     from certcli.config import Source, checked
 
     shape = shape or RecordShape()

@@ -48,6 +48,7 @@ class Outcome:
             "error": self.error.message if self.error else None,
             "error_kind": getattr(self.error, "kind", "error") if self.error else None,
             "sans": [d.to_json() for d in getattr(self.error, "diagnoses", ())],
+            "caa": [{"name": f.san, **f.to_json()} for f in getattr(self.error, "findings", ())],
             "problems": list(self.problems),
             "deploy_error": self.deploy_error,
             "notes": list(self.notes),

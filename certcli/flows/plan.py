@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from certcli import challenges
+from certcli.caa import CaaSettings
+from certcli.caa import settings as caa_settings
 from certcli.challenges import ChallengeMethod, Get, check_identifiers
 from certcli.config import LETSENCRYPT, LETSENCRYPT_STAGING, resolve_server, setting
 from certcli.errors import UsageError
@@ -50,6 +52,7 @@ class Plan:
     challenge_settings: Any = None  # the method's own (WebrootSettings, DnsSettings)
     deploy_hook: str | None = None
     profile: str | None = None
+    caa: CaaSettings | None = None  # None: no CAA check before ordering
 
     @property
     def method(self) -> ChallengeMethod:
@@ -142,6 +145,7 @@ def make_plan(
         challenge_settings=answer_settings,
         deploy_hook=options.deploy_hook,
         profile=get("profile", options.profile),
+        caa=caa_settings(answer_get),
     )
     if lineage is not None:
         check_identifiers(lineage.domains, plan.challenge, lineage.name)

@@ -165,8 +165,13 @@ class Lab:
         return found
 
     def env(self) -> dict[str, str]:
-        """Environment for a certcli run against the lab."""
-        return {"REQUESTS_CA_BUNDLE": str(self.ca_bundle), "CERTCLI_SERVER": self.directory_url}
+        """Environment for a certcli run against the lab: its CA, and its BIND for every
+        lookup (the CAA check before each order included), so none leaves the machine."""
+        return {
+            "REQUESTS_CA_BUNDLE": str(self.ca_bundle),
+            "CERTCLI_SERVER": self.directory_url,
+            "CERTCLI_DNS_RESOLVERS": self.dns_server,
+        }
 
     def dns_config(self, target: str, *, secret: str | None = None) -> str:
         """config.toml text that delegates to `target` and updates it by RFC 2136."""

@@ -316,6 +316,7 @@ def test_what_state_json_keeps_and_the_json_of_a_san() -> None:
         "found": None,
         "record": wrong.record,
         "reason": "no policy=wildcard",
+        "caa": None,
     }
     # DNS-01's diagnosis has neither field
     delegated = Diagnosis("a.test", "_acme-challenge.a.test", DnsStatus.MISSING, "t.test")
