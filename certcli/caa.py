@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from certcli.domains import is_ip, normalize_dns_name
+from certcli.domains import is_ip, normalize_dns_name, zone_text
 
 if TYPE_CHECKING:
     import dns.resolver
@@ -50,8 +50,7 @@ class Property:
         return bool(self.flags & CRITICAL)
 
     def to_text(self) -> str:
-        quoted = self.value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{self.flags} {self.tag} "{quoted}"'
+        return f"{self.flags} {self.tag} {zone_text(self.value)}"
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ def suggested_record(owner: str, tag: str, requester: Requester) -> str | None:
         value += f"; accounturi={requester.account_uri}"
     if requester.method:
         value += f"; validationmethods={requester.method}"
-    return f'{owner}. 300 IN CAA 0 {tag} "{value}"'
+    return f"{owner}. 300 IN CAA 0 {tag} {zone_text(value)}"
 
 
 def _judge(prop: Property, requester: Requester) -> tuple[bool | None, str]:

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from certcli.domains import zone_string
+
 #: The label before the domain, as the draft names it.
 LABEL = "_validation-persist"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -190,12 +192,9 @@ def value(want: Expected, wildcard: bool = False, persist_until: int | None = No
 def zone_line(owner: str, text: str) -> str:
     """The TXT record at `owner` (`_validation-persist.<domain>`, or where its CNAME chain
     ends) in zone-file syntax, split in strings of at most 255 bytes."""
-    raw = text.encode()
+    raw = text.encode(errors="replace")
     chunks = [raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""]
-    quoted = " ".join(
-        '"' + c.decode().replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks
-    )
-    return f"{owner}. 300 IN TXT {quoted}"
+    return f"{owner}. 300 IN TXT {' '.join(zone_string(c) for c in chunks)}"
 
 
 def moment(seconds: int) -> str:

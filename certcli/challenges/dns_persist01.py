@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from certcli import persist
 from certcli.challenges import dns01
-from certcli.domains import is_ip, normalize_dns_name
+from certcli.domains import is_ip, normalize_dns_name, zone_text
 from certcli.errors import DnsNotReadyError, UsageError
 from certcli.models import Phase
 
@@ -165,7 +165,7 @@ def diagnose_one(
     via = "" if end == name else f"{end}: "
     if not values:
         return result(DnsStatus.MISSING, end if via else None, f"no TXT record at {end}")
-    found = via + "TXT " + ", ".join(f'"{v}"' for v in values)
+    found = via + "TXT " + ", ".join(zone_text(v) for v in values)
     want, wildcard, now = options.expected(base), san.startswith("*."), time.time()
     ok, reason = persist.verdict(values, want, wildcard, now)
     if not ok:

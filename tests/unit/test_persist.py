@@ -156,6 +156,33 @@ def test_the_record_to_publish_in_zone_file_syntax() -> None:
     assert line.count('"') == 4 and line.split(" TXT ")[1] == f'"{long[:255]}" "{long[255:]}"'
 
 
+def test_the_record_and_what_was_found_never_break_a_line() -> None:
+    """DNS data and a CA's words are shown in zone-file escapes: a line break, a terminal
+    escape or a quote in a TXT value stays inside its string; a character cut by the
+    255-byte split is two escapes, never a UnicodeDecodeError."""
+    odd = 'a2c.test; accounturi=x"\n\x1b[2J'
+    assert persist.zone_line("_validation-persist.x.test", odd).endswith(
+        'TXT "a2c.test; accounturi=x\\"\\010\\027[2J"'
+    )
+    cut = "a" * 254 + "é"
+    assert persist.zone_line("x.test", cut).endswith(f'"{"a" * 254}\\195" "\\169"')
+
+    class Resolver:
+        nameservers = ("127.0.0.1",)
+
+        def resolve(self, name: str, rtype: str, raise_on_no_answer: bool = True) -> Any:
+            import dns.name
+            import dns.rrset
+
+            rrset = dns.rrset.from_text_list(name + ".", 60, "IN", "TXT", [r'"a\010b\027[2J"'])
+            return type("Answer", (), {"rrset": rrset, "canonical_name": dns.name.from_text(name)})
+
+    found = dns_persist01.diagnose_one("x.test", _settings(), Resolver(), set())  # type: ignore[arg-type]
+    assert found.status is DnsStatus.WRONG
+    assert found.found == 'TXT "a\\010b\\027[2J"'
+    assert found.found.isprintable() and found.record.isprintable()
+
+
 def test_the_settings_kinds() -> None:
     def until(text: str) -> int:
         return checked("dns_persist.persist_until", text, Source("--persist-until"))
