@@ -244,7 +244,7 @@ def test_what_cannot_be_checked_is_one_clear_error(certcli: Certcli, lab: Lab, t
     assert "announces no issuer domain name" in error(*PERSIST, name)
     assert error("dns", "check", "--challenge", "tls-alpn-01", name) == (
         "certcli: error: --challenge tls-alpn-01 is not a challenge method; "
-        "use one of: dns-01, dns-persist-01"
+        "use one of: dns-01, dns-account-01, dns-persist-01"
     )
     assert "has no DNS to check" in error("dns", "check", "--challenge", "http-01", name)
     assert "--publish shapes a record" in error("dns", "check", "--publish", name)
