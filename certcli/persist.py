@@ -28,6 +28,8 @@ _PARAMETER = re.compile(rf"({_LABEL})[ \t]*=[ \t]*([\x21-\x3a\x3c-\x7e]*)")
 _WSP = " \t"
 #: The hash whose name a hashed accounturi carries, the one every CA accepts.
 HASH_NAME = "sha-256"
+#: The most issuer domain names a CA may list, and the longest one (the draft's §3.1).
+MAX_ISSUERS, MAX_ISSUER_OCTETS = 10, 253
 
 
 class Malformed(ValueError):
@@ -202,6 +204,29 @@ def moment(seconds: int) -> str:
         return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
         return "far off"
+
+
+def is_issuer_name(name: object) -> bool:
+    """Whether `name` is an issuer domain name as a CA must send it: lowercase A-labels, no
+    trailing dot, at most 253 octets."""
+    return (
+        isinstance(name, str)
+        and len(name) <= MAX_ISSUER_OCTETS
+        and name == name.lower()
+        and _ISSUER.fullmatch(name) is not None
+    )
+
+
+def announced_issuers(value: object) -> tuple[str, ...] | None:
+    """A CA's `issuerDomainNames` (its directory's, or a challenge's), or None when the array
+    breaks the draft's rules (not a list, empty, more than 10, a name that is not one): a
+    client treats such an array as not given. The CA's words become the record the user
+    publishes, so a `;` or a line break in them must never reach it."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_ISSUERS:
+        return None
+    if not all(is_issuer_name(name) for name in value):
+        return None
+    return tuple(value)
 
 
 # -- the settings' kinds (config.py checks `[dns_persist]` with them) ---------------------

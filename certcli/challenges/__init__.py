@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from certcli import persist
 from certcli.errors import UsageError
 from certcli.models import Phase
 
@@ -134,7 +135,12 @@ def ca_facts(get: Get, store: Storage | None) -> CaFacts:
     meta = directory.get("meta") if isinstance(directory, dict) else None
     meta = meta if isinstance(meta, dict) else {}
     identities = meta.get("caaIdentities")
-    found = tuple(str(i).lower() for i in identities) if isinstance(identities, list) else ()
+    # the CA's words become records the user adds: only the names that are domain names
+    found = tuple(
+        i.lower()
+        for i in (identities if isinstance(identities, list) else ())
+        if isinstance(i, str) and persist.is_issuer_name(i.lower())
+    )
     return CaFacts(url, account.uri if account else None, found, meta)
 
 

@@ -67,13 +67,8 @@ def settings(get: Get, store: Storage | None) -> PersistSettings:
             "and there is none yet",
             "run `certcli account register` first",
         )
-    announced = facts.meta.get("issuerDomainNames")
-    issuers = get("dns_persist.issuer", None) or (
-        [str(n).lower() for n in announced if isinstance(n, str)]
-        if isinstance(announced, list)
-        else []
-    )
-    issuers = tuple(issuers or facts.caa_identities)
+    announced = persist.announced_issuers(facts.meta.get("issuerDomainNames"))
+    issuers = tuple(get("dns_persist.issuer", None) or announced or facts.caa_identities)
     if not issuers:
         raise UsageError(
             f"the CA at {facts.directory_url} announces no issuer domain name for "

@@ -288,6 +288,44 @@ def test_the_issuer_names_the_directory_announces(tmp_path: Path) -> None:
     assert chosen.issuers == ("mine.example",)
 
 
+@pytest.mark.parametrize(
+    "announced",
+    [
+        ["evil.example; policy=wildcard"],  # a parameter smuggled into the record to publish
+        ["evil.example\nx. 300 IN TXT y"],  # a second zone-file line
+        ["Upper.example"],  # not lowercase
+        ["trailing.example."],
+        ["x" * 250 + ".com"],  # over 253 octets
+        [f"n{i}.example" for i in range(11)],  # over 10
+        [],
+        "persist.example",  # not a list
+        [3],
+    ],
+)
+def test_issuer_names_that_break_the_drafts_rules_are_not_used(
+    tmp_path: Path, announced: object
+) -> None:
+    """A directory's issuerDomainNames that break the draft's rules count as not given (the
+    next source is its caaIdentities), and a caaIdentities entry that is no domain name is
+    never used: the CA's words would become the record the user publishes."""
+    meta = {"issuerDomainNames": announced, "caaIdentities": ["bad; policy=wildcard", "ca.example"]}
+    store = _store(tmp_path, meta)
+    found = dns_persist01.METHOD.settings(_get(), store)
+    assert found.issuers == ("ca.example",)
+    assert dns_persist01.wanted_value("x.test", False, found) == f"ca.example; accounturi={ME}"
+    store = _store(tmp_path, {"issuerDomainNames": announced, "caaIdentities": ["x\ny"]})
+    with pytest.raises(UsageError, match="announces no issuer domain name"):
+        dns_persist01.METHOD.settings(_get(), store)
+
+
+def test_issuer_names_that_keep_the_rules() -> None:
+    assert persist.announced_issuers(["a.example", "xn--nicode-example-9jb.com"]) == (
+        "a.example",
+        "xn--nicode-example-9jb.com",
+    )
+    assert persist.announced_issuers([f"n{i}.example" for i in range(10)]) is not None
+
+
 def _diagnosis(san: str, status: DnsStatus, reason: str | None = None) -> Diagnosis:
     name = f"_validation-persist.{san.removeprefix('*.')}"
     record = f'{name}. 300 IN TXT "a2c.test; accounturi={ME}"'
