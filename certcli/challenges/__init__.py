@@ -33,6 +33,9 @@ class Challenge:
     token: str
     key_authorization: str  # what an HTTP-01 file holds
     validation: str  # what the CA checks: the key authorization, or the DNS-01 TXT value
+    #: The CA's challenge object as JSON text, for a type acme does not know (its own
+    #: fields: dns-persist-01's issuerDomainNames); text, so that a Challenge stays hashable.
+    offered: str = ""
 
 
 class Solver(Protocol):

@@ -280,15 +280,50 @@ def publish(
 
 
 class PersistSolver:
-    """Nothing to present, wait for or clean up: the record is already published."""
+    """Nothing to present, wait for or clean up: the record is already published. Before
+    answering, each challenge's issuerDomainNames is checked as the draft asks a client to
+    (§3.1: 1 to 10 names, else the challenge is malformed and refused), and for one of
+    the issuers the record names: else the CA would only find it invalid, with no reason."""
 
     challenge_type = "dns-persist-01"
+
+    def __init__(self, issuers: Sequence[str] = ()) -> None:
+        self.issuers = tuple(issuers)
 
     def check(self) -> None:
         return None
 
     def present(self, challenges: list[Challenge]) -> None:
-        return None  # the CA reads the persistent record; certcli writes nothing
+        for challenge in challenges:  # the CA reads the persistent record; certcli writes nothing
+            self._offered(challenge)
+
+    def _offered(self, challenge: Challenge) -> None:
+        import json
+
+        from certcli.errors import AcmeError
+
+        try:
+            fields = json.loads(challenge.offered) if challenge.offered else {}
+        except ValueError:
+            fields = {}
+        # the draft's name, and the one of its first versions (acme2certifier's)
+        key = next((k for k in ("issuerDomainNames", "issuer-domain-names") if k in fields), None)
+        if key is None:
+            return  # a CA that does not say: its directory's names, or the setting, decide
+        offered = persist.announced_issuers(fields[key])
+        if offered is None:
+            raise AcmeError(
+                f"the CA's dns-persist-01 challenge for {challenge.identifier} is malformed: "
+                f"its {key} is not a list of 1 to {persist.MAX_ISSUERS} issuer domain names",
+                "the draft asks a client to refuse it; report it to the CA",
+            )
+        if self.issuers and not set(self.issuers) & set(offered):
+            raise AcmeError(
+                f"the CA accepts for {challenge.identifier} only records naming "
+                f"{', '.join(offered)}, not {', '.join(self.issuers)}",
+                f"set the issuer: certcli config set dns_persist.issuer {offered[0]}, and "
+                "publish the record `certcli dns check --challenge dns-persist-01` prints",
+            )
 
     def wait(self, challenges: list[Challenge]) -> None:
         return None
@@ -315,7 +350,7 @@ class Persist:
     def solver(
         self, settings: PersistSettings, leftovers: Path, interactive: bool, ask: Ask
     ) -> PersistSolver:
-        return PersistSolver()
+        return PersistSolver(settings.issuers)
 
     def check(self, identifiers: Sequence[str], settings: PersistSettings) -> list[Diagnosis]:
         return check(identifiers, settings)

@@ -4,6 +4,7 @@ authorization, answer them, poll until decided, finalize, download and check the
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from collections.abc import Callable
@@ -188,11 +189,13 @@ def prepared(
     key authorization and the DNS-01-style TXT value (base64url of its SHA-256), as
     dns-account-01 uses them; dns-persist-01 has no token and needs neither."""
     chall = challb.chall
+    offered = ""
     if not isinstance(chall, acme_challenges.UnrecognizedChallenge):
         response, validation = chall.response_and_validation(key)
         token = chall.encode("token")
         key_authorization = response.key_authorization
     else:
+        offered = json.dumps(chall.jobj)
         response = EmptyResponse()
         token = chall.jobj.get("token") or ""
         if not isinstance(token, str) or (token and not _TOKEN.fullmatch(token)):
@@ -214,6 +217,7 @@ def prepared(
         token=token,
         key_authorization=key_authorization,
         validation=validation,
+        offered=offered,
     )
     return challenge, response
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -224,3 +225,61 @@ def test_a_dns_account_challenge_without_a_token_writes_nothing() -> None:
     with pytest.raises(AcmeError, match="has no token, so there is no TXT value to write"):
         solver.present([work.challenge])
     assert provider.written == []
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        [],
+        [f"ca{i}.test" for i in range(11)],
+        "a2c.test",
+        [3],
+        ["A2C.test"],
+        ["a2c.test\nx"],
+        ["x" * 254],
+        {"a2c.test": True},
+    ],
+)
+def test_a_malformed_persist_challenge_is_refused_before_it_is_answered(names: Any) -> None:
+    """draft-ietf-acme-dns-persist §3.1: a client MUST refuse a challenge whose
+    issuerDomainNames is empty or over 10 names (and each is a lowercase domain name)."""
+    from certcli.challenges.dns_persist01 import PersistSolver
+
+    for key in ("issuerDomainNames", "issuer-domain-names"):
+        offered = {
+            "type": "dns-persist-01",
+            "url": "https://ca/c/4",
+            "status": "pending",
+            key: names,
+        }
+        (work,) = orders.answers(_order(offered), lambda _i: _Solver("dns-persist-01"), KEY)
+        assert json.loads(work.challenge.offered)[key] == names
+        with pytest.raises(AcmeError) as raised:
+            PersistSolver(("a2c.test",)).present([work.challenge])
+        assert raised.value.message == (
+            f"the CA's dns-persist-01 challenge for example.com is malformed: its {key} is not "
+            "a list of 1 to 10 issuer domain names"
+        )
+
+
+def test_a_persist_challenge_for_other_issuers_says_which_before_it_is_answered() -> None:
+    from certcli.challenges.dns_persist01 import PersistSolver
+
+    names = ["authority.example", "ca.example.net"]
+    offered = {
+        "type": "dns-persist-01",
+        "url": "https://c/4",
+        "status": "pending",
+        "issuerDomainNames": names,
+    }
+    (work,) = orders.answers(_order(offered), lambda _i: _Solver("dns-persist-01"), KEY)
+    with pytest.raises(AcmeError) as raised:
+        PersistSolver(("a2c.test",)).present([work.challenge])
+    assert raised.value.message == (
+        "the CA accepts for example.com only records naming authority.example, ca.example.net, "
+        "not a2c.test"
+    )
+    assert "dns_persist.issuer authority.example" in str(raised.value.hint)
+    PersistSolver(("ca.example.net",)).present([work.challenge])  # one in common: answered
+    (plain,) = orders.answers(_order(OFFERED[3]), lambda _i: _Solver("dns-persist-01"), KEY)
+    PersistSolver(("a2c.test",)).present([plain.challenge])  # acme2certifier's spelling
