@@ -243,14 +243,21 @@ def issuers(value: object) -> list[str]:
     return names
 
 
+#: The last moment a date can name (9999-12-31T23:59:59Z): a persistUntil past it is no date.
+LAST_SECOND = 253402300799
+
+
 def unix_seconds(value: object) -> int:
-    """A moment as unix seconds: a date (midnight UTC), an RFC 3339 moment, or seconds."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    """A moment as unix seconds: a date (midnight UTC), an RFC 3339 moment, or seconds (up
+    to the year 9999: a CA that reads them as a date must be able to)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= LAST_SECOND:
         return value
     if not isinstance(value, str):
         raise ValueError
     text = value.strip()
     if text.isascii() and text.isdigit():
+        if int(text) > LAST_SECOND:
+            raise ValueError
         return int(text)
     if len(text) == 10:  # YYYY-MM-DD
         return int(datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC).timestamp())

@@ -189,7 +189,8 @@ def test_the_settings_kinds() -> None:
 
     assert until("2027-01-01") == until("2027-01-01T00:00:00Z") == 1798761600
     assert until("2027-01-01T02:00:00+02:00") == 1798761600 and until("1798761600") == 1798761600
-    for bad in ("tomorrow", "2027-13-01", "2027-01-01T00:00:00"):
+    assert until("253402300799") == persist.LAST_SECOND  # 9999-12-31T23:59:59Z
+    for bad in ("tomorrow", "2027-13-01", "2027-01-01T00:00:00", "253402300800", "9" * 30):
         with pytest.raises(UsageError, match="--persist-until must be a date"):
             until(bad)
     issuers = checked("dns_persist.issuer", "A2C.test, other.example", Source("x"))
