@@ -106,7 +106,7 @@ def test_an_unknown_challenge_is_refused_with_the_names(dns: Certcli) -> None:
     assert run.code == 2
     assert run.stderr.strip() == (
         "certcli: error: unknown challenge method 'tls-alpn-01'; use one of: http-01, dns-01, "
-        "dns-account-01"
+        "dns-account-01, dns-persist-01"
     )
 
 
