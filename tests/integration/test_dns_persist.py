@@ -296,7 +296,8 @@ def test_hostile_dns_a_cname_loop_and_odd_records(persist: Certcli, lab: Lab) ->
             f"_validation-persist.{odd}",
             "TXT",
             [
-                f'"a2c.test; accounturi={me}\\010{odd}\\009Valid\\027[2J" "{long[:200]}" "{long[200:]}"'
+                f'"a2c.test; accounturi={me}\\010{odd}\\009Valid\\027[2J" '
+                f'"{long[:200]}" "{long[200:]}"'
             ],
         ),
     )
