@@ -217,6 +217,19 @@ def is_issuer_name(name: object) -> bool:
     )
 
 
+#: A parameter's value (RFC 8659: printable ASCII but ';', never a space), of a sane length.
+_VALUE = re.compile(r"[\x21-\x3a\x3c-\x7e]{1,1000}")
+
+
+def check_ca_text(account_uri: str, prefix: str | None) -> None:
+    """Raise Malformed naming the CA's text (its account URL, its accountHashPrefix) that
+    cannot be a record's parameter value: a space, a `;` or a line break in it would change
+    the record the user publishes (a smuggled `; policy=wildcard`)."""
+    for what, text in (("account URL", account_uri), ("accountHashPrefix", prefix)):
+        if text is not None and not _VALUE.fullmatch(text):
+            raise Malformed(f"the CA's {what} {text[:80]!r} cannot be written in a record")
+
+
 def announced_issuers(value: object) -> tuple[str, ...] | None:
     """A CA's `issuerDomainNames` (its directory's, or a challenge's), or None when the array
     breaks the draft's rules (not a list, empty, more than 10, a name that is not one): a

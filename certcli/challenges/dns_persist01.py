@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from certcli import persist
 from certcli.challenges import dns01
 from certcli.domains import is_ip, normalize_dns_name, zone_text
-from certcli.errors import DnsNotReadyError, UsageError
+from certcli.errors import AcmeError, DnsNotReadyError, UsageError
 from certcli.models import Phase
 
 if TYPE_CHECKING:
@@ -77,6 +77,10 @@ def settings(get: Get, store: Storage | None) -> PersistSettings:
         )
     prefix = facts.meta.get("accountHashPrefix")
     prefix = prefix if isinstance(prefix, str) and prefix else None
+    try:
+        persist.check_ca_text(facts.account_uri, prefix)
+    except persist.Malformed as exc:
+        raise AcmeError(str(exc), "the CA does not follow the draft; report it to the CA") from None
     thumbprint = None
     if prefix is not None and store is not None:
         from certcli.x509 import jwk_thumbprint
@@ -280,10 +284,8 @@ def publish(
 
 
 class PersistSolver:
-    """Nothing to present, wait for or clean up: the record is already published. Before
-    answering, each challenge's issuerDomainNames is checked as the draft asks a client to
-    (§3.1: 1 to 10 names, else the challenge is malformed and refused), and for one of
-    the issuers the record names: else the CA would only find it invalid, with no reason."""
+    """Nothing to present, wait for or clean up: the record is already published. Each
+    challenge's issuerDomainNames is checked first (draft §3.1), and for our issuer."""
 
     challenge_type = "dns-persist-01"
 
@@ -299,8 +301,6 @@ class PersistSolver:
 
     def _offered(self, challenge: Challenge) -> None:
         import json
-
-        from certcli.errors import AcmeError
 
         try:
             fields = json.loads(challenge.offered) if challenge.offered else {}

@@ -319,6 +319,37 @@ def test_issuer_names_that_break_the_drafts_rules_are_not_used(
         dns_persist01.METHOD.settings(_get(), store)
 
 
+@pytest.mark.parametrize(
+    "prefix",
+    ["https://ca.test/h; policy=wildcard/", "https://ca.test/h/\n", "https://ca test/", "x" * 2000],
+)
+def test_an_account_hash_prefix_that_would_change_the_record_is_refused(
+    tmp_path: Path, prefix: str
+) -> None:
+    """The CA's accountHashPrefix starts the accounturi the user publishes: one with a `;`, a
+    space or a line break would smuggle a parameter (or a line) into the record."""
+    from certcli.errors import AcmeError
+
+    store = _store(tmp_path, {"issuerDomainNames": ["ca.example"], "accountHashPrefix": prefix})
+    with pytest.raises(AcmeError) as raised:
+        dns_persist01.METHOD.settings(_get(), store)
+    assert raised.value.message.startswith("the CA's accountHashPrefix ")
+    assert raised.value.message.endswith(" cannot be written in a record")
+    assert raised.value.message.isprintable() and len(raised.value.message) < 200
+
+
+def test_an_account_url_that_would_change_the_record_is_refused(tmp_path: Path) -> None:
+    from certcli.errors import AcmeError
+
+    store = Store(tmp_path / "store")
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    store.write_account(Account(URL, f"{ME}; policy=wildcard", (), None, "2026-01-01Z", key))
+    with pytest.raises(AcmeError, match=r"the CA's account URL .* cannot be written in a record"):
+        dns_persist01.METHOD.settings(_get({"dns_persist.issuer": ["a2c.test"]}), store)
+
+
 def test_issuer_names_that_keep_the_rules() -> None:
     assert persist.announced_issuers(["a.example", "xn--nicode-example-9jb.com"]) == (
         "a.example",
