@@ -91,16 +91,6 @@ def parse_issue_value(value: str) -> IssueValue:
     return IssueValue(issuer, parameters)
 
 
-def parse_record(text: str) -> Property:
-    """A CAA record as zone files write it, `0 issue "ca.example"` (for tests, and for
-    whatever prints records)."""
-    flags, tag, value = text.strip().split(None, 2)
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return Property(int(flags), tag.lower(), value)
-
-
 @dataclass(frozen=True)
 class Requester:
     """Who asks: the CA's CAA identities (empty: not known), our account's URL there (None:
@@ -236,17 +226,17 @@ def relevant_set(
             continue
         if answer.rrset is None or not len(answer.rrset):
             continue
-        found = [
-            Property(r.flags, r.tag.decode(errors="replace").lower(), _value(r.value))
-            for r in answer.rrset
-        ]
+        found = [from_rdata(r) for r in answer.rrset]
         holder = normalize_dns_name(answer.rrset.name.to_text())
         return candidate, found, holder
     return None
 
 
-def _value(raw: bytes) -> str:
-    return raw.decode(errors="replace")
+def from_rdata(rdata: Any) -> Property:
+    """A CAA record as dnspython reads it (wire or zone-file text): tags match without case;
+    a value that is not UTF-8 keeps U+FFFD for each bad byte (it then parses as malformed)."""
+    tag = rdata.tag.decode(errors="replace").lower()
+    return Property(rdata.flags, tag, rdata.value.decode(errors="replace"))
 
 
 def check_one(san: str, requester: Requester, resolver: dns.resolver.Resolver) -> CaaFinding:

@@ -15,12 +15,17 @@ import dns.rrset
 import pytest
 
 from certcli import caa
-from certcli.caa import CaaStatus, Property, Requester, evaluate, parse_issue_value, parse_record
+from certcli.caa import CaaStatus, Property, Requester, evaluate, from_rdata, parse_issue_value
 from certcli.flows.caa import forbidden
 
 ACCOUNT = "https://ca.test/acme/acct/1"
 US = Requester(("ca.test",), ACCOUNT, "dns-01")
 UNKNOWN_CA = Requester((), ACCOUNT, "dns-01")
+
+
+def parse_record(text: str) -> Property:
+    """A CAA record in zone-file syntax, read as the lookup reads DNS's answers."""
+    return from_rdata(dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.CAA, text))
 
 
 def _set(*records: str) -> list[Property]:
