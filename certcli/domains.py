@@ -1,4 +1,5 @@
-"""Identifier validation and the wildcard coverage rule, without I/O."""
+"""Identifier validation, the wildcard coverage rule, and DNS text as zone files write it
+(escaped, for whatever shows DNS data), without I/O."""
 
 from __future__ import annotations
 
