@@ -314,3 +314,27 @@ def test_records_ending_before_the_renewal_and_ones_past_any_date() -> None:
     }
     assert records_ending({"sans": sans}, T0 + timedelta(days=60)) == [("soon.test", soon)]
     assert records_ending(None, T0) == [] and records_ending({"sans": None}, T0) == []
+
+
+def test_the_record_expiring_event_says_its_own_note_when_renew_added_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """renew appends what it repaired to an outcome's notes after the attempt's note: the
+    record_expiring event still says the record's note, not the last one."""
+    from certcli.flows import notify as notify_flow
+    from certcli.flows.outcome import RECORD_ENDING, Outcome
+    from certcli.models import Action
+
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        notify_flow, "notify_event", lambda config, o, kind, text: sent.append((kind, text)) or []
+    )
+    said = "the record that validates a.test at 2027-01-01T00:00:00Z ends before the next renewal"
+    outcome = Outcome(
+        "a.test",
+        Action.RENEWED,
+        extra={"event": RECORD_ENDING, "said": said},
+        notes=(said, "repaired live: it pointed at a missing version"),
+    )
+    assert notify_flow.notify_run(None, {}, [outcome]) == []  # type: ignore[arg-type]
+    assert sent == [(RECORD_ENDING, f"certcli: a.test: {said}")]
