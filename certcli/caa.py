@@ -9,6 +9,7 @@ resolvers. dnspython is imported inside the lookup, so that `certcli status` nev
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,31 +64,26 @@ class IssueValue:
     malformed: bool = False
 
 
-def _is_label_text(text: str) -> bool:
-    """RFC 8659's label: letters, digits and inner hyphens (ASCII)."""
-    return (
-        bool(text)
-        and text.isascii()
-        and text.replace("-", "").isalnum()
-        and not text.startswith("-")
-        and not text.endswith("-")
-    )
+#: RFC 8659 §4.2's issue-value grammar, which dns-persist-01 records reuse (persist.py).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+ISSUER = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+#: tag *WSP "=" *WSP value; a value is printable ASCII but for ';' (and never a space)
+PARAMETER = re.compile(rf"({_LABEL})[ \t]*=[ \t]*([\x21-\x3a\x3c-\x7e]*)")
+WSP = " \t"
 
 
 def parse_issue_value(value: str) -> IssueValue:
     """`"ca.example; accounturi=https://…; validationmethods=dns-01"`, `";"`, `""`."""
     issuer_text, _, rest = value.partition(";")
-    issuer_text = issuer_text.strip(" \t")
-    issuer = issuer_text.lower() or None
-    if issuer is not None and not all(_is_label_text(p) for p in issuer.split(".")):
+    issuer = issuer_text.strip(WSP).lower() or None
+    if issuer is not None and not ISSUER.fullmatch(issuer):
         return IssueValue(issuer, malformed=True)
     parameters: dict[str, str] = {}
-    for item in rest.split(";") if rest.strip(" \t") else ():
-        tag, equals, text = (part.strip(" \t") for part in item.partition("="))
-        text_ok = all(0x21 <= ord(c) <= 0x7E and c != ";" for c in text)
-        if not equals or not _is_label_text(tag) or not text_ok or tag.lower() in parameters:
+    for item in rest.split(";") if rest.strip(WSP) else ():
+        found = PARAMETER.fullmatch(item.strip(WSP))
+        if found is None or found.group(1).lower() in parameters:
             return IssueValue(issuer, parameters, malformed=True)  # a repeat is ambiguous too
-        parameters[tag.lower()] = text
+        parameters[found.group(1).lower()] = found.group(2)
     return IssueValue(issuer, parameters)
 
 

@@ -17,15 +17,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from certcli.caa import ISSUER, PARAMETER, WSP
 from certcli.domains import zone_string
 
 #: The label before the domain, as the draft names it.
 LABEL = "_validation-persist"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_ISSUER = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-# tag *WSP "=" *WSP value; a value is printable ASCII but for ';' (and never a space)
-_PARAMETER = re.compile(rf"({_LABEL})[ \t]*=[ \t]*([\x21-\x3a\x3c-\x7e]*)")
-_WSP = " \t"
 #: The hash whose name a hashed accounturi carries, the one every CA accepts.
 HASH_NAME = "sha-256"
 #: The most issuer domain names a CA may list, and the longest one (the draft's §3.1).
@@ -57,16 +53,16 @@ class PersistRecord:
 
 def parse(text: str) -> PersistRecord:
     """One TXT value as a persist record; Malformed says what breaks the grammar."""
-    head, semicolon, rest = text.strip(_WSP).partition(";")
-    issuer = head.strip(_WSP)
+    head, semicolon, rest = text.strip(WSP).partition(";")
+    issuer = head.strip(WSP)
     if not issuer:
         raise Malformed("no issuer domain name before the first ';'")
-    if not _ISSUER.fullmatch(issuer):
+    if not ISSUER.fullmatch(issuer):
         raise Malformed(f"{issuer!r} is not an issuer domain name")
     parameters: dict[str, str] = {}
-    if semicolon and rest.strip(_WSP):
-        for part in (p.strip(_WSP) for p in rest.split(";")):
-            found = _PARAMETER.fullmatch(part)
+    if semicolon and rest.strip(WSP):
+        for part in (p.strip(WSP) for p in rest.split(";")):
+            found = PARAMETER.fullmatch(part)
             if not part:
                 raise Malformed("an empty parameter (a ';' with nothing after it)")
             if found is None:
@@ -213,7 +209,7 @@ def is_issuer_name(name: object) -> bool:
         isinstance(name, str)
         and len(name) <= MAX_ISSUER_OCTETS
         and name == name.lower()
-        and _ISSUER.fullmatch(name) is not None
+        and ISSUER.fullmatch(name) is not None
     )
 
 
@@ -251,7 +247,7 @@ def issuers(value: object) -> list[str]:
     if not isinstance(items, list) or not items:
         raise ValueError
     names = [item.strip().lower().removesuffix(".") for item in items if isinstance(item, str)]
-    if len(names) != len(items) or not all(_ISSUER.fullmatch(n) for n in names):
+    if len(names) != len(items) or not all(ISSUER.fullmatch(n) for n in names):
         raise ValueError
     return names
 
