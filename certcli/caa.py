@@ -124,11 +124,12 @@ def suggested_record(owner: str, tag: str, requester: Requester) -> str | None:
     identity is not known."""
     if not requester.identities:
         return None
-    value = requester.identities[0]
-    if requester.account_uri:
-        value += f"; accounturi={requester.account_uri}"
-    if requester.method:
-        value += f"; validationmethods={requester.method}"
+    wanted = {"accounturi": requester.account_uri, "validationmethods": requester.method}
+    wanted = {tag: text for tag, text in wanted.items() if text}
+    value = "; ".join([requester.identities[0], *(f"{t}={v}" for t, v in wanted.items())])
+    parsed = parse_issue_value(value)
+    if parsed.malformed or parsed.parameters != wanted:
+        return None  # an account URL with a space or a `;` cannot be written in a record
     return f"{owner}. 300 IN CAA 0 {tag} {zone_text(value)}"
 
 

@@ -318,3 +318,16 @@ def test_settings_identities_from_a_list_or_the_environment() -> None:
 def test_settings_off_reads_no_resolver() -> None:
     found = caa.settings(_get({"caa.check": False, "dns.resolvers": "not-an-address"}))
     assert not found.check and found.resolvers == []
+
+
+def test_no_record_is_suggested_for_an_account_url_that_cannot_be_written_in_one() -> None:
+    """The account URL comes from the CA (its Location header): one with a `;` or a space
+    would put parameters of the CA's choosing in the record the user is told to add."""
+    for uri in (f"{ACCOUNT}; validationmethods=http-01", f"{ACCOUNT} x"):
+        who = Requester(("ca.test",), uri, "dns-01")
+        found = _verdict("a.example.com", '0 issue "other.test"', who=who)
+        assert found.status is CaaStatus.FORBIDS and found.record is None
+    value = f"ca.test; accounturi={ACCOUNT}; validationmethods=dns-01"
+    assert caa.suggested_record("a.example.com", "issue", US) == (
+        f'a.example.com. 300 IN CAA 0 issue "{value}"'
+    )
