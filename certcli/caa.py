@@ -9,13 +9,14 @@ resolvers. dnspython is imported inside the lookup, so that `certcli status` nev
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from certcli.domains import is_ip, normalize_dns_name
+from certcli.domains import is_ip, normalize_dns_name, zone_text
 
 if TYPE_CHECKING:
     import dns.resolver
@@ -50,8 +51,7 @@ class Property:
         return bool(self.flags & CRITICAL)
 
     def to_text(self) -> str:
-        quoted = self.value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'{self.flags} {self.tag} "{quoted}"'
+        return f"{self.flags} {self.tag} {zone_text(self.value)}"
 
 
 @dataclass(frozen=True)
@@ -64,42 +64,27 @@ class IssueValue:
     malformed: bool = False
 
 
-def _is_label_text(text: str) -> bool:
-    """RFC 8659's label: letters, digits and inner hyphens (ASCII)."""
-    return (
-        bool(text)
-        and text.isascii()
-        and text.replace("-", "").isalnum()
-        and not text.startswith("-")
-        and not text.endswith("-")
-    )
+#: RFC 8659 §4.2's issue-value grammar, which dns-persist-01 records reuse (persist.py).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+ISSUER = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+#: tag *WSP "=" *WSP value; a value is printable ASCII but for ';' (and never a space)
+PARAMETER = re.compile(rf"({_LABEL})[ \t]*=[ \t]*([\x21-\x3a\x3c-\x7e]*)")
+WSP = " \t"
 
 
 def parse_issue_value(value: str) -> IssueValue:
     """`"ca.example; accounturi=https://…; validationmethods=dns-01"`, `";"`, `""`."""
     issuer_text, _, rest = value.partition(";")
-    issuer_text = issuer_text.strip(" \t")
-    issuer = issuer_text.lower() or None
-    if issuer is not None and not all(_is_label_text(p) for p in issuer.split(".")):
+    issuer = issuer_text.strip(WSP).lower() or None
+    if issuer is not None and not ISSUER.fullmatch(issuer):
         return IssueValue(issuer, malformed=True)
     parameters: dict[str, str] = {}
-    for item in rest.split(";") if rest.strip(" \t") else ():
-        tag, equals, text = (part.strip(" \t") for part in item.partition("="))
-        text_ok = all(0x21 <= ord(c) <= 0x7E and c != ";" for c in text)
-        if not equals or not _is_label_text(tag) or not text_ok or tag.lower() in parameters:
+    for item in rest.split(";") if rest.strip(WSP) else ():
+        found = PARAMETER.fullmatch(item.strip(WSP))
+        if found is None or found.group(1).lower() in parameters:
             return IssueValue(issuer, parameters, malformed=True)  # a repeat is ambiguous too
-        parameters[tag.lower()] = text
+        parameters[found.group(1).lower()] = found.group(2)
     return IssueValue(issuer, parameters)
-
-
-def parse_record(text: str) -> Property:
-    """A CAA record as zone files write it, `0 issue "ca.example"` (for tests, and for
-    whatever prints records)."""
-    flags, tag, value = text.strip().split(None, 2)
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        value = value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return Property(int(flags), tag.lower(), value)
 
 
 @dataclass(frozen=True)
@@ -139,12 +124,13 @@ def suggested_record(owner: str, tag: str, requester: Requester) -> str | None:
     identity is not known."""
     if not requester.identities:
         return None
-    value = requester.identities[0]
-    if requester.account_uri:
-        value += f"; accounturi={requester.account_uri}"
-    if requester.method:
-        value += f"; validationmethods={requester.method}"
-    return f'{owner}. 300 IN CAA 0 {tag} "{value}"'
+    wanted = {"accounturi": requester.account_uri, "validationmethods": requester.method}
+    wanted = {tag: text for tag, text in wanted.items() if text}
+    value = "; ".join([requester.identities[0], *(f"{t}={v}" for t, v in wanted.items())])
+    parsed = parse_issue_value(value)
+    if parsed.malformed or parsed.parameters != wanted:
+        return None  # an account URL with a space or a `;` cannot be written in a record
+    return f"{owner}. 300 IN CAA 0 {tag} {zone_text(value)}"
 
 
 def _judge(prop: Property, requester: Requester) -> tuple[bool | None, str]:
@@ -237,17 +223,17 @@ def relevant_set(
             continue
         if answer.rrset is None or not len(answer.rrset):
             continue
-        found = [
-            Property(r.flags, r.tag.decode(errors="replace").lower(), _value(r.value))
-            for r in answer.rrset
-        ]
+        found = [from_rdata(r) for r in answer.rrset]
         holder = normalize_dns_name(answer.rrset.name.to_text())
         return candidate, found, holder
     return None
 
 
-def _value(raw: bytes) -> str:
-    return raw.decode(errors="replace")
+def from_rdata(rdata: Any) -> Property:
+    """A CAA record as dnspython reads it (wire or zone-file text): tags match without case;
+    a value that is not UTF-8 keeps U+FFFD for each bad byte (it then parses as malformed)."""
+    tag = rdata.tag.decode(errors="replace").lower()
+    return Property(rdata.flags, tag, rdata.value.decode(errors="replace"))
 
 
 def check_one(san: str, requester: Requester, resolver: dns.resolver.Resolver) -> CaaFinding:

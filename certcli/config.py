@@ -301,7 +301,7 @@ _KINDS: dict[str, Kind] = {
         "a date (YYYY-MM-DD), an RFC 3339 moment or unix seconds", persist.unix_seconds
     ),
     "caa.check": Kind("true or false", _boolean),
-    "caa.identities": Kind('a list of CA domain names (["ca.example"]) or text', _texts),
+    "caa.identities": Kind('a list of CA domain names (["ca.example"]) or text', persist.issuers),
     "dns.resolvers": Kind('a list of servers (["IP:PORT", ...]) or text', _texts),
     "dns.authoritative": Kind('a list of servers (["IP:PORT", ...]) or text', _texts),
     # each DNS provider's own, as its module declares them (certcli/providers/)

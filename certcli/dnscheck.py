@@ -26,7 +26,7 @@ import dns.rdatatype
 import dns.resolver
 
 from certcli.challenges.dns01 import san_json
-from certcli.domains import challenge_name, normalize_dns_name
+from certcli.domains import challenge_name, normalize_dns_name, zone_text
 from certcli.errors import DnsPropagationError, UsageError
 
 MAX_CNAME_HOPS = 16
@@ -152,7 +152,7 @@ def diagnose_one(
         except dns.resolver.NXDOMAIN:
             return result(DnsStatus.MISSING)
         if txt.rrset is not None:
-            values = ", ".join(f'"{txt_text(r)}"' for r in txt.rrset)
+            values = ", ".join(zone_text(txt_text(r)) for r in txt.rrset)
             return result(DnsStatus.DUPLICATE, f"TXT {values}")
         return result(DnsStatus.MISSING)
     except dns.exception.DNSException as exc:

@@ -1,4 +1,5 @@
-"""Identifier validation and the wildcard coverage rule, without I/O."""
+"""Identifier validation, the wildcard coverage rule, and DNS text as zone files write it
+(escaped, for whatever shows DNS data), without I/O."""
 
 from __future__ import annotations
 
@@ -202,3 +203,24 @@ def order_identifiers(domains: list[str] | tuple[str, ...]) -> list[str]:
     (a.example.com beside *.example.com adds nothing but a validation)."""
     wildcards = san_index([d for d in domains if d.startswith("*.")])
     return [d for d in domains if d.startswith("*.") or not covered_in(wildcards, d)]
+
+
+def zone_string(raw: bytes) -> str:
+    """One character string as a zone file writes it (RFC 1035 §5.1): in quotes, `"` and
+    `\\` escaped, every byte outside printable ASCII as `\\DDD`. DNS data is anyone's: shown
+    this way, a TXT or CAA value never breaks a line or sends a terminal escape."""
+    out = []
+    for byte in raw:
+        char = chr(byte)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= byte <= 0x7E:
+            out.append(char)
+        else:
+            out.append(f"\\{byte:03d}")
+    return '"' + "".join(out) + '"'
+
+
+def zone_text(text: str) -> str:
+    """A value (a TXT record's strings joined, a CAA value) as one quoted zone-file string."""
+    return zone_string(text.encode(errors="replace"))

@@ -17,15 +17,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from certcli.caa import ISSUER, PARAMETER, WSP
+from certcli.domains import zone_string
+
 #: The label before the domain, as the draft names it.
 LABEL = "_validation-persist"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_ISSUER = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-# tag *WSP "=" *WSP value; a value is printable ASCII but for ';' (and never a space)
-_PARAMETER = re.compile(rf"({_LABEL})[ \t]*=[ \t]*([\x21-\x3a\x3c-\x7e]*)")
-_WSP = " \t"
 #: The hash whose name a hashed accounturi carries, the one every CA accepts.
 HASH_NAME = "sha-256"
+#: The most issuer domain names a CA may list, and the longest one (the draft's §3.1).
+MAX_ISSUERS, MAX_ISSUER_OCTETS = 10, 253
 
 
 class Malformed(ValueError):
@@ -53,16 +53,16 @@ class PersistRecord:
 
 def parse(text: str) -> PersistRecord:
     """One TXT value as a persist record; Malformed says what breaks the grammar."""
-    head, semicolon, rest = text.strip(_WSP).partition(";")
-    issuer = head.strip(_WSP)
+    head, semicolon, rest = text.strip(WSP).partition(";")
+    issuer = head.strip(WSP)
     if not issuer:
         raise Malformed("no issuer domain name before the first ';'")
-    if not _ISSUER.fullmatch(issuer):
+    if not ISSUER.fullmatch(issuer):
         raise Malformed(f"{issuer!r} is not an issuer domain name")
     parameters: dict[str, str] = {}
-    if semicolon and rest.strip(_WSP):
-        for part in (p.strip(_WSP) for p in rest.split(";")):
-            found = _PARAMETER.fullmatch(part)
+    if semicolon and rest.strip(WSP):
+        for part in (p.strip(WSP) for p in rest.split(";")):
+            found = PARAMETER.fullmatch(part)
             if not part:
                 raise Malformed("an empty parameter (a ';' with nothing after it)")
             if found is None:
@@ -190,12 +190,9 @@ def value(want: Expected, wildcard: bool = False, persist_until: int | None = No
 def zone_line(owner: str, text: str) -> str:
     """The TXT record at `owner` (`_validation-persist.<domain>`, or where its CNAME chain
     ends) in zone-file syntax, split in strings of at most 255 bytes."""
-    raw = text.encode()
+    raw = text.encode(errors="replace")
     chunks = [raw[i : i + 255] for i in range(0, len(raw), 255)] or [b""]
-    quoted = " ".join(
-        '"' + c.decode().replace("\\", "\\\\").replace('"', '\\"') + '"' for c in chunks
-    )
-    return f"{owner}. 300 IN TXT {quoted}"
+    return f"{owner}. 300 IN TXT {' '.join(zone_string(c) for c in chunks)}"
 
 
 def moment(seconds: int) -> str:
@@ -203,6 +200,42 @@ def moment(seconds: int) -> str:
         return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
         return "far off"
+
+
+def is_issuer_name(name: object) -> bool:
+    """Whether `name` is an issuer domain name as a CA must send it: lowercase A-labels, no
+    trailing dot, at most 253 octets."""
+    return (
+        isinstance(name, str)
+        and len(name) <= MAX_ISSUER_OCTETS
+        and name == name.lower()
+        and ISSUER.fullmatch(name) is not None
+    )
+
+
+#: A parameter's value (RFC 8659: printable ASCII but ';', never a space), of a sane length.
+_VALUE = re.compile(r"[\x21-\x3a\x3c-\x7e]{1,1000}")
+
+
+def check_ca_text(account_uri: str, prefix: str | None) -> None:
+    """Raise Malformed naming the CA's text (its account URL, its accountHashPrefix) that
+    cannot be a record's parameter value: a space, a `;` or a line break in it would change
+    the record the user publishes (a smuggled `; policy=wildcard`)."""
+    for what, text in (("account URL", account_uri), ("accountHashPrefix", prefix)):
+        if text is not None and not _VALUE.fullmatch(text):
+            raise Malformed(f"the CA's {what} {text[:80]!r} cannot be written in a record")
+
+
+def announced_issuers(value: object) -> tuple[str, ...] | None:
+    """A CA's `issuerDomainNames` (its directory's, or a challenge's), or None when the array
+    breaks the draft's rules (not a list, empty, more than 10, a name that is not one): a
+    client treats such an array as not given. The CA's words become the record the user
+    publishes, so a `;` or a line break in them must never reach it."""
+    if not isinstance(value, list) or not 1 <= len(value) <= MAX_ISSUERS:
+        return None
+    if not all(is_issuer_name(name) for name in value):
+        return None
+    return tuple(value)
 
 
 # -- the settings' kinds (config.py checks `[dns_persist]` with them) ---------------------
@@ -214,19 +247,26 @@ def issuers(value: object) -> list[str]:
     if not isinstance(items, list) or not items:
         raise ValueError
     names = [item.strip().lower().removesuffix(".") for item in items if isinstance(item, str)]
-    if len(names) != len(items) or not all(_ISSUER.fullmatch(n) for n in names):
+    if len(names) != len(items) or not all(ISSUER.fullmatch(n) for n in names):
         raise ValueError
     return names
 
 
+#: The last moment a date can name (9999-12-31T23:59:59Z): a persistUntil past it is no date.
+LAST_SECOND = 253402300799
+
+
 def unix_seconds(value: object) -> int:
-    """A moment as unix seconds: a date (midnight UTC), an RFC 3339 moment, or seconds."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    """A moment as unix seconds: a date (midnight UTC), an RFC 3339 moment, or seconds (up
+    to the year 9999: a CA that reads them as a date must be able to)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= LAST_SECOND:
         return value
     if not isinstance(value, str):
         raise ValueError
     text = value.strip()
     if text.isascii() and text.isdigit():
+        if int(text) > LAST_SECOND:
+            raise ValueError
         return int(text)
     if len(text) == 10:  # YYYY-MM-DD
         return int(datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC).timestamp())

@@ -198,8 +198,12 @@ def records_ending(dns: Mapping[str, Any] | None, before: datetime) -> list[tupl
     ending = []
     for san, entry in ((dns or {}).get("sans") or {}).items():
         until = entry.get("valid_until") if isinstance(entry, Mapping) else None
-        if isinstance(until, int | float) and not isinstance(until, bool):
+        if not isinstance(until, int | float) or isinstance(until, bool):
+            continue
+        try:
             moment = datetime.fromtimestamp(until, UTC)
-            if moment < before:
-                ending.append((san, moment))
+        except (OverflowError, OSError, ValueError):  # persistUntil=99999999999999999999
+            continue  # past any date: it never ends before a renewal
+        if moment < before:
+            ending.append((san, moment))
     return ending

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from certcli import persist
 from certcli.errors import UsageError
 from certcli.models import Phase
 
@@ -32,6 +33,9 @@ class Challenge:
     token: str
     key_authorization: str  # what an HTTP-01 file holds
     validation: str  # what the CA checks: the key authorization, or the DNS-01 TXT value
+    #: The CA's challenge object as JSON text, for a type acme does not know (its own
+    #: fields: dns-persist-01's issuerDomainNames); text, so that a Challenge stays hashable.
+    offered: str = ""
 
 
 class Solver(Protocol):
@@ -134,7 +138,12 @@ def ca_facts(get: Get, store: Storage | None) -> CaFacts:
     meta = directory.get("meta") if isinstance(directory, dict) else None
     meta = meta if isinstance(meta, dict) else {}
     identities = meta.get("caaIdentities")
-    found = tuple(str(i).lower() for i in identities) if isinstance(identities, list) else ()
+    # the CA's words become records the user adds: only the names that are domain names
+    found = tuple(
+        i.lower()
+        for i in (identities if isinstance(identities, list) else ())
+        if isinstance(i, str) and persist.is_issuer_name(i.lower())
+    )
     return CaFacts(url, account.uri if account else None, found, meta)
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from certcli.domains import challenge_name, is_ip, normalize_dns_name
-from certcli.errors import CertcliError, DnsNotReadyError, UsageError
+from certcli.errors import AcmeError, CertcliError, DnsNotReadyError, UsageError
 from certcli.models import Phase
 from certcli.providers import DEFAULT as DEFAULT_PROVIDER
 from certcli.providers import PROVIDERS, make_provider, provider_settings
@@ -99,6 +99,12 @@ class DelegationSolver:
 
     def present(self, challenges: list[Challenge]) -> None:
         for challenge in challenges:
+            if not challenge.validation:  # a dns-account-01 challenge without its token
+                raise AcmeError(
+                    f"the CA's {challenge.type} challenge for {challenge.identifier} has no "
+                    "token, so there is no TXT value to write",
+                    "the CA does not follow the draft; report it to the CA",
+                )
             # recorded first: killed after this, or unsure whether the add landed, the
             # next run removes it
             if self.journal is not None:

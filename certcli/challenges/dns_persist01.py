@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from certcli import persist
 from certcli.challenges import dns01
-from certcli.domains import is_ip, normalize_dns_name
-from certcli.errors import DnsNotReadyError, UsageError
+from certcli.domains import is_ip, normalize_dns_name, zone_text
+from certcli.errors import AcmeError, DnsNotReadyError, UsageError
 from certcli.models import Phase
 
 if TYPE_CHECKING:
@@ -67,13 +67,8 @@ def settings(get: Get, store: Storage | None) -> PersistSettings:
             "and there is none yet",
             "run `certcli account register` first",
         )
-    announced = facts.meta.get("issuerDomainNames")
-    issuers = get("dns_persist.issuer", None) or (
-        [str(n).lower() for n in announced if isinstance(n, str)]
-        if isinstance(announced, list)
-        else []
-    )
-    issuers = tuple(issuers or facts.caa_identities)
+    announced = persist.announced_issuers(facts.meta.get("issuerDomainNames"))
+    issuers = tuple(get("dns_persist.issuer", None) or announced or facts.caa_identities)
     if not issuers:
         raise UsageError(
             f"the CA at {facts.directory_url} announces no issuer domain name for "
@@ -82,6 +77,10 @@ def settings(get: Get, store: Storage | None) -> PersistSettings:
         )
     prefix = facts.meta.get("accountHashPrefix")
     prefix = prefix if isinstance(prefix, str) and prefix else None
+    try:
+        persist.check_ca_text(facts.account_uri, prefix)
+    except persist.Malformed as exc:
+        raise AcmeError(str(exc), "the CA does not follow the draft; report it to the CA") from None
     thumbprint = None
     if prefix is not None and store is not None:
         from certcli.x509 import jwk_thumbprint
@@ -165,7 +164,7 @@ def diagnose_one(
     via = "" if end == name else f"{end}: "
     if not values:
         return result(DnsStatus.MISSING, end if via else None, f"no TXT record at {end}")
-    found = via + "TXT " + ", ".join(f'"{v}"' for v in values)
+    found = via + "TXT " + ", ".join(zone_text(v) for v in values)
     want, wildcard, now = options.expected(base), san.startswith("*."), time.time()
     ok, reason = persist.verdict(values, want, wildcard, now)
     if not ok:
@@ -285,15 +284,46 @@ def publish(
 
 
 class PersistSolver:
-    """Nothing to present, wait for or clean up: the record is already published."""
+    """Nothing to present, wait for or clean up: the record is already published. Each
+    challenge's issuerDomainNames is checked first (draft §3.1), and for our issuer."""
 
     challenge_type = "dns-persist-01"
+
+    def __init__(self, issuers: Sequence[str] = ()) -> None:
+        self.issuers = tuple(issuers)
 
     def check(self) -> None:
         return None
 
     def present(self, challenges: list[Challenge]) -> None:
-        return None  # the CA reads the persistent record; certcli writes nothing
+        for challenge in challenges:  # the CA reads the persistent record; certcli writes nothing
+            self._offered(challenge)
+
+    def _offered(self, challenge: Challenge) -> None:
+        import json
+
+        try:
+            fields = json.loads(challenge.offered) if challenge.offered else {}
+        except ValueError:
+            fields = {}
+        # the draft's name, and the one of its first versions (acme2certifier's)
+        key = next((k for k in ("issuerDomainNames", "issuer-domain-names") if k in fields), None)
+        if key is None:
+            return  # a CA that does not say: its directory's names, or the setting, decide
+        offered = persist.announced_issuers(fields[key])
+        if offered is None:
+            raise AcmeError(
+                f"the CA's dns-persist-01 challenge for {challenge.identifier} is malformed: "
+                f"its {key} is not a list of 1 to {persist.MAX_ISSUERS} issuer domain names",
+                "the draft asks a client to refuse it; report it to the CA",
+            )
+        if self.issuers and not set(self.issuers) & set(offered):
+            raise AcmeError(
+                f"the CA accepts for {challenge.identifier} only records naming "
+                f"{', '.join(offered)}, not {', '.join(self.issuers)}",
+                f"set the issuer: certcli config set dns_persist.issuer {offered[0]}, and "
+                "publish the record `certcli dns check --challenge dns-persist-01` prints",
+            )
 
     def wait(self, challenges: list[Challenge]) -> None:
         return None
@@ -320,7 +350,7 @@ class Persist:
     def solver(
         self, settings: PersistSettings, leftovers: Path, interactive: bool, ask: Ask
     ) -> PersistSolver:
-        return PersistSolver()
+        return PersistSolver(settings.issuers)
 
     def check(self, identifiers: Sequence[str], settings: PersistSettings) -> list[Diagnosis]:
         return check(identifiers, settings)

@@ -161,7 +161,7 @@ class Output:
         if not self.stdin_tty:
             return False
         with self._screen_for_a_question():
-            sys.stderr.write(f"{question} [y/N] ")
+            sys.stderr.write(f"{printable(question)} [y/N] ")  # it may quote the CA's URLs
             sys.stderr.flush()
             answer = sys.stdin.readline()
         return answer.strip().lower() in ("y", "yes")
@@ -175,15 +175,15 @@ class Output:
             if secret:
                 import getpass
 
-                return getpass.getpass(f"{prompt}: ", stream=sys.stderr)
-            sys.stderr.write(f"{prompt}: ")
+                return getpass.getpass(f"{printable(prompt)}: ", stream=sys.stderr)
+            sys.stderr.write(f"{printable(prompt)}: ")
             sys.stderr.flush()
             return sys.stdin.readline().rstrip("\r\n")
 
     def wait_for_enter(self, message: str) -> None:
         """Show what to do (the manual DNS provider's record) and wait until it is done."""
         with self._screen_for_a_question():
-            print(message, file=sys.stderr, flush=True)
+            print(printable(message, lines=True), file=sys.stderr, flush=True)
             sys.stdin.readline()
 
     @contextlib.contextmanager

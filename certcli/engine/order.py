@@ -4,6 +4,8 @@ authorization, answer them, poll until decided, finalize, download and check the
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -175,6 +177,10 @@ class EmptyResponse(jose.JSONDeSerializable):
         return cls()
 
 
+#: RFC 8555 §8: a token is base64url text (acme itself checks the types it knows).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,1024}")
+
+
 def prepared(
     identifier: str, typ: str, challb: messages.ChallengeBody, key: jose.JWK
 ) -> tuple[Challenge, Any]:
@@ -183,13 +189,22 @@ def prepared(
     key authorization and the DNS-01-style TXT value (base64url of its SHA-256), as
     dns-account-01 uses them; dns-persist-01 has no token and needs neither."""
     chall = challb.chall
+    offered = ""
     if not isinstance(chall, acme_challenges.UnrecognizedChallenge):
         response, validation = chall.response_and_validation(key)
         token = chall.encode("token")
         key_authorization = response.key_authorization
     else:
+        offered = json.dumps(chall.jobj)
         response = EmptyResponse()
-        token = str(chall.jobj.get("token") or "")
+        token = chall.jobj.get("token") or ""
+        if not isinstance(token, str) or (token and not _TOKEN.fullmatch(token)):
+            # acme checks the token of the types it knows; this one is the CA's text as is
+            raise AcmeError(
+                f"the CA's {typ} challenge for {identifier} has a token that is not "
+                f"base64url text ({type(token).__name__}, {len(str(token))} characters)",
+                "the CA does not follow RFC 8555 §8; report it to the CA",
+            )
         key_authorization = validation = ""
         if token:
             thumbprint = jose.b64encode(key.thumbprint(hash_function=hashes.SHA256)).decode()
@@ -202,6 +217,7 @@ def prepared(
         token=token,
         key_authorization=key_authorization,
         validation=validation,
+        offered=offered,
     )
     return challenge, response
 

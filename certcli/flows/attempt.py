@@ -181,7 +181,8 @@ def _records_ending(
         f"the record that validates {shown} ends before the next renewal ({rfc3339(due)}): "
         "publish it again with a later persistUntil (or none), as `certcli dns check` shows"
     )
-    return (note,), {"event": RECORD_ENDING}
+    # the note itself rides along: renew adds notes of its own after this one
+    return (note,), {"event": RECORD_ENDING, "said": note}
 
 
 class _WaitShown:

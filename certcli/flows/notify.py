@@ -36,7 +36,7 @@ def notify_run(store: Storage, config: dict[str, Any], outcomes: list[Outcome]) 
         elif o.action == Action.SKIPPED and "notice" in o.extra:
             text, kind = f"certcli: {o.name}: {o.reason}", o.extra["event"]
         elif o.extra.get("event") == RECORD_ENDING:  # said even when renewed
-            text, kind = f"certcli: {o.name}: {o.notes[-1]}", RECORD_ENDING
+            text, kind = f"certcli: {o.name}: {o.extra['said']}", RECORD_ENDING
         elif o.action == Action.RENEWED and on_success:
             text, kind = f"certcli: renewed {o.name} (version {o.version})", "renewed"
         else:

@@ -262,3 +262,22 @@ def test_status_check_dns_shows_each_sans_verdict(dns: Certcli, lab: Lab, target
     assert f"  add: {name}. 300 IN CAA 0 issue " in detail.stdout
     table = ok(dns("status", "--check-dns"))
     assert f"CAA forbids {name}: {name}: " in table.stdout
+
+
+def test_hostile_caa_data_never_reaches_the_terminal_raw(dns: Certcli, lab: Lab) -> None:
+    """A CAA value holding a line break, a terminal escape and a byte that is not UTF-8 is
+    shown in zone-file escapes (the byte as U+FFFD's): one line per SAN, nothing a terminal
+    obeys."""
+    name = _name()
+    lab.update(SITE_ZONE, ("replace", name, "A", ["127.0.0.1"]))
+    _caa(lab, name, '0 issue "other.test\\010CAA allowed: all is well\\027[2J\\255"')
+    run = dns("dns", "check", name)
+    assert run.code == 17, run.stderr
+    said = [line for line in run.stdout.splitlines() if line.startswith("CAA")]
+    assert len(said) == 1 and said[0].startswith(f"CAA forbids {name}: ")
+    shown = '0 issue "other.test\\010CAA allowed: all is well\\027[2J\\239\\191\\189"'
+    assert f"`{shown}` is malformed" in said[0]
+    assert not any(line.startswith("CAA allowed") for line in run.stdout.splitlines())
+    assert "\x1b" not in run.stdout + run.stderr
+    found = dns("dns", "check", name, "--json").json()["sans"][0]["caa"]
+    assert found["records"] == [shown]

@@ -421,3 +421,21 @@ def test_each_with_wildcard_keeps_a_domain_and_its_wildcard_together(
     ok(dns("issue", first, second, "--each", "--wildcard", "--agree-tos"))
     assert _sans(dns, first) == {first, f"*.{first}"}
     assert _sans(dns, second) == {second, f"*.{second}"}
+
+
+def test_a_left_over_txt_with_a_line_break_is_shown_escaped(dns: Certcli, lab: Lab) -> None:
+    """What a zone holds is shown in zone-file escapes: a TXT value at `_acme-challenge`
+    with a line break and a terminal escape cannot add a line to `dns check`'s output."""
+    name = _name()
+    lab.update(
+        SITE_ZONE,
+        ("replace", f"_acme-challenge.{name}", "TXT", ['"left\\010  all is well\\027[2J"']),
+        ("replace", name, "A", ["127.0.0.1"]),
+    )
+    run = dns("dns", "check", name)
+    assert run.code == 17, run.stderr
+    lines = run.stdout.splitlines()
+    shown = 'TXT "left\\010  all is well\\027[2J"'
+    assert f"  ; and remove the TXT record at _acme-challenge.{name}: {shown}" in lines
+    assert not any(line.startswith("  all is well") for line in lines)
+    assert "\x1b" not in run.stdout

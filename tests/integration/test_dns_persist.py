@@ -244,7 +244,7 @@ def test_what_cannot_be_checked_is_one_clear_error(certcli: Certcli, lab: Lab, t
     assert "announces no issuer domain name" in error(*PERSIST, name)
     assert error("dns", "check", "--challenge", "tls-alpn-01", name) == (
         "certcli: error: --challenge tls-alpn-01 is not a challenge method; "
-        "use one of: dns-01, dns-persist-01"
+        "use one of: dns-01, dns-account-01, dns-persist-01"
     )
     assert "has no DNS to check" in error("dns", "check", "--challenge", "http-01", name)
     assert "--publish shapes a record" in error("dns", "check", "--publish", name)
@@ -279,3 +279,38 @@ def test_a_real_account_and_the_persist_check_before_ordering(persist: Certcli, 
     _publish(lab, name, f"a2c.test; accounturi={me}")
     checked = ok(persist("status", name, "--check-dns", "--json")).json()["lineages"][0]
     assert checked["sans"][0]["dns_status"] == "valid"
+
+
+def test_hostile_dns_a_cname_loop_and_odd_records(persist: Certcli, lab: Lab) -> None:
+    """A CNAME loop at `_validation-persist` is an Error (a failed lookup), never a traceback;
+    a TXT value with a line break, a terminal escape and a 255+ byte string is Wrong and
+    shown in zone-file escapes, each SAN on its own line."""
+    me = _account(persist, lab).uri
+    loop, odd = _name(), _name()
+    _publish(lab, loop, f"_validation-persist.{loop}.", rtype="CNAME")
+    long = "x" * 300
+    lab.update(
+        SITE_ZONE,
+        (
+            "replace",
+            f"_validation-persist.{odd}",
+            "TXT",
+            [
+                f'"a2c.test; accounturi={me}\\010{odd}\\009Valid\\027[2J" '
+                f'"{long[:200]}" "{long[200:]}"'
+            ],
+        ),
+    )
+    run = persist(*PERSIST, loop, odd, "--json")
+    assert run.code == 17, run.stderr
+    sans = _sans(run)
+    assert sans[loop]["dns_status"] == "error"
+    assert sans[odd]["dns_status"] == "wrong"
+    assert sans[odd]["found"] == (
+        f'TXT "a2c.test; accounturi={me}\\010{odd}\\009Valid\\027[2J{long}"'
+    )
+    text = persist(*PERSIST, loop, odd)
+    assert text.code == 17 and "Traceback" not in text.stderr
+    assert "\x1b" not in text.stdout + text.stderr
+    lines = text.stdout.splitlines()
+    assert sum(1 for line in lines if line.startswith(f"{odd}\t")) == 1

@@ -15,12 +15,17 @@ import dns.rrset
 import pytest
 
 from certcli import caa
-from certcli.caa import CaaStatus, Property, Requester, evaluate, parse_issue_value, parse_record
+from certcli.caa import CaaStatus, Property, Requester, evaluate, from_rdata, parse_issue_value
 from certcli.flows.caa import forbidden
 
 ACCOUNT = "https://ca.test/acme/acct/1"
 US = Requester(("ca.test",), ACCOUNT, "dns-01")
 UNKNOWN_CA = Requester((), ACCOUNT, "dns-01")
+
+
+def parse_record(text: str) -> Property:
+    """A CAA record in zone-file syntax, read as the lookup reads DNS's answers."""
+    return from_rdata(dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.CAA, text))
 
 
 def _set(*records: str) -> list[Property]:
@@ -313,3 +318,16 @@ def test_settings_identities_from_a_list_or_the_environment() -> None:
 def test_settings_off_reads_no_resolver() -> None:
     found = caa.settings(_get({"caa.check": False, "dns.resolvers": "not-an-address"}))
     assert not found.check and found.resolvers == []
+
+
+def test_no_record_is_suggested_for_an_account_url_that_cannot_be_written_in_one() -> None:
+    """The account URL comes from the CA (its Location header): one with a `;` or a space
+    would put parameters of the CA's choosing in the record the user is told to add."""
+    for uri in (f"{ACCOUNT}; validationmethods=http-01", f"{ACCOUNT} x"):
+        who = Requester(("ca.test",), uri, "dns-01")
+        found = _verdict("a.example.com", '0 issue "other.test"', who=who)
+        assert found.status is CaaStatus.FORBIDS and found.record is None
+    value = f"ca.test; accounturi={ACCOUNT}; validationmethods=dns-01"
+    assert caa.suggested_record("a.example.com", "issue", US) == (
+        f'a.example.com. 300 IN CAA 0 issue "{value}"'
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -182,3 +183,103 @@ def test_contradictions_are_refused(
 ) -> None:
     with pytest.raises(UsageError, match=re.escape(error)):
         asked_challenge(challenge, dns=dns, webroot=webroot)
+
+
+@pytest.mark.parametrize("token", [123, ["a"], {"t": "x"}, "a b", "tok\n\x1b[2J", "x" * 5000])
+def test_a_hostile_token_of_a_type_acme_does_not_know_is_one_clear_error(token: Any) -> None:
+    """The acme library checks the token of the types it knows; for dns-account-01 the
+    engine has the CA's JSON as it is: a token that is not base64url text is refused before
+    anything is written, never turned into a TXT value by str()."""
+    offered = {
+        "type": "dns-account-01",
+        "url": "https://ca/c/3",
+        "status": "pending",
+        "token": token,
+    }
+    with pytest.raises(AcmeError) as raised:
+        orders.answers(_order(offered), lambda _i: _Solver("dns-account-01"), KEY)
+    assert raised.value.message.startswith(
+        "the CA's dns-account-01 challenge for example.com has a token that is not base64url text"
+    )
+    assert raised.value.message.isprintable() and len(raised.value.message) < 200
+
+
+def test_a_dns_account_challenge_without_a_token_writes_nothing() -> None:
+    """No token, no TXT value: the solver refuses rather than writing an empty string."""
+    from certcli.challenges import Challenge
+    from certcli.challenges.dns01 import DelegationSolver
+
+    class Provider:
+        def __init__(self) -> None:
+            self.written: list[str] = []
+
+        def present(self, target: str, value: str, domain: str) -> None:
+            self.written.append(value)
+
+    offered = {"type": "dns-account-01", "url": "https://ca/c/3", "status": "pending"}
+    (work,) = orders.answers(_order(offered), lambda _i: _Solver("dns-account-01"), KEY)
+    assert isinstance(work.challenge, Challenge) and work.challenge.validation == ""
+    settings = DnsSettings("rfc2136", "t.example", [], 1, 1, [], None)
+    provider = Provider()
+    solver = DelegationSolver(settings, provider, None, "dns-account-01")  # type: ignore[arg-type]
+    with pytest.raises(AcmeError, match="has no token, so there is no TXT value to write"):
+        solver.present([work.challenge])
+    assert provider.written == []
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        [],
+        [f"ca{i}.test" for i in range(11)],
+        "a2c.test",
+        [3],
+        ["A2C.test"],
+        ["a2c.test\nx"],
+        ["x" * 254],
+        {"a2c.test": True},
+    ],
+)
+def test_a_malformed_persist_challenge_is_refused_before_it_is_answered(names: Any) -> None:
+    """draft-ietf-acme-dns-persist §3.1: a client MUST refuse a challenge whose
+    issuerDomainNames is empty or over 10 names (and each is a lowercase domain name)."""
+    from certcli.challenges.dns_persist01 import PersistSolver
+
+    for key in ("issuerDomainNames", "issuer-domain-names"):
+        offered = {
+            "type": "dns-persist-01",
+            "url": "https://ca/c/4",
+            "status": "pending",
+            key: names,
+        }
+        (work,) = orders.answers(_order(offered), lambda _i: _Solver("dns-persist-01"), KEY)
+        assert json.loads(work.challenge.offered)[key] == names
+        with pytest.raises(AcmeError) as raised:
+            PersistSolver(("a2c.test",)).present([work.challenge])
+        assert raised.value.message == (
+            f"the CA's dns-persist-01 challenge for example.com is malformed: its {key} is not "
+            "a list of 1 to 10 issuer domain names"
+        )
+
+
+def test_a_persist_challenge_for_other_issuers_says_which_before_it_is_answered() -> None:
+    from certcli.challenges.dns_persist01 import PersistSolver
+
+    names = ["authority.example", "ca.example.net"]
+    offered = {
+        "type": "dns-persist-01",
+        "url": "https://c/4",
+        "status": "pending",
+        "issuerDomainNames": names,
+    }
+    (work,) = orders.answers(_order(offered), lambda _i: _Solver("dns-persist-01"), KEY)
+    with pytest.raises(AcmeError) as raised:
+        PersistSolver(("a2c.test",)).present([work.challenge])
+    assert raised.value.message == (
+        "the CA accepts for example.com only records naming authority.example, ca.example.net, "
+        "not a2c.test"
+    )
+    assert "dns_persist.issuer authority.example" in str(raised.value.hint)
+    PersistSolver(("ca.example.net",)).present([work.challenge])  # one in common: answered
+    (plain,) = orders.answers(_order(OFFERED[3]), lambda _i: _Solver("dns-persist-01"), KEY)
+    PersistSolver(("a2c.test",)).present([plain.challenge])  # acme2certifier's spelling

@@ -58,3 +58,21 @@ def test_column_widths_give_each_column_its_longest_word_at_least() -> None:
     assert widths == [3, 15]  # the words of the first wrap; the name stays whole
     assert column_widths(["H", "Name"], rows, 3 + 14) is None
     assert column_widths(["H"], [], 10) == [1]
+
+
+def test_a_question_quoting_the_cas_words_sends_the_terminal_no_escape(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`account register` asks about the CA's termsOfService URL, which the CA chose: an
+    escape sequence or a line break in it is written as its escape, never obeyed."""
+    out = Output(json_mode=False, quiet=False, verbose=False, color=False)
+    out.stdin_tty = True
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\nname\n\n"))
+    url = "https://ca.test/tos\x1b]0;owned\x07\nDo you accept?"
+    assert out.confirm(f"Do you accept the CA's terms of service at {url}?")
+    assert out.read_line(f"Value for {url}") == "name"
+    said = capsys.readouterr().err
+    assert "\x1b" not in said and "\x07" not in said and "\n" not in said
+    assert said.count("tos\\x1b]0;owned\\x07\\nDo you accept?") == 2
+    out.wait_for_enter("create the record\n  _acme-challenge.x.test TXT \x1b[2J")
+    assert capsys.readouterr().err == "create the record\n  _acme-challenge.x.test TXT \\x1b[2J\n"

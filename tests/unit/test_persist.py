@@ -156,13 +156,41 @@ def test_the_record_to_publish_in_zone_file_syntax() -> None:
     assert line.count('"') == 4 and line.split(" TXT ")[1] == f'"{long[:255]}" "{long[255:]}"'
 
 
+def test_the_record_and_what_was_found_never_break_a_line() -> None:
+    """DNS data and a CA's words are shown in zone-file escapes: a line break, a terminal
+    escape or a quote in a TXT value stays inside its string; a character cut by the
+    255-byte split is two escapes, never a UnicodeDecodeError."""
+    odd = 'a2c.test; accounturi=x"\n\x1b[2J'
+    assert persist.zone_line("_validation-persist.x.test", odd).endswith(
+        'TXT "a2c.test; accounturi=x\\"\\010\\027[2J"'
+    )
+    cut = "a" * 254 + "é"
+    assert persist.zone_line("x.test", cut).endswith(f'"{"a" * 254}\\195" "\\169"')
+
+    class Resolver:
+        nameservers = ("127.0.0.1",)
+
+        def resolve(self, name: str, rtype: str, raise_on_no_answer: bool = True) -> Any:
+            import dns.name
+            import dns.rrset
+
+            rrset = dns.rrset.from_text_list(name + ".", 60, "IN", "TXT", [r'"a\010b\027[2J"'])
+            return type("Answer", (), {"rrset": rrset, "canonical_name": dns.name.from_text(name)})
+
+    found = dns_persist01.diagnose_one("x.test", _settings(), Resolver(), set())  # type: ignore[arg-type]
+    assert found.status is DnsStatus.WRONG
+    assert found.found == 'TXT "a\\010b\\027[2J"'
+    assert found.found.isprintable() and found.record.isprintable()
+
+
 def test_the_settings_kinds() -> None:
     def until(text: str) -> int:
         return checked("dns_persist.persist_until", text, Source("--persist-until"))
 
     assert until("2027-01-01") == until("2027-01-01T00:00:00Z") == 1798761600
     assert until("2027-01-01T02:00:00+02:00") == 1798761600 and until("1798761600") == 1798761600
-    for bad in ("tomorrow", "2027-13-01", "2027-01-01T00:00:00"):
+    assert until("253402300799") == persist.LAST_SECOND  # 9999-12-31T23:59:59Z
+    for bad in ("tomorrow", "2027-13-01", "2027-01-01T00:00:00", "253402300800", "9" * 30):
         with pytest.raises(UsageError, match="--persist-until must be a date"):
             until(bad)
     issuers = checked("dns_persist.issuer", "A2C.test, other.example", Source("x"))
@@ -259,6 +287,75 @@ def test_the_issuer_names_the_directory_announces(tmp_path: Path) -> None:
     # the setting wins over what the CA announces
     chosen = dns_persist01.METHOD.settings(_get({"dns_persist.issuer": ["mine.example"]}), store)
     assert chosen.issuers == ("mine.example",)
+
+
+@pytest.mark.parametrize(
+    "announced",
+    [
+        ["evil.example; policy=wildcard"],  # a parameter smuggled into the record to publish
+        ["evil.example\nx. 300 IN TXT y"],  # a second zone-file line
+        ["Upper.example"],  # not lowercase
+        ["trailing.example."],
+        ["x" * 250 + ".com"],  # over 253 octets
+        [f"n{i}.example" for i in range(11)],  # over 10
+        [],
+        "persist.example",  # not a list
+        [3],
+    ],
+)
+def test_issuer_names_that_break_the_drafts_rules_are_not_used(
+    tmp_path: Path, announced: object
+) -> None:
+    """A directory's issuerDomainNames that break the draft's rules count as not given (the
+    next source is its caaIdentities), and a caaIdentities entry that is no domain name is
+    never used: the CA's words would become the record the user publishes."""
+    meta = {"issuerDomainNames": announced, "caaIdentities": ["bad; policy=wildcard", "ca.example"]}
+    store = _store(tmp_path, meta)
+    found = dns_persist01.METHOD.settings(_get(), store)
+    assert found.issuers == ("ca.example",)
+    assert dns_persist01.wanted_value("x.test", False, found) == f"ca.example; accounturi={ME}"
+    store = _store(tmp_path, {"issuerDomainNames": announced, "caaIdentities": ["x\ny"]})
+    with pytest.raises(UsageError, match="announces no issuer domain name"):
+        dns_persist01.METHOD.settings(_get(), store)
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["https://ca.test/h; policy=wildcard/", "https://ca.test/h/\n", "https://ca test/", "x" * 2000],
+)
+def test_an_account_hash_prefix_that_would_change_the_record_is_refused(
+    tmp_path: Path, prefix: str
+) -> None:
+    """The CA's accountHashPrefix starts the accounturi the user publishes: one with a `;`, a
+    space or a line break would smuggle a parameter (or a line) into the record."""
+    from certcli.errors import AcmeError
+
+    store = _store(tmp_path, {"issuerDomainNames": ["ca.example"], "accountHashPrefix": prefix})
+    with pytest.raises(AcmeError) as raised:
+        dns_persist01.METHOD.settings(_get(), store)
+    assert raised.value.message.startswith("the CA's accountHashPrefix ")
+    assert raised.value.message.endswith(" cannot be written in a record")
+    assert raised.value.message.isprintable() and len(raised.value.message) < 200
+
+
+def test_an_account_url_that_would_change_the_record_is_refused(tmp_path: Path) -> None:
+    from certcli.errors import AcmeError
+
+    store = Store(tmp_path / "store")
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    store.write_account(Account(URL, f"{ME}; policy=wildcard", (), None, "2026-01-01Z", key))
+    with pytest.raises(AcmeError, match=r"the CA's account URL .* cannot be written in a record"):
+        dns_persist01.METHOD.settings(_get({"dns_persist.issuer": ["a2c.test"]}), store)
+
+
+def test_issuer_names_that_keep_the_rules() -> None:
+    assert persist.announced_issuers(["a.example", "xn--nicode-example-9jb.com"]) == (
+        "a.example",
+        "xn--nicode-example-9jb.com",
+    )
+    assert persist.announced_issuers([f"n{i}.example" for i in range(10)]) is not None
 
 
 def _diagnosis(san: str, status: DnsStatus, reason: str | None = None) -> Diagnosis:

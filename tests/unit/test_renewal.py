@@ -293,3 +293,48 @@ def test_renew_at_is_the_ari_moment_else_the_lifetime_rule() -> None:
     # no window yet, or none kept for a CA without ARI
     assert stored_ari({"url": "u", "next_check": "2026-03-01T00:00:00Z"}) is None
     assert stored_ari(None) is None and stored_ari({}) is None
+
+
+def test_records_ending_before_the_renewal_and_ones_past_any_date() -> None:
+    """state.json's valid_until comes from a DNS record's persistUntil: one past any date a
+    datetime holds (a zone's typo, or a hostile one) never ends, and never raises after the
+    certificate was issued."""
+    from certcli.renewal import records_ending
+
+    soon, later = T0 + timedelta(days=10), T0 + timedelta(days=100)
+    sans = {
+        "soon.test": {"valid_until": int(soon.timestamp())},
+        "later.test": {"valid_until": int(later.timestamp())},
+        "forever.test": {"valid_until": None},
+        "huge.test": {"valid_until": 10**20},
+        "nan.test": {"valid_until": float("nan")},
+        "inf.test": {"valid_until": float("inf")},
+        "bool.test": {"valid_until": True},
+        "odd.test": "x",
+    }
+    assert records_ending({"sans": sans}, T0 + timedelta(days=60)) == [("soon.test", soon)]
+    assert records_ending(None, T0) == [] and records_ending({"sans": None}, T0) == []
+
+
+def test_the_record_expiring_event_says_its_own_note_when_renew_added_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """renew appends what it repaired to an outcome's notes after the attempt's note: the
+    record_expiring event still says the record's note, not the last one."""
+    from certcli.flows import notify as notify_flow
+    from certcli.flows.outcome import RECORD_ENDING, Outcome
+    from certcli.models import Action
+
+    sent: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        notify_flow, "notify_event", lambda config, o, kind, text: sent.append((kind, text)) or []
+    )
+    said = "the record that validates a.test at 2027-01-01T00:00:00Z ends before the next renewal"
+    outcome = Outcome(
+        "a.test",
+        Action.RENEWED,
+        extra={"event": RECORD_ENDING, "said": said},
+        notes=(said, "repaired live: it pointed at a missing version"),
+    )
+    assert notify_flow.notify_run(None, {}, [outcome]) == []  # type: ignore[arg-type]
+    assert sent == [(RECORD_ENDING, f"certcli: a.test: {said}")]
