@@ -163,3 +163,29 @@ def test_a_record_ending_before_the_next_renewal_is_said_and_notified(
     again = ok(persist("renew", "--force", "--json")).json()
     assert again["results"][0]["notes"] == []
     assert len([line for line in events.read_text().splitlines() if line.strip()]) == 1
+
+
+def test_a_lineage_moves_to_dns_persist_01_with_force_renewal(
+    persist: Certcli, lab: Lab, a2c: A2C
+) -> None:
+    """An HTTP-01 lineage at acme2certifier moves to dns-persist-01 by `issue NAME
+    --force-renewal --challenge dns-persist-01`; its renewals then answer the new way."""
+    account = ok(persist("account", "register", "--agree-tos", "--json")).json()["uri"]
+    domain = f"move-{secrets.token_hex(3)}.{SITE_ZONE}"
+    lab.update(SITE_ZONE, ("replace", domain, "A", ["127.0.0.1"]))
+    ok(persist("issue", domain, "--webroot", lab.webroot))
+    settings = persist.config_dir / "certs" / domain / "lineage.toml"
+    assert 'challenge = "http-01"' in settings.read_text()
+    # not yet published: refused, and the lineage keeps its method and certificate
+    refused = persist("issue", domain, "--force-renewal", *PERSIST)
+    assert refused.code == 17, refused.stderr
+    assert 'challenge = "http-01"' in settings.read_text()
+    _publish(lab, domain, f"{ISSUER_DOMAIN}; accounturi={account}")
+    ok(persist("issue", domain, "--force-renewal", *PERSIST))
+    assert 'challenge = "dns-persist-01"' in settings.read_text()
+    (entry,) = ok(persist("status", "--json")).json()["lineages"]
+    assert entry["sans"][0]["challenge_name"] == f"_validation-persist.{domain}"
+    updates = lab.dns_updates()
+    renewed = ok(persist("renew", "--force", "--json")).json()
+    assert [o["action"] for o in renewed["results"]] == ["renewed"]
+    assert lab.dns_updates() == updates
