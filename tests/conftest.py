@@ -101,15 +101,21 @@ def target() -> str:
     return f"t-{secrets.token_hex(4)}.{DELEGATION_ZONE}"
 
 
-@pytest.fixture
-def dns(certcli: Certcli, lab: Lab, target: str) -> Certcli:
-    """certcli pointed at the lab, delegating DNS-01 to `target` (updated by RFC 2136)."""
+def dns_configured(certcli: Certcli, lab: Lab, target: str, extra: str = "") -> Certcli:
+    """certcli pointed at the lab, delegating DNS-01 to `target` (updated by RFC 2136),
+    with `extra` config.toml text."""
     certcli.point_at(lab)
     certcli.config_dir.mkdir(parents=True, exist_ok=True)
     path = certcli.config_dir / "config.toml"
-    path.write_text(lab.dns_config(target))
+    path.write_text(lab.dns_config(target) + extra)
     path.chmod(0o600)
     return certcli
+
+
+@pytest.fixture
+def dns(certcli: Certcli, lab: Lab, target: str) -> Certcli:
+    """certcli pointed at the lab, delegating DNS-01 to `target` (updated by RFC 2136)."""
+    return dns_configured(certcli, lab, target)
 
 
 def ok(run: Run) -> Run:

@@ -9,8 +9,8 @@ import secrets
 
 import pytest
 
-from tests.conftest import Certcli, ok
-from tests.lab import DELEGATION_ZONE, SITE_ZONE, Lab
+from tests.conftest import Certcli, dns_configured, ok
+from tests.lab import SITE_ZONE, Lab
 
 pytestmark = pytest.mark.integration
 
@@ -19,29 +19,15 @@ PEBBLE = "pebble.test"
 
 
 @pytest.fixture
-def target() -> str:
-    return f"t-{secrets.token_hex(4)}.{DELEGATION_ZONE}"
-
-
-def _config(certcli: Certcli, lab: Lab, target: str, caa: str) -> Certcli:
-    certcli.point_at(lab)
-    certcli.config_dir.mkdir(parents=True, exist_ok=True)
-    path = certcli.config_dir / "config.toml"
-    path.write_text(lab.dns_config(target) + caa)
-    path.chmod(0o600)
-    return certcli
-
-
-@pytest.fixture
 def dns(certcli: Certcli, lab: Lab, target: str) -> Certcli:
     """DNS-01 by delegation, with Pebble's CAA identity given by `[caa] identities`."""
-    return _config(certcli, lab, target, f'[caa]\nidentities = ["{PEBBLE}"]\n')
+    return dns_configured(certcli, lab, target, f'[caa]\nidentities = ["{PEBBLE}"]\n')
 
 
 @pytest.fixture
 def bare(certcli: Certcli, lab: Lab, target: str) -> Certcli:
     """DNS-01 by delegation, with only what Pebble's directory says (no identities)."""
-    return _config(certcli, lab, target, "")
+    return dns_configured(certcli, lab, target, "")
 
 
 def _name() -> str:

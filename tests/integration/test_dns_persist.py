@@ -18,25 +18,12 @@ from certcli.models import Account
 from certcli.persist import hashed_account_uri
 from certcli.storage.files import Store
 from certcli.x509 import jwk_thumbprint
-from tests.conftest import Certcli, Run, ok
+from tests.conftest import Certcli, Run, dns_configured, ok
 from tests.lab import DELEGATION_ZONE, SITE_ZONE, Lab
 
 pytestmark = pytest.mark.integration
 
 PERSIST = ("dns", "check", "--challenge", "dns-persist-01")
-
-
-@pytest.fixture
-def target() -> str:
-    return f"p-{secrets.token_hex(4)}.{DELEGATION_ZONE}"
-
-
-def _config(certcli: Certcli, lab: Lab, target: str, extra: str) -> None:
-    certcli.point_at(lab)
-    certcli.config_dir.mkdir(parents=True, exist_ok=True)
-    path = certcli.config_dir / "config.toml"
-    path.write_text(lab.dns_config(target) + extra)
-    path.chmod(0o600)
 
 
 def _account(certcli: Certcli, lab: Lab, meta: dict[str, Any] | None = None) -> Account:
@@ -56,7 +43,7 @@ def _account(certcli: Certcli, lab: Lab, meta: dict[str, Any] | None = None) -> 
 
 @pytest.fixture
 def persist(certcli: Certcli, lab: Lab, target: str) -> Certcli:
-    _config(certcli, lab, target, '[dns_persist]\nissuer = "a2c.test"\n')
+    dns_configured(certcli, lab, target, '[dns_persist]\nissuer = "a2c.test"\n')
     return certcli
 
 
@@ -186,7 +173,7 @@ def test_the_record_shaped_by_the_options(persist: Certcli, lab: Lab) -> None:
 def test_the_hashed_account_uri_a_directory_announces(
     certcli: Certcli, lab: Lab, target: str
 ) -> None:
-    _config(certcli, lab, target, "")  # the issuer names come from the directory
+    dns_configured(certcli, lab, target, "")  # the issuer names come from the directory
     prefix = f"https://127.0.0.1:{lab.acme_port}/account-hash/"
     meta = {"accountHashPrefix": prefix, "issuerDomainNames": ["persist.certcli.test"]}
     account = _account(certcli, lab, meta)
@@ -227,7 +214,7 @@ def test_publish_writes_where_delegated_and_names_the_cname_elsewhere(
 
 
 def test_what_cannot_be_checked_is_one_clear_error(certcli: Certcli, lab: Lab, target: str) -> None:
-    _config(certcli, lab, target, "")
+    dns_configured(certcli, lab, target, "")
     name = _name()
 
     def error(*args: str) -> str:
