@@ -30,22 +30,26 @@ def notify_run(store: Storage, config: dict[str, Any], outcomes: list[Outcome]) 
     on_success = (config.get("notify") or {}).get("on_success")
     problems: list[str] = []
     for o in outcomes:
-        if o.action == Action.FAILED and o.error is not None:
-            text = f"certcli: renewing {o.name} failed: {o.error.message}"
-            kind = "renewal_failed"
-        elif o.action == Action.SKIPPED and "notice" in o.extra:
-            text, kind = f"certcli: {o.name}: {o.reason}", o.extra["event"]
-        elif o.extra.get("event") == RECORD_ENDING:  # said even when renewed
-            text, kind = f"certcli: {o.name}: {o.extra['said']}", RECORD_ENDING
-        elif o.action == Action.RENEWED and on_success:
-            text, kind = f"certcli: renewed {o.name} (version {o.version})", "renewed"
-        else:
-            continue
-        sent = notify_event(config, o, kind, text)
-        if "notice" in o.extra and not sent:
-            _remember_notice(store, o.name, *o.extra["notice"])
-        problems += sent
+        for kind, text in _events(o, on_success):
+            sent = notify_event(config, o, kind, text)
+            if "notice" in o.extra and not sent:
+                _remember_notice(store, o.name, *o.extra["notice"])
+            problems += sent
     return problems
+
+
+def _events(o: Outcome, on_success: bool) -> list[tuple[str, str]]:
+    """What a renew run notifies of one outcome, as (kind, text)."""
+    if o.action == Action.FAILED and o.error is not None:
+        return [("renewal_failed", f"certcli: renewing {o.name} failed: {o.error.message}")]
+    if o.action == Action.SKIPPED and "notice" in o.extra:
+        return [(o.extra["event"], f"certcli: {o.name}: {o.reason}")]
+    events = []
+    if o.action == Action.RENEWED and on_success:
+        events.append(("renewed", f"certcli: renewed {o.name} (version {o.version})"))
+    if o.extra.get("event") == RECORD_ENDING:  # said even when renewals are not
+        events.append((RECORD_ENDING, f"certcli: {o.name}: {o.extra['said']}"))
+    return events
 
 
 #: state.json's records of the notices sent about an uploaded certificate: the last expiry

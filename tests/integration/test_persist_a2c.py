@@ -138,7 +138,8 @@ def test_a_record_ending_before_the_next_renewal_is_said_and_notified(
     events = tmp_path / "events"
     config = persist.config_dir / "config.toml"
     config.write_text(
-        config.read_text() + f"[notify]\ncommand = 'cat >> {events}; echo >> {events}'\n"
+        config.read_text()
+        + f"[notify]\ncommand = 'cat >> {events}; echo >> {events}'\non_success = true\n"
     )
     account = ok(persist("account", "register", "--agree-tos", "--json")).json()["uri"]
     domain = f"ends-{secrets.token_hex(3)}.{SITE_ZONE}"
@@ -154,15 +155,16 @@ def test_a_record_ending_before_the_next_renewal_is_said_and_notified(
     (result,) = renewed["results"]
     assert result["action"] == "renewed"
     assert "ends before the next renewal" in result["notes"][0]
-    (event,) = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
-    assert event["event"] == "record_expiring"
-    assert event["name"] == domain and "persistUntil" in event["text"]
+    sent = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
+    assert [e["event"] for e in sent] == ["renewed", "record_expiring"]  # both, not one
+    assert sent[1]["name"] == domain and "later persistUntil" in sent[1]["text"]
 
     # published again without an end: renewed, and nothing more to say
     _publish(lab, domain, f"{ISSUER_DOMAIN}; accounturi={account}")
     again = ok(persist("renew", "--force", "--json")).json()
     assert again["results"][0]["notes"] == []
-    assert len([line for line in events.read_text().splitlines() if line.strip()]) == 1
+    sent = [json.loads(line) for line in events.read_text().splitlines() if line.strip()]
+    assert [e["event"] for e in sent] == ["renewed", "record_expiring", "renewed"]
 
 
 def test_a_lineage_moves_to_dns_persist_01_with_force_renewal(
