@@ -295,6 +295,7 @@ _KINDS: dict[str, Kind] = {
     "renewal.jitter": Kind("a number of seconds, 0 or more", _seconds_or_zero),
     "notify.on_success": Kind("true or false", _boolean),
     "store.encrypt_keys": Kind("true or false", _boolean),
+    "store.url": Kind("a postgresql:// URL", _text),
     "dns_persist.wildcard_policy": Kind("true or false", _boolean),
     "dns_persist.issuer": Kind("an issuer domain name, or a list of them", persist.issuers),
     "dns_persist.persist_until": Kind(

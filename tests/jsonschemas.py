@@ -33,6 +33,7 @@ COMMAND_SCHEMAS: dict[str, str] = {
     "config get": "config.schema.json",
     "config set": "config.schema.json",
     "import certbot": "import-certbot.schema.json",
+    "store migrate": "store-migrate.schema.json",
 }
 
 

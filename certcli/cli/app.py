@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "account": ("cmd_manage", "account_app", True),
     "config": ("cmd_manage", "config_app", True),
     "import": ("cmd_import", "app", True),
+    "store": ("cmd_store", "app", True),
 }
 
 
@@ -83,6 +84,7 @@ def root(
         Path(config_dir) if config_dir is not None else None,
         Output(json_mode=json_mode, quiet=quiet, verbose=verbose, color=not no_color),
         passphrase_file,
+        ctx.invoked_subcommand,
     )
 
 

@@ -22,13 +22,23 @@ class Runtime:
     config_dir_flag: Path | None
     out: Output
     passphrase_file: Path | None = None
+    command: str | None = None  # the command run (`store`, `status`…)
+
+    @cached_property
+    def root(self) -> Path:
+        """The store's directory, which holds config.toml."""
+        from certcli.config import config_dir
+
+        return config_dir(self.config_dir_flag)
 
     @cached_property
     def store(self) -> Store:
-        from certcli.config import config_dir
-
-        store = Store(config_dir(self.config_dir_flag), self._key_passphrase)
+        store = Store(self.root, self._key_passphrase)
         store.check_trusted()  # no command uses a store another user could change
+        if self.command not in _KNOW_POSTGRES:
+            from certcli.flows.store import refuse_unsupported
+
+            refuse_unsupported(self.config)
         return store
 
     def _key_passphrase(self) -> bytes | None:
@@ -55,9 +65,9 @@ class Runtime:
     def config(self) -> dict[str, Any]:
         from certcli.config import check_settings, load_config, secret_warning
 
-        config = load_config(self.store.root)
-        check_settings(config, str(self.store.root / "config.toml"))
-        warning = secret_warning(self.store.root, config)
+        config = load_config(self.root)
+        check_settings(config, str(self.root / "config.toml"))
+        warning = secret_warning(self.root, config)
         if warning:
             self.out.warn(warning)
         return config
@@ -65,6 +75,11 @@ class Runtime:
     @staticmethod
     def now() -> datetime:
         return datetime.now(UTC)
+
+
+#: The commands that know a PostgreSQL store (`[store] url`); the others refuse to run
+#: on the file store while one is named. `config` stays usable to change the setting.
+_KNOW_POSTGRES = frozenset({"store", "config"})
 
 
 def runtime(ctx: typer.Context) -> Runtime:
