@@ -17,7 +17,7 @@ import json, sys
 from certcli.cli.main import run
 code = run(sys.argv[1:])
 roots = {m.split(".")[0] for m in sys.modules}
-heavy = sorted(roots & {"acme", "josepy", "dns", "cryptography", "requests"})
+heavy = sorted(roots & {"acme", "josepy", "dns", "cryptography", "requests", "psycopg"})
 print(json.dumps({"code": code, "heavy": heavy}))
 """
 
