@@ -145,8 +145,10 @@ class Postgres:
         argv = ["setpriv", f"--reuid={USER}", f"--regid={USER}", "--init-groups", "--"]
         argv += [str(bindir() / "postgres"), "-D", str(self.home / "data"), "-p", str(self.port)]
         argv += ["-k", str(self.socket_dir), "-c", "listen_addresses=127.0.0.1"]
-        # a lab's data survives a crash of the server (the tests' kill), not of the machine
-        argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        # no fsync: a commit survives a crash of the server (it is written to the kernel;
+        # the tests' kill), not of the machine; synchronous_commit stays on, or a commit
+        # would still sit in the server's memory when it is killed
+        argv += ["-c", "fsync=off", "-c", "full_page_writes=off"]
         argv += ["-c", "log_connections=on", "-c", "log_disconnections=on"]
         proc = subprocess.Popen(
             argv,
