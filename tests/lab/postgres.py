@@ -12,6 +12,7 @@ role `certcli`, owner of the database `certcli`, with a random password per serv
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pwd
 import secrets
@@ -133,6 +134,27 @@ class Postgres:
         argv += ["-v", "ON_ERROR_STOP=1", "-h", str(self.socket_dir), "-p", str(self.port)]
         argv += ["-d", database, "-c", sql]
         return self._run(argv, "psql").rstrip("\n")
+
+    # -- persistence for `python -m tests.lab up --postgres` ------------------------------
+
+    def save(self) -> None:
+        data = {"home": str(self.home), "port": self.port, "password": self.password}
+        data |= {"provisioned": self.provisioned, "pid": self.pid}
+        path = self.directory / "postgres.json"
+        path.write_text(json.dumps(data))
+        path.chmod(0o600)  # it holds the role's password
+
+    @classmethod
+    def load(cls, directory: Path) -> Postgres | None:
+        """The server that `up --postgres` started with its log in `directory`, if any."""
+        path = directory / "postgres.json"
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        return cls(directory, Path(data.pop("home")), **data)
+
+    def forget(self) -> None:
+        (self.directory / "postgres.json").unlink(missing_ok=True)
 
     # -- lifecycle ----------------------------------------------------------------------
 
