@@ -59,7 +59,7 @@ pipx-check: $(VENV)/.installed
 	CERTCLI_CONFIG_DIR=$(CURDIR)/.pipx/store .pipx/bin/certcli status
 
 lab-up: $(VENV)/.installed system-packages lab-a2c
-	$(BIN)/python -m tests.lab up --a2c
+	$(BIN)/python -m tests.lab up --a2c --postgres
 
 lab-down: $(VENV)/.installed
 	$(BIN)/python -m tests.lab down

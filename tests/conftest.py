@@ -16,6 +16,7 @@ import pytest
 from tests.lab import Lab, LabError
 from tests.lab.a2c import A2C
 from tests.lab.localca import LocalCA
+from tests.lab.postgres import Postgres
 
 CERTCLI = Path(sys.executable).with_name("certcli")
 
@@ -180,6 +181,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 _LABS: list[Lab] = []
 _A2CS: list[A2C] = []
+_POSTGRES: list[Postgres] = []
 
 
 @pytest.fixture(scope="session")
@@ -195,6 +197,31 @@ def a2c(lab: Lab) -> Iterator[A2C]:
     yield instance
     instance.stop()
     _A2CS.remove(instance)
+
+
+def started_postgres(factory: pytest.TempPathFactory, name: str) -> Iterator[Postgres]:
+    """A PostgreSQL server of its own for a fixture (`yield from started_postgres(...)`),
+    removed afterwards; it fails the tests that need it, saying how to install it."""
+    try:
+        instance = Postgres.create(factory.mktemp(name))
+    except LabError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        instance.start()
+    except LabError as exc:
+        instance.remove()
+        pytest.fail(str(exc), pytrace=False)
+    _POSTGRES.append(instance)
+    yield instance
+    _POSTGRES.remove(instance)
+    instance.remove()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """A real PostgreSQL server on a loopback port, started once for the session, with the
+    role and database `certcli` (`postgres.url`, its password in `postgres.env()`)."""
+    yield from started_postgres(tmp_path_factory, "postgres")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -213,6 +240,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
             if server.log.exists():
                 tail = server.log.read_text(errors="replace")[-4000:]
                 report.sections.append(("lab a2c log (tail)", tail))
+    if report.failed and "postgres" in getattr(item, "fixturenames", ()):
+        for server in _POSTGRES:
+            if server.log.exists():
+                tail = server.log.read_text(errors="replace")[-4000:]
+                report.sections.append(("lab postgres log (tail)", tail))
 
 
 # -- a second, unprivileged local user -----------------------------------------------------

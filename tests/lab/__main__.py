@@ -1,6 +1,9 @@
-"""python -m tests.lab up [--a2c]|down|env [--dir DIR]: the lab by hand (`make lab-up`).
+"""python -m tests.lab up [--a2c] [--postgres]|down|env [--dir DIR]: the lab by hand
+(`make lab-up`).
 
-`--a2c` also starts acme2certifier (tests/lab/a2c.py) on the lab's BIND and web server."""
+`--a2c` also starts acme2certifier (tests/lab/a2c.py) on the lab's BIND and web server;
+`--postgres` a PostgreSQL server (tests/lab/postgres.py), whose URL `env` then prints as
+CERTCLI_STORE_URL (and its password as PGPASSWORD)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 
 from tests.lab import Lab, LabError
 from tests.lab.a2c import A2C
+from tests.lab.postgres import Postgres
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["up", "down", "env"])
     parser.add_argument("--dir", type=Path, default=Path(".lab"), help="lab state (default .lab)")
     parser.add_argument("--a2c", action="store_true", help="also start acme2certifier (up)")
+    parser.add_argument("--postgres", action="store_true", help="also start PostgreSQL (up)")
     args = parser.parse_args(argv)
     directory = args.dir.resolve()
     try:
@@ -43,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"acme2certifier {a2c.directory_url} (trust {a2c.ca_bundle})",
                     file=sys.stderr,
                 )
+            if args.postgres:
+                _start_postgres(lab)
         elif args.action == "down":
             if (directory / "lab.json").exists():
                 _stop(Lab.load(directory))
@@ -50,7 +57,11 @@ def main(argv: list[str] | None = None) -> int:
             print("lab down", file=sys.stderr)
         else:
             lab = Lab.load(directory)
-            for key, value in lab.env().items():
+            env = lab.env()
+            server = Postgres.load(lab.directory / "postgres")
+            if server is not None:
+                env |= {"CERTCLI_STORE_URL": server.url, **server.env()}
+            for key, value in env.items():
                 print(f"export {key}={shlex.quote(value)}")
     except LabError as exc:
         print(f"lab: {exc}", file=sys.stderr)
@@ -58,7 +69,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _start_postgres(lab: Lab) -> None:
+    server = Postgres.create(lab.directory / "postgres")
+    try:
+        server.start()
+    except LabError:
+        server.remove()
+        _stop(lab)
+        (lab.directory / "lab.json").unlink(missing_ok=True)
+        raise
+    server.save()
+    print(f"PostgreSQL {server.url} (password: `env` prints it)", file=sys.stderr)
+
+
 def _stop(lab: Lab) -> None:
+    server = Postgres.load(lab.directory / "postgres")
+    if server is not None:
+        server.remove()
+        server.forget()
     a2c = A2C.load(lab)
     if a2c is not None:
         a2c.stop()
