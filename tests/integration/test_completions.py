@@ -64,7 +64,7 @@ complete -p certcli
 def test_bash_completes_commands_options_and_values(store: Path) -> None:
     lines = {
         "commands": "certcli ''",
-        "prefix": "certcli st",
+        "prefix": "certcli sta",
         "subcommand": "certcli san ''",
         "options": "certcli download x --in",
         "global_after_command": "certcli status --j",

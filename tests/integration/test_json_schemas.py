@@ -21,6 +21,7 @@ from tests.conftest import Certcli, Run
 from tests.jsonschemas import COMMAND_SCHEMAS, load_schema, problems
 from tests.lab import DELEGATION_ZONE, SITE_ZONE, Lab
 from tests.lab.localca import LocalCA
+from tests.lab.postgres import Postgres
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +66,7 @@ CASES: dict[str, Case] = {
     "account deactivate": Case("account deactivate", 0),
     # a real certbot directory is imported in test_import_certbot.py, checked by this schema
     "import certbot, empty": Case("import certbot", 0),
+    "store migrate": Case("store migrate", 0),
 }
 
 
@@ -81,7 +83,9 @@ class Scenario:
 
 
 @pytest.fixture(scope="module")
-def scenario(lab: Lab, ca: LocalCA, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+def scenario(
+    lab: Lab, ca: LocalCA, postgres: Postgres, tmp_path_factory: pytest.TempPathFactory
+) -> Scenario:
     home = tmp_path_factory.mktemp("schemas")
     certcli = Certcli(home / "config", home).point_at(lab)
     certcli.config_dir.mkdir()
@@ -141,6 +145,7 @@ def scenario(lab: Lab, ca: LocalCA, tmp_path_factory: pytest.TempPathFactory) ->
     run("account deactivate", "account", "deactivate", "--yes")
     (home / "letsencrypt" / "renewal").mkdir(parents=True)
     run("import certbot, empty", "import", "certbot", home / "letsencrypt", "--dry-run")
+    run("store migrate", "store", "migrate", "--url", postgres.url, env=postgres.env())
     return s
 
 
