@@ -34,6 +34,7 @@ COMMAND_SCHEMAS: dict[str, str] = {
     "config set": "config.schema.json",
     "import certbot": "import-certbot.schema.json",
     "store migrate": "store-migrate.schema.json",
+    "store copy": "store-copy.schema.json",
 }
 
 

@@ -8,7 +8,10 @@ import typer
 
 from certcli.cli.runtime import runtime
 
-app = typer.Typer(help="The store itself: its PostgreSQL schema.", no_args_is_help=True)
+app = typer.Typer(
+    help="The store itself: its PostgreSQL schema, and copying the file store there.",
+    no_args_is_help=True,
+)
 
 
 @app.command("migrate")
@@ -38,3 +41,41 @@ def migrate(
         rt.out.line(f"Migrated {found.shown} from schema version {done.before} to {done.after}.")
     else:
         rt.out.line(f"{found.shown} is at schema version {done.after}: nothing to do.")
+
+
+@app.command("copy")
+def copy(
+    ctx: typer.Context,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="The PostgreSQL store to copy into, at the latest schema; never with a "
+            "password: PGPASSWORD or a passfile gives it.",
+            show_default=False,
+        ),
+    ],
+) -> None:
+    """Copy every lineage, version and account of the file store into the PostgreSQL
+    store, in one transaction, verified (idempotent; keys encrypted with the passphrase)."""
+    from certcli.flows.store import copy_store
+
+    rt = runtime(ctx)
+    url, done = copy_store(rt.store, to, rt.given_passphrase())
+    if rt.out.json_mode:
+        rt.out.emit_json(
+            {
+                "url": url.shown,
+                "lineages": done.lineages,
+                "versions": done.versions,
+                "accounts": done.accounts,
+                "verified": True,
+                "unchanged": done.unchanged,
+            }
+        )
+        return
+    counts = f"{done.lineages} lineages ({done.versions} versions) and {done.accounts} accounts"
+    if done.unchanged:
+        rt.out.line(f"{url.shown} holds {counts} already: nothing to copy; verified.")
+    else:
+        rt.out.line(f"Copied {counts} to {url.shown}; verified.")

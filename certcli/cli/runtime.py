@@ -41,21 +41,26 @@ class Runtime:
             refuse_unsupported(self.config)
         return store
 
-    def _key_passphrase(self) -> bytes | None:
-        """The passphrase for keys at rest when `[store] encrypt_keys` is on, else None."""
+    def given_passphrase(self) -> bytes | None:
+        """The passphrase given with --passphrase-file or CERTCLI_PASSPHRASE; None without."""
         import os
 
+        if self.passphrase_file is not None:
+            from certcli.export import read_password_file
+
+            return read_password_file(self.passphrase_file)
+        return os.environ.get("CERTCLI_PASSPHRASE", "").encode() or None
+
+    def _key_passphrase(self) -> bytes | None:
+        """The passphrase for keys at rest when `[store] encrypt_keys` is on, else None."""
         from certcli.config import setting
         from certcli.errors import UsageError
 
         if not setting("store.encrypt_keys", None, self.config, False):
             return None
-        if self.passphrase_file is not None:
-            from certcli.export import read_password_file
-
-            return read_password_file(self.passphrase_file)
-        if os.environ.get("CERTCLI_PASSPHRASE"):
-            return os.environ["CERTCLI_PASSPHRASE"].encode()
+        found = self.given_passphrase()
+        if found is not None:
+            return found
         raise UsageError(
             "store.encrypt_keys is on, and certcli has no passphrase",
             "give it with --passphrase-file FILE or CERTCLI_PASSPHRASE",

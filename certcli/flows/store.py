@@ -9,7 +9,9 @@ from certcli.config import setting
 from certcli.errors import UsageError
 
 if TYPE_CHECKING:
+    from certcli.storage.pgcopy import Copied
     from certcli.storage.postgres import Migrated, StoreUrl
+    from certcli.storage.protocol import Storage
 
 
 def store_url(config: dict[str, Any], given: str | None = None) -> StoreUrl | None:
@@ -35,6 +37,25 @@ def migrate_store(config: dict[str, Any], given: str | None = None) -> tuple[Sto
             "set [store] url (or CERTCLI_STORE_URL, or --url) to postgresql://USER@HOST/DB",
         )
     return url, migrate(url)
+
+
+def copy_store(store: Storage, to: str, passphrase: bytes | None) -> tuple[StoreUrl, Copied]:
+    """Copy the file store into the PostgreSQL store at `to` (one transaction, verified);
+    the file store is only read."""
+    from certcli.storage.pgcopy import copy_to, read_file_store
+    from certcli.storage.postgres import StoreUrl
+
+    url = StoreUrl.parse(to, "--to")
+    if not passphrase:
+        raise UsageError(
+            "a PostgreSQL store holds keys only encrypted: give a passphrase",
+            "with --passphrase-file FILE or CERTCLI_PASSPHRASE",
+        )
+    lineages, accounts = read_file_store(store, passphrase)
+    # made on first use: a store that has none yet keeps having none (it is only read)
+    known = (store.root / "installation-id").exists()
+    installation_id = store.installation_id() if known else None
+    return url, copy_to(url, lineages, accounts, installation_id, passphrase)
 
 
 def refuse_unsupported(config: dict[str, Any]) -> None:

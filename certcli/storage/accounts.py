@@ -40,6 +40,18 @@ class AccountStore(LockingStore):
         with self._flock(lock, "the ACME account"):
             yield
 
+    def account_urls(self) -> list[str]:
+        """The CA directory URLs that have an account here, sorted (retired ones aside)."""
+        found = set()
+        for path in (self.root / "accounts").glob("*/*/account.json"):
+            if ".deactivated-" in path.parent.name:
+                continue
+            try:
+                found.add(str(json.loads(read_trusted(path))["directory"]))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise StoreError(f"cannot read {path}: {exc}") from None
+        return sorted(found)
+
     def read_account(self, directory_url: str) -> Account | None:
         directory = self._account_dir(directory_url)
         self.check_trusted()

@@ -93,6 +93,10 @@ class Storage(Protocol):
     def version_meta(self, name: str, version: int) -> dict[str, Any]:
         """A version's meta.json; StoreError naming the file when it cannot be read."""
 
+    def read_version_file(self, name: str, version: int, filename: str) -> bytes | None:
+        """One file of a version (cert.pem, chain.pem, privkey.pem, privkey.pem.enc); None
+        when the version has no such file."""
+
     def version_info(self, name: str, version: int) -> CertInfo:
         """A version's certificate, from its meta.json; StoreError naming the file."""
 
@@ -151,6 +155,9 @@ class Storage(Protocol):
         """Remove the waiting key and CSR, atomically; nothing when there are none."""
 
     # -- ACME accounts, one per CA directory URL -----------------------------------------
+
+    def account_urls(self) -> list[str]:
+        """The CA directory URLs that have an account in this store, sorted."""
 
     def read_account(self, directory_url: str) -> Account | None:
         """The account at that CA; None when there is none. StoreError when it cannot be

@@ -76,6 +76,18 @@ class VersionReader(StateStore):
             raise StoreError(f"cannot read {path}: not a JSON object")
         return meta
 
+    def read_version_file(self, name: str, version: int, filename: str) -> bytes | None:
+        """One file of a version; None when it has no such file (with key encryption on,
+        older versions keep only privkey.pem.enc)."""
+        path = self._path(name, "archive", f"{version:04d}", filename)
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise store_error("read", Path(path), exc) from None
+
     def version_info(self, name: str, version: int) -> CertInfo:
         """The certificate of a version, from its meta.json (StoreError naming the file)."""
         known = self._infos.get((name, version))
