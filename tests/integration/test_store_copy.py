@@ -1,0 +1,228 @@
+"""`certcli store copy --to URL` through the real executable, from a real file store (made
+with `csr` + `upload` from a local CA, and an account registered with the lab's Pebble) into
+the lab's real PostgreSQL: every row is there, keys only encrypted, a second copy changes
+nothing, a conflict writes nothing, and every refusal is one line and its exit code. The
+file store is never changed."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.conftest import Certcli, ok
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from tests.lab.localca import LocalCA
+    from tests.lab.postgres import Postgres
+
+pytestmark = pytest.mark.integration
+
+PASSPHRASE = "copy-test passphrase"
+
+
+@pytest.fixture
+def db(postgres: Postgres) -> Postgres:
+    """The lab's database with certcli's schema dropped and made anew, empty."""
+    import psycopg
+
+    with psycopg.connect(postgres.url, password=postgres.password) as connection:
+        connection.execute("DROP SCHEMA IF EXISTS certcli CASCADE")
+    return postgres
+
+
+def _migrate(certcli: Certcli, db: Postgres) -> None:
+    ok(certcli("store", "migrate", "--url", db.url, env=db.env()))
+
+
+def _upload(certcli: Certcli, ca: LocalCA, name: str, versions: int = 1) -> None:
+    """A custom lineage of `versions` versions: a CSR, then a certificate for it each time."""
+    ok(certcli("csr", name, "--out", f"{name}.csr"))
+    csr = (certcli.cwd / f"{name}.csr").read_bytes()
+    for number in range(versions):
+        issued = ca.sign_csr(csr, days=90 - number)
+        (certcli.cwd / "cert.pem").write_bytes(issued.cert_pem)
+        (certcli.cwd / "chain.pem").write_bytes(issued.chain_pem)
+        key = () if number == 0 else ("--key", _live(certcli, name) / "privkey.pem")
+        ok(certcli("upload", name, "--cert", "cert.pem", "--chain", "chain.pem", *key))
+
+
+def _live(certcli: Certcli, name: str) -> Path:
+    return certcli.config_dir / "certs" / name / "live"
+
+
+def _copy(certcli: Certcli, db: Postgres, *args: str, env: dict[str, str] | None = None) -> Any:
+    environ = {**db.env(), "CERTCLI_PASSPHRASE": PASSPHRASE, **(env or {})}
+    return certcli("store", "copy", "--to", db.url, *args, env=environ)
+
+
+def _rows(db: Postgres) -> dict[str, list[tuple]]:
+    """Every row of the tables copy writes, sorted, as Python values."""
+    import psycopg
+
+    queries = {
+        "store": "SELECT key, value FROM certcli.store",
+        "lineages": "SELECT name, settings, state, live_version, changed_at FROM certcli.lineages",
+        "versions": "SELECT name, version, cert, chain, key_encrypted, meta::text, sha256 "
+        "FROM certcli.versions",
+        "accounts": "SELECT directory_url, account::text, key_encrypted, directory::text "
+        "FROM certcli.accounts",
+    }
+    with psycopg.connect(db.url, password=db.password) as connection:
+        return {
+            table: sorted(
+                tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                for row in connection.execute(query).fetchall()
+            )
+            for table, query in queries.items()
+        }
+
+
+def _decrypt(blob: bytes) -> bytes:
+    from certcli.keycrypt import decrypt
+
+    return decrypt(blob, PASSPHRASE.encode(), "a key in the database")
+
+
+def test_copy_writes_every_row_with_keys_encrypted_and_again_changes_nothing(
+    acme: Certcli,
+    ca: LocalCA,
+    db: Postgres,
+    store_snapshot: Callable[[Path], dict[str, tuple]],
+) -> None:
+    import hashlib
+
+    ok(acme("config", "set", "store.encrypt_keys", "true"))
+    acme.env["CERTCLI_PASSPHRASE"] = PASSPHRASE
+    _upload(acme, ca, "two.example.com", versions=2)  # version 1 keeps only privkey.pem.enc
+    _upload(acme, ca, "one.example.com")
+    ok(acme("account", "register", "--agree-tos"))
+    _migrate(acme, db)
+    archive = acme.config_dir / "certs" / "two.example.com" / "archive"
+    assert not (archive / "0001" / "privkey.pem").exists()
+    before = store_snapshot(acme.config_dir)
+
+    # while [store] url names the database, as the migration runs
+    first = _copy(acme, db, "--json", env={"CERTCLI_STORE_URL": db.url})
+    assert first.code == 0, first.stderr
+    shown = db.url.split("?")[0]
+    assert first.json() == {
+        "url": shown,
+        "lineages": 2,
+        "versions": 3,
+        "accounts": 1,
+        "verified": True,
+        "unchanged": False,
+    }
+    rows = _rows(db)
+    installation_id = (acme.config_dir / "installation-id").read_text().strip()
+    assert rows["store"] == [("installation_id", installation_id)]
+    assert [(r[0], r[3]) for r in rows["lineages"]] == [
+        ("one.example.com", 1),
+        ("two.example.com", 2),
+    ]
+    assert rows["lineages"][1][1] == (archive.parent / "lineage.toml").read_text()
+    assert [(r[0], r[1]) for r in rows["versions"]] == [
+        ("one.example.com", 1),
+        ("two.example.com", 1),
+        ("two.example.com", 2),
+    ]
+    every_blob = b"".join(
+        v for table in rows.values() for r in table for v in r if isinstance(v, bytes)
+    )
+    assert b"PRIVATE KEY" not in every_blob
+    # each key decrypts to the file store's, and the SHA-256 is of cert + chain + key
+    old_key = _decrypt((archive / "0001" / "privkey.pem.enc").read_bytes())
+    keys = {
+        ("one.example.com", 1): (_live(acme, "one.example.com") / "privkey.pem").read_bytes(),
+        ("two.example.com", 1): old_key,
+        ("two.example.com", 2): (_live(acme, "two.example.com") / "privkey.pem").read_bytes(),
+    }
+    for name, version, cert, chain, sealed, meta, sha in rows["versions"]:
+        files = acme.config_dir / "certs" / name / "archive" / f"{version:04d}"
+        assert (cert, chain) == (
+            (files / "cert.pem").read_bytes(),
+            (files / "chain.pem").read_bytes(),
+        )
+        assert _decrypt(sealed) == keys[name, version]
+        assert sha == hashlib.sha256(cert + chain + keys[name, version]).hexdigest()
+        assert json.loads(meta) == json.loads((files / "meta.json").read_text())
+    [(url, account, sealed, _)] = rows["accounts"]
+    account_dir = next((acme.config_dir / "accounts").glob("*/*"))
+    assert _decrypt(sealed) == (account_dir / "key.pem").read_bytes()
+    assert json.loads(account) == json.loads((account_dir / "account.json").read_text())
+    assert json.loads(account)["directory"] == url
+
+    again = _copy(acme, db, "--json")
+    assert again.code == 0, again.stderr
+    assert again.json() == {**first.json(), "unchanged": True}
+    text = ok(_copy(acme, db)).stdout.strip()
+    assert text == (
+        f"{shown} holds 2 lineages (3 versions) and 1 accounts already: nothing to copy; verified."
+    )
+    assert _rows(db) == rows
+    assert store_snapshot(acme.config_dir) == before
+
+
+def test_a_conflicting_row_is_named_and_nothing_is_written(
+    certcli: Certcli, ca: LocalCA, db: Postgres
+) -> None:
+    import psycopg
+
+    _upload(certcli, ca, "a.example.com")
+    _migrate(certcli, db)
+    copied = _copy(certcli, db)
+    assert copied.code == 0, copied.stderr
+    assert copied.stdout.strip() == (
+        f"Copied 1 lineages (1 versions) and 0 accounts to {db.url.split('?')[0]}; verified."
+    )
+    with psycopg.connect(db.url, password=db.password) as connection:
+        connection.execute("UPDATE certcli.versions SET sha256 = 'other' WHERE version = 1")
+    _upload(certcli, ca, "b.example.com")  # new: would be written, were it not for the conflict
+    before = _rows(db)
+    run = _copy(certcli, db)
+    assert run.code == 5, run.stderr
+    assert run.stderr.count("\n") <= 2 and "Traceback" not in run.stderr
+    assert "version 1 of 'a.example.com'" in run.stderr and "nothing was copied" in run.stderr
+    assert _rows(db) == before
+    assert "b.example.com" not in {r[0] for r in before["lineages"]}
+
+
+def test_refusals_are_one_line_and_change_nothing(
+    certcli: Certcli,
+    ca: LocalCA,
+    db: Postgres,
+    store_snapshot: Callable[[Path], dict[str, tuple]],
+) -> None:
+    _upload(certcli, ca, "r.example.com")
+    before = store_snapshot(certcli.config_dir)
+
+    missing = _copy(certcli, db)  # no schema yet
+    assert missing.code == 5, missing.stderr
+    assert "schema version 0" in missing.stderr and "certcli store migrate" in missing.stderr
+
+    _migrate(certcli, db)
+    bare = certcli("store", "copy", "--to", db.url, env=db.env())  # no passphrase
+    assert bare.code == 2, bare.stderr
+    assert "a PostgreSQL store holds keys only encrypted: give a passphrase" in bare.stderr
+
+    down = certcli(
+        "store", "copy", "--to", "postgresql://certcli@127.0.0.1:1/certcli",
+        env={**db.env(), "CERTCLI_PASSPHRASE": PASSPHRASE},
+    )  # fmt: skip
+    assert down.code == 5, down.stderr
+    assert down.stderr.startswith("certcli: error: cannot reach the PostgreSQL store at ")
+    assert down.stderr.count("\n") == 1
+    with_password = db.url.replace("certcli@", "certcli:pw@", 1)
+    secret = certcli(
+        "store", "copy", "--to", with_password, env={"CERTCLI_PASSPHRASE": PASSPHRASE}
+    )  # fmt: skip
+    assert secret.code == 2 and "holds a password" in secret.stderr
+    for run in (missing, bare, down, secret):
+        assert "Traceback" not in run.stderr and not run.stdout
+    assert _rows(db)["lineages"] == []
+    assert store_snapshot(certcli.config_dir) == before
