@@ -102,6 +102,8 @@ def test_copy_writes_every_row_with_keys_encrypted_and_again_changes_nothing(
     _upload(acme, ca, "one.example.com")
     ok(acme("account", "register", "--agree-tos"))
     _migrate(acme, db)
+    # made by the first run that needs one (none of the above): as that run would
+    (acme.config_dir / "installation-id").write_text("certcli-0123456789\n")
     archive = acme.config_dir / "certs" / "two.example.com" / "archive"
     assert not (archive / "0001" / "privkey.pem").exists()
     before = store_snapshot(acme.config_dir)
@@ -119,8 +121,7 @@ def test_copy_writes_every_row_with_keys_encrypted_and_again_changes_nothing(
         "unchanged": False,
     }
     rows = _rows(db)
-    installation_id = (acme.config_dir / "installation-id").read_text().strip()
-    assert rows["store"] == [("installation_id", installation_id)]
+    assert rows["store"] == [("installation_id", "certcli-0123456789")]
     assert [(r[0], r[3]) for r in rows["lineages"]] == [
         ("one.example.com", 1),
         ("two.example.com", 2),
@@ -184,6 +185,8 @@ def test_a_conflicting_row_is_named_and_nothing_is_written(
         connection.execute("UPDATE certcli.versions SET sha256 = 'other' WHERE version = 1")
     _upload(certcli, ca, "b.example.com")  # new: would be written, were it not for the conflict
     before = _rows(db)
+    assert before["store"] == []  # this store has no installation id, and copy made none
+    assert not (certcli.config_dir / "installation-id").exists()
     run = _copy(certcli, db)
     assert run.code == 5, run.stderr
     assert run.stderr.count("\n") <= 2 and "Traceback" not in run.stderr
