@@ -3,7 +3,8 @@ and the schema certcli creates and migrates itself, versioned and idempotent
 (`certcli store migrate`). The lineages' rows follow the schema below; the store that reads
 and writes them comes next (issue 14).
 
-psycopg is imported here only, and only when a PostgreSQL store is used."""
+psycopg is imported here and in pgcopy.py (`store copy`) only, and only when a PostgreSQL
+store is used."""
 
 from __future__ import annotations
 

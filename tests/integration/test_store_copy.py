@@ -108,6 +108,11 @@ def test_copy_writes_every_row_with_keys_encrypted_and_again_changes_nothing(
     assert not (archive / "0001" / "privkey.pem").exists()
     before = store_snapshot(acme.config_dir)
 
+    wrong = _copy(acme, db, env={"CERTCLI_PASSPHRASE": "not it"})
+    assert wrong.code == 4, wrong.stderr
+    assert "the passphrase does not open the key of 'two.example.com' version 1" in wrong.stderr
+    assert _rows(db)["lineages"] == []
+
     # while [store] url names the database, as the migration runs
     first = _copy(acme, db, "--json", env={"CERTCLI_STORE_URL": db.url})
     assert first.code == 0, first.stderr

@@ -517,3 +517,12 @@ def test_the_file_store_has_every_method_of_the_protocol() -> None:
         assert list(ours.parameters) == list(theirs.parameters), member
     for attribute in Storage.__annotations__:
         assert hasattr(Store(Path("/nonexistent")), attribute)
+
+
+def test_read_version_file_reads_one_version_and_none_for_a_missing_file(store: Store) -> None:
+    store.add_version("example.com", FILES, {})
+    store.add_version("example.com", {**FILES, "cert.pem": b"second"}, {})
+    assert store.read_version_file("example.com", 1, "cert.pem") == FILES["cert.pem"]
+    assert store.read_version_file("example.com", 2, "cert.pem") == b"second"
+    assert store.read_version_file("example.com", 1, "privkey.pem.enc") is None
+    assert store.read_version_file("example.com", 3, "cert.pem") is None

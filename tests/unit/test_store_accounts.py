@@ -129,3 +129,15 @@ def test_the_installation_id_is_made_once(tmp_path: Path) -> None:
 
 def test_the_leftovers_journal_is_in_the_store(tmp_path: Path) -> None:
     assert Store(tmp_path).leftovers_dir() == tmp_path / "leftovers"
+
+
+def test_account_urls_lists_the_accounts_but_not_the_retired(tmp_path: Path) -> None:
+    store = Store(tmp_path / "config")
+    assert store.account_urls() == []
+    store.ensure()
+    other = Account(**{**ACCOUNT.__dict__, "directory": "https://other.test/dir"})
+    store.write_account(ACCOUNT)
+    store.write_account(other)
+    assert store.account_urls() == ["https://ca.test/dir", "https://other.test/dir"]
+    store.retire_account(other)
+    assert store.account_urls() == [URL]
