@@ -51,11 +51,7 @@ def copy_store(store: Storage, to: str, passphrase: bytes | None) -> tuple[Store
             "a PostgreSQL store holds keys only encrypted: give a passphrase",
             "with --passphrase-file FILE or CERTCLI_PASSPHRASE",
         )
-    lineages, accounts = read_file_store(store, passphrase)
-    # made on first use: a store that has none yet keeps having none (it is only read)
-    known = (store.root / "installation-id").exists()
-    installation_id = store.installation_id() if known else None
-    return url, copy_to(url, lineages, accounts, installation_id, passphrase)
+    return url, copy_to(url, read_file_store(store, passphrase), passphrase)
 
 
 def refuse_unsupported(config: dict[str, Any]) -> None:

@@ -57,6 +57,15 @@ class AccountRow:
     directory: dict[str, Any] | None
 
 
+@dataclass
+class Snapshot:
+    """What the PostgreSQL store keeps, as read from the file store."""
+
+    lineages: list[Lineage]
+    accounts: list[AccountRow]
+    installation_id: str | None  # None: the file store has made none yet
+
+
 @dataclass(frozen=True)
 class Copied:
     lineages: int
@@ -65,7 +74,7 @@ class Copied:
     unchanged: bool  # nothing was written: the database held it all already
 
 
-def read_file_store(store: Storage, passphrase: bytes) -> tuple[list[Lineage], list[AccountRow]]:
+def read_file_store(store: Storage, passphrase: bytes) -> Snapshot:
     """Everything the PostgreSQL store keeps, read from the file store (never written)."""
     import tomli_w
 
@@ -105,16 +114,12 @@ def read_file_store(store: Storage, passphrase: bytes) -> tuple[list[Lineage], l
         }
         kept = store.read_directory(url, math.inf)  # a cache: copied as kept, however old
         accounts.append(AccountRow(url, data, account.key_pem, kept))
-    return lineages, accounts
+    # made on first use: a store that has none yet keeps having none (it is only read)
+    made = (store.root / "installation-id").exists()
+    return Snapshot(lineages, accounts, store.installation_id() if made else None)
 
 
-def copy_to(
-    url: StoreUrl,
-    lineages: list[Lineage],
-    accounts: list[AccountRow],
-    installation_id: str | None,
-    passphrase: bytes,
-) -> Copied:
+def copy_to(url: StoreUrl, snapshot: Snapshot, passphrase: bytes) -> Copied:
     """Write what was read into the database in one transaction; StoreError (nothing
     written) for a schema not at this certcli's version, or for a conflicting row."""
     with connected(url) as connection, connection.transaction():
@@ -129,15 +134,15 @@ def copy_to(
             )
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (COPY_LOCK,))
         writes = 0
-        if installation_id is not None:
-            writes += _copy_installation_id(connection, url, installation_id)
-        for lineage in lineages:
+        if snapshot.installation_id is not None:
+            writes += _copy_installation_id(connection, url, snapshot.installation_id)
+        for lineage in snapshot.lineages:
             writes += _copy_lineage(connection, url, lineage, passphrase)
-        for account in accounts:
+        for account in snapshot.accounts:
             writes += _copy_account(connection, url, account, passphrase)
-        _verify(connection, url, lineages, passphrase)
-    versions = sum(len(lineage.versions) for lineage in lineages)
-    return Copied(len(lineages), versions, len(accounts), unchanged=writes == 0)
+        _verify(connection, url, snapshot.lineages, passphrase)
+    versions = sum(len(lineage.versions) for lineage in snapshot.lineages)
+    return Copied(len(snapshot.lineages), versions, len(snapshot.accounts), writes == 0)
 
 
 def _conflict(url: StoreUrl, what: str) -> StoreError:
