@@ -39,7 +39,7 @@ def _caa(lab: Lab, name: str, *records: str) -> None:
 
 
 def _orders(lab: Lab) -> int:
-    return sum(1 for r in lab.acme_requests() if r == "POST /order-plz")
+    return lab.orders_created()  # a nonce Pebble rejects (5%) makes two POSTs of one order
 
 
 def _check(certcli: Certcli, *names: str) -> tuple[int, dict[str, dict]]:

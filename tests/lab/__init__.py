@@ -133,6 +133,11 @@ class Lab:
             if line.endswith("-> calling handler()")
         ]
 
+    def orders_created(self) -> int:
+        """The orders Pebble has created (a POST it refused with badNonce, which certcli
+        sends again, creates none)."""
+        return self.log("pebble").read_text(errors="replace").count("Added order ")
+
     def tsig_keyring(self, admin: bool = False) -> dict:
         import dns.tsigkeyring
 
