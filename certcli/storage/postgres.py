@@ -1,7 +1,7 @@
 """The PostgreSQL store's database: its URL (never with a password in it), the connection,
 and the schema certcli creates and migrates itself, versioned and idempotent
 (`certcli store migrate`). The lineages' rows follow the schema below; the store that reads
-and writes them comes next (issue 14).
+and writes them comes next.
 
 psycopg is imported here and in pgcopy.py (`store copy`) only, and only when a PostgreSQL
 store is used."""
