@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -240,19 +239,15 @@ def check_one(san: str, requester: Requester, resolver: dns.resolver.Resolver) -
     """One SAN's CAA verdict (`*.x` is looked up at x)."""
     import dns.exception
 
-    from certcli.dnscheck import _asked, _short
+    from certcli.dnscheck import failure
 
     if is_ip(san):
         return CaaFinding(san, CaaStatus.NONE, "an IP address: CAA names domains only")
     base = san.removeprefix("*.")
     try:
         found = relevant_set(base, resolver)
-    except dns.resolver.NoNameservers as exc:
-        problem = f"{_short(exc)} from {_asked(resolver)}"
-    except dns.exception.Timeout:
-        problem = f"no answer from {_asked(resolver)}"
     except dns.exception.DNSException as exc:
-        problem = f"{_short(exc)} (asking {_asked(resolver)})"
+        problem = failure(exc, resolver)
     else:
         if found is None:
             return CaaFinding(san, CaaStatus.NONE, f"no CAA record at {base} or above it")
@@ -277,21 +272,15 @@ def check(
     timeout: float = 5.0,
 ) -> list[CaaFinding]:
     """Every SAN's CAA verdict, looked up concurrently, in the order given."""
-    import dns.exception
+    from certcli.dnscheck import diagnose_each
 
-    from certcli.dnscheck import _short, make_resolver
-
-    unique = list(dict.fromkeys(sans))
-
-    def one(san: str) -> CaaFinding:
-        try:
-            resolver = make_resolver(servers, timeout)
-        except dns.exception.DNSException as exc:  # e.g. no /etc/resolv.conf
-            return CaaFinding(san, CaaStatus.ERROR, f"no resolver: {_short(exc)}")
-        return check_one(san, requester, resolver)
-
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(unique)))) as pool:
-        return list(pool.map(one, unique))
+    return diagnose_each(
+        sans,
+        servers,
+        timeout,
+        lambda san, resolver: check_one(san, requester, resolver),
+        lambda san, problem: CaaFinding(san, CaaStatus.ERROR, f"no resolver: {problem}"),
+    )
 
 
 # -- the settings -----------------------------------------------------------------------------

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.exception
 import dns.flags
@@ -198,18 +198,22 @@ def diagnose(
     )
 
 
+Found = TypeVar("Found")
+
+
 def diagnose_each(
-    sans: list[str],
+    sans: Sequence[str],
     servers: list[tuple[str, int]],
     timeout: float,
-    one: Callable[[str, dns.resolver.Resolver], Diagnosis],
-    unusable: Callable[[str, str], Diagnosis],
-) -> list[Diagnosis]:
+    one: Callable[[str, dns.resolver.Resolver], Found],
+    unusable: Callable[[str, str], Found],
+) -> list[Found]:
     """`one(san, resolver)` for every SAN once, concurrently, in the order given; when no
-    resolver can be made (no /etc/resolv.conf), `unusable(san, problem)` says so."""
+    resolver can be made (no /etc/resolv.conf), `unusable(san, problem)` says so. Each
+    lookup of names (a delegation, a persist record, CAA) runs through it."""
     unique = list(dict.fromkeys(sans))
 
-    def each(san: str) -> Diagnosis:
+    def each(san: str) -> Found:
         try:
             resolver = make_resolver(servers, timeout)
         except dns.exception.DNSException as exc:
