@@ -88,6 +88,17 @@ class Account:
     created: str
     key_pem: bytes
 
+    def to_json(self) -> dict[str, Any]:
+        """Every field but the key: account.json's content, and what `account --json`
+        and a PostgreSQL store's row show."""
+        return {
+            "directory": self.directory,
+            "uri": self.uri,
+            "contact": list(self.contact),
+            "terms_of_service": self.terms_of_service,
+            "created": self.created,
+        }
+
 
 @dataclass(frozen=True)
 class CertInfo:

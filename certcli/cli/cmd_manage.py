@@ -109,13 +109,7 @@ _PERSIST_ENDED = (
 
 def _show_account(rt: Runtime, account: Account, verb: str, *notes: str, **extra: bool) -> None:
     """The account's fields (and `extra`, in JSON only), after `verb` and `notes`."""
-    data = {
-        "directory": account.directory,
-        "uri": account.uri,
-        "contact": list(account.contact),
-        "terms_of_service": account.terms_of_service,
-        "created": account.created,
-    }
+    data = account.to_json()
     if rt.out.json_mode:
         rt.out.emit_json(data | extra)
         return

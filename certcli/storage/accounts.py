@@ -9,7 +9,6 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -75,8 +74,7 @@ class AccountStore(LockingStore):
 
     def write_account(self, account: Account) -> None:
         directory = self._account_dir(account.directory)
-        data = {k: v for k, v in asdict(account).items() if k != "key_pem"}
-        data["contact"] = list(account.contact)
+        data = account.to_json()
         try:
             make_dirs(directory)
             atomic_write(directory / "key.pem", account.key_pem, KEY_MODE)

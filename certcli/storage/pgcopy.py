@@ -105,15 +105,8 @@ def read_file_store(store: Storage, passphrase: bytes) -> Snapshot:
         account = store.read_account(url)
         if account is None:
             continue
-        data = {
-            "directory": account.directory,
-            "uri": account.uri,
-            "contact": list(account.contact),
-            "terms_of_service": account.terms_of_service,
-            "created": account.created,
-        }
         kept = store.read_directory(url, math.inf)  # a cache: copied as kept, however old
-        accounts.append(AccountRow(url, data, account.key_pem, kept))
+        accounts.append(AccountRow(url, account.to_json(), account.key_pem, kept))
     # made on first use: a store that has none yet keeps having none (it is only read)
     made = (store.root / "installation-id").exists()
     return Snapshot(lineages, accounts, store.installation_id() if made else None)
