@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from certcli import persist
 from certcli.errors import UsageError
-from certcli.models import Phase
+from certcli.models import Account, Phase
 
 if TYPE_CHECKING:
     from certcli.storage.protocol import Storage
@@ -119,9 +119,13 @@ class CaFacts:
     which are also its dns-persist-01 issuer names)."""
 
     directory_url: str
-    account_uri: str | None  # None: no account there yet (`certcli account register`)
+    account: Account | None = field(repr=False)  # None: none there yet (`account register`)
     caa_identities: tuple[str, ...]  # empty: unknown (no kept directory) or none announced
     meta: dict[str, Any] = field(default_factory=dict)  # the directory's whole `meta`
+
+    @property
+    def account_uri(self) -> str | None:
+        return self.account.uri if self.account else None
 
 
 #: How old a kept directory may be and still name the CA's identities (they rarely change).
@@ -144,7 +148,7 @@ def ca_facts(get: Get, store: Storage | None) -> CaFacts:
         for i in (identities if isinstance(identities, list) else ())
         if isinstance(i, str) and persist.is_issuer_name(i.lower())
     )
-    return CaFacts(url, account.uri if account else None, found, meta)
+    return CaFacts(url, account, found, meta)
 
 
 def _registered() -> dict[str, ChallengeMethod]:

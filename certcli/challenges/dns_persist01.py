@@ -82,11 +82,10 @@ def settings(get: Get, store: Storage | None) -> PersistSettings:
     except persist.Malformed as exc:
         raise AcmeError(str(exc), "the CA does not follow the draft; report it to the CA") from None
     thumbprint = None
-    if prefix is not None and store is not None:
+    if prefix is not None and facts.account is not None:
         from certcli.x509 import jwk_thumbprint
 
-        account = store.read_account(facts.directory_url)
-        thumbprint = jwk_thumbprint(account.key_pem) if account else None
+        thumbprint = jwk_thumbprint(facts.account.key_pem)
     until = get("dns_persist.persist_until", None)
     if until is not None and until <= time.time():
         raise UsageError(
