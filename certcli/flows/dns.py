@@ -98,8 +98,9 @@ def check_names(
     `shape.publish`, the method's record written first where certcli can write it."""
     from certcli.flows.caa import check_names as caa_names
 
-    found = _diagnosed(store, config, names, challenge, shape, interactive, ask)
-    caa = caa_names(store, config, names, challenge or dns01.METHOD.name) or ()
+    name = challenge or dns01.METHOD.name
+    found = _diagnosed(store, config, names, name, shape, interactive, ask)
+    caa = caa_names(store, config, names, name) or ()
     return replace(found, caa={f.san: f.to_json() for f in caa})
 
 
@@ -107,7 +108,7 @@ def _diagnosed(
     store: Storage,
     config: dict[str, Any],
     names: list[str],
-    challenge: str | None,
+    name: str,
     shape: RecordShape | None,
     interactive: bool,
     ask: Callable[[str], None],
@@ -115,7 +116,6 @@ def _diagnosed(
     from certcli.config import Source, checked
 
     shape = shape or RecordShape()
-    name = challenge or dns01.METHOD.name
     answer = challenges.METHODS.get(name)
     others = ", ".join(checkable())
     if answer is None or not _diagnoses(answer):
