@@ -296,6 +296,7 @@ _KINDS: dict[str, Kind] = {
     "notify.on_success": Kind("true or false", _boolean),
     "store.encrypt_keys": Kind("true or false", _boolean),
     "store.url": Kind("a postgresql:// URL", _text),
+    "store.host": Kind("a host name", _text),
     "dns_persist.wildcard_policy": Kind("true or false", _boolean),
     "dns_persist.issuer": Kind("an issuer domain name, or a list of them", persist.issuers),
     "dns_persist.persist_until": Kind(

@@ -61,6 +61,10 @@ class UntrustedError(StoreError):
 class LockedError(CertcliError):
     exit_code = ExitCode.LOCKED
 
+    def __init__(self, message: str, hint: str | None = None, holder: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.holder = holder  # who holds the lock: `HOST (PID N)`, `PID N`
+
 
 class NotConfirmedError(CertcliError):
     exit_code = ExitCode.NOT_CONFIRMED

@@ -24,7 +24,7 @@ class CsrResult:
     name: str
     domains: tuple[str, ...]
     csr_pem: bytes
-    key_path: Path
+    key_path: str  # where the key is kept, as the user is told
     replaced: bool
 
 
@@ -59,16 +59,12 @@ def create_csr(
         csr_pem = x.make_csr(key, domains, subject)
         if existing is None:
             store.write_settings(LineageSettings(name, tuple(domains), Mode.CUSTOM, key_type))
-        pending = store.write_pending(
+        key_path = store.write_pending(
             name,
             x.private_key_pem(key),
             csr_pem,
             {"domains": domains, "key_type": key_type, "created": rfc3339(now)},
         )
-    # the key as stored: only its encrypted copy when encrypt_keys is on
-    key_path = pending / "privkey.pem.enc"
-    if not key_path.exists():
-        key_path = pending / "privkey.pem"
     return CsrResult(name, tuple(domains), csr_pem, key_path, replaced)
 
 

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, bool]] = {
     "config": ("cmd_manage", "config_app", True),
     "import": ("cmd_import", "app", True),
     "store": ("cmd_store", "app", True),
+    "sync": ("cmd_sync", "sync", False),
 }
 
 

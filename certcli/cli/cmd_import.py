@@ -90,9 +90,7 @@ def _render(rt: Runtime, plan: ImportPlan, stream: TextIO, *, applied: bool) -> 
     for item in plan.lineages:
         if item.action in ("import", "imported"):
             where = (
-                f", version {item.version} ({rt.store.lineage_dir(item.name) / 'live'})"
-                if item.version
-                else ""
+                f", version {item.version} ({rt.store.live_dir(item.name)})" if item.version else ""
             )
             line(f"{verbs[item.action]} {_describe(item)}{where}")
         elif item.action == "skipped":

@@ -80,7 +80,7 @@ def status(
         _table(rt.out, reports, now)
         _caa(rt.out, reports)
     else:
-        rt.out.info(f"No certificates in {rt.store.certs_dir} yet.")
+        rt.out.info(f"No certificates in {rt.store.where} yet.")
     if fail_on and fail_on_matches(reports, fail_on):
         raise typer.Exit(ExitCode.FAILED)
 

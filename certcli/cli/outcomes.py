@@ -37,7 +37,7 @@ def report(
         for note in o.notes:
             out.warn(f"{o.name}: {note}")
         if o.action in (Action.ISSUED, Action.RENEWED) and cert and not out.quiet:
-            live = rt.store.lineage_dir(o.name) / "live"
+            live = rt.store.live_dir(o.name)
             out.line(
                 f"{o.action.capitalize()} {o.name}: {', '.join(cert.sans)}, version {o.version}, "
                 f"expires {cert.not_after:%Y-%m-%d} ({live})"

@@ -15,6 +15,7 @@ from certcli.storage.files import Store
 
 if TYPE_CHECKING:
     from certcli.flows.session import Session
+    from certcli.storage.protocol import Storage
 
 
 @dataclass
@@ -32,13 +33,17 @@ class Runtime:
         return config_dir(self.config_dir_flag)
 
     @cached_property
-    def store(self) -> Store:
-        store = Store(self.root, self._key_passphrase)
-        store.check_trusted()  # no command uses a store another user could change
-        if self.command not in _KNOW_POSTGRES:
-            from certcli.flows.store import refuse_unsupported
+    def store(self) -> Storage:
+        """The store `[store] url` names (PostgreSQL), else the file store under the config
+        dir; `store` and `config` always work on the files (`store copy` reads them)."""
+        store: Storage | None = None
+        if self.command not in _FILE_STORE_ONLY:
+            from certcli.flows.store import open_store
 
-            refuse_unsupported(self.config)
+            store = open_store(self.root, self.config, self.given_passphrase)
+        if store is None:
+            store = Store(self.root, self._key_passphrase)
+        store.check_trusted()  # no command uses a store another user could change
         return store
 
     def given_passphrase(self) -> bytes | None:
@@ -82,9 +87,9 @@ class Runtime:
         return datetime.now(UTC)
 
 
-#: The commands that know a PostgreSQL store (`[store] url`); the others refuse to run
-#: on the file store while one is named. `config` stays usable to change the setting.
-_KNOW_POSTGRES = frozenset({"store", "config"})
+#: The commands that work on the file store whatever `[store] url` says: `store copy` copies
+#: it, `config` changes the settings of config.toml.
+_FILE_STORE_ONLY = frozenset({"store", "config"})
 
 
 def runtime(ctx: typer.Context) -> Runtime:

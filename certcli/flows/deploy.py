@@ -90,7 +90,7 @@ def deploy(store: Storage, config: dict[str, Any], lineage: LineageSettings) -> 
     command = setting("hooks.deploy", None, config, None, lineage.to_toml())
     if not command:
         return None
-    live = str(store.lineage_dir(lineage.name) / "live")
+    live = str(store.live_dir(lineage.name))
     domains = " ".join(lineage.domains)
     env = {
         "CERTCLI_NAME": lineage.name,

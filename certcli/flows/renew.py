@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -83,7 +84,9 @@ def renew(
             problems += filter(None, [run_hook("pre", str(hooks["pre"]), {}, hook_timeout(config))])
 
         def one(item: Due) -> Outcome:
-            return _renew_one(store, session, config, progress, item, dry_run=dry_run, rng=rng)
+            return _renew_one(
+                store, session, config, progress, item, dry_run=dry_run, rng=rng, started=now
+            )
 
         try:
             if due:
@@ -109,6 +112,13 @@ def renew(
             ]
         if not dry_run:
             problems += notify_run(store, config, outcomes)
+    if store.shared and not dry_run:  # what other hosts renewed is served here too
+        from certcli.flows.sync import sync
+
+        try:
+            problems += [f"sync: {s.name}: {s.problem}" for s in sync(store, config) if s.problem]
+        except CertcliError as exc:
+            problems.append(f"sync: {exc.message}")
     return RenewRun(outcomes, problems)
 
 
@@ -121,8 +131,11 @@ def _renew_one(
     *,
     dry_run: bool,
     rng: random.Random,
+    started: datetime,
 ) -> Outcome:
-    """One due lineage renewed (or rehearsed) in the pool; its trouble is its outcome."""
+    """One due lineage renewed (or rehearsed) in the pool; its trouble is its outcome. In a
+    shared store, a lineage another host is renewing, or renewed since this run began, is
+    left to it."""
     lineage, reason = item.lineage, item.reason
     progress(lineage.name, Phase.PENDING)
     try:
@@ -132,7 +145,12 @@ def _renew_one(
             plan = rehearsal(store, plan)
         ca = session.get(plan.ca)
         with contextlib.ExitStack() as held:
-            held.enter_context(contextlib.nullcontext() if dry_run else store.lock(lineage.name))
+            if not dry_run:
+                held.enter_context(store.lock(lineage.name, wait=0 if store.shared else None))
+                by = renewed_by(store, lineage.name, started) if store.shared else None
+                if by is not None:
+                    progress(lineage.name, Phase.COMPLETED)
+                    return Outcome(lineage.name, Action.SKIPPED, lineage.domains, reason=by)
             outcome = attempt_deployed(
                 store,
                 config,
@@ -148,6 +166,10 @@ def _renew_one(
                 rng=rng,
             )
     except LockedError as exc:  # an issue or upload at work: its state is its own
+        if store.shared and exc.holder:  # another host renews it now
+            progress(lineage.name, Phase.COMPLETED)
+            reason = f"being renewed by {exc.holder}"
+            return Outcome(lineage.name, Action.SKIPPED, lineage.domains, reason=reason)
         progress(lineage.name, Phase.FAILED)
         return Outcome(lineage.name, Action.FAILED, lineage.domains, error=exc, reason=reason)
     except Exception as exc:  # one lineage's trouble must not stop the run
@@ -163,3 +185,22 @@ def _renew_one(
             record_failure(store, lineage.name, error, datetime.now(UTC))
         return Outcome(lineage.name, Action.FAILED, lineage.domains, error=error, reason=reason)
     return outcome if dry_run else replace(outcome, reason=reason)  # a rehearsal: no reason
+
+
+def renewed_by(store: Storage, name: str, since: datetime) -> str | None:
+    """`renewed by HOST (PID N)` when another process made the current version after
+    `since` (a shared store's versions name their maker)."""
+    from certcli.models import parse_rfc3339
+
+    version = store.live_version(name)
+    if version is None:
+        return None
+    meta = store.version_meta(name, version)
+    maker = (meta.get("host"), meta.get("pid"))
+    try:
+        made = parse_rfc3339(str(meta.get("created")))
+    except ValueError:
+        return None
+    if maker[0] is None or made < since or maker == (getattr(store, "host", None), os.getpid()):
+        return None
+    return f"renewed by {maker[0]} (PID {maker[1]}) at {meta.get('created')}"

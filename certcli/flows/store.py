@@ -3,6 +3,8 @@ uses."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from certcli.config import setting
@@ -54,12 +56,35 @@ def copy_store(store: Storage, to: str, passphrase: bytes | None) -> tuple[Store
     return url, copy_to(url, read_file_store(store, passphrase), passphrase)
 
 
-def refuse_unsupported(config: dict[str, Any]) -> None:
-    """A run with `[store] url` set fails, rather than reading and writing the file store
-    behind the user's back: only `store migrate` knows the PostgreSQL store yet."""
-    if setting("store.url", None, config, None):
+def host_name(config: dict[str, Any]) -> str:
+    """This host's name in a shared store: `[store] host` (CERTCLI_STORE_HOST), else the
+    system's host name."""
+    import socket
+
+    name = str(setting("store.host", None, config, None) or socket.gethostname())
+    if not (0 < len(name) <= 63) or not all(33 <= ord(c) < 127 for c in name):
         raise UsageError(
-            "[store] url names a PostgreSQL store, and this command uses only the file store yet",
-            "`certcli store migrate` prepares the database; unset [store] url (or "
-            "CERTCLI_STORE_URL) for the other commands",
+            f"the host name {name!r} cannot name this host in the store",
+            "set [store] host (or CERTCLI_STORE_HOST) to at most 63 printable characters",
         )
+    return name
+
+
+def open_store(
+    root: Path, config: dict[str, Any], passphrase: Callable[[], bytes | None]
+) -> Storage | None:
+    """The PostgreSQL store `[store] url` names, None for the file store. It holds keys only
+    encrypted: without a passphrase it is refused."""
+    url = store_url(config)
+    if url is None:
+        return None
+    given = passphrase()
+    if not given:
+        raise UsageError(
+            f"the PostgreSQL store at {url.shown} holds keys only encrypted, and certcli has "
+            "no passphrase",
+            "give it with --passphrase-file FILE or CERTCLI_PASSPHRASE",
+        )
+    from certcli.storage.pgstore import PostgresStore
+
+    return PostgresStore(url, root, given, host_name(config))

@@ -17,6 +17,7 @@ from certcli.trust import check_chain, check_path
 
 
 class StoreLayout:
+    shared = False  # one host's store
     """The directories of a store rooted at the config dir, and the names in it.
 
     `key_passphrase`, when given, returns the passphrase that encrypts archived and pending
@@ -28,6 +29,7 @@ class StoreLayout:
     ) -> None:
         self.root = root
         self.certs_dir = root / "certs"
+        self.where = str(self.certs_dir)
         self._certs = str(self.certs_dir)
         self.locks_dir = root / "locks"
         self._key_passphrase = key_passphrase
@@ -78,6 +80,9 @@ class StoreLayout:
 
     def lineage_dir(self, name: str) -> Path:
         return self.certs_dir / self._checked(name)
+
+    def live_dir(self, name: str) -> Path:
+        return self.lineage_dir(name) / "live"
 
     def _path(self, name: str, *parts: str) -> str:
         # Plain strings on the read paths: `status` and `renew` visit every lineage, and

@@ -38,11 +38,11 @@ class LockingStore(StoreLayout):
         return self.locks_dir / f"lineage-{self._checked(name)}.lock"
 
     @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
+    def lock(self, name: str, wait: float | None = None) -> Iterator[None]:
         """Exclusive lock of one lineage, for issue/upload/csr/san."""
         path = self._lineage_lock(name)
         key = _held_key(path)
-        with self._flock(path, f"certificate {name!r}"):
+        with self._flock(path, f"certificate {name!r}", wait):
             _HELD.add(key)
             try:
                 yield
@@ -118,6 +118,7 @@ class LockingStore(StoreLayout):
                         raise LockedError(
                             f"{what} is locked by PID {holder}",
                             "another certcli is working on it; try again when it has finished",
+                            holder=f"PID {holder}",
                         ) from None
                     time.sleep(0.05)
         except BaseException:

@@ -23,9 +23,7 @@ class PendingStore(LiveHealer):
     def has_pending(self, name: str) -> bool:
         return os.path.isdir(self._path(name, "pending"))
 
-    def write_pending(
-        self, name: str, key_pem: bytes, csr_pem: bytes, meta: dict[str, Any]
-    ) -> Path:
+    def write_pending(self, name: str, key_pem: bytes, csr_pem: bytes, meta: dict[str, Any]) -> str:
         """Store a new key and CSR as `pending/`, replacing any earlier one whole."""
         directory = self.lineage_dir(name)
         pending = self.pending_dir(name)
@@ -54,7 +52,7 @@ class PendingStore(LiveHealer):
             fsync_dir(directory)
         except OSError as exc:
             raise store_error("write", pending, exc) from None
-        return pending
+        return str(pending / ("privkey.pem" if passphrase is None else "privkey.pem.enc"))
 
     def read_pending(self, name: str) -> tuple[bytes, bytes, dict[str, Any]] | None:
         pending = self.pending_dir(name)

@@ -64,6 +64,20 @@ CREATE TABLE {SCHEMA}.hosts (
     serving jsonb NOT NULL DEFAULT '{{}}'
 );
 """,
+    2: f"""
+CREATE TABLE {SCHEMA}.pending (
+    name text PRIMARY KEY REFERENCES {SCHEMA}.lineages ON DELETE CASCADE,
+    key_encrypted bytea NOT NULL,
+    csr bytea NOT NULL,
+    meta jsonb NOT NULL
+);
+CREATE TABLE {SCHEMA}.retired_accounts (
+    directory_url text NOT NULL,
+    retired_at timestamptz NOT NULL DEFAULT now(),
+    account jsonb NOT NULL,
+    key_encrypted bytea NOT NULL
+);
+""",
 }
 
 LATEST = max(MIGRATIONS)
@@ -109,29 +123,44 @@ def _port(port: int | None) -> str:
     return f":{port}" if port else ""
 
 
-@contextlib.contextmanager
-def connected(url: StoreUrl, timeout: float = 5) -> Iterator[psycopg.Connection]:
-    """A connection to the store's database; one clear StoreError when there is none (the
-    server down, a wrong password, no such database)."""
+def open_connection(
+    url: StoreUrl, timeout: float = 5, application_name: str = "certcli"
+) -> psycopg.Connection:
+    """A connection to the store's database, in autocommit (each statement its own
+    transaction unless in `connection.transaction()`); one clear StoreError when there is
+    none (the server down, a wrong password, no such database)."""
     import psycopg
 
     try:
-        connection = psycopg.connect(url.url, connect_timeout=max(1, int(timeout)))
+        return psycopg.connect(
+            url.url,
+            connect_timeout=max(1, int(timeout)),
+            autocommit=True,
+            application_name=application_name[:63],
+        )
     except psycopg.Error as exc:
         raise StoreError(
-            f"cannot reach the PostgreSQL store at {url.shown}: {_reason(exc)}",
+            f"cannot reach the PostgreSQL store at {url.shown}: {reason(exc)}",
             "check that the server runs, [store] url, and the password (PGPASSWORD or a passfile)",
         ) from None
+
+
+@contextlib.contextmanager
+def connected(url: StoreUrl, timeout: float = 5) -> Iterator[psycopg.Connection]:
+    """A connection for one piece of work (`store migrate`, `store copy`)."""
+    import psycopg
+
+    connection = open_connection(url, timeout)
     try:
         with connection:
             yield connection
     except psycopg.Error as exc:
-        raise StoreError(f"the PostgreSQL store at {url.shown} failed: {_reason(exc)}") from None
+        raise StoreError(f"the PostgreSQL store at {url.shown} failed: {reason(exc)}") from None
     finally:
         connection.close()
 
 
-def _reason(exc: Exception) -> str:
+def reason(exc: Exception) -> str:
     """libpq's words, first line only (it may quote the server's full message)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     found = lines[-1] if lines and lines[-1].startswith("FATAL") else (lines or ["failed"])[0]

@@ -36,7 +36,9 @@ class Storage(Protocol):
     locks, the installation id and the renew index."""
 
     root: Path  # the config dir: where config.toml is
-    certs_dir: Path  # where the lineages are, as messages name it
+    certs_dir: Path  # where this host's lineages (or their live files) are
+    where: str  # the store, as messages name it (a directory, a database)
+    shared: bool  # whether other hosts use the store at once (per-lineage locks)
 
     # -- the store and its lineages ----------------------------------------------------
 
@@ -59,7 +61,11 @@ class Storage(Protocol):
         """The lineage's directory; NotFoundError when there is no such lineage."""
 
     def lineage_dir(self, name: str) -> Path:
-        """Where the lineage's files are, whether or not it exists yet."""
+        """Where the lineage's files are on this host, whether or not it exists yet."""
+
+    def live_dir(self, name: str) -> Path:
+        """Where this host's web server reads the current version (cert.pem, chain.pem,
+        fullchain.pem, privkey.pem)."""
 
     # -- settings and state ------------------------------------------------------------
 
@@ -141,11 +147,10 @@ class Storage(Protocol):
     def has_pending(self, name: str) -> bool:
         """Whether a key and CSR wait for their certificate."""
 
-    def write_pending(
-        self, name: str, key_pem: bytes, csr_pem: bytes, meta: dict[str, Any]
-    ) -> Path:
+    def write_pending(self, name: str, key_pem: bytes, csr_pem: bytes, meta: dict[str, Any]) -> str:
         """Store a new key and CSR, replacing any earlier pair whole (a kill meanwhile keeps
-        the earlier one); the caller holds the lineage lock."""
+        the earlier one); the caller holds the lineage lock. Returns where the key is kept,
+        as the user is told."""
 
     def read_pending(self, name: str) -> tuple[bytes, bytes, dict[str, Any]] | None:
         """(key, CSR, meta) waiting; None when none does. UsageError for an encrypted key
@@ -198,16 +203,17 @@ class Storage(Protocol):
 
     # -- locks ---------------------------------------------------------------------------
 
-    def lock(self, name: str) -> AbstractContextManager[None]:
-        """Hold the lineage's lock (exclusive, between processes too); LockedError naming
-        the holder's PID after CERTCLI_LOCK_WAIT seconds (5)."""
+    def lock(self, name: str, wait: float | None = None) -> AbstractContextManager[None]:
+        """Hold the lineage's lock (exclusive, between processes and hosts too); LockedError
+        naming the holder after `wait` seconds (CERTCLI_LOCK_WAIT, 5, for None)."""
 
     def lock_account(self, directory_url: str) -> AbstractContextManager[None]:
         """Hold the lock of the account at the CA `directory_url` names while it is created
         or changed."""
 
     def lock_store(self, wait: float | None = None) -> AbstractContextManager[None]:
-        """Hold the whole store's lock (renew); LockedError after `wait` seconds."""
+        """Hold the store's lock (renew; for a shared store, this host's); LockedError after
+        `wait` seconds."""
 
     def delete_lineage(self, name: str) -> None:
         """Remove the lineage whole, its lock file too; the caller holds its lock (a waiter
