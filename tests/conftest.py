@@ -81,6 +81,23 @@ class Certcli:
         return self
 
 
+PASSPHRASE = "a passphrase for the tests' keys"
+
+
+def on_postgres(certcli: Certcli, url: str, postgres: Postgres, host: str) -> Certcli:
+    """Make `certcli` a host named `host` of the PostgreSQL store at `url` (its keys
+    encrypted with PASSPHRASE)."""
+    certcli.env.update(
+        {
+            **postgres.env(),
+            "CERTCLI_STORE_URL": url,
+            "CERTCLI_STORE_HOST": host,
+            "CERTCLI_PASSPHRASE": PASSPHRASE,
+        }
+    )
+    return certcli
+
+
 @pytest.fixture
 def certcli(tmp_path: Path) -> Certcli:
     return Certcli(tmp_path / "config", tmp_path)

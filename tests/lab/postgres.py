@@ -18,6 +18,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import sys
 import subprocess
 import tempfile
 import time
@@ -30,6 +31,7 @@ from tests.lab import LabError, _alive, free_port
 USER = "postgres"
 ROLE = "certcli"
 DATABASE = "certcli"
+TEMPLATE = "certcli_template"  # migrated once; each test's database is a copy
 INSTALL_HINT = (
     "the PostgreSQL lab needs Debian's postgresql: run `make test` as root (it installs it) "
     "or `sudo apt-get install -y postgresql libpq5`"
@@ -68,6 +70,7 @@ class Postgres:
     password: str  # the certcli role's
     provisioned: bool = False  # the role and database exist
     pid: int | None = None
+    _template: bool = False
 
     @classmethod
     def create(cls, directory: Path) -> Postgres:
@@ -105,6 +108,22 @@ class Postgres:
     def url(self) -> str:
         """certcli's connection URL, with no password in it (see `env`)."""
         return f"postgresql://{ROLE}@127.0.0.1:{self.port}/{DATABASE}"
+
+    def database_url(self, database: str) -> str:
+        return f"postgresql://{ROLE}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """A fresh database owned by the certcli role, at certcli's schema (copied from a
+        template migrated once by `certcli store migrate`); its URL."""
+        if not self._template:
+            self.psql(f"CREATE DATABASE {TEMPLATE} OWNER {ROLE}")
+            env = {**os.environ, **self.env(), "CERTCLI_STORE_URL": self.database_url(TEMPLATE)}
+            argv = [str(Path(sys.executable).with_name("certcli")), "store", "migrate"]
+            subprocess.run(argv, env=env, check=True, capture_output=True, timeout=60)
+            self._template = True
+        name = f"store_{secrets.token_hex(6)}"
+        self.psql(f"CREATE DATABASE {name} OWNER {ROLE} TEMPLATE {TEMPLATE}")
+        return self.database_url(name)
 
     def env(self) -> dict[str, str]:
         """The environment that gives a client (certcli, psycopg) the role's password."""
