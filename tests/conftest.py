@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -98,9 +99,29 @@ def on_postgres(certcli: Certcli, url: str, postgres: Postgres, host: str) -> Ce
     return certcli
 
 
+#: `CERTCLI_TEST_STORE=postgresql` (make test-postgres) runs the integration suite with a
+#: PostgreSQL store, a fresh database per test; the tests of the file store's own layout
+#: (marked `file_store`) are deselected, and the summary counts them.
+ON_POSTGRES = os.environ.get("CERTCLI_TEST_STORE") == "postgresql"
+
+
 @pytest.fixture
-def certcli(tmp_path: Path) -> Certcli:
-    return Certcli(tmp_path / "config", tmp_path)
+def certcli(tmp_path: Path, request: pytest.FixtureRequest) -> Certcli:
+    found = Certcli(tmp_path / "config", tmp_path)
+    if ON_POSTGRES and request.node.get_closest_marker("integration"):
+        server = request.getfixturevalue("postgres")
+        on_postgres(found, server.new_database(), server, "test-host")
+    return found
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not ON_POSTGRES:
+        return
+    kept = [item for item in items if not item.get_closest_marker("file_store")]
+    dropped = [item for item in items if item.get_closest_marker("file_store")]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture
@@ -134,6 +155,101 @@ def dns_configured(certcli: Certcli, lab: Lab, target: str, extra: str = "") -> 
 def dns(certcli: Certcli, lab: Lab, target: str) -> Certcli:
     """certcli pointed at the lab, delegating DNS-01 to `target` (updated by RFC 2136)."""
     return dns_configured(certcli, lab, target)
+
+
+# -- what a test reads of the store, whichever store it is ---------------------------------
+#
+# A test that checks what certcli did (the live files, the state, the settings, the versions)
+# reads it through these, so that it runs on the file store and on a PostgreSQL store
+# (CERTCLI_TEST_STORE=postgresql). A test of the file store's own layout (archive/NNNN
+# links, partial files, planted links in certs/) is marked `file_store` instead.
+
+
+def on_pg(certcli: Certcli) -> bool:
+    """Whether this certcli uses a PostgreSQL store."""
+    return bool(certcli.env.get("CERTCLI_STORE_URL"))
+
+
+def live_dir(certcli: Certcli, name: str) -> Path:
+    """Where this host's web server reads the lineage's current files."""
+    if on_pg(certcli):
+        return certcli.config_dir / "live" / name
+    return certcli.config_dir / "certs" / name / "live"
+
+
+def _query(certcli: Certcli, sql: str, params: tuple = ()) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(certcli.env["CERTCLI_STORE_URL"], autocommit=True) as c:
+        return c.execute(sql, params).fetchall()
+
+
+def lineage_state(certcli: Certcli, name: str) -> dict:
+    """The lineage's state (state.json); {} when it has none."""
+    if on_pg(certcli):
+        rows = _query(certcli, "SELECT state FROM certcli.lineages WHERE name = %s", (name,))
+        return dict(rows[0][0]) if rows else {}
+    path = certcli.config_dir / "certs" / name / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def lineage_settings(certcli: Certcli, name: str) -> str | None:
+    """The lineage's settings as lineage.toml's text; None for no lineage."""
+    if on_pg(certcli):
+        rows = _query(
+            certcli,
+            "SELECT settings FROM certcli.lineages WHERE name = %s AND settings <> ''",
+            (name,),
+        )
+        return rows[0][0] if rows else None
+    path = certcli.config_dir / "certs" / name / "lineage.toml"
+    return path.read_text() if path.exists() else None
+
+
+def lineage_names(certcli: Certcli) -> list[str]:
+    """The lineages in the store, sorted."""
+    if on_pg(certcli):
+        rows = _query(certcli, "SELECT name FROM certcli.lineages WHERE settings <> '' ORDER BY 1")
+        return [r[0] for r in rows]
+    certs = certcli.config_dir / "certs"
+    return sorted(p.parent.name for p in certs.glob("*/lineage.toml")) if certs.exists() else []
+
+
+def version_numbers(certcli: Certcli, name: str) -> list[int]:
+    """The lineage's versions, in order."""
+    if on_pg(certcli):
+        rows = _query(
+            certcli, "SELECT version FROM certcli.versions WHERE name = %s ORDER BY 1", (name,)
+        )
+        return [r[0] for r in rows]
+    archive = certcli.config_dir / "certs" / name / "archive"
+    return sorted(int(e) for e in os.listdir(archive) if e.isdigit()) if archive.exists() else []
+
+
+def live_version(certcli: Certcli, name: str) -> int | None:
+    """The lineage's current version; None before the first."""
+    if on_pg(certcli):
+        rows = _query(certcli, "SELECT live_version FROM certcli.lineages WHERE name = %s", (name,))
+        return rows[0][0] if rows else None
+    link = certcli.config_dir / "certs" / name / "live"
+    return int(os.readlink(link).rsplit("/", 1)[1]) if link.is_symlink() else None
+
+
+def store_contents(certcli: Certcli) -> dict[str, Any]:
+    """Everything the store holds, to compare before and after a command that must change
+    nothing: the file store's files, or every row of the database and this host's live/."""
+    if not on_pg(certcli):
+        return snapshot(certcli.config_dir / "certs")
+    tables = ("lineages", "versions", "pending", "accounts", "retired_accounts", "store")
+    found: dict[str, Any] = {
+        table: sorted(map(repr, _query(certcli, f"SELECT * FROM certcli.{table}")))
+        for table in tables
+    }
+    # the lineages' xmin changes with any write, even of the same values
+    found["xmin"] = sorted(_query(certcli, "SELECT name, xmin::text FROM certcli.lineages"))
+    for local in ("live", "archive"):
+        found[local] = snapshot(certcli.config_dir / local)
+    return found
 
 
 def ok(run: Run) -> Run:

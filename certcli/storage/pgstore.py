@@ -595,11 +595,17 @@ class PostgresStore:
         connection = self._connect()
         try:
             try:
-                while not connection.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[
-                    0
-                ]:  # type: ignore[index]
+                unseen = 0
+                while True:
+                    row = connection.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()
+                    if row and row[0]:
+                        break
+                    holder = self._holder(connection, key)
+                    if holder is None and unseen < 20:  # released in between: try again
+                        unseen += 1
+                        continue
                     if time.monotonic() >= deadline:
-                        holder = self._holder(connection, key)
+                        holder = holder or "another host"
                         raise LockedError(
                             f"{what} is locked by {holder}",
                             "another certcli is working on it; try again when it has finished",
@@ -615,15 +621,14 @@ class PostgresStore:
             connection.close()  # the lock goes with its connection
 
     @staticmethod
-    def _holder(connection: psycopg.Connection, key: tuple[int, int]) -> str:
+    def _holder(connection: psycopg.Connection, key: tuple[int, int]) -> str | None:
         row = connection.execute(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s::oid "
             "AND l.objid = %s::bigint::oid AND l.objsubid = 2",
             (key[0], key[1] & 0xFFFFFFFF),
         ).fetchone()
-        name = str(row[0]) if row and row[0] else ""
-        return name.removeprefix("certcli ") or "another host"
+        return str(row[0]).removeprefix("certcli ") if row and row[0] else None
 
     def delete_lineage(self, name: str) -> None:
         self.require(name)

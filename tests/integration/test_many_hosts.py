@@ -107,7 +107,9 @@ def test_keys_are_only_encrypted_in_the_database_and_no_passphrase_is_refused(
     del b.env["CERTCLI_PASSPHRASE"]
     run = b("status")
     assert run.code == 2 and run.stdout == ""
-    assert run.stderr.startswith("certcli: error: the PostgreSQL store at postgresql://certcli@127.0.0.1")
+    assert run.stderr.startswith(
+        "certcli: error: the PostgreSQL store at postgresql://certcli@127.0.0.1"
+    )
     assert "holds keys only encrypted" in run.stderr and "Traceback" not in run.stderr
     b.env["CERTCLI_PASSPHRASE"] = "not the passphrase"
     run = b("sync")
@@ -195,11 +197,18 @@ def test_the_database_down_fails_in_one_line_and_live_keeps_serving(
     before = (live / "fullchain.pem").read_bytes()
     postgres.stop()
     try:
-        for argv in (("status",), ("renew",), ("sync",), ("issue", "x.hosts.certcli.test", "--webroot", lab.webroot)):
+        for argv in (
+            ("status",),
+            ("renew",),
+            ("sync",),
+            ("issue", "x.hosts.certcli.test", "--webroot", lab.webroot),
+        ):
             run = a(*map(str, argv))
             assert run.code == 5, (argv, run.stderr)
             lines = run.stderr.strip().splitlines()
-            assert lines[0].startswith("certcli: error: cannot reach the PostgreSQL store at "), lines
+            assert lines[0].startswith("certcli: error: cannot reach the PostgreSQL store at "), (
+                lines
+            )
             assert "Traceback" not in run.stderr
         assert (live / "fullchain.pem").read_bytes() == before
     finally:
@@ -223,7 +232,7 @@ def test_the_database_restarted_mid_run_fails_that_run_cleanly_and_the_next_succ
     )
     time.sleep(1.0)
     postgres.restart()
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert "Traceback" not in err
     if proc.returncode != 0:  # the restart met the run: its failures are one line each
         assert proc.returncode == 1, err

@@ -18,8 +18,8 @@ import pwd
 import secrets
 import shutil
 import signal
-import sys
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
