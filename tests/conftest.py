@@ -235,6 +235,32 @@ def live_version(certcli: Certcli, name: str) -> int | None:
     return int(os.readlink(link).rsplit("/", 1)[1]) if link.is_symlink() else None
 
 
+def write_state(certcli: Certcli, name: str, state: dict) -> None:
+    """Replace the lineage's state, as a test sets a scenario up (state.json by hand)."""
+    if on_pg(certcli):
+        from psycopg.types.json import Jsonb
+
+        _query(
+            certcli,
+            "UPDATE certcli.lineages SET state = %s WHERE name = %s RETURNING 1",
+            (Jsonb(state), name),
+        )
+        return
+    (certcli.config_dir / "certs" / name / "state.json").write_text(json.dumps(state))
+
+
+def write_settings(certcli: Certcli, name: str, text: str) -> None:
+    """Replace the lineage's settings with lineage.toml text, as an operator edits them."""
+    if on_pg(certcli):
+        _query(
+            certcli,
+            "UPDATE certcli.lineages SET settings = %s WHERE name = %s RETURNING 1",
+            (text, name),
+        )
+        return
+    (certcli.config_dir / "certs" / name / "lineage.toml").write_text(text)
+
+
 def store_contents(certcli: Certcli) -> dict[str, Any]:
     """Everything the store holds, to compare before and after a command that must change
     nothing: the file store's files, or every row of the database and this host's live/."""
