@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from certcli.cli.output import Output
+    from certcli.flows.sync import HostView
     from certcli.report import LineageReport
 
 _STYLE = {"active": "green", "expiring": "yellow", "pending": "cyan"}
@@ -72,13 +73,22 @@ def status(
         reports = [lineage_report(rt.store, name, now, diagnose, caa)]
     else:
         reports = all_reports(rt.store, now, diagnose, caa)
+    served = None
+    if rt.store.shared:
+        from certcli.flows.sync import hosts
+
+        served = hosts(rt.store)
     if rt.out.json_mode:
-        rt.out.emit_json({"lineages": [r.to_json() for r in reports]})
+        found: dict[str, Any] = {"lineages": [r.to_json() for r in reports]}
+        if served is not None:
+            found["hosts"] = [h.to_json() for h in served]
+        rt.out.emit_json(found)
     elif name:
-        _detail(rt.out, reports[0], now)
+        _detail(rt.out, reports[0], now, served)
     elif reports:
         _table(rt.out, reports, now)
         _caa(rt.out, reports)
+        _hosts(rt.out, reports, served)
     else:
         rt.out.info(f"No certificates in {rt.store.where} yet.")
     if fail_on and fail_on_matches(reports, fail_on):
@@ -138,7 +148,30 @@ def _table(out: Output, reports: list[LineageReport], now: datetime) -> None:
     out.table(headers, rows, styles)
 
 
-def _detail(out: Output, r: LineageReport, now: datetime) -> None:
+def _served(r: LineageReport, host: HostView) -> str:
+    version = host.serving.get(r.name)
+    if version is None:
+        return f"{host.host}: nothing"
+    behind = "" if version == r.version else f", not the current {r.version}"
+    return f"{host.host}: version {version}{behind}"
+
+
+def _hosts(out: Output, reports: list[LineageReport], served: list[HostView] | None) -> None:
+    """Each host of a shared store, and how many lineages it serves the current version of."""
+    if not served:
+        return
+    out.line()
+    for host in served:
+        current = sum(1 for r in reports if r.version and host.serving.get(r.name) == r.version)
+        out.line(
+            f"Host {host.host}: serves the current version of {current} of {len(reports)} "
+            f"(synced {host.synced_at})"
+        )
+
+
+def _detail(
+    out: Output, r: LineageReport, now: datetime, served: list[HostView] | None = None
+) -> None:
     from certcli.cli.output import printable
     from certcli.models import rfc3339
 
@@ -172,6 +205,8 @@ def _detail(out: Output, r: LineageReport, now: datetime) -> None:
         fields.append(("Next attempt", r.next_attempt))
     if r.deploy_error:
         fields.append(("Deploy", f"{r.deploy_error}; `certcli renew` runs the hook again"))
+    if served:
+        fields.append(("Served", "; ".join(_served(r, h) for h in served)))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         out.line(f"{key + ':':<{width + 1}} {printable(value)}")  # a CA's words: one line

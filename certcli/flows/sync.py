@@ -64,3 +64,28 @@ def sync(store: Storage, config: dict[str, Any]) -> list[Synced]:
     if now_serving != recorded:
         shared.record_serving(now_serving)
     return done
+
+
+@dataclass(frozen=True)
+class HostView:
+    """A host of a shared store: when it last synced, and which version of each lineage it
+    serves."""
+
+    host: str
+    synced_at: str
+    serving: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": self.host, "synced_at": self.synced_at, "serving": self.serving}
+
+
+def hosts(store: Storage) -> list[HostView] | None:
+    """Every host that has synced a shared store; None for a store of one host."""
+    if not store.shared:
+        return None
+    from certcli.models import rfc3339
+
+    return [
+        HostView(host, rfc3339(at.replace(microsecond=0)), serving)
+        for host, at, serving in shared_store(store).hosts()
+    ]

@@ -76,8 +76,14 @@ def test_a_second_host_serves_what_the_first_issued_and_runs_its_deploy_hook(
     rows = dict(_db(postgres, b, "SELECT host, serving FROM certcli.hosts"))
     assert rows["host-b"] == {"one.hosts.certcli.test": 1, "two.hosts.certcli.test": 1}
 
-    # a renewal on a: b's next sync serves version 2; a deletion on a removes b's files
+    # a renewal on a: status says b serves the old version until b's next sync
     ok(a("renew", "--force", "one.hosts.certcli.test"))
+    served = {h["host"]: h for h in ok(a("status", "--json")).json()["hosts"]}
+    assert served["host-b"]["serving"] == {"one.hosts.certcli.test": 1, "two.hosts.certcli.test": 1}
+    assert served["host-a"]["serving"]["one.hosts.certcli.test"] == 2
+    detail = ok(a("status", "one.hosts.certcli.test")).stdout
+    assert "host-b: version 1, not the current 2" in detail
+    assert "Host host-b: serves the current version of 1 of 2" in ok(a("status")).stdout
     assert ok(b("sync")).stdout == "one.hosts.certcli.test: now serving version 2.\n"
     assert _serving(b, "one.hosts.certcli.test") == "../archive/one.hosts.certcli.test/0002"
     ok(a("delete", "two.hosts.certcli.test", "--yes"))
