@@ -35,6 +35,7 @@ COMMAND_SCHEMAS: dict[str, str] = {
     "import certbot": "import-certbot.schema.json",
     "store migrate": "store-migrate.schema.json",
     "store copy": "store-copy.schema.json",
+    "sync": "sync.schema.json",
 }
 
 
