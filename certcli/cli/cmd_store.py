@@ -47,21 +47,30 @@ def migrate(
 def copy(
     ctx: typer.Context,
     to: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--to",
             help="The PostgreSQL store to copy into, at the latest schema; never with a "
             "password: PGPASSWORD or a passfile gives it.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="The PostgreSQL store to copy back into this file store.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Copy every lineage, version and account of the file store into the PostgreSQL
-    store, in one transaction, verified (idempotent; keys encrypted with the passphrase)."""
+    store (--to), in one transaction, or back (--from); verified, idempotent (keys encrypted
+    with the passphrase in the database)."""
     from certcli.flows.store import copy_store
 
     rt = runtime(ctx)
-    url, done = copy_store(rt.store, to, rt.given_passphrase())
+    url, done = copy_store(rt.store, rt.given_passphrase(), to=to, source=source)
     if rt.out.json_mode:
         rt.out.emit_json(
             {
@@ -75,7 +84,8 @@ def copy(
         )
         return
     counts = f"{done.lineages} lineages ({done.versions} versions) and {done.accounts} accounts"
+    there = url.shown if to else rt.store.where
     if done.unchanged:
-        rt.out.line(f"{url.shown} holds {counts} already: nothing to copy; verified.")
+        rt.out.line(f"{there} holds {counts} already: nothing to copy; verified.")
     else:
-        rt.out.line(f"Copied {counts} to {url.shown}; verified.")
+        rt.out.line(f"Copied {counts} to {there}; verified.")

@@ -41,19 +41,32 @@ def migrate_store(config: dict[str, Any], given: str | None = None) -> tuple[Sto
     return url, migrate(url)
 
 
-def copy_store(store: Storage, to: str, passphrase: bytes | None) -> tuple[StoreUrl, Copied]:
-    """Copy the file store into the PostgreSQL store at `to` (one transaction, verified);
-    the file store is only read."""
-    from certcli.storage.pgcopy import copy_to, read_file_store
+def copy_store(
+    store: Storage, passphrase: bytes | None, to: str | None = None, source: str | None = None
+) -> tuple[StoreUrl, Copied]:
+    """Copy the file store into the PostgreSQL store at `to` (one transaction, verified;
+    the file store is only read), or the PostgreSQL store at `source` into the file store
+    (checked whole first, verified; the database is only read)."""
+    from certcli.storage.pgcopy import read_store
     from certcli.storage.postgres import StoreUrl
 
-    url = StoreUrl.parse(to, "--to")
+    if (to is None) == (source is None):
+        raise UsageError("give --to URL (into PostgreSQL) or --from URL (back into the file store)")
+    url = StoreUrl.parse(to or source or "", "--to" if to else "--from")
     if not passphrase:
         raise UsageError(
             "a PostgreSQL store holds keys only encrypted: give a passphrase",
             "with --passphrase-file FILE or CERTCLI_PASSPHRASE",
         )
-    return url, copy_to(url, read_file_store(store, passphrase), passphrase)
+    if to is not None:
+        from certcli.storage.pgcopy import copy_to
+
+        return url, copy_to(url, read_store(store, passphrase), passphrase)
+    from certcli.storage.filecopy import copy_into
+    from certcli.storage.pgstore import PostgresStore
+
+    database = PostgresStore(url, store.root, passphrase, host_name({}))
+    return url, copy_into(store, read_store(database, passphrase), passphrase)
 
 
 def host_name(config: dict[str, Any]) -> str:

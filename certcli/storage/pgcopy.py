@@ -74,8 +74,9 @@ class Copied:
     unchanged: bool  # nothing was written: the database held it all already
 
 
-def read_file_store(store: Storage, passphrase: bytes) -> Snapshot:
-    """Everything the PostgreSQL store keeps, read from the file store (never written)."""
+def read_store(store: Storage, passphrase: bytes) -> Snapshot:
+    """Everything a store keeps, read through the Storage protocol (the file store for
+    `--to`, the PostgreSQL store for `--from`); nothing is written."""
     import tomli_w
 
     from certcli.keycrypt import decrypt
@@ -107,8 +108,8 @@ def read_file_store(store: Storage, passphrase: bytes) -> Snapshot:
             continue
         kept = store.read_directory(url, math.inf)  # a cache: copied as kept, however old
         accounts.append(AccountRow(url, account.to_json(), account.key_pem, kept))
-    # made on first use: a store that has none yet keeps having none (it is only read)
-    made = (store.root / "installation-id").exists()
+    # made on first use: a file store that has none yet keeps having none (it is only read)
+    made = store.shared or (store.root / "installation-id").exists()
     return Snapshot(lineages, accounts, store.installation_id() if made else None)
 
 

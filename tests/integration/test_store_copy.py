@@ -7,6 +7,7 @@ file store is never changed."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,12 +16,12 @@ from tests.conftest import Certcli, ok
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     from tests.lab.localca import LocalCA
     from tests.lab.postgres import Postgres
 
-pytestmark = pytest.mark.integration
+# copies the file store's lineages: on a PostgreSQL store (make test-postgres) there are none
+pytestmark = [pytest.mark.integration, pytest.mark.file_store]
 
 PASSPHRASE = "copy-test passphrase"
 
@@ -234,3 +235,41 @@ def test_refusals_are_one_line_and_change_nothing(
         assert "Traceback" not in run.stderr and not run.stdout
     assert _rows(db)["lineages"] == []
     assert store_snapshot(certcli.config_dir) == before
+
+
+def test_copy_back_from_postgresql_gives_the_same_store_and_again_changes_nothing(
+    acme: Certcli, ca: LocalCA, db: Postgres, tmp_path: Path
+) -> None:
+    _upload(acme, ca, "two.example.com", versions=2)
+    _upload(acme, ca, "one.example.com")
+    ok(acme("account", "register", "--agree-tos"))
+    _migrate(acme, db)
+    ok(_copy(acme, db))
+
+    back = Certcli(tmp_path / "back", tmp_path)
+    environ = {**db.env(), "CERTCLI_PASSPHRASE": PASSPHRASE}
+    first = back("store", "copy", "--from", db.url, "--json", env=environ)
+    assert first.code == 0, first.stderr
+    assert first.json()["lineages"] == 2 and first.json()["versions"] == 3
+    assert first.json()["unchanged"] is False
+    for name in ("one.example.com", "two.example.com"):
+        for version in ("0001", "0002") if name.startswith("two") else ("0001",):
+            for filename in ("cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"):
+                here = acme.config_dir / "certs" / name / "archive" / version / filename
+                there = back.config_dir / "certs" / name / "archive" / version / filename
+                assert there.read_bytes() == here.read_bytes(), (name, version, filename)
+    ours, theirs = (ok(c("status", "--json")).json() for c in (acme, back))
+    assert theirs == ours
+    account = ok(back("account", "show", "--json", "--server", acme.env["CERTCLI_SERVER"]))
+    assert account.json()["uri"] == ok(acme("account", "show", "--json")).json()["uri"]
+
+    again = back("store", "copy", "--from", db.url, "--json", env=environ)
+    assert again.code == 0 and again.json()["unchanged"] is True
+    # the file store holding other content: a conflict, nothing written
+    (tmp_path / "other").mkdir()
+    other = Certcli(tmp_path / "other" / "config", tmp_path / "other")
+    _upload(other, ca, "one.example.com")
+    before = sorted(p.name for p in (other.config_dir / "certs").iterdir())
+    clash = other("store", "copy", "--from", db.url, env=environ)
+    assert clash.code == 5 and "version 1 of 'one.example.com' exists in" in clash.stderr
+    assert sorted(p.name for p in (other.config_dir / "certs").iterdir()) == before
