@@ -148,6 +148,7 @@ def test_the_cli_never_imports_the_protocol_library() -> None:
 CLI_BELOW_FLOWS_ALLOWED = {
     # the per-invocation context opens the store the flows are given
     ("certcli.cli.runtime", "certcli.storage.files"),
+    ("certcli.cli.runtime", "certcli.storage.protocol"),  # the type of `Runtime.store`
     # a Tab completes lineage names from the store, without a flow (or a config) loaded
     ("certcli.cli.completion", "certcli.storage.files"),
 }
