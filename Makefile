@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint unit demo bench bench-tools lab-up lab-down system-packages completions dist \
+.PHONY: test test-postgres lint unit demo bench bench-tools lab-up lab-down system-packages completions dist \
 	pipx-check clean lab-a2c
 
 # acme2certifier, the lab's second ACME CA, in a virtualenv of its own (its pins, in
@@ -12,6 +12,11 @@ A2C_VENV := .lab/a2c
 
 test: $(VENV)/.installed system-packages lab-a2c lint
 	$(BIN)/pytest
+
+# The integration suite again, on a PostgreSQL store (a fresh database per test); the tests
+# of the file store's own layout (marked file_store) are deselected.
+test-postgres: $(VENV)/.installed system-packages lab-a2c
+	CERTCLI_TEST_STORE=postgresql $(BIN)/pytest tests/integration
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check certcli tests
@@ -27,6 +32,7 @@ demo: $(VENV)/.installed system-packages
 bench: $(VENV)/.installed system-packages bench-tools
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench.hosts
 
 bench-tools:
 	@[ -x .bench/certcli/bin/pip ] || $(PYTHON) -m venv .bench/certcli

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from certcli.errors import CertcliError, UsageError
-from certcli.flows.deploy import deploy
 
 if TYPE_CHECKING:
     from certcli.storage.pgstore import PostgresStore
@@ -43,6 +42,9 @@ def sync(store: Storage, config: dict[str, Any]) -> list[Synced]:
     changed = {name: v for name, v in current.items() if serving.get(name) != v}
     done: list[Synced] = []
     files = shared.version_files(changed) if changed else {}
+    if changed:  # the hooks' machinery only when there is a hook to run
+        from certcli.flows.deploy import deploy
+
     for name, version in sorted(changed.items()):
         try:
             shared.serve(name, version, files[name])
