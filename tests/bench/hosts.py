@@ -91,7 +91,8 @@ class Hosts:
         )
         self.sql(
             url,
-            "INSERT INTO certcli.versions (name, version, cert, chain, key_encrypted, meta, sha256) "
+            "INSERT INTO certcli.versions "
+            "(name, version, cert, chain, key_encrypted, meta, sha256) "
             "SELECT l.name, v.version, v.cert, v.chain, v.key_encrypted, v.meta, v.sha256 "
             "FROM certcli.versions v JOIN certcli.lineages l ON l.name <> v.name "
             f"WHERE v.name = '{origin}'",
@@ -155,7 +156,7 @@ def section(idle: dict[str, Row], forced: dict[str, Row], checks: list[str]) -> 
     lines = [
         HEADING,
         "",
-        f"Written by `make bench` (tests/bench/hosts.py): one PostgreSQL store (the lab's "
+        "Written by `make bench` (tests/bench/hosts.py): one PostgreSQL store (the lab's "
         "server, PostgreSQL 15 on loopback, fsync off), each host a certcli configuration of "
         "its own on this machine. Median of the runs, min and max; peak memory of the "
         "process (of the largest, for hosts at once).",

@@ -247,3 +247,31 @@ def test_the_database_restarted_mid_run_fails_that_run_cleanly_and_the_next_succ
     assert {r["action"] for r in run.json()["results"]} == {"renewed"}
     versions = dict(_db(postgres, a, "SELECT name, live_version FROM certcli.lineages"))
     assert all(v >= 2 for v in versions.values()) and set(versions) == set(names)
+
+
+def test_a_failure_on_one_host_backs_off_every_host(
+    hosts: list[Certcli], lab: Lab, postgres: Postgres
+) -> None:
+    a, b, _ = hosts
+    _issue(a, lab, "fail.hosts.certcli.test")
+    # host-a cannot reach the CA: its forced renewal fails, and the backoff is the store's
+    run = a("renew", "--force", env={"CERTCLI_SERVER": "https://127.0.0.1:9/dir"})
+    assert run.code == 1, run.stderr
+    (entry,) = ok(b("status", "--json")).json()["lineages"]
+    assert entry["status"] == "failed" and entry["next_attempt"]
+    # due now (a name its certificate lacks), but host-b waits out host-a's backoff
+    import tomllib
+
+    import psycopg
+    import tomli_w
+
+    settings = tomllib.loads(_db(postgres, a, "SELECT settings FROM certcli.lineages")[0][0])
+    settings["domains"] = ["fail.hosts.certcli.test", "www.fail.hosts.certcli.test"]
+    wider = tomli_w.dumps(settings)
+
+    with psycopg.connect(a.env["CERTCLI_STORE_URL"], password=postgres.password) as c:
+        c.execute("UPDATE certcli.lineages SET settings = %s", (wider,))
+    before = len(lab.acme_requests())
+    run = ok(b("renew", "-v"))
+    assert "fail.hosts.certcli.test: failed before; next attempt at" in run.stdout
+    assert len(lab.acme_requests()) == before
