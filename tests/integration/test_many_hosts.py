@@ -8,27 +8,38 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import CERTCLI, Certcli, ok, on_postgres
+from tests.conftest import CERTCLI, Certcli, ok, on_postgres, started_postgres
 from tests.lab import Lab
 from tests.lab.postgres import Postgres
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def hosts(tmp_path: Path, lab: Lab, postgres: Postgres) -> list[Certcli]:
+def _hosts(tmp_path: Path, lab: Lab, server: Postgres) -> list[Certcli]:
     """Three hosts of one fresh store: host-a, host-b, host-c."""
-    url = postgres.new_database()
+    url = server.new_database()
     found = []
     for name in ("host-a", "host-b", "host-c"):
         home = tmp_path / name
         home.mkdir(mode=0o700)
-        found.append(on_postgres(Certcli(home / "config", home), url, postgres, name).point_at(lab))
+        found.append(on_postgres(Certcli(home / "config", home), url, server, name).point_at(lab))
     return found
+
+
+@pytest.fixture
+def hosts(tmp_path: Path, lab: Lab, postgres: Postgres) -> list[Certcli]:
+    return _hosts(tmp_path, lab, postgres)
+
+
+@pytest.fixture
+def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """A server of the test's own, which it may stop and restart (the session's stays up)."""
+    yield from started_postgres(tmp_path_factory, "own-postgres")
 
 
 def _issue(host: Certcli, lab: Lab, *names: str) -> None:
@@ -195,9 +206,10 @@ def test_a_host_killed_mid_renewal_loses_its_lock_and_another_completes_it(
 
 
 def test_the_database_down_fails_in_one_line_and_live_keeps_serving(
-    hosts: list[Certcli], lab: Lab, postgres: Postgres
+    tmp_path: Path, lab: Lab, own: Postgres
 ) -> None:
-    a, _, _ = hosts
+    a, _, _ = _hosts(tmp_path, lab, own)
+    postgres = own
     _issue(a, lab, "down.hosts.certcli.test")
     live = a.config_dir / "live" / "down.hosts.certcli.test"
     before = (live / "fullchain.pem").read_bytes()
@@ -223,9 +235,10 @@ def test_the_database_down_fails_in_one_line_and_live_keeps_serving(
 
 
 def test_the_database_restarted_mid_run_fails_that_run_cleanly_and_the_next_succeeds(
-    hosts: list[Certcli], lab: Lab, postgres: Postgres
+    tmp_path: Path, lab: Lab, own: Postgres
 ) -> None:
-    a, _, _ = hosts
+    a, _, _ = _hosts(tmp_path, lab, own)
+    postgres = own
     names = [f"d{i}.hosts.certcli.test" for i in range(10)]
     _issue(a, lab, *names)
     proc = subprocess.Popen(
