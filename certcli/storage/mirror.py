@@ -73,8 +73,9 @@ class LocalLive:
             tmp.unlink()
         os.symlink(f"../archive/{name}/{version:04d}", tmp)
         live = self.path(name)
-        if os.path.isdir(live) and not os.path.islink(live):
-            shutil.rmtree(live)  # certcli's own directory: nothing here is anyone else's
+        if os.path.lexists(live) and not os.path.islink(live):
+            # a directory or file put there by hand cannot be renamed over: kept aside
+            os.rename(live, self.live_dir / f".{name}.replaced-{os.getpid()}")
         os.replace(tmp, live)
         fsync_dir(self.live_dir)
         keep = {f"{version:04d}", f"{previous:04d}" if previous is not None else ""}
@@ -93,5 +94,5 @@ class LocalLive:
         """The lineage gone from the store: its files go from this host."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(name))
-        fsync_dir(self.live_dir) if self.live_dir.is_dir() else None
-        shutil.rmtree(self.archive_dir / name, ignore_errors=True)
+            fsync_dir(self.live_dir)
+        shutil.rmtree(self.archive_dir / validate_lineage_name(name), ignore_errors=True)
