@@ -162,7 +162,9 @@ class PostgresStore:
     def check_trusted(self) -> None:
         if not self._trusted:
             check_chain(self.root)
-            for directory in (self.local.live_dir, self.local.archive_dir):
+            # locks/ too: whoever owns it could swap this host's lock files (a renew's)
+            local = (self.local.live_dir, self.local.archive_dir, self._local_locks.locks_dir)
+            for directory in local:
                 if directory.exists():
                     check_path(directory)
             self._trusted = self.root.is_dir()
