@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -60,7 +61,7 @@ def _edit_lineage(acme: Certcli, name: str, **changes: object) -> None:
     write_settings(acme, name, tomli_w.dumps({**tomllib.loads(text), **changes}))
 
 
-def _forget_authorizations(acme: Certcli, lab: Lab, tmp_path: Path) -> None:
+def _forget_authorizations(acme: Certcli, lab: Lab) -> None:
     """lab.forget_authorizations for either store: it reads the account from a file store's
     layout, so a PostgreSQL store's account is laid out that way first."""
     if not on_pg(acme):
@@ -73,11 +74,12 @@ def _forget_authorizations(acme: Certcli, lab: Lab, tmp_path: Path) -> None:
     store = PostgresStore(url, acme.config_dir, PASSPHRASE.encode(), "test-host")
     account = store.read_account(lab.directory_url)
     assert account is not None
-    copy = tmp_path / "account-copy" / "accounts" / "lab" / "1"
-    copy.mkdir(parents=True, exist_ok=True)
-    (copy / "account.json").write_text(json.dumps(account.to_json()))
-    (copy / "key.pem").write_bytes(account.key_pem)
-    lab.forget_authorizations(tmp_path / "account-copy")
+    with tempfile.TemporaryDirectory() as laid_out:
+        copy = Path(laid_out) / "accounts" / "lab" / "1"
+        copy.mkdir(parents=True)
+        (copy / "account.json").write_text(json.dumps(account.to_json()))
+        (copy / "key.pem").write_bytes(account.key_pem)
+        lab.forget_authorizations(Path(laid_out))
 
 
 def _set_live_dates(acme: Certcli, name: str, not_before: datetime, not_after: datetime) -> None:
@@ -110,7 +112,7 @@ def _break_webroot(acme: Certcli, lab: Lab, name: str, webroot: Path) -> None:
     (its earlier authorizations deactivated, so that Pebble cannot reuse one)."""
     webroot.mkdir(exist_ok=True)
     _edit_lineage(acme, name, webroot=str(webroot))
-    _forget_authorizations(acme, lab, webroot.parent)
+    _forget_authorizations(acme, lab)
 
 
 def test_hooks_run_once_per_run_and_per_renewed_lineage(
