@@ -15,10 +15,17 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.conftest import CERTCLI, Certcli, ok
+from tests.conftest import CERTCLI, Certcli, live_dir, ok, on_pg, version_numbers
 from tests.lab import ADMIN_KEY_NAME, DELEGATION_ZONE, SITE_ZONE, TSIG_ALGORITHM, Lab, free_port
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store helpers connect from this process: give them the role's password."""
+    if on_pg(certcli):
+        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 def _name() -> str:
@@ -30,7 +37,7 @@ def _orders(lab: Lab) -> int:
 
 
 def _sans(certcli: Certcli, name: str) -> set[str]:
-    pem = (certcli.config_dir / "certs" / name / "live" / "cert.pem").read_bytes()
+    pem = (live_dir(certcli, name) / "cert.pem").read_bytes()
     ext = x509.load_pem_x509_certificate(pem).extensions
     return set(
         ext.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
@@ -307,7 +314,7 @@ def test_san_add_reissues_when_the_dns_is_valid(dns: Certcli, lab: Lab, target: 
     run = ok(dns("san", "add", domain, extra))
     assert f"added {extra}" in run.stderr
     assert _sans(dns, domain) == {domain, extra}
-    assert sorted(os.listdir(dns.config_dir / "certs" / domain / "archive")) == ["0001", "0002"]
+    assert version_numbers(dns, domain) == [1, 2]
     listed = ok(dns("san", "list", domain, "--json")).json()["sans"]
     assert [(s["name"], s["ssl_status"], s["dns_status"]) for s in listed] == [
         (domain, "covered", "valid"),

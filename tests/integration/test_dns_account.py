@@ -10,11 +10,18 @@ import secrets
 import pytest
 
 from certcli.challenges.dns_account01 import account_label
-from tests.conftest import Certcli, ok
+from tests.conftest import Certcli, lineage_settings, ok, on_pg
 from tests.integration.test_dns import _name, _orders
 from tests.lab import DELEGATION_ZONE, SITE_ZONE, Lab
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store helpers connect from this process: give them the role's password."""
+    if on_pg(certcli):
+        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 def _account(dns: Certcli, lab: Lab) -> str:
@@ -88,7 +95,7 @@ def test_a_valid_delegation_orders_and_the_ca_says_what_it_offers(
     assert _orders(lab) > before  # (a rejected nonce may place it twice)
     assert _answered(lab) == answered
     assert lab.txt(target) == []  # nothing was written: no challenge was answered
-    settings = (dns.config_dir / "certs" / domain / "lineage.toml").read_text()
+    settings = lineage_settings(dns, domain) or ""
     assert 'challenge = "dns-account-01"' in settings  # kept for the renewals
 
 

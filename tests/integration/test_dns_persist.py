@@ -17,13 +17,32 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certcli.models import Account
 from certcli.persist import hashed_account_uri
 from certcli.storage.files import Store
+from certcli.storage.protocol import Storage
 from certcli.x509 import jwk_thumbprint
-from tests.conftest import Certcli, Run, dns_configured, ok
+from tests.conftest import PASSPHRASE, Certcli, Run, dns_configured, ok, on_pg
 from tests.lab import DELEGATION_ZONE, SITE_ZONE, Lab
 
 pytestmark = pytest.mark.integration
 
 PERSIST = ("dns", "check", "--challenge", "dns-persist-01")
+
+
+def _store(certcli: Certcli) -> Storage:
+    """The store this certcli uses, opened in this process (for what only a test does)."""
+    if not on_pg(certcli):
+        return Store(certcli.config_dir)
+    from certcli.storage.pgstore import PostgresStore
+    from certcli.storage.postgres import StoreUrl
+
+    url = StoreUrl.parse(certcli.env["CERTCLI_STORE_URL"], "the test")
+    return PostgresStore(url, certcli.config_dir, PASSPHRASE.encode(), "test-host")
+
+
+@pytest.fixture(autouse=True)
+def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store is opened from this process too: give it the role's password."""
+    if on_pg(certcli):
+        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 def _account(certcli: Certcli, lab: Lab, meta: dict[str, Any] | None = None) -> Account:
@@ -34,7 +53,7 @@ def _account(certcli: Certcli, lab: Lab, meta: dict[str, Any] | None = None) -> 
     )
     uri = f"https://127.0.0.1:{lab.acme_port}/my-account/{secrets.token_hex(4)}"
     account = Account(lab.directory_url, uri, (), None, "2026-01-01T00:00:00Z", key)
-    store = Store(certcli.config_dir)
+    store = _store(certcli)
     store.write_account(account)
     if meta is not None:
         store.write_directory(lab.directory_url, {"newNonce": lab.directory_url, "meta": meta})
@@ -61,10 +80,7 @@ def _sans(run: Run) -> dict[str, dict[str, Any]]:
 
 
 def _uri(persist: Certcli) -> str:
-    (account,) = (persist.config_dir / "accounts").rglob("account.json")
-    import json
-
-    return json.loads(account.read_text())["uri"]
+    return ok(persist("account", "show", "--json")).json()["uri"]
 
 
 def test_each_status_and_reason(persist: Certcli, lab: Lab) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Certcli, ok, snapshot
+from tests.conftest import Certcli, live_dir, ok, on_pg, snapshot, store_contents
 from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
@@ -35,10 +35,18 @@ def _commands(name: str) -> list[list[str]]:
     ]
 
 
+@pytest.fixture(autouse=True)
+def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store helpers connect from this process: give them the role's password."""
+    if on_pg(certcli):
+        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
+
+
 @pytest.fixture
 def store(certcli: Certcli, ca: LocalCA, tmp_path: Path) -> Certcli:
     """A store with one lineage, `planted`, whose directory the tests copy to where a bad
-    name's path would lead."""
+    name's path would lead (on PostgreSQL, its live files: the only lineage directory on
+    this host)."""
     cert = ca.issue(["planted.example.com"])
     (tmp_path / "site.pem").write_bytes(cert.fullchain_pem)
     (tmp_path / "site.key").write_bytes(cert.key_pem)
@@ -61,15 +69,18 @@ def store(certcli: Certcli, ca: LocalCA, tmp_path: Path) -> Certcli:
 def test_a_name_that_is_not_a_lineage_reads_nothing(
     store: Certcli, tmp_path: Path, name: str, where: str | None
 ) -> None:
-    certs = store.config_dir / "certs"
+    lineage = store.config_dir / "certs" / "planted"
+    if on_pg(store):  # the lineages' directories on this host are live/<name>
+        lineage = live_dir(store, "planted")
+        where = where and where.replace("config/certs/", "config/live/")
     if name == "ABSOLUTE":
         name = str(tmp_path / where)  # type: ignore[operator]
     if where is not None:
         planted = tmp_path / where
         planted.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(certs / "planted", planted, symlinks=True)
-    (certs / "x").mkdir()  # so that x/../../up would resolve
-    before = snapshot(tmp_path)
+        shutil.copytree(lineage, planted, symlinks=True)
+    (lineage.parent / "x").mkdir()  # so that x/../../up would resolve
+    before, stored = snapshot(tmp_path), store_contents(store)
     for argv in _commands(name):
         run = store(*argv, env=DEAD_CA)
         assert run.code == 2, (argv, run.stdout, run.stderr)
@@ -78,3 +89,4 @@ def test_a_name_that_is_not_a_lineage_reads_nothing(
         assert "planted.example.com" not in run.stdout + run.stderr, argv
         assert run.stdout == "", argv
     assert snapshot(tmp_path) == before  # nothing read was changed, nothing written anywhere
+    assert store_contents(store) == stored

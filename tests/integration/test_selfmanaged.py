@@ -14,15 +14,55 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.conftest import Certcli, ok, snapshot
+from tests.conftest import Certcli, live_dir, live_version, ok, on_pg, store_contents
 from tests.lab import Lab
 from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store helpers connect from this process: give them the role's password."""
+    if on_pg(certcli):
+        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def _pg_one(certcli: Certcli, sql: str, *params: object) -> tuple | None:
+    import psycopg
+
+    with psycopg.connect(certcli.env["CERTCLI_STORE_URL"], autocommit=True) as db:
+        return db.execute(sql, params).fetchone()
+
+
+def _pending_key(certcli: Certcli, name: str) -> bytes | None:
+    """The key waiting for its certificate as the store keeps it (on PostgreSQL, encrypted:
+    the same bytes while it is the same key); None when none waits."""
+    if on_pg(certcli):
+        row = _pg_one(certcli, "SELECT key_encrypted FROM certcli.pending WHERE name = %s", name)
+        return bytes(row[0]) if row else None
+    path = certcli.config_dir / "certs" / name / "pending" / "privkey.pem"
+    return path.read_bytes() if path.exists() else None
+
+
+def _version_cert(certcli: Certcli, name: str, version: int) -> bytes:
+    """cert.pem of one version, current or archived."""
+    if on_pg(certcli):
+        row = _pg_one(
+            certcli,
+            "SELECT cert FROM certcli.versions WHERE name = %s AND version = %s",
+            name,
+            version,
+        )
+        assert row is not None, (name, version)
+        return bytes(row[0])
+    return (
+        certcli.config_dir / "certs" / name / "archive" / f"{version:04d}" / "cert.pem"
+    ).read_bytes()
 
 
 def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Path) -> None:
@@ -46,8 +86,10 @@ def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Pat
     sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName) == ["example.com", "www.example.com"]
     assert "O=Acme" in csr.subject.rfc4514_string()
-    lineage = certcli.config_dir / "certs" / "example.com"
-    assert _mode(lineage / "pending" / "privkey.pem") == 0o600
+    assert _pending_key(certcli, "example.com") is not None
+    if not on_pg(certcli):  # the file store's key file (a PostgreSQL store's is encrypted)
+        assert _mode(certcli.config_dir / "certs/example.com/pending/privkey.pem") == 0o600
+    live = live_dir(certcli, "example.com")
     assert ok(certcli("status", "--json")).json()["lineages"][0]["status"] == "pending"
 
     # the CA signs; upload completes the CSR without --key
@@ -56,14 +98,14 @@ def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Pat
     (tmp_path / "chain.pem").write_bytes(issued.chain_pem)
     run = ok(certcli("upload", "example.com", "--cert", "cert.pem", "--chain", "chain.pem"))
     assert "version 1" in run.stderr
-    assert not (lineage / "pending").exists()
-    assert os.readlink(lineage / "live") == "archive/0001"
-    assert _mode(lineage / "live" / "privkey.pem") == 0o600
-    assert (lineage / "live" / "fullchain.pem").read_bytes() == issued.cert_pem + issued.chain_pem
+    assert _pending_key(certcli, "example.com") is None
+    assert live_version(certcli, "example.com") == 1
+    assert _mode(live / "privkey.pem") == 0o600
+    assert (live / "fullchain.pem").read_bytes() == issued.cert_pem + issued.chain_pem
     # the same command again (a script that repeats it): nothing to do, exit 0
     run = ok(certcli("upload", "example.com", "--cert", "cert.pem", "--chain", "chain.pem"))
     assert "nothing changed" in run.stderr
-    assert os.readlink(lineage / "live") == "archive/0001"
+    assert live_version(certcli, "example.com") == 1
 
     # status: JSON with the stable fields; the plain table when not a terminal
     (entry,) = ok(certcli("status", "--json")).json()["lineages"]
@@ -119,7 +161,7 @@ def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Pat
     assert not (tmp_path / "k.pem").exists()
     ok(certcli("download", "example.com", "--what", "key", "--include-key", "--out", "k.pem"))
     assert _mode(tmp_path / "k.pem") == 0o600
-    key_pem = (lineage / "live" / "privkey.pem").read_bytes()
+    key_pem = (live / "privkey.pem").read_bytes()
     assert (tmp_path / "k.pem").read_bytes() == key_pem
     ok(certcli("download", "example.com", "--what", "bundle", "--include-key", "--out", "b.pem"))
     assert (tmp_path / "b.pem").read_bytes() == issued.cert_pem + issued.chain_pem + key_pem
@@ -167,7 +209,7 @@ def test_csr_upload_status_download(certcli: Certcli, ca: LocalCA, tmp_path: Pat
 
 
 def test_replacing_a_certificate_shows_the_san_diff_and_archives(
-    certcli: Certcli, ca: LocalCA, tmp_path: Path, store_snapshot
+    certcli: Certcli, ca: LocalCA, tmp_path: Path
 ) -> None:
     first = ca.issue(["shop.example.com", "www.shop.example.com"])
     (tmp_path / "one.pem").write_bytes(first.fullchain_pem)
@@ -177,28 +219,27 @@ def test_replacing_a_certificate_shows_the_san_diff_and_archives(
     second = ca.issue(["shop.example.com", "*.shop.example.com"])  # www is covered by the wildcard
     (tmp_path / "two.pem").write_bytes(second.fullchain_pem)
     (tmp_path / "two.key").write_bytes(second.key_pem)
-    before = store_snapshot(certcli.config_dir)
+    before = store_contents(certcli)
     run = certcli("upload", "shop", "--cert", "two.pem", "--key", "two.key")
     assert run.code == 7, run.stderr
     assert "+ *.shop.example.com" in run.stderr and "- www.shop.example.com" in run.stderr
     assert "--yes" in run.stderr.splitlines()[-1]
-    assert store_snapshot(certcli.config_dir) == before
+    assert store_contents(certcli) == before
 
     run = ok(certcli("upload", "shop", "--cert", "two.pem", "--key", "two.key", "--yes", "--json"))
     assert run.json()["added"] == ["*.shop.example.com"]
     assert run.json()["removed"] == ["www.shop.example.com"]
     assert run.json()["version"] == 2
-    lineage = certcli.config_dir / "certs" / "shop"
-    assert (lineage / "archive" / "0001" / "cert.pem").read_bytes() == first.cert_pem
-    assert (lineage / "live" / "cert.pem").read_bytes() == second.cert_pem
+    assert _version_cert(certcli, "shop", 1) == first.cert_pem
+    assert (live_dir(certcli, "shop") / "cert.pem").read_bytes() == second.cert_pem
 
     # the same certificate again: nothing to do; an archived one: refused as a duplicate
     run = ok(certcli("upload", "shop", "--cert", "two.pem", "--key", "two.key"))
     assert "nothing changed" in run.stderr
-    before = store_snapshot(certcli.config_dir)
+    before = store_contents(certcli)
     run = certcli("upload", "shop", "--cert", "one.pem", "--key", "one.key", "--yes")
     assert run.code == 4 and "already stored as 'shop' version 1" in run.stderr
-    assert store_snapshot(certcli.config_dir) == before
+    assert store_contents(certcli) == before
 
 
 def test_a_wildcard_certificate_covers_one_label(
@@ -234,28 +275,25 @@ def test_fail_on_for_monitoring(certcli: Certcli, ca: LocalCA, tmp_path: Path) -
 
 def test_csr_refuses_to_discard_a_waiting_key(certcli: Certcli, tmp_path: Path) -> None:
     ok(certcli("csr", "a.example.com", "--out", "1.csr"))
-    key = (certcli.config_dir / "certs" / "a.example.com" / "pending" / "privkey.pem").read_bytes()
+    key = _pending_key(certcli, "a.example.com")
+    assert key is not None
     run = certcli("csr", "a.example.com", "--out", "2.csr")
     assert run.code == 2 and "--replace" in run.stderr
-    assert (
-        certcli.config_dir / "certs" / "a.example.com" / "pending" / "privkey.pem"
-    ).read_bytes() == key
+    assert _pending_key(certcli, "a.example.com") == key
     ok(certcli("csr", "a.example.com", "--replace", "--key-type", "rsa-2048", "--out", "2.csr"))
-    assert (
-        certcli.config_dir / "certs" / "a.example.com" / "pending" / "privkey.pem"
-    ).read_bytes() != key
+    assert _pending_key(certcli, "a.example.com") not in (key, None)
 
 
 def test_upload_of_a_certificate_for_another_csr_is_refused(
-    certcli: Certcli, ca: LocalCA, tmp_path: Path, store_snapshot
+    certcli: Certcli, ca: LocalCA, tmp_path: Path
 ) -> None:
     ok(certcli("csr", "b.example.com", "--out", "b.csr"))
     stranger = ca.issue(["b.example.com"])  # right name, but not the waiting key
     (tmp_path / "s.pem").write_bytes(stranger.fullchain_pem)
-    before = store_snapshot(certcli.config_dir)
+    before = store_contents(certcli)
     run = certcli("upload", "b.example.com", "--cert", "s.pem")
     assert run.code == 4 and "does not belong to the CSR" in run.stderr
-    assert store_snapshot(certcli.config_dir) == before
+    assert store_contents(certcli) == before
 
 
 def _server_cert(
@@ -359,7 +397,6 @@ def test_an_upload_that_cannot_serve_tls_is_refused_with_the_reason(
     certcli: Certcli,
     ca: LocalCA,
     tmp_path: Path,
-    store_snapshot,
     label: str,
     key: object,
     options: dict,
@@ -367,7 +404,7 @@ def test_an_upload_that_cannot_serve_tls_is_refused_with_the_reason(
 ) -> None:
     (tmp_path / "c.pem").write_bytes(_server_cert(ca, "tls.example.com", key, **options))
     (tmp_path / "c.key").write_bytes(_key_pem(key))
-    before = store_snapshot(certcli.config_dir)
+    before = store_contents(certcli)
     run = certcli("upload", "tls", "--cert", "c.pem", "--key", "c.key", "--yes")
     assert run.code == 4, run.stderr
     assert (
@@ -375,7 +412,7 @@ def test_an_upload_that_cannot_serve_tls_is_refused_with_the_reason(
         .splitlines()[-1]
         .startswith(f"certcli: error: c.pem cannot serve TLS: {reason}; ")
     )
-    assert store_snapshot(certcli.config_dir) == before
+    assert store_contents(certcli) == before
 
 
 ACCEPTED_UPLOADS = [
@@ -511,23 +548,22 @@ def test_issue_switches_an_uploaded_lineage_or_a_waiting_csr_to_acme_only_when_c
     _upload(acme, ca, tmp_path, uploaded)
     ok(acme("csr", waiting, "--out", "w.csr"))
     issue = ["--webroot", lab.webroot, "--agree-tos"]
-    lineage = acme.config_dir / "certs" / uploaded
 
     run = acme("issue", uploaded, *issue)
     assert run.code == 2 and "add --force-renewal to switch it to ACME" in run.stderr
     for name, args in ((uploaded, ["--force-renewal"]), (waiting, [])):
-        before = snapshot(acme.config_dir / "certs")
+        before = store_contents(acme)
         run = acme("issue", name, *issue, *args)  # no terminal, no --yes: refused
         assert run.code == 7, run.stderr
         assert "was not switched to ACME; confirm at a terminal, or add --yes" in run.stderr
-        assert snapshot(acme.config_dir / "certs") == before
+        assert store_contents(acme) == before
 
     ok(acme("issue", uploaded, *issue, "--force-renewal", "--yes"))
     ok(acme("issue", waiting, *issue, "-y"))
     entries = {e["name"]: e for e in ok(acme("status", "--json")).json()["lineages"]}
     for name in (uploaded, waiting):
         assert entries[name]["mode"] == "auto" and "Pebble" in entries[name]["issuer"]
-    assert os.readlink(lineage / "live") == "archive/0002"
+    assert live_version(acme, uploaded) == 2
     # from now on certcli renews it
     (result,) = ok(acme("renew", uploaded, "--force", "--json")).json()["results"]
     assert result["action"] == "renewed" and result["version"] == 3

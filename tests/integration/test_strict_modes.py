@@ -11,11 +11,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Certcli, OtherUser, Run, ok
+from tests.conftest import (
+    Certcli,
+    OtherUser,
+    Run,
+    lineage_names,
+    lineage_settings,
+    live_version,
+    ok,
+    on_pg,
+)
 from tests.lab import Lab
 from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store helpers connect from this process: give them the role's password."""
+    if on_pg(certcli):
+        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
+
 
 NAME = "strict.certcli.test"
 
@@ -27,8 +44,8 @@ def _issued(acme: Certcli, lab: Lab, config_dir: Path, name: str = NAME) -> Cert
     return acme
 
 
-def _live(acme: Certcli, name: str = NAME) -> str:
-    return os.readlink(acme.config_dir / "certs" / name / "live")
+def _live(acme: Certcli, name: str = NAME) -> int | None:
+    return live_version(acme, name)
 
 
 def _hook(marker: Path) -> str:
@@ -154,6 +171,7 @@ def test_a_config_toml_others_may_write_never_runs_its_hook(
     assert marker.exists() and _live(acme) != before
 
 
+@pytest.mark.file_store  # the modes of a lineage.toml file
 @pytest.mark.parametrize("mode", [0o664, 0o666], ids=lambda mode: f"{mode:04o}")
 def test_a_lineage_toml_others_may_write_is_refused_for_that_lineage(
     acme: Certcli, lab: Lab, shared_dir: Path, mode: int
@@ -188,6 +206,7 @@ def test_a_lineage_toml_others_may_write_is_refused_for_that_lineage(
     assert marker.exists()
 
 
+@pytest.mark.file_store  # the owner of a lineage's directory under certs/
 def test_a_lineage_directory_another_user_owns_is_refused(
     acme: Certcli, lab: Lab, other_user: OtherUser, shared_dir: Path
 ) -> None:
@@ -212,6 +231,7 @@ def test_a_lineage_directory_another_user_owns_is_refused(
     assert not marker.exists() and _live(acme) == before
 
 
+@pytest.mark.file_store  # accounts/ files (a PostgreSQL store keeps accounts in the database)
 @pytest.mark.parametrize("what", ["accounts", "account", "key"])
 def test_an_account_another_user_can_change_is_refused(
     acme: Certcli, lab: Lab, other_user: OtherUser, shared_dir: Path, what: str
@@ -268,7 +288,7 @@ def test_a_parent_others_may_write(
     run = acme("issue", NAME, "--webroot", lab.webroot, "--agree-tos", "-q")
     if mode & 0o1000:
         ok(run)
-        assert (parent / "store" / "certs" / NAME / "live").is_symlink()
+        assert _live(acme) == 1
         other_user.sh(f"mv {parent}/store {parent}/mine", check=False)
         assert (parent / "store").is_dir()  # the sticky bit kept it
         return
@@ -287,7 +307,8 @@ def test_a_store_of_roots_own_with_readable_files_works(
     (store / "config.toml").write_text(_hook(marker))
     (store / "config.toml").chmod(0o644)
     store.chmod(0o755)
-    (store / "certs" / NAME / "lineage.toml").chmod(0o644)
+    if not on_pg(acme):
+        (store / "certs" / NAME / "lineage.toml").chmod(0o644)
     ok(acme("renew", "--force"))
     assert marker.exists()
     assert ok(acme("status", NAME, "--json")).json()["lineages"][0]["name"] == NAME
@@ -315,11 +336,8 @@ def test_certbot_settings_others_may_write_are_not_imported(
         f"certcli: error: planted.example.com: {conf} is writable by other users (mode 0646); "
         f"chmod go-w {conf}"
     ) in run.stderr.splitlines()
-    assert os.listdir(certcli.config_dir / "certs") == ["good.example.com"]
-    assert (
-        "hooks"
-        not in (certcli.config_dir / "certs" / "good.example.com" / "lineage.toml").read_text()
-    )
+    assert lineage_names(certcli) == ["good.example.com"]
+    assert "hooks" not in (lineage_settings(certcli, "good.example.com") or "")
 
     os.chown(root / "renewal", other_user.uid, other_user.gid)
     run = certcli("import", "certbot", root, "--yes", "--name", "planted.example.com")
@@ -332,5 +350,5 @@ def test_certbot_settings_others_may_write_are_not_imported(
     conf.chmod(0o644)
     os.chown(root / "renewal", 0, 0)
     ok(certcli("import", "certbot", root, "--yes", "--name", "planted.example.com"))
-    toml = (certcli.config_dir / "certs" / "planted.example.com" / "lineage.toml").read_text()
+    toml = lineage_settings(certcli, "planted.example.com") or ""
     assert f"touch {marker}" in toml  # root's own file: its hook is kept

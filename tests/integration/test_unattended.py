@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,11 +15,30 @@ from typing import ClassVar
 
 import pytest
 
-from tests.conftest import CERTCLI, Certcli, ok
+from tests.conftest import (
+    CERTCLI,
+    PASSPHRASE,
+    Certcli,
+    lineage_settings,
+    lineage_state,
+    live_dir,
+    live_version,
+    ok,
+    on_pg,
+    version_numbers,
+    write_settings,
+)
 from tests.lab import Lab
 from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store helpers connect from this process: give them the role's password."""
+    if on_pg(certcli):
+        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 def _config(certcli: Certcli, text: str) -> None:
@@ -31,13 +51,60 @@ def _issue(acme: Certcli, lab: Lab, name: str, *args: str) -> None:
 
 
 def _edit_lineage(acme: Certcli, name: str, **changes: object) -> None:
-    """Change lineage.toml as a person with an editor would."""
+    """Change the lineage's settings as a person with an editor would."""
     import tomllib
 
     import tomli_w
 
-    path = acme.config_dir / "certs" / name / "lineage.toml"
-    path.write_text(tomli_w.dumps({**tomllib.loads(path.read_text()), **changes}))
+    text = lineage_settings(acme, name)
+    assert text is not None, name
+    write_settings(acme, name, tomli_w.dumps({**tomllib.loads(text), **changes}))
+
+
+def _forget_authorizations(acme: Certcli, lab: Lab) -> None:
+    """lab.forget_authorizations for either store: it reads the account from a file store's
+    layout, so a PostgreSQL store's account is laid out that way first."""
+    if not on_pg(acme):
+        lab.forget_authorizations(acme.config_dir)
+        return
+    from certcli.storage.pgstore import PostgresStore
+    from certcli.storage.postgres import StoreUrl
+
+    url = StoreUrl.parse(acme.env["CERTCLI_STORE_URL"], "the test")
+    store = PostgresStore(url, acme.config_dir, PASSPHRASE.encode(), "test-host")
+    account = store.read_account(lab.directory_url)
+    assert account is not None
+    with tempfile.TemporaryDirectory() as laid_out:
+        copy = Path(laid_out) / "accounts" / "lab" / "1"
+        copy.mkdir(parents=True)
+        (copy / "account.json").write_text(json.dumps(account.to_json()))
+        (copy / "key.pem").write_bytes(account.key_pem)
+        lab.forget_authorizations(Path(laid_out))
+
+
+def _set_live_dates(acme: Certcli, name: str, not_before: datetime, not_after: datetime) -> None:
+    """Make the store believe the live certificate has these dates (what it recorded of it,
+    meta.json's certificate, which status and renew read)."""
+    dates = {
+        "not_before": not_before.isoformat().replace("+00:00", "Z"),
+        "not_after": not_after.isoformat().replace("+00:00", "Z"),
+    }
+    if on_pg(acme):
+        import psycopg
+        from psycopg.types.json import Jsonb
+
+        with psycopg.connect(acme.env["CERTCLI_STORE_URL"], autocommit=True) as db:
+            db.execute(
+                "UPDATE certcli.versions v SET meta = jsonb_set(meta, '{certificate}', "
+                "(meta->'certificate') || %s) FROM certcli.lineages l "
+                "WHERE l.name = %s AND v.name = l.name AND v.version = l.live_version",
+                (Jsonb(dates), name),
+            )
+        return
+    meta_path = acme.config_dir / "certs" / name / "live" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["certificate"].update(dates)
+    meta_path.write_text(json.dumps(meta))
 
 
 def _break_webroot(acme: Certcli, lab: Lab, name: str, webroot: Path) -> None:
@@ -45,7 +112,7 @@ def _break_webroot(acme: Certcli, lab: Lab, name: str, webroot: Path) -> None:
     (its earlier authorizations deactivated, so that Pebble cannot reuse one)."""
     webroot.mkdir(exist_ok=True)
     _edit_lineage(acme, name, webroot=str(webroot))
-    lab.forget_authorizations(acme.config_dir)
+    _forget_authorizations(acme, lab)
 
 
 def test_hooks_run_once_per_run_and_per_renewed_lineage(
@@ -74,7 +141,7 @@ def test_hooks_run_once_per_run_and_per_renewed_lineage(
     lines = log.read_text().splitlines()
     assert lines[0] == "pre" and lines[-1].startswith("post failed=[] renewed=[")
     assert "h1.certcli.test" in lines[-1] and "h2.certcli.test" in lines[-1]
-    live = acme.config_dir / "certs" / "h1.certcli.test" / "live"
+    live = live_dir(acme, "h1.certcli.test")
     assert f"deploy h1.certcli.test {live} h1.certcli.test" in lines
     assert len([line for line in lines if line.startswith("deploy")]) == 2
 
@@ -87,7 +154,7 @@ def test_a_failing_deploy_hook_fails_the_run_but_keeps_the_certificate(
     run = acme("renew", "--force")
     assert run.code == 1
     assert "the deploy hook `exit 3` failed (exit 3)" in run.stderr
-    assert os.readlink(acme.config_dir / "certs" / "dh.certcli.test" / "live") == "archive/0002"
+    assert live_version(acme, "dh.certcli.test") == 2
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -133,7 +200,7 @@ def test_a_failed_renewal_is_notified_and_backs_off(
     assert posted["text"].startswith("certcli: renewing nb.certcli.test failed")
     assert json.loads(events.read_text().strip())["event"] == "renewal_failed"
 
-    state = json.loads((acme.config_dir / "certs" / "nb.certcli.test" / "state.json").read_text())
+    state = lineage_state(acme, "nb.certcli.test")
     assert state["failures"] == 1 and state["last_error_kind"] == "validation_failed"
     waited, attempted = (
         datetime.fromisoformat(state[k].replace("Z", "+00:00"))
@@ -153,7 +220,7 @@ def test_a_failed_renewal_is_notified_and_backs_off(
     assert len(lab.acme_requests()) == before
     _break_webroot(acme, lab, "nb.certcli.test", lab.webroot)  # fixed
     ok(acme("renew", "--force"))  # --force bypasses the backoff
-    state = json.loads((acme.config_dir / "certs" / "nb.certcli.test" / "state.json").read_text())
+    state = lineage_state(acme, "nb.certcli.test")
     assert "next_attempt" not in state and state["failures"] == 0
 
 
@@ -199,7 +266,7 @@ def test_three_renews_at_once_one_works_the_others_exit_0(
 def test_one_damaged_lineage_does_not_stop_the_others(acme: Certcli, lab: Lab) -> None:
     _issue(acme, lab, "fine.certcli.test")
     _issue(acme, lab, "broken.certcli.test")
-    (acme.config_dir / "certs" / "broken.certcli.test" / "lineage.toml").write_text("domains = [")
+    write_settings(acme, "broken.certcli.test", "domains = [")
     run = acme("renew", "--force")
     assert run.code == 1
     assert "Renewed fine.certcli.test" in run.stdout
@@ -212,7 +279,8 @@ def test_a_hook_that_hangs_is_stopped_at_its_timeout(acme: Certcli, lab: Lab) ->
     run = acme("issue", "slow.certcli.test", "--webroot", lab.webroot, "--agree-tos")
     assert run.code == 1
     assert "the deploy hook `sleep 30` did not finish in 1 s" in run.stderr
-    assert (acme.config_dir / "certs" / "slow.certcli.test" / "live").is_symlink()
+    assert live_version(acme, "slow.certcli.test") == 1
+    assert (live_dir(acme, "slow.certcli.test") / "cert.pem").is_file()
     # a hook that hangs failed, too: recorded, and shown
     assert "did not finish in 1 s" in _state(acme, "slow.certcli.test")["deploy_failed"]["error"]
     assert acme("status", "slow.certcli.test", "--fail-on", "any").code == 1
@@ -223,7 +291,11 @@ def _index(acme: Certcli) -> dict:
 
 
 def _write_index(acme: Certcli, lineages: dict) -> None:
-    payload = {"format": 1, "lineages": lineages}
+    """Replace the index's lineages, keeping what else it says (which store it is of)."""
+    payload = {
+        **json.loads((acme.config_dir / "renew-index.json").read_text()),
+        "lineages": lineages,
+    }
     (acme.config_dir / "renew-index.json").write_text(json.dumps(payload))
 
 
@@ -233,9 +305,7 @@ def test_renew_keeps_an_index_of_what_is_not_due_and_trusts_it_only_while_unchan
     _issue(acme, lab, "idx.certcli.test")
     ok(acme("renew"))
     entry = _index(acme)["idx.certcli.test"]
-    live = json.loads((acme.config_dir / "certs/idx.certcli.test/live/meta.json").read_text())[
-        "certificate"
-    ]
+    (live,) = ok(acme("status", "--json")).json()["lineages"]
     not_before, not_after = (datetime.fromisoformat(live[k]) for k in ("not_before", "not_after"))
     assert entry["until"] == pytest.approx((not_after - (not_after - not_before) / 3).timestamp())
 
@@ -269,7 +339,7 @@ def test_a_damaged_index_is_ignored(acme: Certcli, lab: Lab) -> None:
 
 
 def _state(acme: Certcli, name: str) -> dict:
-    return json.loads((acme.config_dir / "certs" / name / "state.json").read_text())
+    return lineage_state(acme, name)
 
 
 def _events(path: Path) -> list[dict]:
@@ -290,7 +360,6 @@ def test_a_failed_deploy_hook_is_notified_recorded_shown_and_run_again_until_it_
         f"[hooks]\ndeploy = 'echo $CERTCLI_NAME >> {runs}; "
         f"test -e {up} || {{ echo server is down >&2; exit 4; }}'\n",
     )
-    archive = acme.config_dir / "certs" / name / "archive"
 
     def deploy_runs() -> int:
         return len(runs.read_text().splitlines())
@@ -307,13 +376,13 @@ def test_a_failed_deploy_hook_is_notified_recorded_shown_and_run_again_until_it_
     (result,) = run.json()["results"]
     assert (result["action"], result["version"]) == ("deployed", 1)
     assert "server is down" in result["deploy_error"]
-    assert len(lab.acme_requests()) == before and sorted(os.listdir(archive)) == ["0001"]
+    assert len(lab.acme_requests()) == before and version_numbers(acme, name) == [1]
 
     # a renewal and a san add that re-issues: each new version's hook fails, too
     assert acme("renew", "--force").code == 1
     run = acme("san", "add", name, f"www.{name}")
     assert run.code == 1 and "server is down" in run.stderr
-    assert sorted(os.listdir(archive)) == ["0001", "0002", "0003"]
+    assert version_numbers(acme, name) == [1, 2, 3]
     assert deploy_runs() == 4
 
     for sent in (_events(events), _Receiver.received):
@@ -345,7 +414,7 @@ def test_a_failed_deploy_hook_is_notified_recorded_shown_and_run_again_until_it_
     (entry,) = ok(acme("status", "--json")).json()["lineages"]
     assert (entry["deploy_failed"], entry["deploy_error"]) == (False, None)
     assert ok(acme("status", "--fail-on", "any")).stdout.splitlines()[1].endswith("\tActive")
-    assert sorted(os.listdir(archive)) == ["0001", "0002", "0003"]
+    assert version_numbers(acme, name) == [1, 2, 3]
     assert deploy_runs() == 5
     (result,) = ok(acme("renew", "--json")).json()["results"]  # done: nothing runs again
     assert result["action"] == "not_due" and deploy_runs() == 5
@@ -372,8 +441,7 @@ def test_an_expiring_upload_is_notified_once_per_threshold(
     upload(days_left=20)
     run = certcli("renew")  # the notice does not get through: it is sent again next time
     assert run.code == 1 and "the notify command" in run.stderr
-    state = certcli.config_dir / "certs" / "up" / "state.json"
-    assert not state.exists() or "expiry_notice" not in _state(certcli, "up")
+    assert "expiry_notice" not in _state(certcli, "up")
     delivered.touch()
     run = ok(certcli("renew"))
     assert "up: uploaded certificate expires in 19 days" in run.stderr
@@ -412,12 +480,8 @@ def test_a_backoff_is_said_without_v_when_the_certificate_needs_it(
     if case == "not covered":  # due, but the certificate is fine for now
         _edit_lineage(acme, name, domains=[name, f"www.{name}"])
     elif case != "no certificate":  # the live certificate nears (or passed) its end
-        meta_path = acme.config_dir / "certs" / name / "live" / "meta.json"
-        meta = json.loads(meta_path.read_text())
         end = datetime.now(UTC) + timedelta(days=-1 if case == "expired" else 5)
-        meta["certificate"]["not_after"] = end.isoformat().replace("+00:00", "Z")
-        meta["certificate"]["not_before"] = (end - timedelta(days=90)).isoformat()
-        meta_path.write_text(json.dumps(meta))
+        _set_live_dates(acme, name, end - timedelta(days=90), end)
     before = len(lab.acme_requests())
     run = ok(acme("renew"))
     assert len(lab.acme_requests()) == before and run.stdout == ""
