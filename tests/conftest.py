@@ -180,7 +180,8 @@ def live_dir(certcli: Certcli, name: str) -> Path:
 def _query(certcli: Certcli, sql: str, params: tuple = ()) -> list[tuple]:
     import psycopg
 
-    with psycopg.connect(certcli.env["CERTCLI_STORE_URL"], autocommit=True) as c:
+    password = certcli.env.get("PGPASSWORD")
+    with psycopg.connect(certcli.env["CERTCLI_STORE_URL"], password=password, autocommit=True) as c:
         return c.execute(sql, params).fetchall()
 
 
