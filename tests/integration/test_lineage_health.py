@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Certcli, lineage_settings, ok, write_settings
+from tests.conftest import Certcli, lineage_settings, ok, write_settings, write_state
 from tests.lab import Lab
 from tests.lab.localca import LocalCA
 
@@ -328,3 +328,29 @@ def test_renew_heals_a_live_version_damaged_after_a_run_found_it_not_due(
     want = "archive/0002" if how == "garbled meta.json" else "archive/0001"
     assert os.readlink(lineage / "live") == want
     assert _lineages(acme)[name]["status"] == "active"
+
+
+@pytest.mark.parametrize(
+    ("what", "content", "says"),
+    [("settings", "domains = [", "Invalid"), ("state", [1, 2], "not a JSON object")],
+)
+def test_settings_or_state_that_cannot_be_read_make_one_lineage_damaged(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path, what: str, content: object, says: str
+) -> None:
+    """Whichever store: what an operator (or a bug) wrote that certcli cannot read is this
+    lineage's problem only, named in its error."""
+    _upload(certcli, ca, tmp_path, "good")
+    _upload(certcli, ca, tmp_path, "bad", "bad.example.com")
+    if what == "settings":
+        write_settings(certcli, "bad", str(content))
+    else:
+        write_state(certcli, "bad", content)  # type: ignore[arg-type]
+    entries = _lineages(certcli)
+    assert entries["good"]["status"] == "active"
+    assert entries["bad"]["status"] == "damaged"
+    assert says in entries["bad"]["error"], entries["bad"]["error"]
+    assert certcli("status", "--fail-on", "damaged").code == 1
+    run = certcli("renew", "--json")
+    assert run.code == 1 and "Traceback" not in run.stderr
+    results = {r["name"]: r for r in run.json()["results"]}
+    assert results["bad"]["action"] == "failed" and results["good"]["action"] == "skipped"
