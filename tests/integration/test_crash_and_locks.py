@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Certcli
+from tests.conftest import Certcli, lineage_names, live_version, on_pg, version_numbers
 from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
@@ -38,10 +38,15 @@ STALLING_UPLOAD = textwrap.dedent(
 
 HOLD_LOCK = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     from pathlib import Path
+    from certcli.flows.store import open_store
     from certcli.storage.files import Store
-    with Store(Path(sys.argv[1])).lock(sys.argv[2]):
+    root = Path(sys.argv[1])
+    # the store certcli itself would open here: PostgreSQL when CERTCLI_STORE_URL names one
+    secret = os.environ.get("CERTCLI_PASSPHRASE", "").encode() or None
+    store = open_store(root, {}, lambda: secret) or Store(root)
+    with store.lock(sys.argv[2]):
         print("locked", flush=True)
         time.sleep(3600)
     """
@@ -54,8 +59,8 @@ def _files(tmp_path: Path, ca: LocalCA, stem: str, names: list[str]) -> None:
     (tmp_path / f"{stem}.key").write_bytes(issued.key_pem)
 
 
-def _child(script: str, *args: str | Path, cwd: Path, config: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "CERTCLI_CONFIG_DIR": str(config)}
+def _child(script: str, *args: str | Path, cwd: Path, certcli: Certcli) -> subprocess.Popen[str]:
+    env = certcli.environ()
     return subprocess.Popen(
         [sys.executable, "-c", script, *map(str, args)],
         stdout=subprocess.PIPE,
@@ -65,6 +70,7 @@ def _child(script: str, *args: str | Path, cwd: Path, config: Path) -> subproces
     )
 
 
+@pytest.mark.file_store  # a kill point of the file writer, and its .partial version
 def test_kill_9_in_the_middle_of_a_new_version(
     certcli: Certcli, ca: LocalCA, tmp_path: Path
 ) -> None:
@@ -82,7 +88,7 @@ def test_kill_9_in_the_middle_of_a_new_version(
         "--key",
         "v2.key",
         cwd=tmp_path,
-        config=certcli.config_dir,
+        certcli=certcli,
     )
     assert child.stdout is not None and child.stdout.readline() == "stalled\n"
     os.kill(child.pid, signal.SIGKILL)
@@ -105,9 +111,7 @@ def test_a_held_lineage_lock_names_the_holder(
     certcli: Certcli, ca: LocalCA, tmp_path: Path
 ) -> None:
     _files(tmp_path, ca, "c", ["locked.example.com"])
-    holder = _child(
-        HOLD_LOCK, certcli.config_dir, "locked", cwd=tmp_path, config=certcli.config_dir
-    )
+    holder = _child(HOLD_LOCK, certcli.config_dir, "locked", cwd=tmp_path, certcli=certcli)
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
         run = certcli(
@@ -120,8 +124,10 @@ def test_a_held_lineage_lock_names_the_holder(
             env={"CERTCLI_LOCK_WAIT": "0.3"},
         )
         assert run.code == 6
-        assert f"locked by PID {holder.pid}" in run.stderr
-        assert not (certcli.config_dir / "certs" / "locked").exists()
+        # the file store names the PID; a PostgreSQL store the host too: `HOST (PID N)`
+        holder_name = f"test-host (PID {holder.pid})" if on_pg(certcli) else f"PID {holder.pid}"
+        assert f"locked by {holder_name}" in run.stderr
+        assert "locked" not in lineage_names(certcli)
     finally:
         holder.kill()
         holder.wait()
@@ -133,7 +139,7 @@ def test_two_uploads_racing_for_one_lineage_are_serialized(
 ) -> None:
     _files(tmp_path, ca, "a", ["race.example.com"])
     _files(tmp_path, ca, "b", ["race.example.com"])
-    env = {**os.environ, "CERTCLI_CONFIG_DIR": str(certcli.config_dir), "CERTCLI_LOCK_WAIT": "30"}
+    env = certcli.environ({"CERTCLI_LOCK_WAIT": "30"})
     from tests.conftest import CERTCLI
 
     procs = [
@@ -148,9 +154,8 @@ def test_two_uploads_racing_for_one_lineage_are_serialized(
     ]
     results = [(p.wait(), p.stderr.read() if p.stderr else "") for p in procs]
     assert [code for code, _ in results] == [0, 0], results
-    lineage = certcli.config_dir / "certs" / "race"
-    assert sorted(os.listdir(lineage / "archive")) == ["0001", "0002"]
-    assert os.readlink(lineage / "live") == "archive/0002"
+    assert version_numbers(certcli, "race") == [1, 2]
+    assert live_version(certcli, "race") == 2
     assert certcli("status", "race", "--json").json()["lineages"][0]["version"] == 2
 
 

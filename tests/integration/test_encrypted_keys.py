@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from certcli.keycrypt import decrypt
-from tests.conftest import Certcli, ok, snapshot
+from tests.conftest import Certcli, live_dir, ok, snapshot, store_contents
 from tests.lab import Lab
 from tests.lab.localca import LocalCA
 
@@ -26,6 +26,7 @@ def sealed(certcli: Certcli, lab: Lab) -> Certcli:
     return certcli
 
 
+@pytest.mark.file_store  # the privkey.pem.enc files of the archive
 def test_archived_keys_are_encrypted_and_live_is_plain(sealed: Certcli, lab: Lab) -> None:
     ok(sealed("issue", "enc.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
     ok(sealed("renew", "--force"))
@@ -50,6 +51,7 @@ def test_without_the_passphrase_nothing_is_written(sealed: Certcli, lab: Lab) ->
     assert not (sealed.config_dir / "certs" / "nopass.certcli.test" / "pending").exists()
 
 
+@pytest.mark.file_store  # the files of pending/
 def test_a_pending_key_is_encrypted_and_needs_the_right_passphrase(
     sealed: Certcli, tmp_path
 ) -> None:
@@ -72,4 +74,22 @@ def test_a_pending_key_is_encrypted_and_needs_the_right_passphrase(
     assert snapshot(sealed.config_dir) == before
     ok(sealed("upload", "csr.certcli.test", "--cert", "cert.pem"))
     live = sealed.config_dir / "certs" / "csr.certcli.test" / "live"
+    assert (live / "privkey.pem").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+def test_a_wrong_passphrase_changes_nothing_and_the_right_one_completes_the_csr(
+    sealed: Certcli, tmp_path
+) -> None:
+    """Whichever store: the pending key opens only with its passphrase."""
+    ok(sealed("csr", "csr.certcli.test", "--out", "req.csr"))
+    issued = LocalCA(intermediates=1).sign_csr((tmp_path / "req.csr").read_bytes())
+    (tmp_path / "cert.pem").write_bytes(issued.fullchain_pem)
+
+    before = store_contents(sealed)
+    (tmp_path / "wrong").write_text("not it\n")
+    run = sealed("upload", "csr.certcli.test", "--cert", "cert.pem", "--passphrase-file", "wrong")
+    assert run.code == 4 and "passphrase does not open" in run.stderr
+    assert store_contents(sealed) == before
+    ok(sealed("upload", "csr.certcli.test", "--cert", "cert.pem"))
+    live = live_dir(sealed, "csr.certcli.test")
     assert (live / "privkey.pem").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Certcli, OtherUser, ok, snapshot
+from tests.conftest import Certcli, OtherUser, lineage_names, ok, snapshot
 from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
@@ -123,7 +123,10 @@ def test_csr_never_replaces_a_special_file_and_makes_no_key(
     run = certcli("csr", "csr.example.com", "--out", out)
     _refused(run.code, run.stderr, words)
     assert is_kind(out.lstat().st_mode)
-    assert not (certcli.config_dir / "certs" / "csr.example.com").exists()  # no key kept
+    # no key kept, whichever store: no lineage, not even a pending one
+    assert "csr.example.com" not in lineage_names(certcli)
+    assert "no certificate named 'csr.example.com'" in certcli("status", "csr.example.com").stderr
+    assert not (certcli.config_dir / "certs" / "csr.example.com").exists()
 
 
 def test_stdout_and_regular_files_still_work(site: Certcli, tmp_path: Path) -> None:

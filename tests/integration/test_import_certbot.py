@@ -19,7 +19,19 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from tests.conftest import Certcli, Run, ok, snapshot
+from tests.conftest import (
+    Certcli,
+    Run,
+    lineage_names,
+    lineage_settings,
+    live_dir,
+    live_version,
+    ok,
+    on_pg,
+    snapshot,
+    store_contents,
+    version_numbers,
+)
 from tests.jsonschemas import problems
 from tests.lab import ADMIN_KEY_NAME, DELEGATION_ZONE, SITE_ZONE, Lab
 from tests.lab.localca import Issued, LocalCA
@@ -48,6 +60,23 @@ def _public(key_pem: bytes) -> bytes:
 
 
 # -- certbot-like directories, written here -----------------------------------------------
+
+
+def _live_meta(certcli: Certcli, name: str) -> dict:
+    """The current version's metadata: its meta.json, or its row in the PostgreSQL store."""
+    if not on_pg(certcli):
+        return json.loads((live_dir(certcli, name) / "meta.json").read_text())
+    import psycopg
+
+    url, password = certcli.env["CERTCLI_STORE_URL"], certcli.env.get("PGPASSWORD")
+    with psycopg.connect(url, password=password, autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT v.meta FROM certcli.versions v JOIN certcli.lineages l "
+            "ON v.name = l.name AND v.version = l.live_version WHERE l.name = %s",
+            (name,),
+        ).fetchone()
+    assert row is not None, f"{name} has no current version"
+    return dict(row[0])
 
 
 def fake_lineage(
@@ -132,29 +161,28 @@ def test_import_adopts_the_live_version_and_a_second_run_skips(
     run = ok(certcli("import", "certbot", letsencrypt, "--yes"))
     assert "Imported a.example.com: a.example.com, www.a.example.com" in run.stdout
     for name in ("a.example.com", "b.example.com"):
-        ours = certcli.config_dir / "certs" / name
+        ours = live_dir(certcli, name)
         theirs = letsencrypt / "live" / name
-        assert os.readlink(ours / "live") == "archive/0001"  # only certbot's live version
-        assert (ours / "live" / "cert.pem").read_bytes() == (theirs / "cert.pem").read_bytes()
-        assert (ours / "live" / "chain.pem").read_bytes() == (theirs / "chain.pem").read_bytes()
-        assert _public((ours / "live" / "privkey.pem").read_bytes()) == _public(
+        assert version_numbers(certcli, name) == [1]  # only certbot's live version
+        assert live_version(certcli, name) == 1
+        assert (ours / "cert.pem").read_bytes() == (theirs / "cert.pem").read_bytes()
+        assert (ours / "chain.pem").read_bytes() == (theirs / "chain.pem").read_bytes()
+        assert _public((ours / "privkey.pem").read_bytes()) == _public(
             (theirs / "privkey.pem").read_bytes()
         )
-        assert (ours / "live" / "privkey.pem").stat().st_mode & 0o777 == 0o600
-    lineage = (certcli.config_dir / "certs" / "a.example.com" / "lineage.toml").read_text()
+        assert (ours / "privkey.pem").stat().st_mode & 0o777 == 0o600
+    lineage = lineage_settings(certcli, "a.example.com") or ""
     assert 'challenge = "http-01"' in lineage and 'webroot = "/var/www/html"' in lineage
     assert 'server = "https://127.0.0.1:9/dir"' in lineage and 'mode = "auto"' in lineage
-    meta = json.loads(
-        (certcli.config_dir / "certs" / "a.example.com" / "live" / "meta.json").read_text()
-    )
+    meta = _live_meta(certcli, "a.example.com")
     assert meta["source"] == "certbot"
     assert meta["imported_from"] == str(letsencrypt / "renewal" / "a.example.com.conf")
     assert snapshot(letsencrypt) == before
 
-    store = snapshot(certcli.config_dir)
+    store = store_contents(certcli)
     again = ok(certcli("import", "certbot", letsencrypt, "--yes"))
     assert "Skipped a.example.com: certcli already has a certificate named" in again.stdout
-    assert snapshot(certcli.config_dir) == store
+    assert store_contents(certcli) == store
     assert snapshot(letsencrypt) == before
 
 
@@ -206,7 +234,7 @@ def test_each_bad_lineage_fails_alone_with_one_line(
     assert "unreadable.example.com:" in errors[3] and "not a PEM certificate" in errors[3]
     assert "Imported good.example.com" in run.stdout
     assert ok(certcli("status", "--json")).json()["lineages"][0]["name"] == "good.example.com"
-    assert sorted(os.listdir(certcli.config_dir / "certs")) == ["good.example.com"]
+    assert lineage_names(certcli) == ["good.example.com"]
     assert snapshot(root) == before
 
 
@@ -407,7 +435,7 @@ def test_a_real_certbot_directory_is_adopted_and_renewed(
 
     status = {e["name"]: e for e in ok(renewing("status", "--json")).json()["lineages"]}
     for name, key_type in ((real.web, "ec-p384"), (real.dns, "rsa-3072")):
-        ours = renewing.config_dir / "certs" / name / "live"
+        ours = live_dir(renewing, name)
         theirs = real.dir / "live" / name
         cert = (theirs / "cert.pem").read_bytes()
         assert _fingerprint((ours / "cert.pem").read_bytes()) == _fingerprint(cert)
@@ -423,9 +451,10 @@ def test_a_real_certbot_directory_is_adopted_and_renewed(
     # Renewed through Pebble from the imported webroot, with certbot's account and hooks.
     accounts = _accounts_created(lab)
     ok(renewing("renew", real.web, "--force"))
-    lineage = renewing.config_dir / "certs" / real.web
-    assert os.readlink(lineage / "live") == "archive/0002"
-    renewed = x509.load_pem_x509_certificate((lineage / "live" / "cert.pem").read_bytes())
+    assert live_version(renewing, real.web) == 2
+    renewed = x509.load_pem_x509_certificate(
+        (live_dir(renewing, real.web) / "cert.pem").read_bytes()
+    )
     assert renewed.public_key().curve.name == "secp384r1"  # type: ignore[union-attr]
     pre, deploy = real.hooks.read_text().splitlines()
     assert pre == "pre"
@@ -442,7 +471,7 @@ def test_a_real_certbot_directory_is_adopted_and_renewed(
     ):
         ok(renewing("config", "set", key, value))
     ok(renewing("renew", real.dns, "--force"))
-    assert os.readlink(renewing.config_dir / "certs" / real.dns / "live") == "archive/0002"
+    assert live_version(renewing, real.dns) == 2
     assert _accounts_created(lab) == accounts
     assert snapshot(real.dir) == before
 
@@ -475,7 +504,7 @@ def test_a_lineage_certcli_cannot_renew_as_certbot_did_says_what_to_set(
     assert failed.code == 1 and "no way to answer the CA's challenge" in failed.stderr
     ok(renewing("config", "set", "webroot", str(lab.webroot)))
     ok(renewing("renew", real.web, "--force"))
-    assert os.readlink(renewing.config_dir / "certs" / real.web / "live") == "archive/0002"
+    assert live_version(renewing, real.web) == 2
 
 
 def test_a_certificate_whose_name_holds_a_control_character_is_not_imported(
@@ -490,4 +519,4 @@ def test_a_certificate_whose_name_holds_a_control_character_is_not_imported(
     (error,) = _errors(run)
     assert "evil.example.com:" in error and "'evil\\n.example.com'" in error
     assert "which is not a valid domain" in error
-    assert sorted(os.listdir(certcli.config_dir / "certs")) == ["good.example.com"]
+    assert lineage_names(certcli) == ["good.example.com"]

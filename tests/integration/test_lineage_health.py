@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Certcli, ok
+from tests.conftest import Certcli, lineage_settings, ok, write_settings, write_state
 from tests.lab import Lab
 from tests.lab.localca import LocalCA
 
@@ -83,6 +83,7 @@ def _damage(lineage: Path, what: str, content: bytes | None) -> None:
         path.write_bytes(content)
 
 
+@pytest.mark.file_store  # store files damaged by hand: lineage.toml, state.json, meta.json, live
 @pytest.mark.parametrize(("what", "content", "named", "says", "repaired"), DAMAGE)
 def test_a_damaged_lineage_is_listed_as_such_and_the_others_work(
     certcli: Certcli,
@@ -150,6 +151,7 @@ def test_a_damaged_lineage_is_listed_as_such_and_the_others_work(
         assert _lineages(certcli)["bad"]["status"] == "damaged"
 
 
+@pytest.mark.file_store  # the live symlink replaced by a directory
 def test_a_live_directory_is_moved_aside_never_deleted(
     certcli: Certcli, ca: LocalCA, tmp_path: Path
 ) -> None:
@@ -178,17 +180,16 @@ def test_a_custom_lineage_that_misses_a_domain_is_a_mismatch_warned_and_notified
     _notify_config(certcli, events)
     _upload(certcli, ca, tmp_path, "shop", "shop.example.com", "*.shop.example.com")
     _upload(certcli, ca, tmp_path, "fine", "fine.example.com")
-    path = certcli.config_dir / "certs" / "shop" / "lineage.toml"
-    config = tomllib.loads(path.read_text())
+    config = tomllib.loads(lineage_settings(certcli, "shop") or "")
     # covered by the wildcard: no mismatch
     config["domains"] += ["api.shop.example.com"]
-    path.write_text(tomli_w.dumps(config))
+    write_settings(certcli, "shop", tomli_w.dumps(config))
     assert _lineages(certcli)["shop"]["status"] == "active"
     assert ok(certcli("status", "--fail-on", "any")).code == 0
 
     # a name the certificate does not cover: Mismatch, and --fail-on mismatch and any match
     config["domains"] += ["a.b.shop.example.com", "other.example.com"]
-    path.write_text(tomli_w.dumps(config))
+    write_settings(certcli, "shop", tomli_w.dumps(config))
     shop = _lineages(certcli)["shop"]
     assert (shop["status"], shop["statuses"]) == ("mismatch", ["mismatch"])
     assert {s["name"]: s["ssl_status"] for s in shop["sans"]}["other.example.com"] == "not_covered"
@@ -220,6 +221,7 @@ def _issue(acme: Certcli, lab: Lab, name: str, *args: str) -> None:
     ok(acme("issue", name, "--webroot", lab.webroot, "--agree-tos", *args))
 
 
+@pytest.mark.file_store  # the live symlink and archive/NNNN
 @pytest.mark.parametrize("how", ["file", "directory", "dangling", "no meta.json"])
 def test_renew_restores_a_broken_live_from_the_newest_complete_version(
     acme: Certcli, lab: Lab, how: str
@@ -252,6 +254,7 @@ def test_renew_restores_a_broken_live_from_the_newest_complete_version(
     assert (entry["status"], entry["version"], entry["serial"]) == ("active", 2, v2["serial"])
 
 
+@pytest.mark.file_store  # a key removed from archive/NNNN
 def test_renew_issues_anew_when_no_complete_version_is_left(acme: Certcli, lab: Lab) -> None:
     name = "heal-none.certcli.test"
     _issue(acme, lab, name)
@@ -279,9 +282,8 @@ def test_a_domain_added_by_hand_or_without_issuing_is_a_mismatch_until_renew(
 
     name = "grow.certcli.test"
     _issue(acme, lab, name)
-    path = acme.config_dir / "certs" / name / "lineage.toml"
-    config = tomllib.loads(path.read_text())
-    path.write_text(tomli_w.dumps({**config, "domains": [name, f"www.{name}"]}))
+    config = tomllib.loads(lineage_settings(acme, name) or "")
+    write_settings(acme, name, tomli_w.dumps({**config, "domains": [name, f"www.{name}"]}))
     assert _lineages(acme)[name]["statuses"] == ["mismatch"]
     assert acme("status", "--fail-on", "mismatch").code == 1
     ok(acme("san", "add", name, f"api.{name}", "--no-issue"))
@@ -300,6 +302,7 @@ def test_a_domain_added_by_hand_or_without_issuing_is_a_mismatch_until_renew(
     assert ok(acme("status", "--fail-on", "any")).code == 0
 
 
+@pytest.mark.file_store  # files of archive/NNNN damaged
 @pytest.mark.parametrize("how", ["garbled meta.json", "no fullchain.pem"])
 def test_renew_heals_a_live_version_damaged_after_a_run_found_it_not_due(
     acme: Certcli, lab: Lab, how: str
@@ -325,3 +328,29 @@ def test_renew_heals_a_live_version_damaged_after_a_run_found_it_not_due(
     want = "archive/0002" if how == "garbled meta.json" else "archive/0001"
     assert os.readlink(lineage / "live") == want
     assert _lineages(acme)[name]["status"] == "active"
+
+
+@pytest.mark.parametrize(
+    ("what", "content", "says"),
+    [("settings", "domains = [", "Invalid"), ("state", [1, 2], "not a JSON object")],
+)
+def test_settings_or_state_that_cannot_be_read_make_one_lineage_damaged(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path, what: str, content: object, says: str
+) -> None:
+    """Whichever store: what an operator (or a bug) wrote that certcli cannot read is this
+    lineage's problem only, named in its error."""
+    _upload(certcli, ca, tmp_path, "good")
+    _upload(certcli, ca, tmp_path, "bad", "bad.example.com")
+    if what == "settings":
+        write_settings(certcli, "bad", str(content))
+    else:
+        write_state(certcli, "bad", content)  # type: ignore[arg-type]
+    entries = _lineages(certcli)
+    assert entries["good"]["status"] == "active"
+    assert entries["bad"]["status"] == "damaged"
+    assert says in entries["bad"]["error"], entries["bad"]["error"]
+    assert certcli("status", "--fail-on", "damaged").code == 1
+    run = certcli("renew", "--json")
+    assert run.code == 1 and "Traceback" not in run.stderr
+    results = {r["name"]: r for r in run.json()["results"]}
+    assert results["bad"]["action"] == "failed" and results["good"]["action"] == "skipped"
