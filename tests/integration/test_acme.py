@@ -13,7 +13,19 @@ import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from tests.conftest import Certcli, Run, ok, snapshot
+from tests.conftest import (
+    Certcli,
+    Run,
+    lineage_names,
+    lineage_settings,
+    lineage_state,
+    live_dir,
+    live_version,
+    ok,
+    on_pg,
+    store_contents,
+    version_numbers,
+)
 from tests.lab import Lab, free_port
 
 pytestmark = pytest.mark.integration
@@ -24,7 +36,35 @@ def _issue(acme: Certcli, lab: Lab, *args: str) -> Run:
 
 
 def _live(acme: Certcli, name: str) -> Path:
-    return acme.config_dir / "certs" / name / "live"
+    return live_dir(acme, name)
+
+
+def _sql(acme: Certcli, sql: str, params: tuple = ()) -> list[tuple]:
+    """A question to the test's PostgreSQL store."""
+    import psycopg
+
+    with psycopg.connect(
+        acme.env["CERTCLI_STORE_URL"], password=acme.env.get("PGPASSWORD"), autocommit=True
+    ) as connection:
+        return connection.execute(sql, params).fetchall()
+
+
+def _has_account(acme: Certcli) -> bool:
+    if on_pg(acme):
+        return bool(_sql(acme, "SELECT 1 FROM certcli.accounts"))
+    return any((acme.config_dir / "accounts").rglob("account.json"))
+
+
+def _version_cert(acme: Certcli, name: str, version: int) -> x509.Certificate:
+    if on_pg(acme):
+        ((pem,),) = _sql(
+            acme,
+            "SELECT cert FROM certcli.versions WHERE name = %s AND version = %s",
+            (name, version),
+        )
+        return x509.load_pem_x509_certificate(bytes(pem))
+    path = acme.config_dir / "certs" / name / "archive" / f"{version:04d}" / "cert.pem"
+    return x509.load_pem_x509_certificate(path.read_bytes())
 
 
 def _leaf(acme: Certcli, name: str) -> x509.Certificate:
@@ -61,10 +101,9 @@ def test_single_san(acme: Certcli, lab: Lab) -> None:
     assert _sans(_leaf(acme, "one.certcli.test")) == {"one.certcli.test"}
     _verify_to_pebble_root(acme, lab, "one.certcli.test", "one.certcli.test")
     _no_tokens_left(lab)
-    lineage = acme.config_dir / "certs" / "one.certcli.test"
-    assert os.readlink(lineage / "live") == "archive/0001"
-    assert (lineage / "live" / "privkey.pem").stat().st_mode & 0o777 == 0o600
-    state = json.loads((lineage / "state.json").read_text())
+    assert live_version(acme, "one.certcli.test") == 1
+    assert (_live(acme, "one.certcli.test") / "privkey.pem").stat().st_mode & 0o777 == 0o600
+    state = lineage_state(acme, "one.certcli.test")
     assert state["phase"] == "Completed" and "last_error" not in state
     (entry,) = ok(acme("status", "--json")).json()["lineages"]
     assert entry["mode"] == "auto" and entry["status"] == "active"
@@ -82,10 +121,26 @@ def test_three_sans_and_the_account_is_reused(acme: Certcli, lab: Lab) -> None:
     _no_tokens_left(lab)
 
 
-def _kept_directory(acme: Certcli, lab: Lab) -> Path:
+def _kept_directory(acme: Certcli, lab: Lab) -> dict:
+    """The CA's directory as the store keeps it with the account."""
+    if on_pg(acme):
+        ((directory,),) = _sql(acme, "SELECT directory FROM certcli.accounts")
+    else:
+        (path,) = (acme.config_dir / "accounts").glob("*/*/directory.json")
+        directory = json.loads(path.read_text())["directory"]
+    assert directory["newOrder"].startswith(lab.directory_url[:-4])
+    return directory
+
+
+def _keep_directory(acme: Certcli, directory: dict) -> None:
+    """Replace the kept directory, its age unchanged."""
+    if on_pg(acme):
+        from psycopg.types.json import Jsonb
+
+        _sql(acme, "UPDATE certcli.accounts SET directory = %s RETURNING 1", (Jsonb(directory),))
+        return
     (path,) = (acme.config_dir / "accounts").glob("*/*/directory.json")
-    assert json.loads(path.read_text())["directory"]["newOrder"].startswith(lab.directory_url[:-4])
-    return path
+    path.write_text(json.dumps({**json.loads(path.read_text()), "directory": directory}))
 
 
 def test_a_known_account_issues_in_eight_requests_without_the_directory(
@@ -113,22 +168,19 @@ def test_a_known_account_issues_in_eight_requests_without_the_directory(
 
 def test_a_stale_kept_directory_is_fetched_again(acme: Certcli, lab: Lab) -> None:
     ok(_issue(acme, lab, "kept.certcli.test"))
-    path = _kept_directory(acme, lab)
-    data = json.loads(path.read_text())
-    data["directory"]["newOrder"] = data["directory"]["newOrder"] + "-moved"
-    path.write_text(json.dumps(data))
+    directory = _kept_directory(acme, lab)
+    _keep_directory(acme, {**directory, "newOrder": directory["newOrder"] + "-moved"})
     before = len(lab.acme_requests())
     ok(_issue(acme, lab, "stale.certcli.test"))
     assert lab.acme_requests()[before:].count("GET /dir") == 1
     assert _sans(_leaf(acme, "stale.certcli.test")) == {"stale.certcli.test"}
-    assert not json.loads(path.read_text())["directory"]["newOrder"].endswith("-moved")
+    assert not _kept_directory(acme, lab)["newOrder"].endswith("-moved")
 
 
 def test_a_damaged_kept_directory_is_fetched_again(acme: Certcli, lab: Lab) -> None:
     ok(_issue(acme, lab, "damaged.certcli.test"))
-    path = _kept_directory(acme, lab)
-    data = json.loads(path.read_text())
-    path.write_text(json.dumps({**data, "directory": {"not": "a directory"}}))
+    _kept_directory(acme, lab)
+    _keep_directory(acme, {"not": "a directory"})
     ok(_issue(acme, lab, "damaged2.certcli.test"))
     _kept_directory(acme, lab)  # a good copy again
 
@@ -149,13 +201,9 @@ def test_renew_force_moves_live_and_keeps_the_old_version(acme: Certcli, lab: La
     old_serial = _leaf(acme, "renew.certcli.test").serial_number
     run = ok(acme("renew", "--force"))
     assert run.stdout.startswith("Renewed renew.certcli.test")
-    lineage = acme.config_dir / "certs" / "renew.certcli.test"
-    assert os.readlink(lineage / "live") == "archive/0002"
+    assert live_version(acme, "renew.certcli.test") == 2
     assert _leaf(acme, "renew.certcli.test").serial_number != old_serial
-    archived = x509.load_pem_x509_certificate(
-        (lineage / "archive" / "0001" / "cert.pem").read_bytes()
-    )
-    assert archived.serial_number == old_serial
+    assert _version_cert(acme, "renew.certcli.test", 1).serial_number == old_serial
 
 
 def test_a_relative_webroot_is_kept_absolute_for_renewals_from_elsewhere(
@@ -163,7 +211,8 @@ def test_a_relative_webroot_is_kept_absolute_for_renewals_from_elsewhere(
 ) -> None:
     relative = os.path.relpath(lab.webroot, acme.cwd)
     ok(acme("issue", "relative.certcli.test", "--webroot", relative, "--agree-tos"))
-    toml = (acme.config_dir / "certs" / "relative.certcli.test" / "lineage.toml").read_text()
+    toml = lineage_settings(acme, "relative.certcli.test")
+    assert toml is not None
     kept = Path(tomllib.loads(toml)["webroot"])
     assert kept.is_absolute() and kept.resolve() == lab.webroot.resolve()
     acme.cwd = Path("/")  # cron runs renew from elsewhere
@@ -185,12 +234,13 @@ def test_renew_with_nothing_due_sends_no_request_and_prints_nothing(
 def test_dry_run_stores_nothing(acme: Certcli, lab: Lab) -> None:
     run = ok(_issue(acme, lab, "dry.certcli.test", "--dry-run"))
     assert "Dry run dry.certcli.test" in run.stdout
+    assert lineage_names(acme) == []
     assert not (acme.config_dir / "certs" / "dry.certcli.test").exists()
     ok(_issue(acme, lab, "wet.certcli.test"))
-    before = snapshot(acme.config_dir / "certs")
+    before = store_contents(acme)
     run = ok(acme("renew", "--dry-run"))
     assert "Dry run wet.certcli.test" in run.stdout
-    assert snapshot(acme.config_dir / "certs") == before
+    assert store_contents(acme) == before
 
 
 def test_a_webroot_that_is_not_served_fails_validation_naming_the_domain(
@@ -217,6 +267,7 @@ def test_a_webroot_that_is_not_served_fails_validation_naming_the_domain(
 
 def test_ca_unreachable_is_one_clear_line_and_stores_nothing(acme: Certcli, lab: Lab) -> None:
     dead = f"https://127.0.0.1:{free_port()}/dir"
+    before = store_contents(acme)
     run = _issue(acme, lab, "down.certcli.test", "--server", dead)
     assert run.code == 10
     assert (
@@ -225,7 +276,7 @@ def test_ca_unreachable_is_one_clear_line_and_stores_nothing(acme: Certcli, lab:
         .startswith(f"certcli: error: cannot reach the CA at {dead}")
     )
     assert "Traceback" not in run.stderr
-    assert not (acme.config_dir / "certs" / "down.certcli.test").exists()
+    assert store_contents(acme) == before
 
 
 def test_tls_to_the_ca_is_verified(acme: Certcli, lab: Lab) -> None:
@@ -242,7 +293,7 @@ def test_terms_of_service_must_be_accepted(acme: Certcli, lab: Lab) -> None:
     run = acme("issue", "tos.certcli.test", "--webroot", lab.webroot)
     assert run.code == 2
     assert "terms of service" in run.stderr and "--agree-tos" in run.stderr
-    assert not (acme.config_dir / "accounts").exists()
+    assert not _has_account(acme)
 
 
 def test_an_existing_name_is_refused_unless_forced_or_expanded(acme: Certcli, lab: Lab) -> None:
@@ -257,11 +308,7 @@ def test_an_existing_name_is_refused_unless_forced_or_expanded(acme: Certcli, la
         "exists.certcli.test",
         "www.exists.certcli.test",
     }
-    assert sorted(os.listdir(acme.config_dir / "certs" / "exists.certcli.test" / "archive")) == [
-        "0001",
-        "0002",
-        "0003",
-    ]
+    assert version_numbers(acme, "exists.certcli.test") == [1, 2, 3]
 
 
 def test_preferred_chain_picks_the_alternate_root(acme: Certcli, lab: Lab) -> None:

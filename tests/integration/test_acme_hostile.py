@@ -15,7 +15,17 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.conftest import Certcli, Run, started_lab
+from tests.conftest import (
+    ON_POSTGRES,
+    Certcli,
+    Run,
+    lineage_names,
+    live_dir,
+    on_pg,
+    on_postgres,
+    started_lab,
+    version_numbers,
+)
 from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
@@ -42,6 +52,28 @@ def hostile(certcli: Certcli, hostile_lab: Lab) -> Certcli:
     return certcli.point_at(hostile_lab)
 
 
+def _has_account(certcli: Certcli) -> bool:
+    if on_pg(certcli):
+        import psycopg
+
+        with psycopg.connect(
+            certcli.env["CERTCLI_STORE_URL"],
+            password=certcli.env.get("PGPASSWORD"),
+            autocommit=True,
+        ) as connection:
+            return bool(connection.execute("SELECT 1 FROM certcli.accounts").fetchall())
+    return any((certcli.config_dir / "accounts").rglob("account.json"))
+
+
+def _second_store(request: pytest.FixtureRequest, config_dir: Path, cwd: Path) -> Certcli:
+    """Another store of the test's kind (its own database on PostgreSQL)."""
+    found = Certcli(config_dir, cwd)
+    if ON_POSTGRES:
+        server = request.getfixturevalue("postgres")
+        on_postgres(found, server.new_database(), server, "test-host")
+    return found
+
+
 def _issue(certcli: Certcli, lab: Lab, *args: str) -> Run:
     return certcli(
         "issue",
@@ -62,7 +94,7 @@ def test_without_eab_the_account_is_refused_before_any_order(
     run = hostile("issue", "noeab.certcli.test", "--webroot", hostile_lab.webroot, "--agree-tos")
     assert run.code == 2
     assert "requires External Account Binding" in run.stderr and "--eab-kid" in run.stderr
-    assert not (hostile.config_dir / "certs" / "noeab.certcli.test").exists()
+    assert lineage_names(hostile) == []
 
 
 def test_twenty_issuances_in_a_row_through_half_the_nonces_rejected(
@@ -86,7 +118,7 @@ def test_renew_renews_what_is_due_and_only_that(
     hostile: Certcli, hostile_lab: Lab, tmp_path: Path
 ) -> None:
     assert _issue(hostile, hostile_lab, "due.certcli.test").code == 0
-    live = hostile.config_dir / "certs" / "due.certcli.test" / "live"
+    live = live_dir(hostile, "due.certcli.test")
     cert = x509.load_pem_x509_certificate((live / "cert.pem").read_bytes())
     # inside the window: half of the lifetime left
     window = cert.not_valid_before_utc + (cert.not_valid_after_utc - cert.not_valid_before_utc) / 2
@@ -96,7 +128,7 @@ def test_renew_renews_what_is_due_and_only_that(
     assert "Renewed due.certcli.test" in run.stdout
     renewed = x509.load_pem_x509_certificate((live / "cert.pem").read_bytes())
     assert renewed.serial_number != cert.serial_number
-    assert (hostile.config_dir / "certs" / "due.certcli.test" / "archive" / "0001").is_dir()
+    assert version_numbers(hostile, "due.certcli.test") == [1, 2]
 
 
 def test_renewing_ten_lineages_four_at_a_time_through_half_the_nonces_rejected(
@@ -122,7 +154,7 @@ def test_renewing_ten_lineages_four_at_a_time_through_half_the_nonces_rejected(
     assert sorted(r["name"] for r in results) == names
     assert {r["action"] for r in results} == {"renewed"}
     for name in names:
-        assert (hostile.config_dir / "certs" / name / "archive" / "0002").is_dir()
+        assert version_numbers(hostile, name) == [1, 2]
 
 
 def _issue_without_the_key_on_the_command_line(
@@ -132,7 +164,7 @@ def _issue_without_the_key_on_the_command_line(
 
 
 def test_the_eab_key_from_a_file_or_the_environment_never_on_the_command_line(
-    hostile: Certcli, hostile_lab: Lab, tmp_path: Path
+    hostile: Certcli, hostile_lab: Lab, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     key_file = tmp_path / "eab.key"
     key_file.write_text(HMAC + "\n")
@@ -150,16 +182,16 @@ def test_the_eab_key_from_a_file_or_the_environment_never_on_the_command_line(
     assert HMAC not in run.stdout + run.stderr
 
     # a second store (a new account), the key ID and the key from the environment alone
-    other = Certcli(tmp_path / "other", tmp_path).point_at(hostile_lab)
+    other = _second_store(request, tmp_path / "other", tmp_path).point_at(hostile_lab)
     env = {"CERTCLI_EAB_KID": KID, "CERTCLI_EAB_HMAC_KEY": HMAC}
     run = _issue_without_the_key_on_the_command_line(
         other, hostile_lab, "eabenv.certcli.test", env=env
     )
     assert run.code == 0, run.stderr
-    assert (other.config_dir / "certs" / "eabenv.certcli.test" / "live" / "cert.pem").is_file()
+    assert (live_dir(other, "eabenv.certcli.test") / "cert.pem").is_file()
 
     # a key on stdin ('-')
-    third = Certcli(tmp_path / "third", tmp_path).point_at(hostile_lab)
+    third = _second_store(request, tmp_path / "third", tmp_path).point_at(hostile_lab)
     run = third(
         "issue",
         "eabstdin.certcli.test",
@@ -224,7 +256,7 @@ def test_eab_options_that_do_not_go_together_are_refused_before_any_request(
         assert run.code in (2, 3), run.stderr
         assert words in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert len(hostile_lab.acme_requests()) == before
-    assert not (hostile.config_dir / "certs" / "eabbad.certcli.test").exists()
+    assert lineage_names(hostile) == []
 
 
 @pytest.mark.parametrize("wrong", ["kid", "hmac"])
@@ -245,9 +277,7 @@ def test_a_wrong_eab_key_says_so_not_the_cas_cryptic_words(
     assert "the EAB key or key ID is probably wrong" in run.stderr
     assert "--eab-kid" in run.stderr and "--eab-hmac-key" in run.stderr
     assert other_hmac not in run.stderr
-    assert not (hostile.config_dir / "accounts").exists() or not any(
-        (hostile.config_dir / "accounts").rglob("account.json")
-    )
+    assert not _has_account(hostile)
 
 
 def test_v_logs_the_conversation_with_the_ca_and_no_secret(

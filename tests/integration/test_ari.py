@@ -3,7 +3,6 @@ the lab's Pebble (Debian's Pebble 2.4 offers neither)."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -11,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import Certcli, ok
+from tests.conftest import Certcli, lineage_settings, lineage_state, ok
 from tests.jsonschemas import problems
 from tests.lab import Lab
 from tests.lab.ari import AriShim
@@ -34,7 +33,7 @@ def ari(certcli: Certcli, lab: Lab, shim: AriShim) -> Certcli:
 
 
 def _state(certcli: Certcli, name: str) -> dict:
-    return json.loads((certcli.config_dir / "certs" / name / "state.json").read_text())
+    return lineage_state(certcli, name)
 
 
 def test_the_window_is_fetched_at_issuance_and_cached_until_retry_after(
@@ -127,8 +126,7 @@ def test_profiles_are_checked_before_any_order_and_kept(
             "shortlived",
         )
     )
-    lineage = (ari.config_dir / "certs" / "p.certcli.test" / "lineage.toml").read_text()
-    assert 'profile = "shortlived"' in lineage
+    assert 'profile = "shortlived"' in (lineage_settings(ari, "p.certcli.test") or "")
     ok(ari("renew", "--force"))
 
 

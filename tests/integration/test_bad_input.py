@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Certcli, snapshot
+from tests.conftest import Certcli, snapshot, store_contents
 from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
@@ -148,7 +148,7 @@ def test_bad_input_is_one_line_an_exit_code_and_no_change(
     if "already has a CSR" in words:
         setup("csr", "site.example.com", "--name", "site2", "--out", "y.csr")
         args = [a if a != "site" else "site2" for a in args]
-    before = snapshot(setup.config_dir)
+    before = snapshot(setup.config_dir), store_contents(setup)
     run = setup(*args)
     assert run.code == code, run.stderr
     lines = run.stderr.strip().splitlines()
@@ -156,7 +156,7 @@ def test_bad_input_is_one_line_an_exit_code_and_no_change(
     assert lines[0].startswith("certcli: error: ")
     assert words in lines[0]
     assert "Traceback" not in run.stderr
-    assert snapshot(setup.config_dir) == before
+    assert (snapshot(setup.config_dir), store_contents(setup)) == before
 
 
 def test_an_unwritable_config_dir_is_one_line(certcli: Certcli, tmp_path: Path) -> None:
