@@ -172,10 +172,13 @@ def lineage_names(ctx: typer.Context, incomplete: str) -> list[str]:
 
     from certcli.config import config_dir
     from certcli.storage.files import Store
+    from certcli.storage.mirror import LocalLive
 
     given = ctx.find_root().params.get("config_dir")  # a plain string: nothing is converted
     try:
-        names = Store(config_dir(Path(given) if given else None)).names()
+        root = config_dir(Path(given) if given else None)
+        # a host of a PostgreSQL store: the lineages it serves (no database at a Tab)
+        names = Store(root).names() or LocalLive(root).names()
     except Exception:  # an unreadable store completes nothing rather than failing
         return []
     return [n for n in names if n.startswith(incomplete)]

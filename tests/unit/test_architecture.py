@@ -151,6 +151,7 @@ CLI_BELOW_FLOWS_ALLOWED = {
     ("certcli.cli.runtime", "certcli.storage.protocol"),  # the type of `Runtime.store`
     # a Tab completes lineage names from the store, without a flow (or a config) loaded
     ("certcli.cli.completion", "certcli.storage.files"),
+    ("certcli.cli.completion", "certcli.storage.mirror"),  # a PostgreSQL host's live/
 }
 
 
