@@ -9,11 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Certcli, ok, snapshot
+from tests.conftest import ON_POSTGRES, Certcli, ok, on_pg, snapshot, store_contents
 from tests.integration.test_import_certbot import fake_lineage
 from tests.lab.localca import LocalCA
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]  # a hang fails, not blocks
+# a hang fails, not blocks; a run on PostgreSQL costs more (the driver, the key's passphrase)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180 if ON_POSTGRES else 60)]
+
+
+@pytest.fixture(autouse=True)
+def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's password for this process too (the store helpers connect from here)."""
+    if on_pg(certcli):
+        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 def _fifo(path: Path) -> None:
@@ -48,13 +56,18 @@ def files(certcli: Certcli, ca: LocalCA, tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _everything(certcli: Certcli) -> tuple[dict, dict]:
+    """The config dir's files and the store's contents (the same thing on the file store)."""
+    return snapshot(certcli.config_dir), store_contents(certcli)
+
+
 def _refused(certcli: Certcli, argv: list[str | Path], words: str) -> None:
-    before = snapshot(certcli.config_dir)
+    before = _everything(certcli)
     run = certcli(*argv)
     assert run.code == 4, (argv, run.stderr)
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], (argv, run.stderr)
-    assert snapshot(certcli.config_dir) == before
+    assert _everything(certcli) == before
 
 
 @pytest.mark.parametrize(("label", "make", "words"), KINDS, ids=[k[0] for k in KINDS])

@@ -4,16 +4,34 @@ CA is involved)."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import Certcli, ok
+from tests.conftest import (
+    PASSPHRASE,
+    Certcli,
+    _query,
+    lineage_names,
+    lineage_state,
+    ok,
+    on_pg,
+    write_state,
+)
 from tests.jsonschemas import problems
 from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's password for this process too (the store helpers connect from here)."""
+    if on_pg(certcli):
+        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 def _issue(acme: Certcli, lab: Lab, name: str, *args: str) -> None:
@@ -32,22 +50,58 @@ def _account_dir(acme: Certcli) -> Path:
     return account
 
 
+def _account(acme: Certcli) -> dict:
+    """The stored account (account.json), whichever store."""
+    if on_pg(acme):
+        ((account,),) = _query(acme, "SELECT account FROM certcli.accounts")
+        return dict(account)
+    return json.loads((_account_dir(acme) / "account.json").read_text())
+
+
+def _account_key(acme: Certcli) -> bytes:
+    """The stored account key as stored (encrypted on PostgreSQL): it changes with the key."""
+    if on_pg(acme):
+        ((key,),) = _query(acme, "SELECT key_encrypted FROM certcli.accounts")
+        return bytes(key)
+    return (_account_dir(acme) / "key.pem").read_bytes()
+
+
+def _store(acme: Certcli) -> Any:
+    """The store certcli uses, opened here as a second process would hold its locks."""
+    if on_pg(acme):
+        from certcli.storage.pgstore import PostgresStore
+        from certcli.storage.postgres import StoreUrl
+
+        url = StoreUrl.parse(acme.env["CERTCLI_STORE_URL"], "the test")
+        return PostgresStore(url, acme.config_dir, PASSPHRASE.encode(), "the-test")
+    from certcli.storage.files import Store
+
+    return Store(acme.config_dir)
+
+
 def test_delete_asks_and_removes_the_whole_lineage(acme: Certcli, lab: Lab) -> None:
     _issue(acme, lab, "del.certcli.test")
-    lineage = acme.config_dir / "certs" / "del.certcli.test"
     run = acme("delete", "del.certcli.test")
-    assert run.code == 7 and "--yes" in run.stderr and lineage.is_dir()
+    assert run.code == 7 and "--yes" in run.stderr
+    assert lineage_names(acme) == ["del.certcli.test"]
     ok(acme("delete", "del.certcli.test", "--yes"))
-    assert not lineage.exists()
-    assert list((acme.config_dir / "certs").iterdir()) == []
-    # its lock file goes too; another lineage's stays
+    assert lineage_names(acme) == [] and lineage_state(acme, "del.certcli.test") == {}
+    if on_pg(acme):
+        assert _query(acme, "SELECT count(*) FROM certcli.versions") == [(0,)]
+        assert not (acme.config_dir / "live" / "del.certcli.test").exists()
+    else:
+        assert list((acme.config_dir / "certs").iterdir()) == []
+    # its lock file goes too; another lineage's stays (the file store's locks are files)
     locks = acme.config_dir / "locks"
     assert not (locks / "lineage-del.certcli.test.lock").exists()
     assert acme("delete", "del.certcli.test", "--yes").code == 3
     ok(acme("csr", "kept.certcli.test", "--out", "k.csr"))
     ok(acme("csr", "gone.certcli.test", "--out", "g.csr"))
     ok(acme("delete", "gone.certcli.test", "--yes"))
-    assert sorted(p.name for p in locks.glob("lineage-*")) == ["lineage-kept.certcli.test.lock"]
+    assert lineage_names(acme) == ["kept.certcli.test"]
+    if not on_pg(acme):
+        kept = ["lineage-kept.certcli.test.lock"]
+        assert sorted(p.name for p in locks.glob("lineage-*")) == kept
 
 
 def test_config_set_and_get(certcli: Certcli) -> None:
@@ -78,17 +132,21 @@ def test_account_show_update_rollover_deactivate(acme: Certcli, lab: Lab) -> Non
     updated = ok(acme("account", "update", "--email", "second@certcli.test", "--json")).json()
     assert updated["contact"] == ["mailto:second@certcli.test"]
     assert "POST /my-account/" in lab.acme_requests()[before:]  # Pebble logs the route
-    stored = json.loads((_account_dir(acme) / "account.json").read_text())
-    assert stored["contact"] == ["mailto:second@certcli.test"]
+    assert _account(acme)["contact"] == ["mailto:second@certcli.test"]
 
-    old_key = (_account_dir(acme) / "key.pem").read_bytes()
+    old_key = _account_key(acme)
     before = len(lab.acme_requests())
     rolled = ok(acme("account", "rollover"))
     assert "dns-persist-01 records" in rolled.stderr and "stay valid" in rolled.stderr
     assert _endpoint(lab, "keyChange") in lab.acme_requests()[before:]
-    key = _account_dir(acme) / "key.pem"
-    assert key.read_bytes() != old_key and stat.S_IMODE(key.stat().st_mode) == 0o600
-    assert not (_account_dir(acme) / "key.pem.new").exists()
+    assert _account_key(acme) != old_key
+    if on_pg(acme):  # the staged key is gone once the CA has the new one
+        staged = "SELECT count(*) FROM certcli.accounts WHERE staged_key_encrypted IS NOT NULL"
+        assert _query(acme, staged) == [(0,)]
+    else:
+        key = _account_dir(acme) / "key.pem"
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+        assert not (_account_dir(acme) / "key.pem.new").exists()
     # the CA knows the new key: the next order needs no new account
     before = len(lab.acme_requests())
     _issue(acme, lab, "after-rollover.certcli.test")
@@ -155,29 +213,28 @@ def test_revoke_then_renew_replaces_it(acme: Certcli, lab: Lab) -> None:
 
 
 def test_an_account_change_waits_for_the_account_lock(acme: Certcli, lab: Lab) -> None:
-    from certcli.storage.files import Store
-
     _issue(acme, lab, "acctlock.certcli.test")
-    key = (_account_dir(acme) / "key.pem").read_bytes()
-    with Store(acme.config_dir).lock_account(lab.directory_url):
+    key = _account_key(acme)
+    with _store(acme).lock_account(lab.directory_url):
         run = acme("account", "rollover")  # CERTCLI_LOCK_WAIT=1 in the tests
-    assert run.code == 6 and "the ACME account is locked by PID" in run.stderr, run.stderr
-    assert (_account_dir(acme) / "key.pem").read_bytes() == key
+    # the file store names the PID; PostgreSQL names the host and the PID
+    assert run.code == 6 and "the ACME account is locked by" in run.stderr, run.stderr
+    assert f"PID {os.getpid()}" in run.stderr
+    assert _account_key(acme) == key
     ok(acme("account", "rollover"))
-    assert (_account_dir(acme) / "key.pem").read_bytes() != key
+    assert _account_key(acme) != key
 
 
 def _state(acme: Certcli, name: str) -> dict:
-    return json.loads((acme.config_dir / "certs" / name / "state.json").read_text())
+    return lineage_state(acme, name)
 
 
 def test_revoking_twice_records_the_revocation_the_ca_already_had(acme: Certcli, lab: Lab) -> None:
     _issue(acme, lab, "twice.certcli.test")
     ok(acme("revoke", "twice.certcli.test"))
-    state = acme.config_dir / "certs" / "twice.certcli.test" / "state.json"
-    recorded = json.loads(state.read_text())
+    recorded = lineage_state(acme, "twice.certcli.test")
     del recorded["revoked"]  # as if the first run could not record it
-    state.write_text(json.dumps(recorded))
+    write_state(acme, "twice.certcli.test", recorded)
     run = ok(acme("revoke", "twice.certcli.test", "--reason", "superseded", "--json"))
     assert run.json()["revoked"] is True and run.json()["already_revoked"] is True
     assert "was already revoked at the CA; recorded now" in run.stderr
@@ -188,31 +245,55 @@ def test_revoking_twice_records_the_revocation_the_ca_already_had(acme: Certcli,
     assert result["action"] == "renewed" and result["reason"] == "revoked"
 
 
+def _read_only(acme: Certcli, on: bool) -> None:
+    """The PostgreSQL store's database read-only for new sessions (or writable again)."""
+    import psycopg
+
+    url = acme.env["CERTCLI_STORE_URL"]
+    database = url.rsplit("/", 1)[1]
+    setting = "SET default_transaction_read_only = on" if on else "RESET ALL"
+    options = "-c default_transaction_read_only=off"
+    with psycopg.connect(url, autocommit=True, options=options) as c:
+        c.execute(f'ALTER DATABASE "{database}" {setting}')
+
+
 def test_revoke_on_a_store_that_cannot_record_it_asks_the_ca_nothing(
     acme: Certcli, lab: Lab
 ) -> None:
-    """The lineage directory on a read-only mount (root ignores file modes): the revocation
-    could not be recorded, so the CA is not asked; later, with the store writable, it is."""
+    """The lineage directory on a read-only mount (root ignores file modes), or the
+    PostgreSQL store's database read-only: the revocation could not be recorded, so the CA
+    is not asked; later, with the store writable, it is."""
     import subprocess
 
     from tests.conftest import CERTCLI
 
-    if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
-        pytest.fail("this test needs root and mount namespaces (unshare -m)")
     name = "rostore.certcli.test"
     _issue(acme, lab, name)
-    lineage = acme.config_dir / "certs" / name
     before = len(lab.acme_requests())
-    script = f"mount --bind -o ro {lineage} {lineage} && exec {CERTCLI} revoke {name}"
-    proc = subprocess.run(
-        ["unshare", "-m", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        env=acme.environ(),
-        cwd=acme.cwd,
-    )
-    assert proc.returncode == 5, proc.stderr
-    assert "Read-only file system" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    if on_pg(acme):
+        _read_only(acme, True)
+        try:
+            run = acme("revoke", name)
+        finally:
+            _read_only(acme, False)
+        code, stderr, says = run.code, run.stderr, "read-only transaction"
+    else:
+        if subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode != 0:
+            pytest.fail("this test needs root and mount namespaces (unshare -m)")
+        lineage = acme.config_dir / "certs" / name
+        script = f"mount --bind -o ro {lineage} {lineage} && exec {CERTCLI} revoke {name}"
+        proc = subprocess.run(
+            ["unshare", "-m", "sh", "-c", script],
+            capture_output=True,
+            text=True,
+            env=acme.environ(),
+            cwd=acme.cwd,
+        )
+        code, stderr, says = proc.returncode, proc.stderr, "Read-only file system"
+    assert code == 5, stderr
+    assert says in stderr and "Traceback" not in stderr, stderr
+    if not on_pg(acme):
+        assert len(stderr.strip().splitlines()) == 1
     assert _endpoint(lab, "revokeCert") not in lab.acme_requests()[before:]
     assert "revoked" not in _state(acme, name)
     run = ok(acme("revoke", name, "--json"))  # the CA had not revoked it: now it does
@@ -221,13 +302,12 @@ def test_revoke_on_a_store_that_cannot_record_it_asks_the_ca_nothing(
 
 
 def test_revoke_waits_for_the_lineage_lock(acme: Certcli, lab: Lab) -> None:
-    from certcli.storage.files import Store
-
     _issue(acme, lab, "revlock.certcli.test")
     before = len(lab.acme_requests())
-    with Store(acme.config_dir).lock("revlock.certcli.test"):
+    with _store(acme).lock("revlock.certcli.test"):
         run = acme("revoke", "revlock.certcli.test")  # CERTCLI_LOCK_WAIT=1 in the tests
-    assert run.code == 6 and "is locked by PID" in run.stderr, run.stderr
+    assert run.code == 6 and "is locked by" in run.stderr, run.stderr
+    assert f"PID {os.getpid()}" in run.stderr
     assert _endpoint(lab, "revokeCert") not in lab.acme_requests()[before:]
     assert not (acme.config_dir / "locks" / "lineage-nosuch.certcli.test.lock").exists()
     assert acme("revoke", "nosuch.certcli.test").code == 3

@@ -12,11 +12,19 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.conftest import Certcli, ok
+from tests.conftest import Certcli, lineage_settings, lineage_state, live_dir, ok, on_pg
 from tests.lab import SITE_ZONE, Lab
 from tests.lab.a2c import A2C, ISSUER_DOMAIN
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's password for this process too (the store helpers connect from here)."""
+    if on_pg(certcli):
+        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
+
 
 PERSIST = ("--challenge", "dns-persist-01")
 
@@ -35,7 +43,7 @@ def _orders(a2c: A2C) -> int:
 
 
 def _cert(certcli: Certcli, name: str) -> x509.Certificate:
-    pem = (certcli.config_dir / "certs" / name / "live" / "cert.pem").read_bytes()
+    pem = (live_dir(certcli, name) / "cert.pem").read_bytes()
     return x509.load_pem_x509_certificate(pem)
 
 
@@ -93,7 +101,7 @@ def test_apex_and_wildcard_by_a_persistent_record_with_no_dns_write(
     assert cert.issuer == issuing.subject
     assert lab.dns_updates() == updates, "issuance wrote nothing to DNS"
 
-    settings = (persist.config_dir / "certs" / domain / "lineage.toml").read_text()
+    settings = lineage_settings(persist, domain) or ""
     assert 'challenge = "dns-persist-01"' in settings
     (entry,) = ok(persist("status", "--json")).json()["lineages"]
     assert {s["name"]: s["dns_status"] for s in entry["sans"]} == {
@@ -124,7 +132,7 @@ def test_a_record_that_disappeared_fails_the_renewal_before_any_order(
     assert result["action"] == "failed"
     assert f"{domain} (missing: no TXT record" in result["error"]
     assert _orders(a2c) == before
-    state = json.loads(Path(persist.config_dir / "certs" / domain / "state.json").read_text())
+    state = lineage_state(persist, domain)
     assert state["dns"]["sans"][domain]["status"] == "missing"
 
 
@@ -148,7 +156,7 @@ def test_a_record_ending_before_the_next_renewal_is_said_and_notified(
     run = ok(persist("issue", domain, *PERSIST))
     assert f"the record that validates {domain} at " in run.stderr
     assert "ends before the next renewal" in run.stderr
-    state = json.loads((persist.config_dir / "certs" / domain / "state.json").read_text())
+    state = lineage_state(persist, domain)
     assert state["dns"]["sans"][domain]["valid_until"] == until
 
     renewed = ok(persist("renew", "--force", "--json")).json()
@@ -176,15 +184,14 @@ def test_a_lineage_moves_to_dns_persist_01_with_force_renewal(
     domain = f"move-{secrets.token_hex(3)}.{SITE_ZONE}"
     lab.update(SITE_ZONE, ("replace", domain, "A", ["127.0.0.1"]))
     ok(persist("issue", domain, "--webroot", lab.webroot))
-    settings = persist.config_dir / "certs" / domain / "lineage.toml"
-    assert 'challenge = "http-01"' in settings.read_text()
+    assert 'challenge = "http-01"' in (lineage_settings(persist, domain) or "")
     # not yet published: refused, and the lineage keeps its method and certificate
     refused = persist("issue", domain, "--force-renewal", *PERSIST)
     assert refused.code == 17, refused.stderr
-    assert 'challenge = "http-01"' in settings.read_text()
+    assert 'challenge = "http-01"' in (lineage_settings(persist, domain) or "")
     _publish(lab, domain, f"{ISSUER_DOMAIN}; accounturi={account}")
     ok(persist("issue", domain, "--force-renewal", *PERSIST))
-    assert 'challenge = "dns-persist-01"' in settings.read_text()
+    assert 'challenge = "dns-persist-01"' in (lineage_settings(persist, domain) or "")
     (entry,) = ok(persist("status", "--json")).json()["lineages"]
     assert entry["sans"][0]["challenge_name"] == f"_validation-persist.{domain}"
     updates = lab.dns_updates()

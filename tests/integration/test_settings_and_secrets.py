@@ -9,11 +9,34 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Certcli, Run, ok, snapshot
+from tests.conftest import (
+    Certcli,
+    Run,
+    lineage_names,
+    lineage_settings,
+    ok,
+    on_pg,
+    snapshot,
+    store_contents,
+    write_settings,
+)
 from tests.lab import Lab
 from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's password for this process too (the store helpers connect from here)."""
+    if on_pg(certcli):
+        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
+
+
+def _everything(certcli: Certcli) -> tuple[dict, dict]:
+    """The config dir's files and the store's contents (the same thing on the file store)."""
+    return snapshot(certcli.config_dir), store_contents(certcli)
+
 
 TOKEN = "T0KEN-b2a9c1f7e5d3"
 
@@ -123,7 +146,7 @@ def uploaded(certcli: Certcli, ca: LocalCA, tmp_path: Path) -> Certcli:
 def test_names_with_a_control_character_are_refused_and_nothing_changes(
     uploaded: Certcli, lab: Lab, char: str
 ) -> None:
-    before = snapshot(uploaded.config_dir)
+    before = _everything(uploaded)
     cases = [
         (["issue", "x.example.com", "--webroot", lab.webroot, "--name", f"x{char}"], "name"),
         (["issue", f"x.example.com{char}", "--webroot", lab.webroot], "domain"),
@@ -142,7 +165,7 @@ def test_names_with_a_control_character_are_refused_and_nothing_changes(
             what, "invalid setting name"
         ) in line
         assert repr(char)[1:-1] in line  # the name is shown with the character visible
-    assert snapshot(uploaded.config_dir) == before
+    assert _everything(uploaded) == before
 
 
 @pytest.mark.parametrize("char", ["\n", "\r", "\t", "\x00"])
@@ -152,13 +175,13 @@ def test_an_uploaded_certificate_whose_name_holds_a_control_character_is_refused
     issued = ca.issue([f"evil{char}.site.example.com", "site.example.com"])
     (tmp_path / "evil.pem").write_bytes(issued.fullchain_pem)
     (tmp_path / "evil.key").write_bytes(issued.key_pem)
-    before = snapshot(uploaded.config_dir)
+    before = _everything(uploaded)
     for name in ("site", "fresh"):
         run = uploaded("upload", name, "--cert", "evil.pem", "--key", "evil.key", "--yes")
         assert run.code == 4, run.stderr
         line = _one_error_line(run)
         assert "which is not a valid domain" in line and repr(char)[1:-1] in line
-    assert snapshot(uploaded.config_dir) == before
+    assert _everything(uploaded) == before
 
 
 # -- no internal error from a bad value ----------------------------------------------------
@@ -191,7 +214,7 @@ def test_a_bad_value_in_the_environment_is_exit_2_naming_it(
     assert run.code == 2, run.stderr
     line = _one_error_line(run)
     assert f"{variable} (environment)" in line and words in line
-    assert not (acme.config_dir / "certs" / "env.certcli.test").exists()
+    assert lineage_names(acme) == []
 
 
 @pytest.mark.parametrize(
@@ -229,7 +252,7 @@ def test_a_bad_value_on_the_command_line_is_exit_2_naming_it(
     run = acme(*argv)
     assert run.code == 2, run.stderr
     assert words in _one_error_line(run)
-    assert snapshot(acme.config_dir) == {}
+    assert snapshot(acme.config_dir) == {} and lineage_names(acme) == []
 
 
 CONFIG_CASES = [
@@ -280,7 +303,7 @@ def test_a_bad_value_in_config_toml_is_exit_5_naming_the_key_and_the_file(
         assert run.code == 5, run.stderr
         line = _one_error_line(run)
         assert f": {key} in {path} " in line and f"fix it in {path}" in line
-    assert not (acme.config_dir / "certs" / "cfg.certcli.test").exists()
+    assert lineage_names(acme) == []
 
 
 @pytest.mark.parametrize(
@@ -302,15 +325,19 @@ def test_a_bad_value_in_lineage_toml_is_exit_5_naming_the_key_and_the_file(
     acme: Certcli, lab: Lab, changes: str, key: str
 ) -> None:
     ok(acme("issue", "lt.certcli.test", "--webroot", lab.webroot, "--agree-tos"))
-    path = acme.config_dir / "certs" / "lt.certcli.test" / "lineage.toml"
-    kept = {k: v for k, v in tomllib.loads(path.read_text()).items() if k != key}
+    text = lineage_settings(acme, "lt.certcli.test") or ""
+    kept = {k: v for k, v in tomllib.loads(text).items() if k != key}
     import tomli_w
 
-    path.write_text(tomli_w.dumps(kept) + "\n" + changes + "\n")
+    write_settings(acme, "lt.certcli.test", tomli_w.dumps(kept) + "\n" + changes + "\n")
     run = acme("revoke", "lt.certcli.test")
     assert run.code == 5, run.stderr
     line = _one_error_line(run)
-    assert f"{key} in {path} " in line and f"fix it in {path}" in line
+    if on_pg(acme):  # the settings are a row of the database
+        assert f"{key} in the settings of 'lt.certcli.test' in postgresql://" in line, line
+    else:
+        path = acme.config_dir / "certs" / "lt.certcli.test" / "lineage.toml"
+        assert f"{key} in {path} " in line and f"fix it in {path}" in line
 
 
 def test_a_timeout_of_half_a_second_is_kept_as_such(acme: Certcli, lab: Lab) -> None:

@@ -63,6 +63,7 @@ def _read_only(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.file_store  # the file store's directories on a read-only mount
 def test_a_read_only_store_is_reported_as_such(
     certcli: Certcli, ca: LocalCA, tmp_path: Path
 ) -> None:
