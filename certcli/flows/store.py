@@ -91,6 +91,8 @@ def open_store(
     url = store_url(config)
     if url is None:
         return None
+    # keys are always encrypted here, but a bad value is refused as on the file store
+    setting("store.encrypt_keys", None, config, False)
     given = passphrase()
     if not given:
         raise UsageError(
