@@ -202,7 +202,12 @@ def scan_all(
                     "stamp": stamp,  # taken before reading: a change meanwhile shows
                     "until": item.extra["until"].timestamp(),
                     "domains": list(item.domains),
-                    "certificate": item.certificate.to_json(),
+                    # what an Outcome shows of it, no more: the index of 100,000 is read whole
+                    "certificate": {
+                        k: v
+                        for k, v in item.certificate.to_json().items()
+                        if k in INDEXED_CERTIFICATE
+                    },
                 }
         else:
             due.append(item)

@@ -47,6 +47,7 @@ class Sample:
     rss_kb: int
     ok: bool = True
     stderr: str = ""
+    cpu: float = 0.0  # user + system seconds (the scale rows show it: a busy machine's wall)
 
 
 @dataclass
@@ -80,7 +81,8 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, *, check: bool = True) 
     wall = time.perf_counter() - start
     if status != 0 and check:
         raise SystemExit(f"bench: {' '.join(map(str, argv[:3]))} failed:\n{err[-800:]}")
-    return Sample(wall, usage.ru_maxrss, status == 0, err)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Sample(wall, usage.ru_maxrss, status == 0, err, cpu)
 
 
 def run_all(commands: list[tuple[list[str], dict[str, str]]], cwd: Path) -> Sample:
@@ -460,12 +462,13 @@ def scale_section(rows: list[Row]) -> list[str]:
         f" batch row are {SCALE_BATCH:,} single-name HTTP-01 orders of one `certcli issue"
         " --each`, against the lab's Pebble, into a store with the account only.",
         "",
-        "| what | median s | min s | max s | max RSS MiB | ACME requests |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| what | median s | min s | max s | max RSS MiB | median CPU s | ACME requests |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         requests = f"{max(row.requests)}" if row.requests else "-"
-        lines.append(f"| {row.label} | {row.cells()} | {requests} |")
+        cpu = statistics.median(s.cpu for s in row.samples)
+        lines.append(f"| {row.label} | {row.cells()} | {cpu:.3f} | {requests} |")
     lines += ["", "Targets:", ""]
     for ending, kind, seconds, mib in SCALE_TARGETS:
         for row in rows:
