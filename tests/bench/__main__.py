@@ -460,7 +460,9 @@ def scale_section(rows: list[Row]) -> list[str]:
         " state.json its own); `renew` runs after one unmeasured run that wrote its index,"
         " `status --json` writes to /dev/null. The certificates of the"
         f" batch row are {SCALE_BATCH:,} single-name HTTP-01 orders of one `certcli issue"
-        " --each`, against the lab's Pebble, into a store with the account only.",
+        " --each`, against the lab's Pebble, into a store with the account only. Load"
+        f" average when written: {os.getloadavg()[0]:.1f} (CPU s: the process's own user +"
+        " system time, what a busy machine's wall hides).",
         "",
         "| what | median s | min s | max s | max RSS MiB | median CPU s | ACME requests |",
         "| --- | --- | --- | --- | --- | --- | --- |",
