@@ -6,7 +6,7 @@ lineages never parses a certificate.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -252,7 +252,15 @@ def _deploy_error(state: LineageState, version: int | None) -> str | None:
 def all_reports(
     store: Storage, now: datetime, diagnose: Diagnose | None = None, caa: Diagnose | None = None
 ) -> list[LineageReport]:
-    return [lineage_report(store, name, now, diagnose, caa) for name in store.names()]
+    return list(iter_reports(store, now, diagnose, caa))
+
+
+def iter_reports(
+    store: Storage, now: datetime, diagnose: Diagnose | None = None, caa: Diagnose | None = None
+) -> Iterator[LineageReport]:
+    """Every lineage's report, one at a time (`status --json` streams them)."""
+    for name in store.names():
+        yield lineage_report(store, name, now, diagnose, caa)
 
 
 def fail_on_matches(reports: list[LineageReport], fail_on: str) -> bool:

@@ -11,7 +11,9 @@ from certcli.cli.runtime import runtime
 from certcli.cli.tables import LABELS, san_table
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from datetime import datetime
+    from typing import Any
 
     from certcli.cli.output import Output
     from certcli.flows.sync import HostView
@@ -52,7 +54,7 @@ def status(
 ) -> None:
     """Show every lineage (or one, with its SANs) and what needs attention."""
     from certcli.errors import ExitCode, UsageError
-    from certcli.report import FAIL_ON, all_reports, fail_on_matches, lineage_report
+    from certcli.report import FAIL_ON, all_reports, fail_on_matches, iter_reports, lineage_report
 
     if fail_on is not None and fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on {fail_on!r} is not one of: {', '.join(FAIL_ON)}")
@@ -69,6 +71,20 @@ def status(
 
         diagnose = partial(diagnose_lineage, rt.store, rt.config, method=diagnoser(challenge))
         caa = partial(lineage_findings, rt.store, rt.config, method=challenge)
+    if rt.out.json_mode and not name:
+        # streamed: a report is written, checked against --fail-on and dropped
+        matched = False
+
+        def documents() -> Iterator[dict[str, Any]]:
+            nonlocal matched
+            for report in iter_reports(rt.store, now, diagnose, caa):
+                matched = matched or bool(fail_on and fail_on_matches([report], fail_on))
+                yield report.to_json()
+
+        rt.out.emit_json_items("lineages", documents())
+        if matched:
+            raise typer.Exit(ExitCode.FAILED)
+        return
     if name:
         reports = [lineage_report(rt.store, name, now, diagnose, caa)]
     else:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
@@ -106,6 +106,18 @@ class Output:
     def emit_json(self, payload: dict[str, Any]) -> None:
         """The one JSON document of a --json run."""
         sys.stdout.write(json.dumps(payload, indent=2, default=json_default) + "\n")
+
+    def emit_json_items(self, key: str, items: Iterable[dict[str, Any]]) -> None:
+        """The JSON document `{key: [items]}`, written item by item as they come: `status
+        --json` over 100,000 lineages holds one report at a time, not the whole document
+        (and json's C encoder writes each item, one a line; indent=2 takes its Python one)."""
+        write = sys.stdout.write
+        write(f"{{\n  {json.dumps(key)}: [")
+        first = True
+        for item in items:
+            write(("\n    " if first else ",\n    ") + json.dumps(item, default=json_default))
+            first = False
+        write("]\n}\n" if first else "\n  ]\n}\n")
 
     def table(
         self,

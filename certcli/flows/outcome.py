@@ -18,6 +18,10 @@ Progress = Callable[[str, Phase], None]
 RECORD_ENDING = "record_expiring"
 
 
+#: The fields of CertInfo.to_json an Outcome shows, as the renew index keeps them.
+INDEXED_CERTIFICATE = ("not_after", "serial", "fingerprint_sha256")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one lineage in one run."""
@@ -36,15 +40,27 @@ class Outcome:
 
     def to_json(self) -> dict[str, Any]:
         cert = self.certificate
+        # a lineage the renew index answered for: its certificate as the index keeps it
+        indexed = self.extra.get("indexed") if cert is None else None
+        if indexed is not None:
+            not_after, serial, fingerprint = (indexed[k] for k in INDEXED_CERTIFICATE)
+        elif cert is not None:
+            not_after, serial, fingerprint = (
+                rfc3339(cert.not_after),
+                cert.serial,
+                cert.fingerprint_sha256,
+            )
+        else:
+            not_after = serial = fingerprint = None
         return {
             "name": self.name,
             "action": str(self.action),
             "domains": list(self.domains),
             "version": self.version,
             "reason": self.reason,
-            "not_after": rfc3339(cert.not_after) if cert else None,
-            "serial": cert.serial if cert else None,
-            "fingerprint_sha256": cert.fingerprint_sha256 if cert else None,
+            "not_after": not_after,
+            "serial": serial,
+            "fingerprint_sha256": fingerprint,
             "error": self.error.message if self.error else None,
             "error_kind": getattr(self.error, "kind", "error") if self.error else None,
             "sans": [d.to_json() for d in getattr(self.error, "diagnoses", ())],

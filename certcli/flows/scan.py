@@ -11,8 +11,8 @@ from typing import Any
 from certcli.errors import CertcliError, StoreError
 from certcli.flows.ari import ari_window
 from certcli.flows.notify import MISMATCH_KEY, NOTICE_KEY, custom_outcome, recorded_notice
-from certcli.flows.outcome import Outcome
-from certcli.models import Action, CertInfo, LineageSettings, Mode, parse_rfc3339
+from certcli.flows.outcome import INDEXED_CERTIFICATE, Outcome
+from certcli.models import Action, LineageSettings, Mode, parse_rfc3339
 from certcli.renewal import deploy_pending, not_due_until, renewal_reason, renewal_window_start
 from certcli.storage.protocol import Storage
 
@@ -27,15 +27,21 @@ def heal(store: Storage, name: str) -> tuple[tuple[str, ...], bool]:
     return ((), True) if healed is None else ((healed[0],), healed[1])
 
 
-def not_due_by_index(entry: Any, name: str, stamp: list[Any], now: float) -> Outcome | None:
-    """The index's word on a lineage, if its stamp still holds and its time has not come."""
+def not_due_by_index(entry: Any, name: str, stamp: str, now: float) -> Outcome | None:
+    """The index's word on a lineage, if its stamp still holds and its time has not come.
+    Its certificate stays the index's JSON (Outcome.to_json reads it): a `renew` with
+    nothing due over 100,000 lineages builds no CertInfo."""
     if not isinstance(entry, dict) or entry.get("stamp") != stamp:
         return None
     try:
         if now >= entry["until"]:
             return None
-        certificate = CertInfo.from_json(entry["certificate"])
-        return Outcome(name, Action.NOT_DUE, tuple(entry["domains"]), certificate=certificate)
+        certificate, domains = entry["certificate"], entry["domains"]
+        if not all(isinstance(certificate[k], str) for k in INDEXED_CERTIFICATE):
+            return None
+        if not isinstance(domains, list):
+            return None
+        return Outcome(name, Action.NOT_DUE, tuple(domains), extra={"indexed": certificate})
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -196,7 +202,12 @@ def scan_all(
                     "stamp": stamp,  # taken before reading: a change meanwhile shows
                     "until": item.extra["until"].timestamp(),
                     "domains": list(item.domains),
-                    "certificate": item.certificate.to_json(),
+                    # what an Outcome shows of it, no more: the index of 100,000 is read whole
+                    "certificate": {
+                        k: v
+                        for k, v in item.certificate.to_json().items()
+                        if k in INDEXED_CERTIFICATE
+                    },
                 }
         else:
             due.append(item)

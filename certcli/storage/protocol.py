@@ -222,7 +222,7 @@ class Storage(Protocol):
 
     # -- the renew index (a cache) -----------------------------------------------------
 
-    def lineage_stamp(self, name: str) -> list[Any]:
+    def lineage_stamp(self, name: str) -> str:
         """What changes whenever the lineage's settings, state or current version do."""
 
     def read_renew_index(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import tomllib
+from os import readlink, stat
 from typing import Any
 
 from certcli.errors import StoreError
@@ -95,31 +96,36 @@ class StateStore(LockingStore):
 
     # -- the renew index: what `renew` found not due, and until when ---------------------
 
-    def lineage_stamp(self, name: str) -> list[Any]:
+    def lineage_stamp(self, name: str) -> str:
         """What changes whenever a lineage's settings, state or live version change: the
         inode, mtime and size of lineage.toml and state.json (certcli replaces files by
         rename, an editor writes them), where `live` points, the files of that version (a
-        removed one, its meta.json) so that `renew` heals what `status` shows Damaged."""
-        stamp: list[Any] = []
-        for filename in ("lineage.toml", "state.json"):
+        removed one, its meta.json) so that `renew` heals what `status` shows Damaged.
+
+        One string, as `renew` takes it of every lineage and its index keeps 100,000 of
+        them: five system calls, paths joined by hand (os.path.join costs as much as a
+        stat), nothing else."""
+        base = self._path(name) + "/"
+        parts: list[str] = []
+        for path in (base + "lineage.toml", base + "state.json"):
             try:
-                st = os.stat(self._path(name, filename))
-                stamp += [st.st_ino, st.st_mtime_ns, st.st_size]
+                st = stat(path)
+                parts.append(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}")
             except OSError:
-                stamp += [None, None, None]
-        live = self._path(name, "live")
+                parts.append("-")
+        live = base + "live"
         try:
-            stamp.append(os.readlink(live))
-            st = os.stat(live)  # the version it points at, gone or not, and its files
-            stamp += [st.st_ino, st.st_mtime_ns]
+            parts.append(readlink(live))
+            st = stat(live)  # the version it points at, gone or not, and its files
+            parts.append(f"{st.st_ino}:{st.st_mtime_ns}")
         except OSError:
-            stamp += [None, None, None]
+            parts.append("-")
         try:  # a live version's meta.json garbled in place (status: Damaged) is healed
-            st = os.stat(os.path.join(live, "meta.json"))
-            stamp += [st.st_ino, st.st_mtime_ns, st.st_size]
+            st = stat(live + "/meta.json")
+            parts.append(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}")
         except OSError:
-            stamp += [None, None, None]
-        return stamp
+            parts.append("-")
+        return "|".join(parts)
 
     def read_renew_index(self) -> dict[str, Any]:
         """The index `renew` keeps (a cache: anything odd in it means an empty one)."""

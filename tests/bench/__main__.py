@@ -33,6 +33,12 @@ BATCH = int(os.environ.get("BENCH_BATCH", "50"))
 # default); the bench gives it 1 s, in its favour.
 LEGO_SEQUENCE_INTERVAL = os.environ.get("BENCH_LEGO_SEQUENCE_INTERVAL", "1")
 SIZES = (10, 100, 1000)
+# The scale section (`python -m tests.bench scale`, or BENCH_ONLY=scale make bench): fewer
+# runs, as each row reads a store of SCALE_LINEAGES lineages or issues SCALE_BATCH certificates.
+SCALE_RUNS = int(os.environ.get("BENCH_SCALE_RUNS", "3"))
+SCALE_LINEAGES = int(os.environ.get("BENCH_SCALE_LINEAGES", "100000"))
+SCALE_BATCH = int(os.environ.get("BENCH_SCALE_BATCH", "1000"))
+SCALE_HEADING = "## Scale"
 
 
 @dataclass
@@ -41,6 +47,7 @@ class Sample:
     rss_kb: int
     ok: bool = True
     stderr: str = ""
+    cpu: float = 0.0  # user + system seconds (the scale rows show it: a busy machine's wall)
 
 
 @dataclass
@@ -74,7 +81,8 @@ def run(argv: list[str], env: dict[str, str], cwd: Path, *, check: bool = True) 
     wall = time.perf_counter() - start
     if status != 0 and check:
         raise SystemExit(f"bench: {' '.join(map(str, argv[:3]))} failed:\n{err[-800:]}")
-    return Sample(wall, usage.ru_maxrss, status == 0, err)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Sample(wall, usage.ru_maxrss, status == 0, err, cpu)
 
 
 def run_all(commands: list[tuple[list[str], dict[str, str]]], cwd: Path) -> Sample:
@@ -319,6 +327,202 @@ class Bench:
         return rows
 
 
+# -- scale: the file store with SCALE_LINEAGES lineages, SCALE_BATCH certificates at once ----
+
+
+def clone_lineages(origin: Path, root: Path, n: int) -> None:
+    """N lineages under root/certs made from one real lineage, fast enough for 100,000:
+    the version's files hard-linked (the same bytes, as cloned ones would be), lineage.toml
+    written with the new name, state.json copied (each lineage's own inode), links remade."""
+    files, dirs, links = [], [], []
+    for path in sorted(origin.rglob("*")):
+        rel = path.relative_to(origin)
+        if path.is_symlink():
+            links.append((rel, os.readlink(path)))
+        elif path.is_dir():
+            dirs.append(rel)
+        elif rel.parts[-1] not in ("lineage.toml", "state.json"):
+            files.append(rel)
+    toml = (origin / "lineage.toml").read_text()
+    state = (origin / "state.json").read_bytes() if (origin / "state.json").exists() else None
+    certs = root / "certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    source = origin
+    for i in range(n):
+        name = f"clone{i}.certcli.test"
+        lineage = certs / name
+        lineage.mkdir(mode=0o700)
+        for rel in dirs:
+            (lineage / rel).mkdir(mode=0o700)
+        for rel in files:  # a file system caps an inode's links (ext4: 65,000)
+            if i % 10_000 == 0:
+                shutil.copy2(origin / rel, lineage / rel)
+            else:
+                os.link(source / rel, lineage / rel)
+        if i % 10_000 == 0:
+            source = lineage
+        for rel, target in links:
+            os.symlink(target, lineage / rel)
+        text = toml.replace(f'name = "{origin.name}"', f'name = "{name}"')
+        fd = os.open(lineage / "lineage.toml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        if state is not None:
+            fd = os.open(lineage / "state.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(state)
+
+
+class Scale:
+    """The rows of the scale section; they need only certcli and the lab's Pebble."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench, self.work, self.lab = bench, bench.work, bench.lab
+
+    def store(self) -> Path:
+        """A store of SCALE_LINEAGES lineages cloned from one real issued lineage."""
+        source = self.work / "certcli"
+        if not (source / "certs").is_dir():  # one issuance: the account and the origin
+            argv, env = self.bench.certcli(self.bench.name("certcli"))
+            run(argv, env, self.work)
+        origin = next(p for p in (source / "certs").iterdir() if p.name.startswith("certcli"))
+        root = self.work / f"certcli-scale-{SCALE_LINEAGES}"
+        if not root.exists():
+            shutil.copytree(source / "accounts", root / "accounts")
+            start = time.perf_counter()
+            clone_lineages(origin, root, SCALE_LINEAGES)
+            took = time.perf_counter() - start
+            print(f"bench: {SCALE_LINEAGES} lineages cloned in {took:.1f} s", file=sys.stderr)
+        return root
+
+    def file_store(self) -> list[Row]:
+        root = self.store()
+        env = {**self.bench.base, **self.lab.env(), "CERTCLI_CONFIG_DIR": str(root)}
+        n = f"{SCALE_LINEAGES:,}"
+        renew = Row(f"file store, {n} lineages: renew, nothing due")
+        status = Row(f"file store, {n} lineages: status --json")
+        # The first run after the lineages appear reads each one and writes the index (the
+        # 1,000-lineage rows measure that case); the runs of cron after it are measured.
+        first = run([str(CERTCLI), "renew"], env, self.work)
+        print(f"bench: the first renew (no index) took {first.wall:.1f} s", file=sys.stderr)
+        for _ in range(SCALE_RUNS):
+            before = len(self.lab.acme_requests())
+            renew.samples.append(run([str(CERTCLI), "renew"], env, self.work))
+            renew.requests.append(len(self.lab.acme_requests()) - before)
+            status.samples.append(run([str(CERTCLI), "status", "--json"], env, self.work))
+        return [renew, status]
+
+    def batch(self) -> list[Row]:
+        """SCALE_BATCH certificates in one `issue --each`, into a store with the account."""
+        row = Row(f"{SCALE_BATCH:,} certificates: certcli issue --each")
+        for i in range(SCALE_RUNS):
+            root = self.work / f"certcli-batch-{i}"
+            shutil.copytree(self.work / "certcli" / "accounts", root / "accounts")
+            domains = [self.bench.name("scale") for _ in range(SCALE_BATCH)]
+            argv, env = self.bench.certcli(domains[0])
+            env = {**env, "CERTCLI_CONFIG_DIR": str(root)}
+            argv = [*argv[:2], *domains, "--each", *argv[3:]]
+            row.samples.append(run(argv, env, self.work))
+            issued = sum(1 for _ in (root / "certs").iterdir())
+            if issued != SCALE_BATCH:
+                raise SystemExit(f"bench: issue --each stored {issued} of {SCALE_BATCH}")
+            shutil.rmtree(root, ignore_errors=True)
+        return [row]
+
+    def postgres(self) -> list[Row]:
+        """The PostgreSQL store's rows go here (10,000 lineages renew and sync per host; 3
+        hosts renew --force of 300 lineages): each a Row, as file_store() makes them. None
+        yet."""
+        return []
+
+    def rows(self) -> list[Row]:
+        return [*self.file_store(), *self.batch(), *self.postgres()]
+
+
+#: The targets of the scale section: a row's label start, its wall and max RSS limits.
+SCALE_TARGETS = (
+    ("renew, nothing due", "file store", 1.0, 150),
+    ("status --json", "file store", 3.0, 150),
+    ("certcli issue --each", "certificates", 60.0, 150),
+)
+
+
+def scale_section(rows: list[Row]) -> list[str]:
+    """The Scale section of docs/benchmarks.md: its heading, table and targets."""
+    lines = [
+        SCALE_HEADING,
+        "",
+        f"Written by `python -m tests.bench scale` (or `BENCH_ONLY=scale make bench`) on"
+        f" {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}."
+        f" Each row: the median of {SCALE_RUNS} runs (`BENCH_SCALE_RUNS`). The store's"
+        f" {SCALE_LINEAGES:,} lineages are one real lineage issued from the lab's Pebble,"
+        " cloned under new names (its version's files hard-linked, its lineage.toml and"
+        " state.json its own); `renew` runs after one unmeasured run that wrote its index,"
+        " `status --json` writes to /dev/null. The certificates of the"
+        f" batch row are {SCALE_BATCH:,} single-name HTTP-01 orders of one `certcli issue"
+        " --each`, against the lab's Pebble, into a store with the account only. Load"
+        f" average when written: {os.getloadavg()[0]:.1f} (CPU s: the process's own user +"
+        " system time, what a busy machine's wall hides).",
+        "",
+        "| what | median s | min s | max s | max RSS MiB | median CPU s | ACME requests |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        requests = f"{max(row.requests)}" if row.requests else "-"
+        cpu = statistics.median(s.cpu for s in row.samples)
+        lines.append(f"| {row.label} | {row.cells()} | {cpu:.3f} | {requests} |")
+    lines += ["", "Targets:", ""]
+    for ending, kind, seconds, mib in SCALE_TARGETS:
+        for row in rows:
+            if row.label.endswith(ending) and kind in row.label:
+                rss = row.max_rss / 1024
+                wall = _verdict(row.median, seconds, at_most=True)
+                memory = _verdict(rss, mib, at_most=True)
+                lines.append(f"- {row.label}: {row.median:.3f} s, {wall}; {rss:.0f} MiB, {memory}")
+    return lines
+
+
+def merge_section(text: str, section: list[str]) -> str:
+    """`text` with its Scale section replaced by `section` (up to the next `## ` heading),
+    or, when it has none, with `section` put before "## How to reproduce" (else at the end):
+    the rest of the file is kept as it was."""
+    lines = text.rstrip("\n").split("\n") if text.strip() else ["# Benchmarks"]
+    if SCALE_HEADING in lines:
+        start = lines.index(SCALE_HEADING)
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        tail = lines[end:]
+        lines = [*lines[:start], *section, *([""] if tail else []), *tail]
+    elif "## How to reproduce" in lines:
+        at = lines.index("## How to reproduce")
+        lines = [*lines[:at], *section, "", *lines[at:]]
+    else:
+        lines = [*lines, "", *section]
+    return "\n".join(lines) + "\n"
+
+
+def write_scale(rows: list[Row]) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else ""
+    path.write_text(merge_section(text, scale_section(rows)))
+
+
+def main_scale() -> int:
+    """Only the scale section: the lab, certcli, and docs/benchmarks.md's Scale section."""
+    work = Path(tempfile.mkdtemp(prefix="certcli-bench-scale-"))
+    lab = Lab.create(work / "lab", pebble_env={"PEBBLE_WFE_NONCEREJECT": "0"})
+    lab.start()
+    try:
+        rows = Scale(Bench(work, lab)).rows()
+    finally:
+        lab.stop()
+    write_scale(rows)
+    print("\n".join(scale_section(rows)))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 def plot(rows: dict[tuple[str, int], Row], path: Path) -> None:
     import matplotlib
 
@@ -372,9 +576,11 @@ def main() -> int:
         results.renew = bench.renew()
         results.startup = bench.startup()
         results.batch = bench.batch()
+        scale = Scale(bench).rows()
     finally:
         lab.stop()
     write_report(results)
+    write_scale(scale)
     plot(results.renew, ROOT / "docs" / "benchmarks-renew.png")
     print((ROOT / "docs" / "benchmarks.md").read_text())
     shutil.rmtree(work, ignore_errors=True)
@@ -516,4 +722,7 @@ def write_report(r: Results) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    only = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("BENCH_ONLY", "")
+    if only not in ("", "scale"):
+        raise SystemExit(f"bench: no section {only!r} (only: scale)")
+    sys.exit(main_scale() if only == "scale" else main())

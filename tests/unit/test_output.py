@@ -76,3 +76,20 @@ def test_a_question_quoting_the_cas_words_sends_the_terminal_no_escape(
     assert said.count("tos\\x1b]0;owned\\x07\\nDo you accept?") == 2
     out.wait_for_enter("create the record\n  _acme-challenge.x.test TXT \x1b[2J")
     assert capsys.readouterr().err == "create the record\n  _acme-challenge.x.test TXT \\x1b[2J\n"
+
+
+@pytest.mark.parametrize("count", [0, 1, 3])
+def test_a_streamed_document_is_the_same_json_as_one_built_whole(
+    count: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    items = [{"name": f"n{i}", "at": datetime(2026, 1, i + 1, tzinfo=UTC)} for i in range(count)]
+    out = Output(json_mode=True, quiet=False, verbose=False, color=False)
+    out.emit_json({"lineages": items})
+    whole = capsys.readouterr().out
+    out.emit_json_items("lineages", iter(items))
+    streamed = capsys.readouterr().out
+    assert json.loads(streamed) == json.loads(whole)
+    assert streamed.endswith("}\n")
