@@ -71,6 +71,11 @@ def status(
 
         diagnose = partial(diagnose_lineage, rt.store, rt.config, method=diagnoser(challenge))
         caa = partial(lineage_findings, rt.store, rt.config, method=challenge)
+    served = None
+    if rt.store.shared:
+        from certcli.flows.sync import hosts
+
+        served = hosts(rt.store)
     if rt.out.json_mode and not name:
         # streamed: a report is written, checked against --fail-on and dropped
         matched = False
@@ -81,7 +86,8 @@ def status(
                 matched = matched or bool(fail_on and fail_on_matches([report], fail_on))
                 yield report.to_json()
 
-        rt.out.emit_json_items("lineages", documents())
+        after = None if served is None else {"hosts": [h.to_json() for h in served]}
+        rt.out.emit_json_items("lineages", documents(), after)
         if matched:
             raise typer.Exit(ExitCode.FAILED)
         return
@@ -89,11 +95,6 @@ def status(
         reports = [lineage_report(rt.store, name, now, diagnose, caa)]
     else:
         reports = all_reports(rt.store, now, diagnose, caa)
-    served = None
-    if rt.store.shared:
-        from certcli.flows.sync import hosts
-
-        served = hosts(rt.store)
     if rt.out.json_mode:
         found: dict[str, Any] = {"lineages": [r.to_json() for r in reports]}
         if served is not None:

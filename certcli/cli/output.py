@@ -107,7 +107,9 @@ class Output:
         """The one JSON document of a --json run."""
         sys.stdout.write(json.dumps(payload, indent=2, default=json_default) + "\n")
 
-    def emit_json_items(self, key: str, items: Iterable[dict[str, Any]]) -> None:
+    def emit_json_items(
+        self, key: str, items: Iterable[dict[str, Any]], after: dict[str, Any] | None = None
+    ) -> None:
         """The JSON document `{key: [items]}`, written item by item as they come: `status
         --json` over 100,000 lineages holds one report at a time, not the whole document
         (and json's C encoder writes each item, one a line; indent=2 takes its Python one)."""
@@ -117,7 +119,10 @@ class Output:
         for item in items:
             write(("\n    " if first else ",\n    ") + json.dumps(item, default=json_default))
             first = False
-        write("]\n}\n" if first else "\n  ]\n}\n")
+        write("]" if first else "\n  ]")
+        for name, value in (after or {}).items():  # the document's other keys, after the list
+            write(f",\n  {json.dumps(name)}: {json.dumps(value, default=json_default)}")
+        write("\n}\n")
 
     def table(
         self,
