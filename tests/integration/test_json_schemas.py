@@ -68,6 +68,8 @@ CASES: dict[str, Case] = {
     "import certbot, empty": Case("import certbot", 0),
     "store migrate": Case("store migrate", 0),
     "store copy": Case("store copy", 0),
+    "sync": Case("sync", 0),
+    "status, shared store": Case("status", 0),
 }
 
 
@@ -150,6 +152,10 @@ def scenario(
     run("store migrate", "store", "migrate", "--url", postgres.url, env=postgres.env())
     run("store copy", "store", "copy", "--to", postgres.url,
         env={**postgres.env(), "CERTCLI_PASSPHRASE": "scenario"})  # fmt: skip
+    # the store just copied, as a host of it sees it
+    shared = {**postgres.env(), "CERTCLI_PASSPHRASE": "scenario", "CERTCLI_STORE_URL": postgres.url}
+    run("sync", "sync", env=shared)
+    run("status, shared store", "status", env=shared)
     return s
 
 
@@ -312,3 +318,12 @@ def test_toml_dates_in_config(certcli: Certcli) -> None:
     run = certcli("config", "get", "notes", "--json")
     assert json.loads(run.stdout) == {"key": "notes", "value": {"since": "1979-05-27"}}
     assert certcli("config", "get", "notes.since").stdout == "1979-05-27\n"
+
+
+def test_a_shared_store_says_what_each_host_serves(scenario: Scenario) -> None:
+    synced = scenario.doc("sync")
+    assert synced["changes"] and {c["action"] for c in synced["changes"]} == {"updated"}
+    doc = scenario.doc("status, shared store")
+    (host,) = doc["hosts"]
+    assert host["host"] == synced["host"]
+    assert host["serving"] == {x["name"]: x["version"] for x in doc["lineages"] if x["version"]}
