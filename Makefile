@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 A2C_VENV := .lab/a2c
 
 test: $(VENV)/.installed system-packages lab-a2c lint
-	$(BIN)/pytest
+	sh tests/run-both.sh $(BIN)
 
 # The integration suite again, on a PostgreSQL store (a fresh database per test); the tests
 # of the file store's own layout (marked file_store) are deselected.
