@@ -1,16 +1,11 @@
 #!/bin/sh
-# `make test`: the whole suite on the file store and, at the same time (two labs of their
-# own, on their own loopback ports), the integration suite on a PostgreSQL store. The
-# second run's output is shown after the first's; the exit status is the worse of the two.
+# `make test`: the whole suite on the file store, then the integration suite on a PostgreSQL
+# store (make test-postgres). One after the other: two labs at once contend for the
+# loopback's port 53 and for the two cores. The exit status is the worse of the two.
 BIN="$1"
-log="$(mktemp "${TMPDIR:-/tmp}/certcli-test-postgres.XXXXXX")"
-CERTCLI_TEST_STORE=postgresql "$BIN/pytest" -q -p no:cacheprovider tests/integration >"$log" 2>&1 &
-pg=$!
 "$BIN/pytest"
 files=$?
-wait "$pg"
-postgres=$?
 echo "== the integration suite on a PostgreSQL store (make test-postgres) =="
-tail -n 60 "$log"
-rm -f "$log"
+CERTCLI_TEST_STORE=postgresql "$BIN/pytest" tests/integration
+postgres=$?
 [ "$files" -eq 0 ] && [ "$postgres" -eq 0 ]
