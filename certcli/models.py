@@ -88,6 +88,19 @@ class Account:
     created: str
     key_pem: bytes
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any], key_pem: bytes) -> Account:
+        """The account from what to_json gave, and its key (KeyError, TypeError for a
+        document that is not one)."""
+        return cls(
+            directory=data["directory"],
+            uri=data["uri"],
+            contact=tuple(data.get("contact", ())),
+            terms_of_service=data.get("terms_of_service"),
+            created=data["created"],
+            key_pem=key_pem,
+        )
+
     def to_json(self) -> dict[str, Any]:
         """Every field but the key: account.json's content, and what `account --json`
         and a PostgreSQL store's row show."""

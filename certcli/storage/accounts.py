@@ -63,14 +63,7 @@ class AccountStore(LockingStore):
             return None
         except (OSError, ValueError) as exc:
             raise StoreError(f"cannot read the account in {directory}: {exc}") from None
-        return Account(
-            directory=data["directory"],
-            uri=data["uri"],
-            contact=tuple(data.get("contact", ())),
-            terms_of_service=data.get("terms_of_service"),
-            created=data["created"],
-            key_pem=key_pem,
-        )
+        return Account.from_json(data, key_pem)
 
     def write_account(self, account: Account) -> None:
         directory = self._account_dir(account.directory)

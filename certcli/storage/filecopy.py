@@ -91,18 +91,8 @@ def copy_into(store: Storage, snapshot: Snapshot, passphrase: bytes) -> Copied:
                 store.update_state(lineage.name, lambda _, state=state: state)
                 writes += 1
     for row in accounts:
-        data = row.account
         with store.lock_account(row.directory_url):
-            store.write_account(
-                Account(
-                    directory=data["directory"],
-                    uri=data["uri"],
-                    contact=tuple(data.get("contact", ())),
-                    terms_of_service=data.get("terms_of_service"),
-                    created=data["created"],
-                    key_pem=row.key,
-                )
-            )
+            store.write_account(Account.from_json(row.account, row.key))
         if row.directory is not None:
             store.write_directory(row.directory_url, row.directory)
         writes += 1

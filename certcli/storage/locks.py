@@ -27,6 +27,16 @@ _LOCK_WAIT_DEFAULT = 5.0
 _HELD: set[tuple[int, int, str]] = set()
 
 
+def lock_wait(wait: float | None) -> float:
+    """How long to wait for a lock: `wait`, else CERTCLI_LOCK_WAIT, else 5 seconds."""
+    if wait is not None:
+        return wait
+    try:
+        return float(os.environ.get("CERTCLI_LOCK_WAIT", _LOCK_WAIT_DEFAULT))
+    except ValueError:
+        return _LOCK_WAIT_DEFAULT
+
+
 def _held_key(path: Path) -> tuple[int, int, str]:
     return os.getpid(), threading.get_ident(), os.fspath(path)
 
@@ -73,12 +83,7 @@ class LockingStore(StoreLayout):
     @contextlib.contextmanager
     def _flock(self, path: Path, what: str, wait: float | None = None) -> Iterator[None]:
         self.ensure()
-        if wait is None:
-            try:
-                wait = float(os.environ.get("CERTCLI_LOCK_WAIT", _LOCK_WAIT_DEFAULT))
-            except ValueError:
-                wait = _LOCK_WAIT_DEFAULT
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + lock_wait(wait)
         while True:
             fd = self._lock_fd(path, what, deadline)
             # Locked; but if the file was removed meanwhile (`delete` removes a lineage's),

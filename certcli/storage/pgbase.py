@@ -18,7 +18,7 @@ from certcli.models import (
     CertInfo,
 )
 from certcli.storage.fsio import make_dirs
-from certcli.storage.locks import LockingStore
+from certcli.storage.locks import LockingStore, lock_wait
 from certcli.storage.mirror import LocalLive
 from certcli.storage.postgres import LATEST, SCHEMA, StoreUrl, open_connection, reason
 from certcli.trust import check_chain, check_path
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 #: The first key of each kind of advisory lock (the second is the item's hash).
 _LINEAGE_LOCK, _ACCOUNT_LOCK = 0x63657201, 0x63657202
-_LOCK_WAIT_DEFAULT = 5.0
 _T = f"{SCHEMA}."
 #: The lineages that exist (an interrupted first issuance may leave a row without settings).
 _REAL = "settings <> ''"
@@ -199,12 +198,7 @@ class PgBase:
     ) -> Iterator[None]:
         import psycopg
 
-        if wait is None:
-            try:
-                wait = float(os.environ.get("CERTCLI_LOCK_WAIT", _LOCK_WAIT_DEFAULT))
-            except ValueError:
-                wait = _LOCK_WAIT_DEFAULT
-        deadline = time.monotonic() + wait
+        deadline = time.monotonic() + lock_wait(wait)
         connection = self._connect()
         try:
             try:

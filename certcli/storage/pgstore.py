@@ -42,16 +42,9 @@ class PostgresStore(PgVersions):
         )
         if row is None:
             return None
-        data = row[0]
+        key = self._sealer.open(bytes(row[1]), f"the account key in {self.where}")
         try:
-            return Account(
-                directory=data["directory"],
-                uri=data["uri"],
-                contact=tuple(data.get("contact", ())),
-                terms_of_service=data.get("terms_of_service"),
-                created=data["created"],
-                key_pem=self._sealer.open(bytes(row[1]), f"the account key in {self.where}"),
-            )
+            return Account.from_json(row[0], key)
         except (KeyError, TypeError, AttributeError) as exc:
             raise StoreError(
                 f"cannot read the account at {directory_url} in {self.where}: {exc}"
