@@ -70,4 +70,6 @@ def renew(
         if rt.out.json_mode:  # still one document: this run renewed nothing
             rt.out.emit_json({"results": [], "problems": []})
         return
-    report(rt, run.outcomes, problems=run.problems)
+    # what the index found not due shows only in --json and -v
+    shown = run.outcomes if rt.out.json_mode or rt.out.verbose else run.read
+    report(rt, shown, problems=run.problems)

@@ -42,8 +42,8 @@ class Outcome:
         cert = self.certificate
         # a lineage the renew index answered for: its certificate as the index keeps it
         indexed = self.extra.get("indexed") if cert is None else None
-        if indexed is not None:
-            not_after, serial, fingerprint = (indexed[k] for k in INDEXED_CERTIFICATE)
+        if indexed is not None:  # its domains, then INDEXED_CERTIFICATE (flows/scan.py)
+            not_after, serial, fingerprint = indexed.split(" ")[1:]
         elif cert is not None:
             not_after, serial, fingerprint = (
                 rfc3339(cert.not_after),

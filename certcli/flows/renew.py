@@ -7,8 +7,9 @@ import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from certcli.domains import validate_lineage_name
@@ -19,7 +20,7 @@ from certcli.flows.deploy import attempt_deployed, deployed, hook_timeout
 from certcli.flows.notify import notify_run
 from certcli.flows.outcome import Outcome, Progress
 from certcli.flows.plan import AcmeOptions, make_plan, rehearsal
-from certcli.flows.scan import Due, scan_all
+from certcli.flows.scan import Due, indexed_outcome, scan_all
 from certcli.flows.session import Session
 from certcli.hooks import run_hook
 from certcli.models import Action, Phase
@@ -28,14 +29,24 @@ from certcli.storage.protocol import Storage
 
 @dataclass(frozen=True)
 class RenewRun:
-    outcomes: list[Outcome]
+    read: list[Outcome]  # the lineages this run read (all but those the index answered for)
     problems: list[str]  # pre/post hooks and notifications that failed
+    indexed: dict[str, str] = field(default_factory=dict)  # not due, by the index (scan.py)
 
     @property
     def failed(self) -> bool:
         return bool(self.problems) or any(
-            o.action == Action.FAILED or o.problems for o in self.outcomes
+            o.action == Action.FAILED or o.problems for o in self.read
         )
+
+    @cached_property
+    def outcomes(self) -> list[Outcome]:
+        """Every lineage's outcome, by name. Those the index answered for are built only when
+        asked for: a `renew` that shows none of them, over 100,000 lineages, builds none."""
+        if not self.indexed:
+            return self.read
+        built = [indexed_outcome(name, shown) for name, shown in self.indexed.items()]
+        return sorted([*self.read, *built], key=lambda o: o.name)
 
 
 def renew(
@@ -119,7 +130,7 @@ def renew(
             problems += [f"sync: {s.name}: {s.problem}" for s in sync(store, config) if s.problem]
         except CertcliError as exc:
             problems.append(f"sync: {exc.message}")
-    return RenewRun(outcomes, problems)
+    return RenewRun(outcomes, problems, found.indexed)
 
 
 def _renew_one(

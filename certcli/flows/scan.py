@@ -27,23 +27,35 @@ def heal(store: Storage, name: str) -> tuple[tuple[str, ...], bool]:
     return ((), True) if healed is None else ((healed[0],), healed[1])
 
 
-def not_due_by_index(entry: Any, name: str, stamp: str, now: float) -> Outcome | None:
-    """The index's word on a lineage, if its stamp still holds and its time has not come.
-    Its certificate stays the index's JSON (Outcome.to_json reads it): a `renew` with
-    nothing due over 100,000 lineages builds no CertInfo."""
-    if not isinstance(entry, dict) or entry.get("stamp") != stamp:
-        return None
+def trusted_entry(entry: Any, stamp: Any, now: float) -> str | None:
+    """What the index shows of a lineage, if its stamp still holds and its time has not
+    come. An entry is [stamp, until, shown]: `shown` what an Outcome shows of the lineage,
+    its domains (comma-separated) then its certificate (INDEXED_CERTIFICATE), one space
+    between each. Checked this cheaply because `renew` asks it of 100,000 lineages."""
     try:
-        if now >= entry["until"]:
-            return None
-        certificate, domains = entry["certificate"], entry["domains"]
-        if not all(isinstance(certificate[k], str) for k in INDEXED_CERTIFICATE):
-            return None
-        if not isinstance(domains, list):
-            return None
-        return Outcome(name, Action.NOT_DUE, tuple(domains), extra={"indexed": certificate})
-    except (KeyError, TypeError, ValueError):
+        old, until, shown = entry
+        if old == stamp and now < until and shown.count(" ") == len(INDEXED_CERTIFICATE):
+            return shown
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def indexed_outcome(name: str, shown: str) -> Outcome:
+    """The outcome of a lineage the index answered for (Outcome.to_json reads its
+    certificate out of `shown`): no CertInfo is built."""
+    domains = shown.partition(" ")[0]
+    return Outcome(name, Action.NOT_DUE, tuple(domains.split(",")), extra={"indexed": shown})
+
+
+def index_entry(stamp: Any, outcome: Outcome) -> list[Any] | None:
+    """A not-due outcome as the index keeps it (see trusted_entry)."""
+    cert, until = outcome.certificate, outcome.extra.get("until")
+    if cert is None or until is None:
         return None
+    shown = cert.to_json()
+    fields = [",".join(outcome.domains), *(str(shown[k]) for k in INDEXED_CERTIFICATE)]
+    return [stamp, until.timestamp(), " ".join(fields)]
 
 
 def scan(
@@ -136,10 +148,11 @@ class Due:
 class Scanned:
     """What the store says of every lineage a renew run looks at."""
 
-    outcomes: list[Outcome]  # not due, in backoff, custom, or failed to read
+    outcomes: list[Outcome]  # read: not due, in backoff, custom, or failed to read
     redeploys: list[Outcome]  # not due, but the live version's deploy hook failed
     due: list[Due]
     healed: dict[str, tuple[str, ...]]  # what was repaired on the way, by lineage
+    indexed: dict[str, str]  # not due, as the index says: what it shows of each
 
 
 def scan_all(
@@ -163,12 +176,15 @@ def scan_all(
     kept = dict(index) if names else {}
     stamp_now = now.timestamp()
     healed: dict[str, tuple[str, ...]] = {}
+    indexed: dict[str, str] = {}
     for name in names or store.names():
-        stamp = store.lineage_stamp(name)
-        known = not_due_by_index(index.get(name), name, stamp, stamp_now)
-        if known is not None:
-            outcomes.append(known)
-            kept[name] = index[name]
+        stamp = store.lineage_stamp(name)  # taken before reading: a change meanwhile shows
+        # a lineage named is always read (`renew NAME` repairs what the index cannot see)
+        entry = None if names else index.get(name)
+        shown = None if entry is None else trusted_entry(entry, stamp, stamp_now)
+        if shown is not None:
+            indexed[name] = shown
+            kept[name] = entry
             continue
         kept.pop(name, None)
         try:
@@ -197,21 +213,12 @@ def scan_all(
             redeploys.append(item)
         elif isinstance(item, Outcome):
             outcomes.append(item)
-            if "until" in item.extra and item.certificate is not None:
-                kept[name] = {
-                    "stamp": stamp,  # taken before reading: a change meanwhile shows
-                    "until": item.extra["until"].timestamp(),
-                    "domains": list(item.domains),
-                    # what an Outcome shows of it, no more: the index of 100,000 is read whole
-                    "certificate": {
-                        k: v
-                        for k, v in item.certificate.to_json().items()
-                        if k in INDEXED_CERTIFICATE
-                    },
-                }
+            entry = index_entry(stamp, item)
+            if entry is not None:
+                kept[name] = entry
         else:
             due.append(item)
 
     if not (force or dry_run) and kept != index:
         store.write_renew_index(kept)
-    return Scanned(outcomes, redeploys, due, healed)
+    return Scanned(outcomes, redeploys, due, healed, indexed)

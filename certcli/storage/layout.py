@@ -39,6 +39,7 @@ class StoreLayout:
         # A version's certificate, once read: archive/NNNN never changes after its rename
         # (renew reads each live one twice: to see whether live is whole, then to decide)
         self._infos: dict[tuple[str, int], CertInfo] = {}
+        self._stamps: dict[str, str] = {}  # lineage.toml's, as names() saw it
 
     def _passphrase(self) -> bytes | None:
         return self._key_passphrase() if self._key_passphrase else None
@@ -98,11 +99,20 @@ class StoreLayout:
             return []
         except OSError as exc:
             raise store_error("read", self.certs_dir, exc) from None
-        # paths joined by hand and one stat each: `renew` lists 100,000 lineages
+        # paths joined by hand and one stat each, kept as the lineage's stamp (renew_index.py):
+        # `renew` lists 100,000 lineages
         certs = self._certs + "/"
-        return sorted(
-            e for e in entries if is_lineage_name(e) and _is_file(certs + e + "/lineage.toml")
-        )
+        stamps: dict[str, str] = {}
+        for e in entries:
+            if is_lineage_name(e):
+                try:
+                    st = os.stat(certs + e + "/lineage.toml")
+                except (OSError, ValueError):
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    stamps[e] = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+        self._stamps = stamps
+        return sorted(stamps)
 
     def exists(self, name: str) -> bool:
         return os.path.isfile(self._path(name, "lineage.toml"))
@@ -140,10 +150,3 @@ class StoreLayout:
 
     def leftovers_dir(self) -> Path:
         return self.root / "leftovers"
-
-
-def _is_file(path: str) -> bool:
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (OSError, ValueError):
-        return False

@@ -16,11 +16,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from certcli.errors import LockedError
-from certcli.storage.fsio import KEY_MODE, store_error
+from certcli.errors import LockedError, StoreError
+from certcli.storage.fsio import FILE_MODE, KEY_MODE, make_dirs, store_error
 from certcli.storage.layout import StoreLayout
 
 _LOCK_WAIT_DEFAULT = 5.0
+
+#: Where a lineage's lock holder leaves its name, for the renew index (renew_index.py).
+CHANGES = "changes"
 
 #: The lineage locks held, per (process, thread, lock file), by any Store of this process
 #: (never twice: a second flock of the same file waits, then fails).
@@ -54,10 +57,29 @@ class LockingStore(StoreLayout):
         key = _held_key(path)
         with self._flock(path, f"certificate {name!r}", wait):
             _HELD.add(key)
+            self._note_change(name)  # before what is changed under the lock, and after it
             try:
                 yield
             finally:
                 _HELD.discard(key)
+                with contextlib.suppress(StoreError):  # the first note stands for it
+                    self._note_change(name)
+
+    def _note_change(self, name: str) -> None:
+        """Leave `changes/NAME`: whatever a lineage's lock holder changed, the next renew
+        reads that lineage again, not its index entry (renew_index.py)."""
+        directory = self.root / CHANGES
+        path = os.path.join(directory, name)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            try:
+                fd = os.open(path, flags, FILE_MODE)
+            except FileNotFoundError:
+                make_dirs(directory)
+                fd = os.open(path, flags, FILE_MODE)
+            os.close(fd)
+        except OSError as exc:
+            raise store_error("write", Path(path), exc) from None
 
     @contextlib.contextmanager
     def _holding(self, name: str) -> Iterator[None]:

@@ -1,13 +1,9 @@
-"""lineage.toml, state.json and the renew index."""
+"""lineage.toml and state.json."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import tomllib
-from os import readlink, stat
-from typing import Any
 
 from certcli.errors import StoreError
 from certcli.models import (
@@ -18,15 +14,13 @@ from certcli.models import (
     is_state_value,
 )
 from certcli.storage.fsio import atomic_write, make_dirs, store_error
-from certcli.storage.locks import LockingStore
+from certcli.storage.renew_index import RenewIndexStore
 from certcli.trust import check_path, read_trusted
-
-RENEW_INDEX = "renew-index.json"
 
 _KIND_NAMES = {str: "a string", dict: "a table", int: "a number"}
 
 
-class StateStore(LockingStore):
+class StateStore(RenewIndexStore):
     """A lineage's settings and state, each one file replaced whole."""
 
     def read_settings(self, name: str) -> LineageSettings:
@@ -93,51 +87,3 @@ class StateStore(LockingStore):
             except OSError as exc:
                 raise store_error("write", path, exc) from None
             return state
-
-    # -- the renew index: what `renew` found not due, and until when ---------------------
-
-    def lineage_stamp(self, name: str) -> str:
-        """What changes whenever a lineage's settings, state or live version change: the
-        inode, mtime and size of lineage.toml and state.json (certcli replaces files by
-        rename, an editor writes them), where `live` points, the files of that version (a
-        removed one, its meta.json) so that `renew` heals what `status` shows Damaged.
-
-        One string, as `renew` takes it of every lineage and its index keeps 100,000 of
-        them: five system calls, paths joined by hand (os.path.join costs as much as a
-        stat), nothing else."""
-        base = self._path(name) + "/"
-        parts: list[str] = []
-        for path in (base + "lineage.toml", base + "state.json"):
-            try:
-                st = stat(path)
-                parts.append(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}")
-            except OSError:
-                parts.append("-")
-        live = base + "live"
-        try:
-            parts.append(readlink(live))
-            st = stat(live)  # the version it points at, gone or not, and its files
-            parts.append(f"{st.st_ino}:{st.st_mtime_ns}")
-        except OSError:
-            parts.append("-")
-        try:  # a live version's meta.json garbled in place (status: Damaged) is healed
-            st = stat(live + "/meta.json")
-            parts.append(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}")
-        except OSError:
-            parts.append("-")
-        return "|".join(parts)
-
-    def read_renew_index(self) -> dict[str, Any]:
-        """The index `renew` keeps (a cache: anything odd in it means an empty one)."""
-        try:
-            data = json.loads(read_trusted(os.path.join(self.root, RENEW_INDEX)))
-        except (OSError, ValueError, StoreError):  # another user's index is no index
-            return {}
-        ok = isinstance(data, dict) and data.get("format") == 1
-        return data["lineages"] if ok and isinstance(data.get("lineages"), dict) else {}
-
-    def write_renew_index(self, lineages: dict[str, Any]) -> None:
-        """Best effort: without the index `renew` reads every lineage, and is still right."""
-        with contextlib.suppress(OSError):
-            payload = {"format": 1, "lineages": lineages}
-            atomic_write(self.root / RENEW_INDEX, json.dumps(payload).encode())

@@ -286,17 +286,38 @@ def test_a_hook_that_hangs_is_stopped_at_its_timeout(acme: Certcli, lab: Lab) ->
     assert acme("status", "slow.certcli.test", "--fail-on", "any").code == 1
 
 
-def _index(acme: Certcli) -> dict:
-    return json.loads((acme.config_dir / "renew-index.json").read_text())["lineages"]
+def _index_path(acme: Certcli) -> Path:
+    # the file store's is text; a PostgreSQL store's host keeps a JSON one, naming its store
+    return acme.config_dir / ("renew-index.json" if on_pg(acme) else "renew-index")
 
 
-def _write_index(acme: Certcli, lineages: dict) -> None:
-    """Replace the index's lineages, keeping what else it says (which store it is of)."""
-    payload = {
-        **json.loads((acme.config_dir / "renew-index.json").read_text()),
-        "lineages": lineages,
-    }
-    (acme.config_dir / "renew-index.json").write_text(json.dumps(payload))
+def _index(acme: Certcli) -> dict[str, list]:
+    """The renew index's entries: name -> [stamp, until, what it shows]."""
+    text = _index_path(acme).read_text()
+    if on_pg(acme):
+        return json.loads(text)["lineages"]
+    header, *lines = text.splitlines()
+    assert header == "certcli renew index 2"
+    return {n: [stamp, float(until), shown] for n, stamp, until, shown in map(_fields, lines)}
+
+
+def _fields(line: str) -> list[str]:
+    return line.split("\t")
+
+
+def _write_index(acme: Certcli, lineages: dict[str, list]) -> None:
+    """Replace the index's entries, keeping what else it says (which store it is of)."""
+    path = _index_path(acme)
+    if on_pg(acme):
+        path.write_text(json.dumps({**json.loads(path.read_text()), "lineages": lineages}))
+        return
+    lines = [f"{n}\t{stamp}\t{until!r}\t{shown}\n" for n, (stamp, until, shown) in lineages.items()]
+    path.write_text("certcli renew index 2\n" + "".join(lines))
+
+
+def _shown(entry: list, domains: str) -> str:
+    """The entry's `shown`, its domains replaced (its certificate kept)."""
+    return f"{domains} {entry[2].split(' ', 1)[1]}"
 
 
 def test_renew_keeps_an_index_of_what_is_not_due_and_trusts_it_only_while_unchanged(
@@ -307,33 +328,75 @@ def test_renew_keeps_an_index_of_what_is_not_due_and_trusts_it_only_while_unchan
     entry = _index(acme)["idx.certcli.test"]
     (live,) = ok(acme("status", "--json")).json()["lineages"]
     not_before, not_after = (datetime.fromisoformat(live[k]) for k in ("not_before", "not_after"))
-    assert entry["until"] == pytest.approx((not_after - (not_after - not_before) / 3).timestamp())
+    assert entry[1] == pytest.approx((not_after - (not_after - not_before) / 3).timestamp())
+    assert (
+        entry[2]
+        == f"idx.certcli.test {live['not_after']} {live['serial']} " + (live["fingerprint_sha256"])
+    )
 
-    # Unchanged files: the index answers (a marker put in it shows in the results).
-    _write_index(acme, {"idx.certcli.test": {**entry, "domains": ["from.the.index"]}})
+    # Unchanged files: the index answers (a marker put in it shows in the results), in
+    # --json and -v alike; a lineage named is read.
+    _write_index(acme, {"idx.certcli.test": [*entry[:2], _shown(entry, "from.the.index")]})
     (result,) = ok(acme("renew", "--json")).json()["results"]
     assert (result["action"], result["domains"]) == ("not_due", ["from.the.index"])
+    assert (result["serial"], result["not_after"]) == (live["serial"], live["not_after"])
+    assert "idx.certcli.test: not due" in ok(acme("renew", "-v")).stdout
+    (result,) = ok(acme("renew", "--json", "idx.certcli.test")).json()["results"]
+    assert (result["action"], result["domains"]) == ("not_due", ["idx.certcli.test"])
 
     # Past its `until`: the lineage is read again.
-    _write_index(acme, {"idx.certcli.test": {**entry, "domains": ["x"], "until": 0}})
+    _write_index(acme, {"idx.certcli.test": [entry[0], 0, _shown(entry, "x")]})
     (result,) = ok(acme("renew", "--json")).json()["results"]
     assert (result["action"], result["domains"]) == ("not_due", ["idx.certcli.test"])
 
+    # Its state changed by a command (revoke, under the lineage's lock), lineage.toml not:
+    # the index is not trusted, the revoked certificate is replaced.
+    ok(acme("renew"))
+    _write_index(acme, {"idx.certcli.test": [entry[0], 4e9, _shown(entry, "from.the.index")]})
+    ok(acme("revoke", "idx.certcli.test"))
+    (result,) = ok(acme("renew", "--json")).json()["results"]
+    assert (result["action"], result["reason"]) == ("renewed", "revoked")
+
     # lineage.toml changed by hand (a name added): the index is not trusted; it is renewed.
-    _write_index(acme, {"idx.certcli.test": {**entry, "until": 4e9}})
+    ok(acme("renew"))
+    entry = _index(acme)["idx.certcli.test"]
+    _write_index(acme, {"idx.certcli.test": [entry[0], 4e9, entry[2]]})
     _edit_lineage(acme, "idx.certcli.test", domains=["idx.certcli.test", "more.certcli.test"])
     (result,) = ok(acme("renew", "--json")).json()["results"]
     assert result["action"] == "renewed" and result["reason"].startswith("not yet covered")
-    assert (
-        "idx.certcli.test" not in _index(acme)
-        or _index(acme)["idx.certcli.test"]["stamp"] != entry["stamp"]
-    )
+    assert "idx.certcli.test" not in _index(acme) or _index(acme)["idx.certcli.test"][0] != entry[0]
+
+
+@pytest.mark.file_store  # the file store's notes of what lock holders changed
+def test_a_note_is_taken_only_once_the_index_without_its_entry_is_kept(
+    acme: Certcli, lab: Lab
+) -> None:
+    name = "note.certcli.test"
+    _issue(acme, lab, name)
+    ok(acme("renew"))
+    notes = acme.config_dir / "changes"
+    assert not (notes / name).exists() and name in _index(acme)
+    ok(acme("revoke", name))  # a change under the lineage's lock leaves its note
+    assert (notes / name).is_file()
+    (result,) = ok(acme("renew", "--json")).json()["results"]
+    assert (result["action"], result["reason"]) == ("renewed", "revoked")
+    # taken by that run; its renewal (under the lock) left a new one, taken by the next
+    assert (notes / name).is_file()
+    (result,) = ok(acme("renew", "--json")).json()["results"]
+    assert result["action"] == "not_due" and not (notes / name).exists()
+    assert name in _index(acme)
 
 
 def test_a_damaged_index_is_ignored(acme: Certcli, lab: Lab) -> None:
     _issue(acme, lab, "idx2.certcli.test")
-    for text in ("{", "[]", '{"format": 1, "lineages": {"idx2.certcli.test": 7}}'):
-        (acme.config_dir / "renew-index.json").write_text(text)
+    ok(acme("renew"))
+    good = _index_path(acme).read_text()
+    bad = ["{", "[]", "certcli renew index 2\nidx2.certcli.test\t7\n"]
+    if not on_pg(acme):
+        bad += [good.replace("\t", " "), good.replace("index 2", "index 3")]
+        bad += [good.replace(".certcli.test ", ".certcli.test  ")]  # `shown` of the wrong shape
+    for text in bad:
+        _index_path(acme).write_text(text)
         (result,) = ok(acme("renew", "--json")).json()["results"]
         assert (result["action"], result["domains"]) == ("not_due", ["idx2.certcli.test"])
 
