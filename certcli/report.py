@@ -6,9 +6,9 @@ lineages never parses a certificate.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from certcli.challenges.dns01 import cached, san_json
@@ -24,7 +24,16 @@ from certcli.models import (
     parse_rfc3339,
     rfc3339,
 )
-from certcli.renewal import days_left, deploy_pending, lineage_statuses, renew_at, stored_ari
+from certcli.renewal import (
+    days_left,
+    deploy_pending,
+    last_twentieth,
+    lineage_statuses,
+    not_due_until,
+    renew_at,
+    renewal_window_start,
+    stored_ari,
+)
 from certcli.storage.protocol import Storage
 
 FAIL_ON: dict[str, frozenset[LineageStatus]] = {
@@ -78,6 +87,9 @@ class LineageReport:
     deploy_error: str | None = None  # the live version's deploy hook failed (and when)
     renew_at: datetime | None = None  # when `renew` renews it (None: never, as uploaded)
     ari_explanation_url: str | None = None  # the CA's page on its renewal window
+    # until when, its files unchanged, this report stays the same (None: it changes with
+    # time, or it is not to be kept): the status cache keeps it that long
+    stable_until: datetime | None = None
 
     @property
     def status(self) -> LineageStatus:
@@ -212,7 +224,26 @@ def _report(
         deploy_error=_deploy_error(state, version),
         renew_at=_renew_at(config, cert, state, now),
         ari_explanation_url=explanation if isinstance(explanation, str) else None,
+        stable_until=_stable_until(cert, state, now) if fresh_dns is None else None,
     )
+
+
+def _stable_until(cert: CertInfo | None, state: LineageState, now: datetime) -> datetime | None:
+    """The first moment at which a report read at `now` can change with time alone: each
+    moment where a status, the days left or `renew_at` can change is a candidate. None
+    without a certificate (`renew_at` is then `now`)."""
+    if cert is None:
+        return None
+    ari = stored_ari(state.ari)
+    moments = [
+        cert.not_after,
+        renewal_window_start(cert.not_before, cert.not_after),
+        last_twentieth(cert),
+        not_due_until(cert, ari),
+        cert.not_after - timedelta(days=days_left(cert.not_after, now)),  # one day less
+        *(ari or ()),
+    ]
+    return min((m for m in moments if m >= now), default=None)
 
 
 def _renew_at(
@@ -265,8 +296,50 @@ def iter_reports(
 
 def fail_on_matches(reports: list[LineageReport], fail_on: str) -> bool:
     """Whether a report matches --fail-on; `any` includes a failed deploy hook."""
-    wanted = FAIL_ON[fail_on]
-    return any(
-        wanted.intersection(r.statuses) or (fail_on == "any" and r.deploy_error is not None)
-        for r in reports
-    )
+    return any(statuses_match(r.statuses, r.deploy_error is not None, fail_on) for r in reports)
+
+
+def statuses_match(statuses: Iterable[str], deploy_failed: bool, fail_on: str) -> bool:
+    """Whether a lineage of these statuses matches --fail-on (`any`: a failed deploy too)."""
+    return bool(FAIL_ON[fail_on].intersection(statuses)) or (fail_on == "any" and deploy_failed)
+
+
+@dataclass(frozen=True)
+class ReportText:
+    """A lineage's report as `status --json` writes it, with what --fail-on looks at."""
+
+    text: str  # its JSON, one line
+    statuses: tuple[str, ...]
+    deploy_failed: bool
+
+
+def report_texts(store: Storage, now: datetime) -> Iterator[ReportText]:
+    """Every lineage's report as JSON text, from the status cache where the lineage's
+    files are as they were and time has not changed it (storage/status_cache.py); the
+    cache is rewritten as they go, and replaces the old one once all are out."""
+    import json
+
+    cache = store.status_cache()
+    at = now.timestamp()
+    complete = False
+    try:
+        for name in store.names():
+            stamp = store.report_stamp(name)
+            entry = cache.get(name)
+            if entry is not None and entry[0] == stamp and at < entry[1]:
+                cache.keep(name, entry, same=True)
+                yield ReportText(entry[4], tuple(entry[2].split(",")), entry[3])
+                continue
+            report = lineage_report(store, name, now)
+            statuses = tuple(s.value for s in report.statuses)
+            done = ReportText(
+                json.dumps(report.to_json()), statuses, report.deploy_error is not None
+            )
+            if stamp is not None and report.stable_until is not None:
+                until = report.stable_until.timestamp()
+                kept = [stamp, until, ",".join(statuses), done.deploy_failed, done.text]
+                cache.keep(name, kept, same=False)
+            yield done
+        complete = True
+    finally:
+        cache.close(complete=complete)

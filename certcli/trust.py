@@ -14,6 +14,7 @@ import os
 import shlex
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from certcli.errors import StoreError, UntrustedError
 
@@ -92,6 +93,12 @@ def check_chain(root: Path) -> None:
 def read_trusted(path: str | Path) -> bytes:
     """The content of a file that holds settings or a key: a regular file, not a link, owned
     by the invoking user or root, writable by nobody else. FileNotFoundError when missing."""
+    with open_trusted(path) as file:
+        return file.read()
+
+
+def open_trusted(path: str | Path) -> BinaryIO:
+    """The file read_trusted reads, opened and checked, for reading as it goes."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
@@ -106,9 +113,7 @@ def read_trusted(path: str | Path) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise StoreError(f"{path} is not a regular file", "replace it with a file")
         check(st, path)
-        chunks = []
-        while chunk := os.read(fd, max(st.st_size + 1, 4096)):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")

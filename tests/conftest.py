@@ -247,7 +247,15 @@ def write_state(certcli: Certcli, name: str, state: dict) -> None:
             (Jsonb(state), name),
         )
         return
-    (certcli.config_dir / "certs" / name / "state.json").write_text(json.dumps(state))
+    # as certcli writes it, under the lineage's lock: replaced by rename, and a note left for
+    # the renew index (state.json is certcli's own; an edit in place is seen only by the
+    # commands that read the lineage whatever their caches say)
+    path = certcli.config_dir / "certs" / name / "state.json"
+    tmp = path.with_name("state.json.test.tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, path)
+    (certcli.config_dir / "changes").mkdir(mode=0o700, exist_ok=True)
+    (certcli.config_dir / "changes" / name).touch()
 
 
 def write_settings(certcli: Certcli, name: str, text: str) -> None:

@@ -54,7 +54,15 @@ def status(
 ) -> None:
     """Show every lineage (or one, with its SANs) and what needs attention."""
     from certcli.errors import ExitCode, UsageError
-    from certcli.report import FAIL_ON, all_reports, fail_on_matches, iter_reports, lineage_report
+    from certcli.report import (
+        FAIL_ON,
+        all_reports,
+        fail_on_matches,
+        iter_reports,
+        lineage_report,
+        report_texts,
+        statuses_match,
+    )
 
     if fail_on is not None and fail_on not in FAIL_ON:
         raise UsageError(f"--fail-on {fail_on!r} is not one of: {', '.join(FAIL_ON)}")
@@ -80,8 +88,15 @@ def status(
         # streamed: a report is written, checked against --fail-on and dropped
         matched = False
 
-        def documents() -> Iterator[dict[str, Any]]:
+        def documents() -> Iterator[dict[str, Any] | str]:
             nonlocal matched
+            if diagnose is None:  # the reports of the files alone: the status cache's
+                for text in report_texts(rt.store, now):
+                    matched = matched or bool(
+                        fail_on and statuses_match(text.statuses, text.deploy_failed, fail_on)
+                    )
+                    yield text.text
+                return
             for report in iter_reports(rt.store, now, diagnose, caa):
                 matched = matched or bool(fail_on and fail_on_matches([report], fail_on))
                 yield report.to_json()

@@ -108,18 +108,27 @@ class Output:
         sys.stdout.write(json.dumps(payload, indent=2, default=json_default) + "\n")
 
     def emit_json_items(
-        self, key: str, items: Iterable[dict[str, Any]], after: dict[str, Any] | None = None
+        self,
+        key: str,
+        items: Iterable[dict[str, Any] | str],
+        after: dict[str, Any] | None = None,
     ) -> None:
         """The JSON document `{key: [items]}`, written item by item as they come: `status
         --json` over 100,000 lineages holds one report at a time, not the whole document
-        (and json's C encoder writes each item, one a line; indent=2 takes its Python one)."""
+        (and json's C encoder writes each item, one a line; indent=2 takes its Python one).
+        An item that is a str is JSON already (the status cache's)."""
         write = sys.stdout.write
         write(f"{{\n  {json.dumps(key)}: [")
         first = True
+        chunk: list[str] = []  # written a few hundred at a time: stdout may be unbuffered
         for item in items:
-            write(("\n    " if first else ",\n    ") + json.dumps(item, default=json_default))
+            text = item if isinstance(item, str) else json.dumps(item, default=json_default)
+            chunk.append(("\n    " if first else ",\n    ") + text)
             first = False
-        write("]" if first else "\n  ]")
+            if len(chunk) == 256:
+                write("".join(chunk))
+                chunk.clear()
+        write("".join(chunk) + ("]" if first else "\n  ]"))
         for name, value in (after or {}).items():  # the document's other keys, after the list
             write(f",\n  {json.dumps(name)}: {json.dumps(value, default=json_default)}")
         write("\n}\n")

@@ -19,6 +19,7 @@ from certcli.models import (
 )
 from certcli.storage.fsio import atomic_write
 from certcli.storage.pgbase import _REAL, _T, PgBase
+from certcli.storage.status_cache import NoStatusCache
 from certcli.trust import read_trusted
 
 if TYPE_CHECKING:
@@ -153,3 +154,10 @@ class PgLineages(PgBase):
         with contextlib.suppress(OSError):
             payload = {"format": 1, "store": self.where, "lineages": lineages}
             atomic_write(self.root / "renew-index.json", json.dumps(payload).encode())
+
+    # A database's status reads its lineages in few queries; it keeps no status cache.
+    def report_stamp(self, name: str) -> str | None:
+        return None
+
+    def status_cache(self) -> NoStatusCache:
+        return NoStatusCache()

@@ -31,7 +31,31 @@ from typing import Any, Protocol
 from certcli.models import Account, CertInfo, LineageSettings, LineageState, StateUpdate
 
 
-class Storage(Protocol):
+class Caches(Protocol):
+    """What a store keeps so that `renew` and `status` need not read every lineage."""
+
+    # -- the renew index (a cache) -----------------------------------------------------
+
+    def lineage_stamp(self, name: str) -> str:
+        """What changes whenever the lineage's settings, state or current version do."""
+
+    def read_renew_index(self) -> dict[str, Any]:
+        """The renew index; {} for none, or one that is odd in any way."""
+
+    def write_renew_index(self, lineages: dict[str, Any]) -> None:
+        """Best effort: a failure leaves no index, never a wrong one."""
+
+    # -- the status cache (a cache; a store may keep none) ---------------------------------
+
+    def report_stamp(self, name: str) -> str | None:
+        """What changes whenever what `status` shows of the lineage can, time aside; None
+        when this store keeps no status cache."""
+
+    def status_cache(self) -> StatusCacheFile:
+        """The status cache, read in the order of `names()` as its successor is written."""
+
+
+class Storage(Caches, Protocol):
     """Lineages (settings, state, versions, a pending key and CSR), the ACME accounts, the
     locks, the installation id and the renew index."""
 
@@ -220,13 +244,13 @@ class Storage(Protocol):
         locks anew). Atomic: renamed away in one step, then erased. NotFoundError when
         there is none; StoreError when it cannot be removed."""
 
-    # -- the renew index (a cache) -----------------------------------------------------
 
-    def lineage_stamp(self, name: str) -> str:
-        """What changes whenever the lineage's settings, state or current version do."""
+class StatusCacheFile(Protocol):
+    def get(self, name: str) -> list[Any] | None:
+        """[report stamp, until, statuses, deploy failed, the report's JSON], or None."""
 
-    def read_renew_index(self) -> dict[str, Any]:
-        """The renew index; {} for none, or one that is odd in any way."""
+    def keep(self, name: str, entry: list[Any], *, same: bool) -> None:
+        """Into the next cache; `same`: the entry `get` gave."""
 
-    def write_renew_index(self, lineages: dict[str, Any]) -> None:
-        """Best effort: a failure leaves no index, never a wrong one."""
+    def close(self, *, complete: bool) -> None:
+        """The next cache replaces this one if `complete` and anything changed."""

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from certcli.errors import StoreError
 from certcli.storage.fsio import atomic_write
 from certcli.storage.locks import CHANGES, LockingStore
-from certcli.trust import read_trusted
+from certcli.trust import open_trusted
 
 RENEW_INDEX = "renew-index"
 _HEADER = "certcli renew index 2\n"
@@ -71,33 +73,52 @@ class RenewIndexStore(LockingStore):
         self._write_index(lineages)
 
     def _read_index(self) -> dict[str, Any]:
+        rows = read_rows(os.path.join(self.root, RENEW_INDEX), _HEADER, 4)
         try:
-            text = read_trusted(os.path.join(self.root, RENEW_INDEX)).decode()
-        except (OSError, ValueError, StoreError):  # another user's index is no index
+            return {name: [stamp, float(until), shown] for name, stamp, until, shown in rows}
+        except ValueError:
             return {}
-        if not text.startswith(_HEADER):
-            return {}
-        index: dict[str, Any] = {}
-        for line in text[len(_HEADER) :].split("\n")[:-1]:
-            fields = line.split("\t", 3)
-            if len(fields) != 4:
-                return {}
-            try:
-                index[fields[0]] = [fields[1], float(fields[2]), fields[3]]
-            except ValueError:
-                return {}
-        return index
 
     def _write_index(self, lineages: dict[str, Any]) -> bool:
-        lines = [_HEADER]
-        for name, (stamp, until, shown) in lineages.items():
-            line = f"{name}\t{stamp}\t{until!r}\t{shown}"
-            if line.count("\t") == 3 and "\n" not in line and "\r" not in line:
-                lines.append(line + "\n")
-        try:
-            atomic_write(self.root / RENEW_INDEX, "".join(lines).encode())
-        except OSError:
+        rows = (
+            (name, stamp, repr(until), shown) for name, (stamp, until, shown) in lineages.items()
+        )
+        if not write_rows(self.root / RENEW_INDEX, _HEADER, rows):
             return False
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(self.root, _OLD_INDEX))
         return True
+
+
+def read_rows(path: str, header: str, width: int) -> list[list[str]]:
+    """A cache of one line a lineage, `width` fields split by tabs, after `header`; none at
+    all if anything in it is odd, or if it is not certcli's user's own. Read a line at a
+    time: the whole text of 100,000 would be three copies in memory at once."""
+    rows = []
+    try:
+        with open_trusted(path) as source:
+            if source.readline() != header.encode():
+                return []
+            for line in source:
+                row = line.decode().split("\t", width - 1)
+                if len(row) != width or not row[-1].endswith("\n"):
+                    return []
+                row[-1] = row[-1][:-1]
+                rows.append(row)
+    except (OSError, ValueError, StoreError):  # another user's cache is no cache
+        return []
+    return rows
+
+
+def write_rows(path: Path, header: str, rows: Iterable[tuple[str, ...]]) -> bool:
+    """Best effort (False: not written); a row that would not read back whole is left out."""
+    lines = [header]
+    for row in rows:
+        line = "\t".join(row)
+        if line.count("\t") == len(row) - 1 and "\n" not in line and "\r" not in line:
+            lines.append(line + "\n")
+    try:
+        atomic_write(path, "".join(lines).encode())
+    except OSError:
+        return False
+    return True

@@ -14,13 +14,13 @@ from certcli.models import (
     is_state_value,
 )
 from certcli.storage.fsio import atomic_write, make_dirs, store_error
-from certcli.storage.renew_index import RenewIndexStore
+from certcli.storage.status_cache import StatusCacheStore
 from certcli.trust import check_path, read_trusted
 
 _KIND_NAMES = {str: "a string", dict: "a table", int: "a number"}
 
 
-class StateStore(RenewIndexStore):
+class StateStore(StatusCacheStore):
     """A lineage's settings and state, each one file replaced whole."""
 
     def read_settings(self, name: str) -> LineageSettings:
