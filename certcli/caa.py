@@ -265,6 +265,12 @@ def _via(finding: CaaFinding, asked: str) -> CaaFinding:
     return replace(finding, reason=f"{finding.reason} (reached from {asked} by CNAME)")
 
 
+#: The CAA answers of this process by resolvers, kept for their TTL (a negative one for the
+#: SOA's minimum), as a caching resolver keeps them: the orders of a batch share their
+#: parents' sets (`certcli.test`, `test`), asked once rather than once per order.
+_answers: dict[tuple[tuple[str, int], ...], Any] = {}
+
+
 def check(
     sans: Sequence[str],
     requester: Requester,
@@ -272,13 +278,21 @@ def check(
     timeout: float = 5.0,
 ) -> list[CaaFinding]:
     """Every SAN's CAA verdict, looked up concurrently, in the order given."""
+    import dns.resolver
+
     from certcli.dnscheck import diagnose_each
+
+    cache = _answers.setdefault(tuple(servers), dns.resolver.Cache())  # its own lock
+
+    def one(san: str, resolver: dns.resolver.Resolver) -> CaaFinding:
+        resolver.cache = cache
+        return check_one(san, requester, resolver)
 
     return diagnose_each(
         sans,
         servers,
         timeout,
-        lambda san, resolver: check_one(san, requester, resolver),
+        one,
         lambda san, problem: CaaFinding(san, CaaStatus.ERROR, f"no resolver: {problem}"),
     )
 

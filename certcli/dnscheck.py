@@ -220,7 +220,9 @@ def diagnose_each(
             return unusable(san, _short(exc))
         return one(san, resolver)
 
-    with ThreadPoolExecutor(max_workers=min(8, max(1, len(unique)))) as pool:
+    if len(unique) <= 1:  # one name (an order of one SAN): no thread to start and join
+        return [each(san) for san in unique]
+    with ThreadPoolExecutor(max_workers=min(8, len(unique))) as pool:
         return list(pool.map(each, unique))
 
 

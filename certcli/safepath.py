@@ -135,10 +135,16 @@ def lstat_at(dir_fd: int, name: str) -> os.stat_result | None:
 
 
 def create_at(
-    dir_fd: int | None, name: str, data: bytes, mode: int, *, exact_mode: bool = False
+    dir_fd: int | None,
+    name: str,
+    data: bytes,
+    mode: int,
+    *,
+    exact_mode: bool = False,
+    sync: bool = True,
 ) -> None:
     """Create `name` (which must not exist, nor be a link) with `mode` from the start (a
-    umask narrows it, unless `exact_mode`), write and fsync it."""
+    umask narrows it, unless `exact_mode`), write and (unless not `sync`) fsync it."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(name, flags, mode, dir_fd=dir_fd)
     try:
@@ -147,7 +153,8 @@ def create_at(
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -112,9 +112,11 @@ class WebrootSolver:
 
 
 def _create_token(directory: int, challenge: Challenge) -> None:
-    # not a secret; readable by the web server whatever the umask
+    # not a secret; readable by the web server whatever the umask. No fsync: the file lives
+    # for one validation, a crash ends that anyway, and the journal's record (synced before
+    # it) has the next run remove whatever of it a crash leaves.
     data = challenge.key_authorization.encode()
-    create_at(directory, challenge.token, data, 0o644, exact_mode=True)
+    create_at(directory, challenge.token, data, 0o644, exact_mode=True, sync=False)
 
 
 def _challenge_dir(webroot: Path, *, create: bool) -> int:

@@ -63,7 +63,7 @@ class Ca:
         self._lock = threading.Lock()  # a refetch or re-registration, once for all threads
         self._connect_lock = threading.Lock()
         self._connected = False
-        self._local = threading.local()  # this thread's network, for Retry-After on errors
+        self._networks = accounts.ThreadNetworks(settings)  # kept per thread across orders
         self._directory = Directory(store, settings)
         self._account: Account | None = None
 
@@ -121,12 +121,10 @@ class Ca:
 
     def _client(self) -> acme_client.ClientV2:
         """A client on a network session of this thread's own, signing as our account."""
-        net = self._local.net = accounts.signed_network(self.settings, self.account.key_pem)
-        net.account = accounts.resource(self.account)
-        return acme_client.ClientV2(self.directory, net)
+        return acme_client.ClientV2(self.directory, self._networks.get(self.account))
 
     def _last_response(self) -> requests.Response | None:
-        net: Network | None = getattr(self._local, "net", None)
+        net: Network | None = self._networks.current()
         return net.last_response if net is not None else None
 
     @contextlib.contextmanager
@@ -165,21 +163,25 @@ class Ca:
                 client, order, identifiers, solver_for, progress, preferred_chain, deadline, timeout
             )
 
-        with self._classified():
-            self.connect()
-            try:
+        try:
+            with self._classified():
+                self.connect()
+                try:
+                    return attempt()
+                except messages.Error as error:
+                    if not is_unknown_account(error):
+                        raise
+                # The CA no longer knows our account (a test CA restarted): register the
+                # same key again and retry once.
+                log.debug("the CA no longer knows the account %s", self.account.uri)
+                with self._lock:
+                    self._account = accounts.register(
+                        self.store, self.settings, self.directory, self._accept_tos, self._account
+                    )
                 return attempt()
-            except messages.Error as error:
-                if not is_unknown_account(error):
-                    raise
-            # The CA no longer knows our account (a test CA restarted): register the same
-            # key again and retry once.
-            log.debug("the CA no longer knows the account %s", self.account.uri)
-            with self._lock:
-                self._account = accounts.register(
-                    self.store, self.settings, self.directory, self._accept_tos, self._account
-                )
-            return attempt()
+        except BaseException:
+            self._networks.drop()  # only once classified, by this network's last response
+            raise
 
     def _place(
         self, identifiers: list[str], csr_pem: bytes, profile: str | None, replaces: str | None

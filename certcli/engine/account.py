@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -41,6 +42,33 @@ def signed_network(settings: CaSettings, key_pem: bytes) -> Network:
     """A network session that signs with the account key `key_pem`."""
     key = jwk(key_pem)
     return open_network(settings, key, alg(key))
+
+
+class ThreadNetworks:
+    """A signing network session per thread. One outlives an order (its TLS connection,
+    its spare nonce and the parsed key serve the thread's next order) until the account
+    key changes or `drop` forgets it, as after a failure: a stale connection or nonce must
+    not outlive the order it broke."""
+
+    def __init__(self, settings: CaSettings) -> None:
+        self.settings = settings
+        self._local = threading.local()
+
+    def get(self, account: Account) -> Network:
+        net: Network | None = getattr(self._local, "net", None)
+        if net is None or self._local.key_pem != account.key_pem:
+            net = self._local.net = signed_network(self.settings, account.key_pem)
+            self._local.key_pem = account.key_pem
+        net.last_response = None  # errors are classified by this order's responses only
+        net.account = resource(account)
+        return net
+
+    def current(self) -> Network | None:
+        """This thread's session, for the last response an error is classified by."""
+        return getattr(self._local, "net", None)
+
+    def drop(self) -> None:
+        self._local.net = None
 
 
 def resource(account: Account) -> messages.RegistrationResource:

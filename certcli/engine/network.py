@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import josepy as jose
 import requests
@@ -42,11 +43,42 @@ class CaSettings:
     network_timeout: float = 30.0
 
 
+class EnvOnceSession(requests.Session):
+    """requests reads the environment (the proxies, NO_PROXY, REQUESTS_CA_BUNDLE) anew at
+    every request, a good part of a request's CPU; certcli never changes it while it runs,
+    so this session reads it once per origin."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def merge_environment_settings(
+        self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        if proxies or not isinstance(cert, str | tuple | None):  # only the plain case kept
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        origin = urlsplit(url)
+        key = (origin.scheme, origin.netloc, stream, verify, cert)
+        merged = self._merged.get(key)
+        if merged is None:
+            merged = self._merged[key] = super().merge_environment_settings(
+                url, proxies, stream, verify, cert
+            )
+        return {**merged, "proxies": dict(merged["proxies"])}  # a copy: requests may change it
+
+
 class Network(acme_client.ClientNetwork):
     """acme's ClientNetwork, retrying badNonce more than once (a CA may reject any nonce)
     and keeping the nonce that comes with an error response instead of asking for another."""
 
     last_response: requests.Response | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        adapters = self.session.adapters
+        self.session = EnvOnceSession()
+        for prefix, adapter in adapters.items():  # acme's own adapters, kept as mounted
+            self.session.mount(prefix, adapter)
 
     def post(self, *args: Any, **kwargs: Any) -> requests.Response:
         for attempt in range(BAD_NONCE_RETRIES + 1):

@@ -41,15 +41,18 @@ def issue(
     warn: Callable[[str], None] | None = None,
     now: datetime | None = None,
     rng: random.Random | None = None,
+    plan: Plan | None = None,
 ) -> Outcome:
     """Create (or, with --force-renewal/--expand, re-issue) a lineage and obtain its
     certificate. Usage and connection problems fail before anything is stored; a failed
     order leaves the lineage as Failed for `renew` to retry. `warn` is told, first, when
-    --email is not the account's contact."""
+    --email is not the account's contact. `plan`: the one these options and config make,
+    made already (by `issue_each`, once for all its lineages)."""
     if warn is not None:
         _warn_contact(store, config, options, warn)
     validate_lineage_name(name)
-    plan = make_plan(options, config, None, store)
+    if plan is None:
+        plan = make_plan(options, config, None, store)
     check_identifiers(domains, plan.challenge)
     solver = make_solver(plan, session, store)
     store.ensure()
@@ -223,6 +226,7 @@ def issue_each(
                 progress,
                 dry_run=dry_run,
                 rng=rng,
+                plan=plan,
             )
         except CertcliError as exc:  # e.g. the name exists or is locked: report it, go on
             progress(name, Phase.FAILED)

@@ -331,3 +331,27 @@ def test_no_record_is_suggested_for_an_account_url_that_cannot_be_written_in_one
     assert caa.suggested_record("a.example.com", "issue", US) == (
         f'a.example.com. 300 IN CAA 0 issue "{value}"'
     )
+
+
+def test_a_batch_asks_the_parents_sets_once_for_their_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dns.message
+    import dns.query
+
+    asked: list[str] = []
+
+    def udp(query: dns.message.Message, *args: Any, **kwargs: Any) -> dns.message.Message:
+        name = query.question[0].name.to_text()
+        asked.append(name.rstrip("."))
+        response = dns.message.make_response(query)
+        soa = "ns.example.com. hostmaster.example.com. 1 3600 600 86400 60"
+        response.authority.append(dns.rrset.from_text("example.com.", 60, "IN", "SOA", soa))
+        return response  # no CAA anywhere: each name's set is empty, for 60 s
+
+    monkeypatch.setattr(dns.query, "udp", udp)
+    monkeypatch.setattr(caa, "_answers", {})
+    servers = [("127.0.0.1", 5353)]
+    for san in ("a.example.com", "b.example.com"):
+        assert caa.check([san], US, servers)[0].status is CaaStatus.NONE
+    assert asked == ["a.example.com", "example.com", "com", "b.example.com"]
+    caa.check(["a.example.com"], US, [("127.0.0.2", 5353)])  # other resolvers: asked anew
+    assert asked[4:] == ["a.example.com", "example.com", "com"]

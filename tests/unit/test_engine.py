@@ -480,3 +480,28 @@ def test_each_request_and_response_is_logged_without_its_body(
     sent = net.session.request.call_args.kwargs["data"]
     assert '"protected"' in sent  # the signed request was sent, and is in no log line
     assert not [line for line in lines if "protected" in line or "bm9uY2U" in line]
+
+
+def test_the_environment_is_read_once_per_origin_with_the_same_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "direct.test")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/bundle.pem")
+    ours, theirs = network.EnvOnceSession(), requests.Session()
+    for url in ("https://ca.test/dir", "https://direct.test/dir", "https://ca.test:8443/x"):
+        for verify in (True, None, False, "/other.pem"):
+            expected = theirs.merge_environment_settings(url, {}, None, verify, None)
+            assert ours.merge_environment_settings(url, {}, None, verify, None) == expected
+    direct = ours.merge_environment_settings("https://direct.test/d", {}, None, True, None)
+    assert "https" not in direct["proxies"] and direct["verify"] == "/etc/bundle.pem"
+    got = ours.merge_environment_settings("https://ca.test/new-order", {}, None, True, None)
+    got["proxies"].clear()  # a copy each time: a caller's change is not kept
+    again = ours.merge_environment_settings("https://ca.test/order", {}, None, True, None)
+    assert again["proxies"]["https"] == "http://proxy.test:3128"
+
+
+def test_a_network_keeps_acmes_adapters_on_the_env_once_session() -> None:
+    net = network.open_network(engine.CaSettings("https://ca.test/dir"))
+    assert isinstance(net.session, network.EnvOnceSession)
+    assert net.session.get_adapter("https://ca.test/") is net.session.get_adapter("http://x/")
