@@ -79,13 +79,15 @@ class Hosts:
         env = self.env(url, "idle-host")
         origin = "origin.hosts-bench.certcli.test"
         self.issue(env, [origin])
-        # clones of the one lineage, in SQL: its settings (with the name replaced), state and
-        # version rows under each new name
+        # clones of the one lineage, in SQL: its settings (a new name, the same domains, as
+        # the file store's clones: other domains would not be covered, and so due), state
+        # and version rows under each new name
         self.sql(
             url,
             "INSERT INTO certcli.lineages (name, settings, state, live_version) "
-            f"SELECT 'c' || n || '.hosts-bench.certcli.test', replace(settings, '{origin}', "
-            f"'c' || n || '.hosts-bench.certcli.test'), state, live_version "
+            f"SELECT 'c' || n || '.hosts-bench.certcli.test', replace(settings, "
+            f"'name = \"{origin}\"', 'name = \"c' || n || '.hosts-bench.certcli.test\"'), "
+            "state, live_version "
             f"FROM certcli.lineages, generate_series(1, {LINEAGES - 1}) AS n "
             f"WHERE name = '{origin}'",
         )
