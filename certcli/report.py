@@ -319,27 +319,30 @@ def report_texts(store: Storage, now: datetime) -> Iterator[ReportText]:
     cache is rewritten as they go, and replaces the old one once all are out."""
     import json
 
+    from certcli.gcpause import gc_paused
+
     cache = store.status_cache()
     at = now.timestamp()
     complete = False
     try:
-        for name in store.names():
-            stamp = store.report_stamp(name)
-            entry = cache.get(name)
-            if entry is not None and entry[0] == stamp and at < entry[1]:
-                cache.keep(name, entry, same=True)
-                yield ReportText(entry[4], tuple(entry[2].split(",")), entry[3])
-                continue
-            report = lineage_report(store, name, now)
-            statuses = tuple(s.value for s in report.statuses)
-            done = ReportText(
-                json.dumps(report.to_json()), statuses, report.deploy_error is not None
-            )
-            if stamp is not None and report.stable_until is not None:
-                until = report.stable_until.timestamp()
-                kept = [stamp, until, ",".join(statuses), done.deploy_failed, done.text]
-                cache.keep(name, kept, same=False)
-            yield done
+        with gc_paused():  # see gcpause.py
+            for name in store.names():
+                stamp = store.report_stamp(name)
+                entry = cache.get(name)
+                if entry is not None and entry[0] == stamp and at < entry[1]:
+                    cache.keep(name, entry, same=True)
+                    yield ReportText(entry[4], tuple(entry[2].split(",")), entry[3])
+                    continue
+                report = lineage_report(store, name, now)
+                statuses = tuple(s.value for s in report.statuses)
+                done = ReportText(
+                    json.dumps(report.to_json()), statuses, report.deploy_error is not None
+                )
+                if stamp is not None and report.stable_until is not None:
+                    until = report.stable_until.timestamp()
+                    kept = [stamp, until, ",".join(statuses), done.deploy_failed, done.text]
+                    cache.keep(name, kept, same=False)
+                yield done
         complete = True
     finally:
         cache.close(complete=complete)

@@ -12,6 +12,7 @@ from certcli.errors import CertcliError, StoreError
 from certcli.flows.ari import ari_window
 from certcli.flows.notify import MISMATCH_KEY, NOTICE_KEY, custom_outcome, recorded_notice
 from certcli.flows.outcome import INDEXED_CERTIFICATE, Outcome
+from certcli.gcpause import gc_paused
 from certcli.models import Action, LineageSettings, Mode, parse_rfc3339
 from certcli.renewal import deploy_pending, not_due_until, renewal_reason, renewal_window_start
 from certcli.storage.protocol import Storage
@@ -167,6 +168,20 @@ def scan_all(
 ) -> Scanned:
     """Every lineage named (else every one) scanned at `now`, under the store lock the
     caller holds; the index of lineages found not due is kept up to date."""
+    with gc_paused():
+        return _scan_all(store, names, config, now, force=force, dry_run=dry_run, rng=rng)
+
+
+def _scan_all(
+    store: Storage,
+    names: list[str],
+    config: dict[str, Any],
+    now: datetime,
+    *,
+    force: bool,
+    dry_run: bool,
+    rng: random.Random | None,
+) -> Scanned:
     outcomes: list[Outcome] = []
     redeploys: list[Outcome] = []  # not due, but the live version's deploy hook failed
     due: list[Due] = []

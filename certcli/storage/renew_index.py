@@ -73,11 +73,21 @@ class RenewIndexStore(LockingStore):
         self._write_index(lineages)
 
     def _read_index(self) -> dict[str, Any]:
-        rows = read_rows(os.path.join(self.root, RENEW_INDEX), _HEADER, 4)
+        # one pass, a line at a time: this is most of a `renew` with nothing due
+        index: dict[str, Any] = {}
+        header = _HEADER.encode()
         try:
-            return {name: [stamp, float(until), shown] for name, stamp, until, shown in rows}
-        except ValueError:
+            with open_trusted(os.path.join(self.root, RENEW_INDEX)) as source:
+                if source.readline() != header:
+                    return {}
+                for line in source:
+                    if not line.endswith(b"\n"):  # cut short
+                        return {}
+                    name, stamp, until, shown = line.decode().split("\t")
+                    index[name] = [stamp, float(until), shown[:-1]]
+        except (OSError, ValueError, StoreError):  # odd, or another user's: no index
             return {}
+        return index
 
     def _write_index(self, lineages: dict[str, Any]) -> bool:
         rows = (
@@ -88,26 +98,6 @@ class RenewIndexStore(LockingStore):
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(self.root, _OLD_INDEX))
         return True
-
-
-def read_rows(path: str, header: str, width: int) -> list[list[str]]:
-    """A cache of one line a lineage, `width` fields split by tabs, after `header`; none at
-    all if anything in it is odd, or if it is not certcli's user's own. Read a line at a
-    time: the whole text of 100,000 would be three copies in memory at once."""
-    rows = []
-    try:
-        with open_trusted(path) as source:
-            if source.readline() != header.encode():
-                return []
-            for line in source:
-                row = line.decode().split("\t", width - 1)
-                if len(row) != width or not row[-1].endswith("\n"):
-                    return []
-                row[-1] = row[-1][:-1]
-                rows.append(row)
-    except (OSError, ValueError, StoreError):  # another user's cache is no cache
-        return []
-    return rows
 
 
 def write_rows(path: Path, header: str, rows: Iterable[tuple[str, ...]]) -> bool:
