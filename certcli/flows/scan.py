@@ -156,6 +156,7 @@ class Scanned:
     indexed: dict[str, str]  # not due, as the index says: what it shows of each
 
 
+@gc_paused()  # see gcpause.py
 def scan_all(
     store: Storage,
     names: list[str],
@@ -168,20 +169,6 @@ def scan_all(
 ) -> Scanned:
     """Every lineage named (else every one) scanned at `now`, under the store lock the
     caller holds; the index of lineages found not due is kept up to date."""
-    with gc_paused():
-        return _scan_all(store, names, config, now, force=force, dry_run=dry_run, rng=rng)
-
-
-def _scan_all(
-    store: Storage,
-    names: list[str],
-    config: dict[str, Any],
-    now: datetime,
-    *,
-    force: bool,
-    dry_run: bool,
-    rng: random.Random | None,
-) -> Scanned:
     outcomes: list[Outcome] = []
     redeploys: list[Outcome] = []  # not due, but the live version's deploy hook failed
     due: list[Due] = []

@@ -110,7 +110,7 @@ class StoreLayout:
                 except (OSError, ValueError):
                     continue
                 if stat.S_ISREG(st.st_mode):
-                    stamps[e] = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+                    stamps[e] = file_stamp(st)
         self._stamps = stamps
         return sorted(stamps)
 
@@ -150,3 +150,8 @@ class StoreLayout:
 
     def leftovers_dir(self) -> Path:
         return self.root / "leftovers"
+
+
+def file_stamp(st: os.stat_result) -> str:
+    """What changes when a file is replaced or written: its inode, mtime and size."""
+    return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"

@@ -36,8 +36,10 @@ class Caches(Protocol):
 
     # -- the renew index (a cache) -----------------------------------------------------
 
-    def lineage_stamp(self, name: str) -> str:
-        """What changes whenever the lineage's settings, state or current version do."""
+    def lineage_stamp(self, name: str) -> Any:
+        """What, with the entries read_renew_index leaves out, shows any change of the
+        lineage's settings, state or current version (the file store: lineage.toml's stat,
+        the rest by its lock holders' notes)."""
 
     def read_renew_index(self) -> dict[str, Any]:
         """The renew index; {} for none, or one that is odd in any way."""

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from certcli.errors import StoreError
 from certcli.storage.fsio import atomic_write
+from certcli.storage.layout import file_stamp
 from certcli.storage.locks import CHANGES, LockingStore
 from certcli.trust import open_trusted
 
@@ -44,8 +43,7 @@ class RenewIndexStore(LockingStore):
         stamp = self._stamps.get(name)
         if stamp is None:
             try:
-                st = os.stat(self._path(name, "lineage.toml"))
-                stamp = f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+                stamp = file_stamp(os.stat(self._path(name, "lineage.toml")))
             except OSError:
                 stamp = "-"
         return stamp
@@ -90,25 +88,22 @@ class RenewIndexStore(LockingStore):
         return index
 
     def _write_index(self, lineages: dict[str, Any]) -> bool:
-        rows = (
-            (name, stamp, repr(until), shown) for name, (stamp, until, shown) in lineages.items()
-        )
-        if not write_rows(self.root / RENEW_INDEX, _HEADER, rows):
+        lines = [_HEADER]
+        for name, (stamp, until, shown) in lineages.items():
+            lines.append(tsv_line(name, stamp, repr(until), shown) or "")
+        try:
+            atomic_write(self.root / RENEW_INDEX, "".join(lines).encode())
+        except OSError:
             return False
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(self.root, _OLD_INDEX))
         return True
 
 
-def write_rows(path: Path, header: str, rows: Iterable[tuple[str, ...]]) -> bool:
-    """Best effort (False: not written); a row that would not read back whole is left out."""
-    lines = [header]
-    for row in rows:
-        line = "\t".join(row)
-        if line.count("\t") == len(row) - 1 and "\n" not in line and "\r" not in line:
-            lines.append(line + "\n")
-    try:
-        atomic_write(path, "".join(lines).encode())
-    except OSError:
-        return False
-    return True
+def tsv_line(*fields: str) -> str | None:
+    """The fields as one line of a cache, tab-separated; None for fields that would not
+    read back whole (a tab or a line break in one): that entry is not kept."""
+    line = "\t".join(fields)
+    if line.count("\t") != len(fields) - 1 or "\n" in line or "\r" in line:
+        return None
+    return line + "\n"

@@ -22,7 +22,8 @@ from typing import IO, Any
 
 from certcli.errors import StoreError
 from certcli.storage.fsio import FILE_MODE, fsync_dir
-from certcli.storage.renew_index import RenewIndexStore
+from certcli.storage.layout import file_stamp
+from certcli.storage.renew_index import RenewIndexStore, tsv_line
 from certcli.trust import open_trusted
 
 STATUS_CACHE = "status-cache"
@@ -78,9 +79,9 @@ class StatusCache:
             self._same = self._ahead_at[1]  # the old cache's line, copied if need be
             return
         stamp, until, statuses, deploy, text = entry
-        line = f"{name}\t{stamp}\t{until!r}\t{statuses}\t{int(deploy)}\t{text}"
-        if line.count("\t") == 5 and "\n" not in line and "\r" not in line:
-            self._write(line.encode() + b"\n")
+        line = tsv_line(name, stamp, repr(until), statuses, str(int(deploy)), text)
+        if line is not None:
+            self._write(line.encode())
 
     def _write(self, data: bytes) -> None:
         if self._failed:
@@ -168,11 +169,9 @@ class StatusCacheStore(RenewIndexStore):
         parts = [self.lineage_stamp(name)]
         for path in (base, base + "/live", base + "/live/meta.json"):
             try:
-                st = stat(path)
+                parts.append(file_stamp(stat(path)))
             except OSError:
                 parts.append("-")
-                continue
-            parts.append(f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}")
         return "|".join(parts)
 
     def status_cache(self) -> StatusCache:
