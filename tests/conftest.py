@@ -111,6 +111,8 @@ def certcli(tmp_path: Path, request: pytest.FixtureRequest) -> Certcli:
     if ON_POSTGRES and request.node.get_closest_marker("integration"):
         server = request.getfixturevalue("postgres")
         on_postgres(found, server.new_database(), server, "test-host")
+        # the store helpers (tests/conftest.py) connect from this process too
+        request.getfixturevalue("monkeypatch").setenv("PGPASSWORD", found.env["PGPASSWORD"])
     return found
 
 
@@ -177,7 +179,8 @@ def live_dir(certcli: Certcli, name: str) -> Path:
     return certcli.config_dir / "certs" / name / "live"
 
 
-def _query(certcli: Certcli, sql: str, params: tuple = ()) -> list[tuple]:
+def store_query(certcli: Certcli, sql: str, params: tuple = ()) -> list[tuple]:
+    """A question to the test's PostgreSQL store, from this process."""
     import psycopg
 
     password = certcli.env.get("PGPASSWORD")
@@ -188,7 +191,7 @@ def _query(certcli: Certcli, sql: str, params: tuple = ()) -> list[tuple]:
 def lineage_state(certcli: Certcli, name: str) -> dict:
     """The lineage's state (state.json); {} when it has none."""
     if on_pg(certcli):
-        rows = _query(certcli, "SELECT state FROM certcli.lineages WHERE name = %s", (name,))
+        rows = store_query(certcli, "SELECT state FROM certcli.lineages WHERE name = %s", (name,))
         return dict(rows[0][0]) if rows else {}
     path = certcli.config_dir / "certs" / name / "state.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -197,7 +200,7 @@ def lineage_state(certcli: Certcli, name: str) -> dict:
 def lineage_settings(certcli: Certcli, name: str) -> str | None:
     """The lineage's settings as lineage.toml's text; None for no lineage."""
     if on_pg(certcli):
-        rows = _query(
+        rows = store_query(
             certcli,
             "SELECT settings FROM certcli.lineages WHERE name = %s AND settings <> ''",
             (name,),
@@ -210,16 +213,26 @@ def lineage_settings(certcli: Certcli, name: str) -> str | None:
 def lineage_names(certcli: Certcli) -> list[str]:
     """The lineages in the store, sorted."""
     if on_pg(certcli):
-        rows = _query(certcli, "SELECT name FROM certcli.lineages WHERE settings <> '' ORDER BY 1")
+        rows = store_query(
+            certcli, "SELECT name FROM certcli.lineages WHERE settings <> '' ORDER BY 1"
+        )
         return [r[0] for r in rows]
     certs = certcli.config_dir / "certs"
     return sorted(p.parent.name for p in certs.glob("*/lineage.toml")) if certs.exists() else []
 
 
+def has_account(certcli: Certcli) -> bool:
+    """Whether the store holds any ACME account (on the file store, any part of one)."""
+    if on_pg(certcli):
+        return bool(store_query(certcli, "SELECT 1 FROM certcli.accounts"))
+    accounts = certcli.config_dir / "accounts"
+    return any(accounts.rglob("account.json")) or any(accounts.rglob("key.pem"))
+
+
 def version_numbers(certcli: Certcli, name: str) -> list[int]:
     """The lineage's versions, in order."""
     if on_pg(certcli):
-        rows = _query(
+        rows = store_query(
             certcli, "SELECT version FROM certcli.versions WHERE name = %s ORDER BY 1", (name,)
         )
         return [r[0] for r in rows]
@@ -230,7 +243,9 @@ def version_numbers(certcli: Certcli, name: str) -> list[int]:
 def live_version(certcli: Certcli, name: str) -> int | None:
     """The lineage's current version; None before the first."""
     if on_pg(certcli):
-        rows = _query(certcli, "SELECT live_version FROM certcli.lineages WHERE name = %s", (name,))
+        rows = store_query(
+            certcli, "SELECT live_version FROM certcli.lineages WHERE name = %s", (name,)
+        )
         return rows[0][0] if rows else None
     link = certcli.config_dir / "certs" / name / "live"
     return int(os.readlink(link).rsplit("/", 1)[1]) if link.is_symlink() else None
@@ -241,7 +256,7 @@ def write_state(certcli: Certcli, name: str, state: dict) -> None:
     if on_pg(certcli):
         from psycopg.types.json import Jsonb
 
-        _query(
+        store_query(
             certcli,
             "UPDATE certcli.lineages SET state = %s WHERE name = %s RETURNING 1",
             (Jsonb(state), name),
@@ -261,7 +276,7 @@ def write_state(certcli: Certcli, name: str, state: dict) -> None:
 def write_settings(certcli: Certcli, name: str, text: str) -> None:
     """Replace the lineage's settings with lineage.toml text, as an operator edits them."""
     if on_pg(certcli):
-        _query(
+        store_query(
             certcli,
             "UPDATE certcli.lineages SET settings = %s WHERE name = %s RETURNING 1",
             (text, name),
@@ -277,11 +292,11 @@ def store_contents(certcli: Certcli) -> dict[str, Any]:
         return snapshot(certcli.config_dir / "certs")
     tables = ("lineages", "versions", "pending", "accounts", "retired_accounts", "store")
     found: dict[str, Any] = {
-        table: sorted(map(repr, _query(certcli, f"SELECT * FROM certcli.{table}")))
+        table: sorted(map(repr, store_query(certcli, f"SELECT * FROM certcli.{table}")))
         for table in tables
     }
     # the lineages' xmin changes with any write, even of the same values
-    found["xmin"] = sorted(_query(certcli, "SELECT name, xmin::text FROM certcli.lineages"))
+    found["xmin"] = sorted(store_query(certcli, "SELECT name, xmin::text FROM certcli.lineages"))
     for local in ("live", "archive"):
         found[local] = snapshot(certcli.config_dir / local)
     return found

@@ -78,12 +78,16 @@ def copy(
                 "lineages": done.lineages,
                 "versions": done.versions,
                 "accounts": done.accounts,
+                "pending": done.pending,
                 "verified": True,
                 "unchanged": done.unchanged,
             }
         )
         return
-    counts = f"{done.lineages} lineages ({done.versions} versions) and {done.accounts} accounts"
+    waiting = f", {done.pending} keys waiting for upload" if done.pending else ""
+    counts = (
+        f"{done.lineages} lineages ({done.versions} versions{waiting}) and {done.accounts} accounts"
+    )
     there = url.shown if to else rt.store.where
     if done.unchanged:
         rt.out.line(f"{there} holds {counts} already: nothing to copy; verified.")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from certcli.errors import StoreError
 from certcli.models import Account, LineageSettings, LineageState
-from certcli.storage.pgcopy import Copied, Lineage, Snapshot, Version
+from certcli.storage.pgcopy import Copied, Lineage, Pending, Snapshot, Version
 from certcli.storage.versions import version_files
 
 if TYPE_CHECKING:
@@ -45,6 +45,21 @@ def _same(store: Storage, lineage: Lineage, version: Version, passphrase: bytes)
     return (cert, chain, key) == (version.cert, version.chain, version.key)
 
 
+def _pending_to_write(store: Storage, lineage: Lineage) -> Pending | None:
+    """The database's pending key and CSR when the file store holds none; StoreError when
+    it holds another, or one the database lacks."""
+    held = store.read_pending(lineage.name) if store.exists(lineage.name) else None
+    waiting = lineage.pending
+    if held is None:
+        return waiting
+    what = f"the pending key of {lineage.name!r}"
+    if waiting is None:
+        raise _conflict(store, f"{what}, which the database lacks,")
+    if held != waiting:
+        raise _conflict(store, what)
+    return None
+
+
 def _to_write(store: Storage, lineage: Lineage, passphrase: bytes) -> list[Version]:
     """The versions the file store lacks; StoreError for one it has otherwise."""
     if not store.exists(lineage.name):
@@ -61,7 +76,10 @@ def _to_write(store: Storage, lineage: Lineage, passphrase: bytes) -> list[Versi
 
 def copy_into(store: Storage, snapshot: Snapshot, passphrase: bytes) -> Copied:
     """Write the snapshot into the file store `store`; checked whole first, verified after."""
-    plan = [(lineage, _to_write(store, lineage, passphrase)) for lineage in snapshot.lineages]
+    plan = [
+        (lineage, _to_write(store, lineage, passphrase), _pending_to_write(store, lineage))
+        for lineage in snapshot.lineages
+    ]
     accounts = []
     for row in snapshot.accounts:
         kept = store.read_account(row.directory_url)
@@ -71,7 +89,7 @@ def copy_into(store: Storage, snapshot: Snapshot, passphrase: bytes) -> Copied:
             raise _conflict(store, f"the account at {row.directory_url}")
     writes = 0
     store.ensure()
-    for lineage, missing in plan:
+    for lineage, missing, pending in plan:
         settings = LineageSettings.from_toml(tomllib.loads(lineage.settings), lineage.name)
         with store.lock(lineage.name):
             for version in missing:
@@ -90,6 +108,9 @@ def copy_into(store: Storage, snapshot: Snapshot, passphrase: bytes) -> Copied:
                 state = LineageState.from_json(lineage.state)
                 store.update_state(lineage.name, lambda _, state=state: state)
                 writes += 1
+            if pending is not None:
+                store.write_pending(lineage.name, pending.key, pending.csr, pending.meta)
+                writes += 1
     for row in accounts:
         with store.lock_account(row.directory_url):
             store.write_account(Account.from_json(row.account, row.key))
@@ -103,5 +124,8 @@ def copy_into(store: Storage, snapshot: Snapshot, passphrase: bytes) -> Copied:
                     f"version {version.number} of {lineage.name!r} reads back otherwise "
                     f"from {store.where}"
                 )
-    versions = sum(len(lineage.versions) for lineage in snapshot.lineages)
-    return Copied(len(snapshot.lineages), versions, len(snapshot.accounts), writes == 0)
+        if lineage.pending is not None and store.read_pending(lineage.name) != lineage.pending:
+            raise StoreError(
+                f"the pending key of {lineage.name!r} reads back otherwise from {store.where}"
+            )
+    return snapshot.copied(writes == 0)

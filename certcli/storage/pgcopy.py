@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from certcli.errors import StoreError
 from certcli.storage.postgres import LATEST, SCHEMA, StoreUrl, connected, schema_version
@@ -40,6 +40,14 @@ class Version:
         return hashlib.sha256(self.cert + self.chain + self.key).hexdigest()
 
 
+class Pending(NamedTuple):
+    """The key and CSR `csr` made, waiting for `upload` (equal to read_pending's tuple)."""
+
+    key: bytes  # plaintext, only in memory
+    csr: bytes
+    meta: dict[str, Any]
+
+
 @dataclass
 class Lineage:
     name: str
@@ -47,6 +55,7 @@ class Lineage:
     state: dict[str, Any]
     live_version: int | None
     versions: list[Version] = field(default_factory=list)
+    pending: Pending | None = None
 
 
 @dataclass
@@ -65,12 +74,22 @@ class Snapshot:
     accounts: list[AccountRow]
     installation_id: str | None  # None: the file store has made none yet
 
+    def copied(self, unchanged: bool) -> Copied:
+        return Copied(
+            len(self.lineages),
+            sum(len(lineage.versions) for lineage in self.lineages),
+            len(self.accounts),
+            sum(lineage.pending is not None for lineage in self.lineages),
+            unchanged,
+        )
+
 
 @dataclass(frozen=True)
 class Copied:
     lineages: int
     versions: int
     accounts: int
+    pending: int  # keys waiting for their certificate
     unchanged: bool  # nothing was written: the database held it all already
 
 
@@ -86,6 +105,8 @@ def read_store(store: Storage, passphrase: bytes) -> Snapshot:
         settings = tomli_w.dumps(store.read_settings(name).to_toml())
         state = json.loads(json.dumps(store.read_lineage_state(name).to_json()))
         lineage = Lineage(name, settings, state, store.live_version(name))
+        waiting = store.read_pending(name)
+        lineage.pending = None if waiting is None else Pending(*waiting)
         for number in store.versions(name):
             files = [store.read_version_file(name, number, f) for f in ("cert.pem", "chain.pem")]
             key = store.read_version_file(name, number, "privkey.pem")
@@ -135,8 +156,7 @@ def copy_to(url: StoreUrl, snapshot: Snapshot, passphrase: bytes) -> Copied:
         for account in snapshot.accounts:
             writes += _copy_account(connection, url, account, passphrase)
         _verify(connection, url, snapshot.lineages, passphrase)
-    versions = sum(len(lineage.versions) for lineage in snapshot.lineages)
-    return Copied(len(snapshot.lineages), versions, len(snapshot.accounts), writes == 0)
+    return snapshot.copied(writes == 0)
 
 
 def _conflict(url: StoreUrl, what: str) -> StoreError:
@@ -217,7 +237,38 @@ def _copy_lineage(
             f"UPDATE {SCHEMA}.lineages SET live_version = %s WHERE name = %s",
             (lineage.live_version, lineage.name),
         )
-    return writes
+    return writes + _copy_pending(connection, url, lineage, passphrase)
+
+
+def _copy_pending(
+    connection: psycopg.Connection, url: StoreUrl, lineage: Lineage, passphrase: bytes
+) -> int:
+    from psycopg.types.json import Jsonb
+
+    from certcli.keycrypt import decrypt, encrypt
+
+    row = connection.execute(
+        f"SELECT key_encrypted, csr, meta FROM {SCHEMA}.pending WHERE name = %s FOR UPDATE",
+        (lineage.name,),
+    ).fetchone()
+    what = f"the pending key of {lineage.name!r}"
+    waiting = lineage.pending
+    if waiting is None:
+        if row is not None:
+            raise _conflict(url, f"{what}, which the file store lacks,")
+        return 0
+    if row is None:
+        connection.execute(
+            f"INSERT INTO {SCHEMA}.pending (name, key_encrypted, csr, meta) "
+            "VALUES (%s, %s, %s, %s)",
+            (lineage.name, encrypt(waiting.key, passphrase), waiting.csr, Jsonb(waiting.meta)),
+        )
+        return 1
+    if (bytes(row[1]), row[2]) != (waiting.csr, waiting.meta) or decrypt(
+        bytes(row[0]), passphrase, what
+    ) != waiting.key:
+        raise _conflict(url, what)
+    return 0
 
 
 def _copy_account(

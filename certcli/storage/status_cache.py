@@ -18,6 +18,7 @@ import contextlib
 import os
 from os import stat
 from pathlib import Path
+from stat import S_ISREG
 from typing import IO, Any
 
 from certcli.errors import StoreError
@@ -88,12 +89,7 @@ class StatusCache:
             return
         try:
             if self._out is None:  # the first difference: what was the same, copied
-                fd = os.open(
-                    self._tmp,
-                    os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                    FILE_MODE,
-                )
-                self._out = os.fdopen(fd, "wb")
+                self._out = self._take_tmp()
                 self._out.write(_HEADER)
                 at = len(_HEADER)
                 while at < self._same and self._source is not None:
@@ -108,7 +104,28 @@ class StatusCache:
 
     @property
     def _tmp(self) -> Path:
-        return self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
+        return self._path.with_name(f".{self._path.name}.tmp")
+
+    def _take_tmp(self) -> IO[bytes]:
+        """The successor's one file, locked while written; OSError while another `status`
+        writes it. The lock dies with its holder, so a file a killed `status` left is taken
+        over and truncated, never left to pile up."""
+        import fcntl
+
+        fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held, named = os.fstat(fd), os.lstat(self._tmp)
+            if not S_ISREG(held.st_mode) or (held.st_dev, held.st_ino) != (
+                named.st_dev,
+                named.st_ino,
+            ):
+                raise OSError("the status cache's temporary file was replaced meanwhile")
+            os.ftruncate(fd, 0)
+            return os.fdopen(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            raise
 
     def close(self, *, complete: bool) -> None:
         """Replace the cache with the one written, if every lineage was seen and anything
@@ -119,19 +136,21 @@ class StatusCache:
             self._source.close()
         if self._out is None:
             return
+        # renamed or removed while still locked: no other `status` takes it meanwhile
         try:
             if complete and not self._failed:
                 self._out.flush()
                 os.fsync(self._out.fileno())
-                self._out.close()
                 os.replace(self._tmp, self._path)
+                self._out.close()
                 fsync_dir(self._path.parent)
                 return
         except OSError:
             pass
-        self._out.close()
         with contextlib.suppress(OSError):
             os.unlink(self._tmp)
+        with contextlib.suppress(OSError):
+            self._out.close()
 
 
 def _entry(line: bytes) -> list[Any] | None:

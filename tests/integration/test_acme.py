@@ -16,6 +16,7 @@ from cryptography.x509.verification import PolicyBuilder, Store
 from tests.conftest import (
     Certcli,
     Run,
+    has_account,
     lineage_names,
     lineage_settings,
     lineage_state,
@@ -24,6 +25,7 @@ from tests.conftest import (
     ok,
     on_pg,
     store_contents,
+    store_query,
     version_numbers,
 )
 from tests.lab import Lab, free_port
@@ -39,25 +41,9 @@ def _live(acme: Certcli, name: str) -> Path:
     return live_dir(acme, name)
 
 
-def _sql(acme: Certcli, sql: str, params: tuple = ()) -> list[tuple]:
-    """A question to the test's PostgreSQL store."""
-    import psycopg
-
-    with psycopg.connect(
-        acme.env["CERTCLI_STORE_URL"], password=acme.env.get("PGPASSWORD"), autocommit=True
-    ) as connection:
-        return connection.execute(sql, params).fetchall()
-
-
-def _has_account(acme: Certcli) -> bool:
-    if on_pg(acme):
-        return bool(_sql(acme, "SELECT 1 FROM certcli.accounts"))
-    return any((acme.config_dir / "accounts").rglob("account.json"))
-
-
 def _version_cert(acme: Certcli, name: str, version: int) -> x509.Certificate:
     if on_pg(acme):
-        ((pem,),) = _sql(
+        ((pem,),) = store_query(
             acme,
             "SELECT cert FROM certcli.versions WHERE name = %s AND version = %s",
             (name, version),
@@ -124,7 +110,7 @@ def test_three_sans_and_the_account_is_reused(acme: Certcli, lab: Lab) -> None:
 def _kept_directory(acme: Certcli, lab: Lab) -> dict:
     """The CA's directory as the store keeps it with the account."""
     if on_pg(acme):
-        ((directory,),) = _sql(acme, "SELECT directory FROM certcli.accounts")
+        ((directory,),) = store_query(acme, "SELECT directory FROM certcli.accounts")
     else:
         (path,) = (acme.config_dir / "accounts").glob("*/*/directory.json")
         directory = json.loads(path.read_text())["directory"]
@@ -137,7 +123,9 @@ def _keep_directory(acme: Certcli, directory: dict) -> None:
     if on_pg(acme):
         from psycopg.types.json import Jsonb
 
-        _sql(acme, "UPDATE certcli.accounts SET directory = %s RETURNING 1", (Jsonb(directory),))
+        store_query(
+            acme, "UPDATE certcli.accounts SET directory = %s RETURNING 1", (Jsonb(directory),)
+        )
         return
     (path,) = (acme.config_dir / "accounts").glob("*/*/directory.json")
     path.write_text(json.dumps({**json.loads(path.read_text()), "directory": directory}))
@@ -293,7 +281,7 @@ def test_terms_of_service_must_be_accepted(acme: Certcli, lab: Lab) -> None:
     run = acme("issue", "tos.certcli.test", "--webroot", lab.webroot)
     assert run.code == 2
     assert "terms of service" in run.stderr and "--agree-tos" in run.stderr
-    assert not _has_account(acme)
+    assert not has_account(acme)
 
 
 def test_an_existing_name_is_refused_unless_forced_or_expanded(acme: Certcli, lab: Lab) -> None:

@@ -19,9 +19,9 @@ from tests.conftest import (
     ON_POSTGRES,
     Certcli,
     Run,
+    has_account,
     lineage_names,
     live_dir,
-    on_pg,
     on_postgres,
     started_lab,
     version_numbers,
@@ -50,19 +50,6 @@ def hostile_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @pytest.fixture
 def hostile(certcli: Certcli, hostile_lab: Lab) -> Certcli:
     return certcli.point_at(hostile_lab)
-
-
-def _has_account(certcli: Certcli) -> bool:
-    if on_pg(certcli):
-        import psycopg
-
-        with psycopg.connect(
-            certcli.env["CERTCLI_STORE_URL"],
-            password=certcli.env.get("PGPASSWORD"),
-            autocommit=True,
-        ) as connection:
-            return bool(connection.execute("SELECT 1 FROM certcli.accounts").fetchall())
-    return any((certcli.config_dir / "accounts").rglob("account.json"))
 
 
 def _second_store(request: pytest.FixtureRequest, config_dir: Path, cwd: Path) -> Certcli:
@@ -277,7 +264,7 @@ def test_a_wrong_eab_key_says_so_not_the_cas_cryptic_words(
     assert "the EAB key or key ID is probably wrong" in run.stderr
     assert "--eab-kid" in run.stderr and "--eab-hmac-key" in run.stderr
     assert other_hmac not in run.stderr
-    assert not _has_account(hostile)
+    assert not has_account(hostile)
 
 
 def test_v_logs_the_conversation_with_the_ca_and_no_secret(

@@ -17,7 +17,7 @@ import tomli_w
 
 from certcli.challenges import Challenge
 from certcli.challenges.http01 import WebrootSolver
-from tests.conftest import Certcli, OtherUser, lineage_names, ok, on_pg, snapshot
+from tests.conftest import Certcli, OtherUser, has_account, lineage_names, ok, snapshot
 from tests.lab import Lab
 from tests.lab.localca import LocalCA
 
@@ -154,20 +154,6 @@ def test_a_webhook_that_cannot_be_sent_is_one_problem_without_its_token(
     assert problem.startswith(f"the notify webhook {shown.format(port=garbage_server)} "), problem
 
 
-def _has_account(certcli: Certcli) -> bool:
-    """Whether the store holds an ACME account."""
-    if on_pg(certcli):
-        import psycopg
-
-        with psycopg.connect(
-            certcli.env["CERTCLI_STORE_URL"],
-            password=certcli.env.get("PGPASSWORD"),
-            autocommit=True,
-        ) as connection:
-            return bool(connection.execute("SELECT 1 FROM certcli.accounts").fetchall())
-    return any((certcli.config_dir / "accounts").rglob("key.pem"))
-
-
 def _certbot_account(root: Path, account: str) -> Path:
     """certbot's account `account` at the fake lineages' server (https://127.0.0.1:9/dir)."""
     import json
@@ -215,7 +201,7 @@ def test_a_certbot_account_others_could_change_is_not_imported(
     run = certcli("import", "certbot", root, "--yes")
     assert run.code == 0, run.stderr
     assert f"no account at https://127.0.0.1:9/dir imported ({bad}" in run.stderr, run.stderr
-    assert not _has_account(certcli)
+    assert not has_account(certcli)
     assert lineage_names(certcli) == ["acct.example.com"]
 
 
@@ -232,7 +218,7 @@ def test_a_certbot_account_of_root_s_own_is_imported(
     fake_lineage(root, ca, "acct.example.com", ["acct.example.com"], params=params)
     _certbot_account(root, "a1b2")
     ok(certcli("import", "certbot", root, "--yes"))
-    assert _has_account(certcli)
+    assert has_account(certcli)
 
 
 @pytest.mark.parametrize(

@@ -15,17 +15,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.conftest import CERTCLI, Certcli, live_dir, ok, on_pg, version_numbers
+from tests.conftest import CERTCLI, Certcli, live_dir, ok, version_numbers
 from tests.lab import ADMIN_KEY_NAME, DELEGATION_ZONE, SITE_ZONE, TSIG_ALGORITHM, Lab, free_port
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store helpers connect from this process: give them the role's password."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 def _name() -> str:

@@ -10,18 +10,11 @@ import secrets
 import pytest
 
 from certcli.challenges.dns_account01 import account_label
-from tests.conftest import Certcli, lineage_settings, ok, on_pg
+from tests.conftest import Certcli, lineage_settings, ok
 from tests.integration.test_dns import _name, _orders
 from tests.lab import DELEGATION_ZONE, SITE_ZONE, Lab
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store helpers connect from this process: give them the role's password."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 def _account(dns: Certcli, lab: Lab) -> str:

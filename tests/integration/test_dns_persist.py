@@ -38,13 +38,6 @@ def _store(certcli: Certcli) -> Storage:
     return PostgresStore(url, certcli.config_dir, PASSPHRASE.encode(), "test-host")
 
 
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store is opened from this process too: give it the role's password."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
-
-
 def _account(certcli: Certcli, lab: Lab, meta: dict[str, Any] | None = None) -> Account:
     """An account of the store at the lab's CA, as `certcli account register` leaves it (and
     the CA's directory kept beside it, with `meta`)."""

@@ -16,7 +16,6 @@ from tests.conftest import (
     live_dir,
     live_version,
     ok,
-    on_pg,
     snapshot,
     version_numbers,
 )
@@ -25,13 +24,6 @@ from tests.lab.ari import AriShim
 from tests.lab.localca import LocalCA
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store's password for this process too (the store helpers connect from here)."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 @pytest.fixture

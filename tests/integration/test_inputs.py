@@ -9,19 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ON_POSTGRES, Certcli, ok, on_pg, snapshot, store_contents
+from tests.conftest import ON_POSTGRES, Certcli, ok, snapshot, store_contents
 from tests.integration.test_import_certbot import fake_lineage
 from tests.lab.localca import LocalCA
 
 # a hang fails, not blocks; a run on PostgreSQL costs more (the driver, the key's passphrase)
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180 if ON_POSTGRES else 60)]
-
-
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store's password for this process too (the store helpers connect from here)."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 def _fifo(path: Path) -> None:

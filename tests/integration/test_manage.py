@@ -14,24 +14,17 @@ import pytest
 from tests.conftest import (
     PASSPHRASE,
     Certcli,
-    _query,
     lineage_names,
     lineage_state,
     ok,
     on_pg,
+    store_query,
     write_state,
 )
 from tests.jsonschemas import problems
 from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store's password for this process too (the store helpers connect from here)."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 def _issue(acme: Certcli, lab: Lab, name: str, *args: str) -> None:
@@ -53,7 +46,7 @@ def _account_dir(acme: Certcli) -> Path:
 def _account(acme: Certcli) -> dict:
     """The stored account (account.json), whichever store."""
     if on_pg(acme):
-        ((account,),) = _query(acme, "SELECT account FROM certcli.accounts")
+        ((account,),) = store_query(acme, "SELECT account FROM certcli.accounts")
         return dict(account)
     return json.loads((_account_dir(acme) / "account.json").read_text())
 
@@ -61,7 +54,7 @@ def _account(acme: Certcli) -> dict:
 def _account_key(acme: Certcli) -> bytes:
     """The stored account key as stored (encrypted on PostgreSQL): it changes with the key."""
     if on_pg(acme):
-        ((key,),) = _query(acme, "SELECT key_encrypted FROM certcli.accounts")
+        ((key,),) = store_query(acme, "SELECT key_encrypted FROM certcli.accounts")
         return bytes(key)
     return (_account_dir(acme) / "key.pem").read_bytes()
 
@@ -87,7 +80,7 @@ def test_delete_asks_and_removes_the_whole_lineage(acme: Certcli, lab: Lab) -> N
     ok(acme("delete", "del.certcli.test", "--yes"))
     assert lineage_names(acme) == [] and lineage_state(acme, "del.certcli.test") == {}
     if on_pg(acme):
-        assert _query(acme, "SELECT count(*) FROM certcli.versions") == [(0,)]
+        assert store_query(acme, "SELECT count(*) FROM certcli.versions") == [(0,)]
         assert not (acme.config_dir / "live" / "del.certcli.test").exists()
     else:
         assert list((acme.config_dir / "certs").iterdir()) == []
@@ -142,7 +135,7 @@ def test_account_show_update_rollover_deactivate(acme: Certcli, lab: Lab) -> Non
     assert _account_key(acme) != old_key
     if on_pg(acme):  # the staged key is gone once the CA has the new one
         staged = "SELECT count(*) FROM certcli.accounts WHERE staged_key_encrypted IS NOT NULL"
-        assert _query(acme, staged) == [(0,)]
+        assert store_query(acme, staged) == [(0,)]
     else:
         key = _account_dir(acme) / "key.pem"
         assert stat.S_IMODE(key.stat().st_mode) == 0o600

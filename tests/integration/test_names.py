@@ -35,13 +35,6 @@ def _commands(name: str) -> list[list[str]]:
     ]
 
 
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store helpers connect from this process: give them the role's password."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
-
-
 @pytest.fixture
 def store(certcli: Certcli, ca: LocalCA, tmp_path: Path) -> Certcli:
     """A store with one lineage, `planted`, whose directory the tests copy to where a bad

@@ -12,18 +12,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from tests.conftest import Certcli, lineage_settings, lineage_state, live_dir, ok, on_pg
+from tests.conftest import Certcli, lineage_settings, lineage_state, live_dir, ok
 from tests.lab import SITE_ZONE, Lab
 from tests.lab.a2c import A2C, ISSUER_DOMAIN
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store's password for this process too (the store helpers connect from here)."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 PERSIST = ("--challenge", "dns-persist-01")

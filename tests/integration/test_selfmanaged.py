@@ -21,13 +21,6 @@ from tests.lab.localca import LocalCA
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store helpers connect from this process: give them the role's password."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
-
-
 def _mode(path: Path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 

@@ -26,13 +26,6 @@ from tests.lab.localca import LocalCA
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store's password for this process too (the store helpers connect from here)."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
-
-
 def _everything(certcli: Certcli) -> tuple[dict, dict]:
     """The config dir's files and the store's contents (the same thing on the file store)."""
     return snapshot(certcli.config_dir), store_contents(certcli)

@@ -15,7 +15,6 @@ from tests.conftest import (
     lineage_settings,
     live_version,
     ok,
-    on_pg,
     store_contents,
     write_settings,
 )
@@ -23,13 +22,6 @@ from tests.integration.test_dns import _name
 from tests.lab import Lab
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store's password for this process too (the store helpers connect from here)."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
 
 
 def _refused(run: Run, *words: str) -> str:

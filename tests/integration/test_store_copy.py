@@ -72,6 +72,7 @@ def _rows(db: Postgres) -> dict[str, list[tuple]]:
         "FROM certcli.versions",
         "accounts": "SELECT directory_url, account::text, key_encrypted, directory::text "
         "FROM certcli.accounts",
+        "pending": "SELECT name, key_encrypted, csr, meta::text FROM certcli.pending",
     }
     with psycopg.connect(db.url, password=db.password) as connection:
         return {
@@ -123,6 +124,7 @@ def test_copy_writes_every_row_with_keys_encrypted_and_again_changes_nothing(
         "lineages": 2,
         "versions": 3,
         "accounts": 1,
+        "pending": 0,
         "verified": True,
         "unchanged": False,
     }
@@ -273,3 +275,68 @@ def test_copy_back_from_postgresql_gives_the_same_store_and_again_changes_nothin
     clash = other("store", "copy", "--from", db.url, env=environ)
     assert clash.code == 5 and "version 1 of 'one.example.com' exists in" in clash.stderr
     assert sorted(p.name for p in (other.config_dir / "certs").iterdir()) == before
+
+
+def test_a_key_waiting_for_upload_is_copied_there_and_back_and_uploads_after(
+    certcli: Certcli, ca: LocalCA, db: Postgres, tmp_path: Path
+) -> None:
+    ok(certcli("config", "set", "store.encrypt_keys", "true"))
+    certcli.env["CERTCLI_PASSPHRASE"] = PASSPHRASE
+    _upload(certcli, ca, "done.example.com")
+    ok(certcli("csr", "wait.example.com", "--out", "wait.csr"))  # no certificate yet
+    ok(certcli("csr", "done.example.com", "--out", "next.csr"))  # its next key, waiting
+    pending = certcli.config_dir / "certs" / "wait.example.com" / "pending"
+    key = _decrypt((pending / "privkey.pem.enc").read_bytes())
+    _migrate(certcli, db)
+
+    first = _copy(certcli, db, "--json")
+    assert first.code == 0, first.stderr
+    assert (first.json()["lineages"], first.json()["pending"]) == (2, 2)
+    rows = _rows(db)
+    assert [r[0] for r in rows["pending"]] == ["done.example.com", "wait.example.com"]
+    (_, sealed, csr, meta) = rows["pending"][1]
+    assert b"PRIVATE KEY" not in sealed and _decrypt(sealed) == key
+    assert csr == (pending / "csr.pem").read_bytes()
+    assert json.loads(meta) == json.loads((pending / "meta.json").read_text())
+    again = ok(_copy(certcli, db)).stdout.strip()
+    assert again.endswith(
+        "holds 2 lineages (1 versions, 2 keys waiting for upload) and 0 accounts already: "
+        "nothing to copy; verified."
+    )
+
+    # back into a file store of its own: the key waits there, and the certificate uploads
+    back = Certcli(tmp_path / "back", tmp_path)
+    environ = {**db.env(), "CERTCLI_PASSPHRASE": PASSPHRASE}
+    copied = back("store", "copy", "--from", db.url, "--json", env=environ)
+    assert copied.code == 0, copied.stderr
+    assert copied.json()["pending"] == 2 and copied.json()["unchanged"] is False
+    assert back("store", "copy", "--from", db.url, "--json", env=environ).json()["unchanged"]
+    issued = ca.sign_csr((certcli.cwd / "wait.csr").read_bytes(), days=30)
+    (tmp_path / "wait.pem").write_bytes(issued.cert_pem + issued.chain_pem)
+    back.env["CERTCLI_PASSPHRASE"] = PASSPHRASE
+    ok(back("upload", "wait.example.com", "--cert", tmp_path / "wait.pem"))
+    live = back.config_dir / "certs" / "wait.example.com" / "live"
+    assert (live / "privkey.pem").read_bytes() == key
+    assert (live / "cert.pem").read_bytes() == issued.cert_pem
+
+    # another key waiting, in the database or in the file store: a conflict, nothing written
+    import psycopg
+
+    with psycopg.connect(db.url, password=db.password) as connection:
+        connection.execute("UPDATE certcli.pending SET csr = 'x' WHERE name = 'done.example.com'")
+    before = _rows(db)
+    clash = _copy(certcli, db)
+    assert clash.code == 5, clash.stderr
+    assert "the pending key of 'done.example.com' exists in the PostgreSQL store" in clash.stderr
+    assert _rows(db) == before
+    (tmp_path / "other").mkdir()
+    other = Certcli(tmp_path / "other" / "config", tmp_path / "other")
+    ok(other("csr", "wait.example.com", "--out", "w.csr"))
+    kept = (other.config_dir / "certs" / "wait.example.com" / "pending" / "csr.pem").read_bytes()
+    refused = other("store", "copy", "--from", db.url, env=environ)
+    assert refused.code == 5, refused.stderr
+    assert "the pending key of 'done.example.com'" not in refused.stderr  # none there: new
+    assert "the pending key of 'wait.example.com' exists in" in refused.stderr
+    assert not (other.config_dir / "certs" / "done.example.com").exists()
+    pending_csr = other.config_dir / "certs" / "wait.example.com" / "pending" / "csr.pem"
+    assert pending_csr.read_bytes() == kept

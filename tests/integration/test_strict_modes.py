@@ -27,13 +27,6 @@ from tests.lab.localca import LocalCA
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store helpers connect from this process: give them the role's password."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
-
-
 NAME = "strict.certcli.test"
 
 

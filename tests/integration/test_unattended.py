@@ -34,13 +34,6 @@ from tests.lab.localca import LocalCA
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(autouse=True)
-def _pg_password(certcli: Certcli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store helpers connect from this process: give them the role's password."""
-    if on_pg(certcli):
-        monkeypatch.setenv("PGPASSWORD", certcli.env["PGPASSWORD"])
-
-
 def _config(certcli: Certcli, text: str) -> None:
     certcli.config_dir.mkdir(parents=True, exist_ok=True)
     (certcli.config_dir / "config.toml").write_text(text)

@@ -82,3 +82,37 @@ def test_lineages_gone_or_new_and_an_odd_cache(store: Store) -> None:
     cache.write_text("something else\n")
     assert _texts(store) == _fresh(store)
     assert cache.read_text().startswith("certcli status cache 1\n")
+
+
+def test_a_killed_writer_s_file_is_taken_over_and_a_live_one_left_alone(store: Store) -> None:
+    import fcntl
+    import subprocess
+    import sys
+
+    cache = store.root / "status-cache"
+    tmp = store.root / ".status-cache.tmp"
+    tmp.write_bytes(b"half of a cache a killed status left" * 1000)
+    assert _texts(store) == _fresh(store)
+    assert cache.exists() and not tmp.exists()  # taken over, renamed into place
+    kept = cache.read_bytes()
+
+    # another status writing its successor: this one shows the same, and writes nothing
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, sys; f = open(sys.argv[1], 'ab'); fcntl.flock(f, fcntl.LOCK_EX); "
+         "f.write(b'theirs'); f.flush(); print('held', flush=True); sys.stdin.read()",
+         str(tmp)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        store.update_state("a.example", lambda s: replace(s, last_error="boom"))
+        texts = _texts(store)
+        assert texts == _fresh(store) and texts["a.example"]["statuses"] == ["failed"]
+        assert cache.read_bytes() == kept and tmp.read_bytes() == b"theirs"
+    finally:
+        holder.communicate(b"")
+    with open(tmp, "ab") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by its holder's end
+    assert _texts(store)["a.example"]["statuses"] == ["failed"]
+    assert b"boom" in cache.read_bytes() and not tmp.exists()
