@@ -103,7 +103,7 @@ def copy_into(store: Storage, snapshot: Snapshot, passphrase: bytes) -> Copied:
                         "remove that lineage from the file store and copy again",
                     )
                 writes += 1
-            if missing or not lineage.versions:
+            if missing or not store.exists(lineage.name):  # a lineage without versions too
                 store.write_settings(settings)
                 state = LineageState.from_json(lineage.state)
                 store.update_state(lineage.name, lambda _, state=state: state)
