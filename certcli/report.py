@@ -157,7 +157,7 @@ def lineage_report(
         error = exc.message + (f"; {exc.hint}" if exc.hint else "")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # lineage.toml and meta.json are checked as they are read: what is left is state.json
-        error = f"cannot read {store.lineage_dir(name) / 'state.json'}: {type(exc).__name__}: {exc}"
+        error = f"cannot read {store.state_where(name)}: {type(exc).__name__}: {exc}"
     return LineageReport(
         name=name,
         domains=config.domains if config else (),

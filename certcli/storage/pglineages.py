@@ -89,8 +89,11 @@ class PgLineages(PgBase):
         )
         self._changed(settings.name)
 
+    def state_where(self, name: str) -> str:
+        return f"the state of {name!r} in {self.where}"
+
     def _state(self, name: str, data: Any) -> LineageState:
-        where = f"the state of {name!r} in {self.where}"
+        where = self.state_where(name)
         if not isinstance(data, dict):
             raise StoreError(f"cannot read {where}: not a JSON object")
         for key in STATE_TYPES:

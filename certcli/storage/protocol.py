@@ -107,6 +107,9 @@ class Storage(Caches, Protocol):
         """state.json (an empty state when there is none); StoreError for one that cannot
         be read or whose known keys have the wrong type."""
 
+    def state_where(self, name: str) -> str:
+        """The lineage's state as an error names it: state.json's path, or its row."""
+
     def update_state(self, name: str, update: StateUpdate) -> LineageState:
         """Read, apply `update` and write state.json atomically under the lineage lock
         (taken unless the calling thread holds it), so that concurrent updates from other

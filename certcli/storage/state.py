@@ -54,6 +54,9 @@ class StateStore(StatusCacheStore):
         make_dirs(directory)
         atomic_write(directory / "lineage.toml", tomli_w.dumps(settings.to_toml()).encode())
 
+    def state_where(self, name: str) -> str:
+        return self._path(name, "state.json")
+
     def read_lineage_state(self, name: str) -> LineageState:
         path = self._path(name, "state.json")
         try:

@@ -11,9 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Certcli, lineage_settings, ok, write_settings, write_state
+from tests.conftest import (
+    Certcli,
+    lineage_settings,
+    ok,
+    on_pg,
+    on_postgres,
+    store_query,
+    write_settings,
+    write_state,
+)
 from tests.lab import Lab
 from tests.lab.localca import LocalCA
+from tests.lab.postgres import Postgres
 
 pytestmark = pytest.mark.integration
 
@@ -149,6 +159,32 @@ def test_a_damaged_lineage_is_listed_as_such_and_the_others_work(
         assert results["bad"]["action"] == "failed" and named in results["bad"]["error"]
         assert "certcli: error: bad: " in run.stderr and str(lineage / named) in run.stderr
         assert _lineages(certcli)["bad"]["status"] == "damaged"
+
+
+@pytest.mark.parametrize(
+    ("state", "says"), [("[1, 2]", "not a JSON object"), ('{"dns": 3}', "dns is 3")]
+)
+def test_a_damaged_state_row_is_listed_as_such_and_the_others_work(
+    certcli: Certcli, ca: LocalCA, tmp_path: Path, postgres: Postgres, state: str, says: str
+) -> None:
+    if not on_pg(certcli):
+        on_postgres(certcli, postgres.new_database(), postgres, "health")
+    _upload(certcli, ca, tmp_path, "good")
+    _upload(certcli, ca, tmp_path, "bad", "bad.example.com")
+    damage = "UPDATE certcli.lineages SET state = %s::jsonb WHERE name = 'bad' RETURNING name"
+    assert store_query(certcli, damage, (state,)) == [("bad",)]
+    entries = _lineages(certcli)
+    assert entries["good"]["status"] == "active"
+    error = entries["bad"]["error"]
+    assert entries["bad"]["status"] == "damaged", entries["bad"]
+    # the row named, not a file: this host holds no state.json
+    assert error.startswith("cannot read the state of 'bad' in ") and says in error, error
+    assert "state.json" not in error
+    run = certcli("renew", "--json")
+    results = {r["name"]: r for r in run.json()["results"]}
+    assert run.code == 1 and results["good"]["action"] == "skipped", results
+    assert results["bad"]["action"] == "failed" and says in results["bad"]["error"]
+    assert "Traceback" not in run.stderr
 
 
 @pytest.mark.file_store  # the live symlink replaced by a directory
