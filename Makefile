@@ -10,15 +10,20 @@ BIN := $(VENV)/bin
 # tests/lab/a2c-requirements.txt, never meet certcli's).
 A2C_VENV := .lab/a2c
 
+# The suite waits on one process at a time (certcli's start-up, the lab's answers): two
+# pytest-xdist workers, each with its own lab, use both cores; a test file stays on one.
+JOBS ?= 2
+PYTEST := $(BIN)/pytest -n $(JOBS) --dist loadfile
+
 test: $(VENV)/.installed system-packages lab-a2c lint
-	$(BIN)/pytest
+	$(PYTEST)
 
 # The integration suite again, on a PostgreSQL store (a fresh database per test); the tests
 # of the file store's own layout (marked file_store) are deselected. Not part of `make test`
 # (which runs the PostgreSQL store's own tests, many hosts and faults included): together
 # they take longer than the suite's budget.
 test-postgres: $(VENV)/.installed system-packages lab-a2c
-	CERTCLI_TEST_STORE=postgresql $(BIN)/pytest tests/integration
+	CERTCLI_TEST_STORE=postgresql $(PYTEST) tests/integration
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check certcli tests

@@ -124,7 +124,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
     import certcli
 
-    compileall.compile_dir(Path(certcli.__file__).parent, quiet=1)
+    if not hasattr(config, "workerinput"):  # once, before pytest-xdist starts its workers
+        compileall.compile_dir(Path(certcli.__file__).parent, quiet=1)
+
+
+def xdist_worker() -> str | None:
+    """This process's pytest-xdist worker ("gw0", "gw1", …), or None when run alone."""
+    return os.environ.get("PYTEST_XDIST_WORKER")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -369,8 +375,9 @@ def started_lab(factory: pytest.TempPathFactory, name: str, **options: Any) -> I
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """Pebble, BIND and the webroot server, started once for the session."""
-    yield from started_lab(tmp_path_factory, "lab")
+    """Pebble, BIND and the webroot server, started once for the session (for each
+    pytest-xdist worker: one lab each, and only the first's BIND answers on port 53)."""
+    yield from started_lab(tmp_path_factory, "lab", port_53=xdist_worker() in (None, "gw0"))
 
 
 _LABS: list[Lab] = []
@@ -494,9 +501,9 @@ def other_user() -> OtherUser:
     try:
         entry = pwd.getpwnam(OTHER_USER)
     except KeyError:
+        # two pytest-xdist workers may both find it missing: the second useradd fails
         subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
-            check=True,
             capture_output=True,
         )
         entry = pwd.getpwnam(OTHER_USER)

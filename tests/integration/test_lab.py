@@ -7,6 +7,7 @@ import ssl
 import urllib.error
 import urllib.request
 
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
@@ -15,6 +16,7 @@ import dns.tsig
 import dns.update
 import pytest
 
+from tests.conftest import xdist_worker
 from tests.lab import DELEGATION_ZONE, SITE_ZONE, Lab
 
 pytestmark = pytest.mark.integration
@@ -122,6 +124,11 @@ def test_management_listener_serves_the_issuing_root(lab: Lab) -> None:
 
 
 def test_authoritative_answers_on_port_53(lab: Lab) -> None:
+    if xdist_worker() not in (None, "gw0"):  # port 53 is the first worker's lab's
+        query = dns.message.make_query(DELEGATION_ZONE, "SOA")
+        response = dns.query.udp(query, "127.0.0.1", port=53, timeout=2)
+        assert response.flags & dns.flags.AA and response.answer, response
+        return
     assert lab.on_port_53, "127.0.0.1:53 was taken: the NS-based propagation path goes untested"
     lab.update(DELEGATION_ZONE, ("replace", f"ns53.{DELEGATION_ZONE}", "TXT", ['"on-53"']))
     query = dns.message.make_query(f"ns53.{DELEGATION_ZONE}", "TXT")
