@@ -502,11 +502,15 @@ def other_user() -> OtherUser:
         entry = pwd.getpwnam(OTHER_USER)
     except KeyError:
         # two pytest-xdist workers may both find it missing: the second useradd fails
-        subprocess.run(
+        made = subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
             capture_output=True,
+            text=True,
         )
-        entry = pwd.getpwnam(OTHER_USER)
+        try:
+            entry = pwd.getpwnam(OTHER_USER)
+        except KeyError:
+            pytest.fail(f"useradd {OTHER_USER} failed: {made.stderr.strip()}", pytrace=False)
     return OtherUser(OTHER_USER, entry.pw_uid, entry.pw_gid)
 
 
