@@ -101,7 +101,7 @@ def on_postgres(certcli: Certcli, url: str, postgres: Postgres, host: str) -> Ce
 
 #: `CERTCLI_TEST_STORE=postgresql` (make test-postgres) runs the integration suite with a
 #: PostgreSQL store, a fresh database per test; the tests of the file store's own layout
-#: (marked `file_store`) are deselected, and the summary counts them.
+#: (marked `file_store`) are deselected (the summary counts them when run without -n).
 ON_POSTGRES = os.environ.get("CERTCLI_TEST_STORE") == "postgresql"
 
 
