@@ -14,7 +14,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.conftest import Certcli, live_dir, live_version, ok, on_pg, store_contents
+from tests.conftest import (
+    Certcli,
+    live_dir,
+    live_version,
+    ok,
+    on_pg,
+    store_contents,
+    store_query,
+)
 from tests.lab import Lab
 from tests.lab.localca import LocalCA
 
@@ -25,19 +33,14 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(os.lstat(path).st_mode)
 
 
-def _pg_one(certcli: Certcli, sql: str, *params: object) -> tuple | None:
-    import psycopg
-
-    with psycopg.connect(certcli.env["CERTCLI_STORE_URL"], autocommit=True) as db:
-        return db.execute(sql, params).fetchone()
-
-
 def _pending_key(certcli: Certcli, name: str) -> bytes | None:
     """The key waiting for its certificate as the store keeps it (on PostgreSQL, encrypted:
     the same bytes while it is the same key); None when none waits."""
     if on_pg(certcli):
-        row = _pg_one(certcli, "SELECT key_encrypted FROM certcli.pending WHERE name = %s", name)
-        return bytes(row[0]) if row else None
+        rows = store_query(
+            certcli, "SELECT key_encrypted FROM certcli.pending WHERE name = %s", (name,)
+        )
+        return bytes(rows[0][0]) if rows else None
     path = certcli.config_dir / "certs" / name / "pending" / "privkey.pem"
     return path.read_bytes() if path.exists() else None
 
@@ -45,13 +48,11 @@ def _pending_key(certcli: Certcli, name: str) -> bytes | None:
 def _version_cert(certcli: Certcli, name: str, version: int) -> bytes:
     """cert.pem of one version, current or archived."""
     if on_pg(certcli):
-        row = _pg_one(
+        (row,) = store_query(
             certcli,
             "SELECT cert FROM certcli.versions WHERE name = %s AND version = %s",
-            name,
-            version,
+            (name, version),
         )
-        assert row is not None, (name, version)
         return bytes(row[0])
     return (
         certcli.config_dir / "certs" / name / "archive" / f"{version:04d}" / "cert.pem"

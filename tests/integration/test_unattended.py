@@ -25,6 +25,7 @@ from tests.conftest import (
     live_version,
     ok,
     on_pg,
+    store_query,
     version_numbers,
     write_settings,
 )
@@ -83,16 +84,17 @@ def _set_live_dates(acme: Certcli, name: str, not_before: datetime, not_after: d
         "not_after": not_after.isoformat().replace("+00:00", "Z"),
     }
     if on_pg(acme):
-        import psycopg
         from psycopg.types.json import Jsonb
 
-        with psycopg.connect(acme.env["CERTCLI_STORE_URL"], autocommit=True) as db:
-            db.execute(
-                "UPDATE certcli.versions v SET meta = jsonb_set(meta, '{certificate}', "
-                "(meta->'certificate') || %s) FROM certcli.lineages l "
-                "WHERE l.name = %s AND v.name = l.name AND v.version = l.live_version",
-                (Jsonb(dates), name),
-            )
+        changed = store_query(
+            acme,
+            "UPDATE certcli.versions v SET meta = jsonb_set(meta, '{certificate}', "
+            "(meta->'certificate') || %s) FROM certcli.lineages l "
+            "WHERE l.name = %s AND v.name = l.name AND v.version = l.live_version "
+            "RETURNING v.version",
+            (Jsonb(dates), name),
+        )
+        assert len(changed) == 1, (name, changed)
         return
     meta_path = acme.config_dir / "certs" / name / "live" / "meta.json"
     meta = json.loads(meta_path.read_text())
