@@ -488,8 +488,9 @@ class OtherUser:
 
 
 @pytest.fixture(scope="session")
-def other_user() -> OtherUser:
+def other_user(tmp_path_factory: pytest.TempPathFactory) -> OtherUser:
     """The account `certcli-other`, made once (useradd) if this machine lacks it."""
+    import fcntl
     import pwd
 
     if os.geteuid() != 0:
@@ -498,19 +499,15 @@ def other_user() -> OtherUser:
             "run `make test` as root",
             pytrace=False,
         )
-    try:
-        entry = pwd.getpwnam(OTHER_USER)
-    except KeyError:
-        # two pytest-xdist workers may both find it missing: the second useradd fails
-        made = subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
-            capture_output=True,
-            text=True,
-        )
+    # the directory all pytest-xdist workers share: one of them makes the user, once
+    with open(tmp_path_factory.getbasetemp().parent / "other-user.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             entry = pwd.getpwnam(OTHER_USER)
         except KeyError:
-            pytest.fail(f"useradd {OTHER_USER} failed: {made.stderr.strip()}", pytrace=False)
+            system = ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"]
+            subprocess.run(["useradd", *system, OTHER_USER], check=True, capture_output=True)
+            entry = pwd.getpwnam(OTHER_USER)
     return OtherUser(OTHER_USER, entry.pw_uid, entry.pw_gid)
 
 

@@ -65,19 +65,30 @@ def port_53_free() -> bool:
     return True
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A port free on 127.0.0.1 for both TCP and UDP (DNS needs both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
+    """A port free on 127.0.0.1 for both TCP and UDP (DNS needs both), and never one this
+    process gave before: a port is only picked here, its server binds it later. Below the
+    kernel's ephemeral ports, each pytest-xdist worker in a range of its own, so that two
+    workers starting their labs at once never pick the same one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    low = 20000 + (int(worker) % 6 if worker.isdigit() else 0) * 2000
+    for _ in range(200):
+        port = secrets.choice(range(low, low + 2000))
+        if port in _HANDED_OUT:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                tcp.bind(("127.0.0.1", port))
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                     udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise LabError("no free port on 127.0.0.1")
+        except OSError:
+            continue
+        _HANDED_OUT.add(port)
+        return port
+    raise LabError(f"no free port on 127.0.0.1 from {low} to {low + 1999}")
 
 
 @dataclass
