@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.lab import Lab, LabError
+from tests.lab import Lab, LabError, worker_index
 from tests.lab.a2c import A2C
 from tests.lab.localca import LocalCA
 from tests.lab.postgres import Postgres
@@ -126,11 +126,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if not hasattr(config, "workerinput"):  # once, before pytest-xdist starts its workers
         compileall.compile_dir(Path(certcli.__file__).parent, quiet=1)
-
-
-def xdist_worker() -> str | None:
-    """This process's pytest-xdist worker ("gw0", "gw1", …), or None when run alone."""
-    return os.environ.get("PYTEST_XDIST_WORKER")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -377,7 +372,7 @@ def started_lab(factory: pytest.TempPathFactory, name: str, **options: Any) -> I
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """Pebble, BIND and the webroot server, started once for the session (for each
     pytest-xdist worker: one lab each, and only the first's BIND answers on port 53)."""
-    yield from started_lab(tmp_path_factory, "lab", port_53=xdist_worker() in (None, "gw0"))
+    yield from started_lab(tmp_path_factory, "lab", port_53=worker_index() == 0)
 
 
 _LABS: list[Lab] = []

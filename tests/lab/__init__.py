@@ -68,13 +68,18 @@ def port_53_free() -> bool:
 _HANDED_OUT: set[int] = set()
 
 
+def worker_index() -> int:
+    """This process's pytest-xdist worker number (gw1: 1); 0 for gw0 or a run alone."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return int(worker) if worker.isdigit() else 0
+
+
 def free_port() -> int:
     """A port free on 127.0.0.1 for both TCP and UDP (DNS needs both), and never one this
     process gave before: a port is only picked here, its server binds it later. Below the
     kernel's ephemeral ports, each pytest-xdist worker in a range of its own, so that two
     workers starting their labs at once never pick the same one."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    low = 20000 + (int(worker) % 6 if worker.isdigit() else 0) * 2000
+    low = 20000 + worker_index() % 6 * 2000
     for _ in range(200):
         port = secrets.choice(range(low, low + 2000))
         if port in _HANDED_OUT:
